@@ -1,0 +1,227 @@
+//! The per-loop room registry: which sockets of this loop are in which room, and the
+//! room's live position (the last seq this loop delivered), kept gap-free.
+//!
+//! Pure bookkeeping, no I/O: the loop feeds it live batches and fetch results, and it
+//! answers with what to deliver and which gaps to fetch.
+
+use crate::chat::messages::Message;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Recent messages kept per room, so a join that completes mid-stream catches up
+/// without a database round trip.
+const RECENT: usize = 1024;
+
+/// A room as seen by one loop.
+#[derive(Default)]
+pub struct RoomState {
+    /// Connection keys subscribed (joined, or joining).
+    pub subs: Vec<usize>,
+    /// Last seq delivered by this loop; `None` until the first join tells us.
+    pub seq: Option<i64>,
+    /// Live messages that arrived while the position was unknown or a gap was fetched.
+    pending: Vec<Arc<Message>>,
+    /// A gap fetch is in flight.
+    pub fetching: bool,
+    /// The last delivered messages, contiguous, ending at `seq`.
+    recent: VecDeque<Arc<Message>>,
+    /// Messages accepted this turn, to fan out.
+    pub outbox: Vec<Arc<Message>>,
+    /// When the oldest message of `outbox` arrived (coalescing window).
+    pub held_since: Option<Instant>,
+}
+
+/// A range this loop must fetch: seq in `(after, upto]`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Gap {
+    /// Last seq known.
+    pub after: i64,
+    /// Last seq needed.
+    pub upto: i64,
+}
+
+/// All rooms of one loop.
+#[derive(Default)]
+pub struct Registry {
+    /// Rooms by id.
+    pub rooms: HashMap<Uuid, RoomState>,
+    /// Rooms with a non-empty outbox.
+    pub dirty: Vec<Uuid>,
+}
+
+impl Registry {
+    /// True when some room holds messages for a coalescing window.
+    pub fn has_held(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Adds a subscriber; returns true when the room is new to this loop.
+    pub fn subscribe(&mut self, room: Uuid, key: usize) -> bool {
+        let fresh = !self.rooms.contains_key(&room);
+        let r = self.rooms.entry(room).or_default();
+        if !r.subs.contains(&key) {
+            r.subs.push(key);
+        }
+        fresh
+    }
+
+    /// Removes a subscriber; returns true when the room left this loop.
+    pub fn unsubscribe(&mut self, room: Uuid, key: usize) -> bool {
+        let Some(r) = self.rooms.get_mut(&room) else { return false };
+        r.subs.retain(|k| *k != key);
+        if r.subs.is_empty() {
+            self.rooms.remove(&room);
+            self.dirty.retain(|d| *d != room);
+            return true;
+        }
+        false
+    }
+
+    /// Sets the live position from a join's answer when still unknown; may reveal a gap.
+    pub fn init_seq(&mut self, room: Uuid, seq: i64) -> Option<Gap> {
+        let r = self.rooms.get_mut(&room)?;
+        if r.seq.is_some() {
+            return None;
+        }
+        r.seq = Some(seq);
+        let pending = std::mem::take(&mut r.pending);
+        self.apply(room, &pending)
+    }
+
+    /// A live batch from the listener (ascending seq).
+    pub fn live(&mut self, room: Uuid, msgs: &[Arc<Message>]) -> Option<Gap> {
+        let r = self.rooms.get_mut(&room)?;
+        if r.seq.is_none() || r.fetching {
+            r.pending.extend(msgs.iter().cloned());
+            return None;
+        }
+        self.apply(room, msgs)
+    }
+
+    /// Rows fetched for a gap; then whatever waited behind it.
+    pub fn fetched(&mut self, room: Uuid, msgs: &[Arc<Message>]) -> Option<Gap> {
+        let r = self.rooms.get_mut(&room)?;
+        r.fetching = false;
+        let mut all = std::mem::take(&mut r.pending);
+        all.extend(msgs.iter().cloned());
+        self.apply(room, &all)
+    }
+
+    /// Forget the live position's trust: after a listener reconnect, every room must be
+    /// checked against the database. Returns the fetches to make.
+    pub fn resync(&mut self) -> Vec<(Uuid, Gap)> {
+        let mut out = Vec::new();
+        for (id, r) in self.rooms.iter_mut() {
+            if let (Some(seq), false) = (r.seq, r.fetching) {
+                r.fetching = true;
+                out.push((*id, Gap { after: seq, upto: i64::MAX }));
+            }
+        }
+        out
+    }
+
+    /// Accepts messages in order from `seq + 1`; stops at a hole and reports it.
+    fn apply(&mut self, room: Uuid, msgs: &[Arc<Message>]) -> Option<Gap> {
+        let r = self.rooms.get_mut(&room)?;
+        let mut seq = r.seq?;
+        let mut sorted: Vec<&Arc<Message>> = msgs.iter().filter(|m| m.seq > seq).collect();
+        sorted.sort_by_key(|m| m.seq);
+        sorted.dedup_by_key(|m| m.seq);
+        let mut gap = None;
+        for (i, m) in sorted.iter().enumerate() {
+            if m.seq != seq + 1 {
+                r.pending.extend(sorted[i..].iter().map(|m| (*m).clone()));
+                r.fetching = true;
+                gap = Some(Gap { after: seq, upto: m.seq - 1 });
+                break;
+            }
+            seq = m.seq;
+            r.outbox.push((*m).clone());
+            r.recent.push_back((*m).clone());
+            if r.recent.len() > RECENT {
+                r.recent.pop_front();
+            }
+        }
+        if !r.outbox.is_empty() && r.held_since.is_none() {
+            r.held_since = Some(Instant::now());
+            self.dirty.push(room);
+        }
+        r.seq = Some(seq);
+        gap
+    }
+
+    /// Messages with seq in `(after, upto]` if the recent buffer still has them all.
+    pub fn recent_range(&self, room: Uuid, after: i64, upto: i64) -> Option<Vec<Arc<Message>>> {
+        let r = self.rooms.get(&room)?;
+        if upto <= after {
+            return Some(Vec::new());
+        }
+        let first = r.recent.front()?.seq;
+        if first > after + 1 {
+            return None;
+        }
+        let out: Vec<_> = r.recent.iter().filter(|m| m.seq > after && m.seq <= upto).cloned().collect();
+        (out.len() as i64 == upto - after).then_some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(seq: i64) -> Arc<Message> {
+        Arc::new(Message {
+            id: seq, seq, room_id: Uuid::nil(), user_id: Uuid::nil(), username: "u".into(),
+            content: String::new(), created_at: String::new(), client_msg_id: None,
+        })
+    }
+
+    fn seqs(v: &[Arc<Message>]) -> Vec<i64> {
+        v.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn buffers_until_position_known() {
+        let mut reg = Registry::default();
+        let room = Uuid::nil();
+        assert!(reg.subscribe(room, 1));
+        assert_eq!(reg.live(room, &[m(4), m(5)]), None);
+        assert!(reg.rooms[&room].outbox.is_empty());
+        assert_eq!(reg.init_seq(room, 4), None);
+        assert_eq!(seqs(&reg.rooms[&room].outbox), vec![5]);
+    }
+
+    #[test]
+    fn gap_is_fetched_then_filled_in_order() {
+        let mut reg = Registry::default();
+        let room = Uuid::nil();
+        reg.subscribe(room, 1);
+        reg.init_seq(room, 0);
+        assert_eq!(reg.live(room, &[m(1)]), None);
+        assert_eq!(reg.live(room, &[m(4), m(5)]), Some(Gap { after: 1, upto: 3 }));
+        // While fetching, more live messages wait.
+        assert_eq!(reg.live(room, &[m(6)]), None);
+        assert_eq!(reg.fetched(room, &[m(2), m(3)]), None);
+        assert_eq!(seqs(&reg.rooms[&room].outbox), vec![1, 2, 3, 4, 5, 6]);
+        // Duplicates are ignored.
+        assert_eq!(reg.live(room, &[m(5), m(6)]), None);
+        assert_eq!(reg.rooms[&room].outbox.len(), 6);
+        assert_eq!(seqs(&reg.recent_range(room, 2, 5).unwrap()), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn resync_and_unsubscribe() {
+        let mut reg = Registry::default();
+        let room = Uuid::nil();
+        reg.subscribe(room, 1);
+        reg.subscribe(room, 2);
+        reg.init_seq(room, 7);
+        assert_eq!(reg.resync(), vec![(room, Gap { after: 7, upto: i64::MAX })]);
+        assert_eq!(reg.fetched(room, &[m(8)]), None);
+        assert!(!reg.unsubscribe(room, 1));
+        assert!(reg.unsubscribe(room, 2));
+        assert!(reg.rooms.is_empty());
+    }
+}

@@ -1,0 +1,238 @@
+//! Presence: one thread per node keeps the `presence` rows of its sockets (in order, in
+//! batches), heartbeats the node, removes the rows of nodes that stopped, and announces
+//! users online/offline. Ephemeral room events travel by NOTIFY alone.
+
+use crate::auth::tokens::Identity;
+use crate::chat::messages::iso;
+use crate::pg::EVENTS_CHANNEL;
+use crate::pg::pool::Worker;
+use crate::shared::Shared;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use postgres::GenericClient;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// A socket entering or leaving a room on this node.
+pub struct PresenceOp {
+    room: Uuid,
+    user: Uuid,
+    username: String,
+    join: bool,
+}
+
+impl PresenceOp {
+    /// A socket of `who` joined `room`.
+    pub fn join(room: Uuid, who: &Identity) -> PresenceOp {
+        PresenceOp { room, user: who.user_id, username: who.username.clone(), join: true }
+    }
+
+    /// A socket of `who` left `room`.
+    pub fn leave(room: Uuid, who: &Identity) -> PresenceOp {
+        PresenceOp { room, user: who.user_id, username: who.username.clone(), join: false }
+    }
+}
+
+/// The sending side of the presence thread.
+#[derive(Clone)]
+pub struct Presence {
+    tx: Sender<PresenceOp>,
+}
+
+impl Presence {
+    /// A channel to the presence thread; the receiver goes to [`run`].
+    pub fn channel() -> (Presence, Receiver<PresenceOp>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Presence { tx }, rx)
+    }
+
+    /// Queues an operation (never blocks).
+    pub fn send(&self, op: PresenceOp) {
+        let _ = self.tx.send(op);
+    }
+}
+
+/// Publishes an ephemeral event to a room on every node (through the events channel).
+pub fn publish(shared: &Arc<Shared>, room: Uuid, except: Option<Uuid>, event: &'static str, data: Value) {
+    let payload = json!({ "t": "room", "r": room, "x": except, "e": event, "d": data }).to_string();
+    let job: crate::pg::pool::Job = Box::new(move |w| {
+        if let Ok(c) = w.client() {
+            if let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &payload]) {
+                log::debug!("event not published: {e}");
+            }
+        }
+    });
+    // Ephemeral: under overload an indicator may be dropped, never a message.
+    let _ = shared.db.submit(job);
+}
+
+fn announce(c: &mut impl GenericClient, node: &str, room: Uuid, user: Uuid, username: &str, online: bool) -> Result<(), postgres::Error> {
+    let now = iso(chrono::Utc::now());
+    let presence = json!({
+        "user_id": user, "room_id": room, "node_id": node, "last_seen": now,
+        "username": username, "status": if online { "online" } else { "offline" },
+    });
+    let who = json!({ "user_id": user, "room_id": room, "username": username });
+    let payloads = [
+        json!({ "t": "room", "r": room, "x": null, "e": "presence", "d": presence }).to_string(),
+        json!({ "t": "room", "r": room, "x": null, "e": if online { "user_joined" } else { "user_left" }, "d": who }).to_string(),
+    ];
+    for p in payloads {
+        c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &p])?;
+    }
+    Ok(())
+}
+
+/// Applies a batch of operations in one transaction, in order.
+fn apply(c: &mut postgres::Client, node: &str, ops: &[PresenceOp]) -> Result<(), postgres::Error> {
+    let mut tx = c.transaction()?;
+    for op in ops {
+        if op.join {
+            let sockets: i32 = tx
+                .query_one(
+                    "INSERT INTO presence (node_id, room_id, user_id, username) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (node_id, room_id, user_id)
+                     DO UPDATE SET sockets = presence.sockets + 1, last_seen = now()
+                     RETURNING sockets",
+                    &[&node, &op.room, &op.user, &op.username],
+                )?
+                .get(0);
+            if sockets == 1 && others(&mut tx, node, op.room, op.user)? == 0 {
+                announce(&mut tx, node, op.room, op.user, &op.username, true)?;
+            }
+        } else {
+            let left = tx.query_opt(
+                "UPDATE presence SET sockets = sockets - 1, last_seen = now()
+                 WHERE node_id = $1 AND room_id = $2 AND user_id = $3 RETURNING sockets",
+                &[&node, &op.room, &op.user],
+            )?;
+            if left.map(|r| r.get::<_, i32>(0)) == Some(0) {
+                tx.execute(
+                    "DELETE FROM presence WHERE node_id = $1 AND room_id = $2 AND user_id = $3 AND sockets <= 0",
+                    &[&node, &op.room, &op.user],
+                )?;
+                if others(&mut tx, node, op.room, op.user)? == 0 {
+                    announce(&mut tx, node, op.room, op.user, &op.username, false)?;
+                }
+            }
+        }
+    }
+    tx.commit()
+}
+
+fn others(c: &mut impl GenericClient, node: &str, room: Uuid, user: Uuid) -> Result<i64, postgres::Error> {
+    Ok(c.query_one(
+        "SELECT count(*) FROM presence WHERE room_id = $1 AND user_id = $2 AND node_id <> $3",
+        &[&room, &user, &node],
+    )?
+    .get(0))
+}
+
+/// Removes the rows of `node` (dead, or this node at start and stop) and announces
+/// offline every user it leaves with no socket anywhere.
+pub fn clear_node(c: &mut postgres::Client, node: &str) -> Result<usize, postgres::Error> {
+    let mut tx = c.transaction()?;
+    let rows = tx.query(
+        "DELETE FROM presence WHERE node_id = $1 RETURNING room_id, user_id, username",
+        &[&node],
+    )?;
+    for r in &rows {
+        let (room, user, name): (Uuid, Uuid, String) = (r.get(0), r.get(1), r.get(2));
+        if others(&mut tx, node, room, user)? == 0 {
+            announce(&mut tx, node, room, user, &name, false)?;
+        }
+    }
+    tx.commit()?;
+    Ok(rows.len())
+}
+
+fn heartbeat(c: &mut postgres::Client, node: &str, timeout: Duration) -> Result<(), postgres::Error> {
+    c.execute(
+        "INSERT INTO nodes (node_id) VALUES ($1)
+         ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()",
+        &[&node],
+    )?;
+    let dead = c.query(
+        "DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1) AND node_id <> $2 RETURNING node_id",
+        &[&timeout.as_secs_f64(), &node],
+    )?;
+    for r in dead {
+        let id: String = r.get(0);
+        let n = clear_node(c, &id)?;
+        log::warn!("node {id} stopped heartbeating: removed {n} presence rows");
+    }
+    // Rows of nodes that vanished without ever heartbeating here (crash before the
+    // first beat, or rows left from an old run) go the same way.
+    let orphans = c.query(
+        "SELECT DISTINCT p.node_id FROM presence p LEFT JOIN nodes n ON n.node_id = p.node_id WHERE n.node_id IS NULL",
+        &[],
+    )?;
+    for r in orphans {
+        let id: String = r.get(0);
+        clear_node(c, &id)?;
+    }
+    Ok(())
+}
+
+/// The presence thread: applies operations in arrival order and heartbeats.
+pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
+    let node = shared.node_id.clone();
+    let period = Duration::from_secs(shared.cfg.presence.heartbeat_secs);
+    let timeout = Duration::from_secs(shared.cfg.presence.node_timeout_secs);
+    let mut next_beat = Instant::now();
+    let mut cleared_self = false;
+    let mut backlog: Vec<PresenceOp> = Vec::new();
+    loop {
+        if Instant::now() >= next_beat {
+            next_beat = Instant::now() + period;
+            let ok = match worker.client() {
+                Ok(c) => {
+                    // Rows left by an earlier run under this node id are stale.
+                    if !cleared_self {
+                        cleared_self = clear_node(c, &node).is_ok();
+                    }
+                    heartbeat(c, &node, timeout).map_err(|e| log::warn!("heartbeat failed: {e}")).is_ok()
+                }
+                Err(_) => false,
+            };
+            shared.db_ok.store(ok, Ordering::Release);
+        }
+        let wait = next_beat.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        match rx.recv_timeout(wait) {
+            Ok(op) => backlog.push(op),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(op) = rx.try_recv() {
+            backlog.push(op);
+            if backlog.len() >= 1000 {
+                break;
+            }
+        }
+        if backlog.is_empty() {
+            continue;
+        }
+        let result = worker.client().map_err(|_| ()).and_then(|c| apply(c, &node, &backlog).map_err(|e| log::warn!("presence update failed: {e}")));
+        match result {
+            Ok(()) => backlog.clear(),
+            // Keep the operations (in order) and retry after a pause; bounded so a long
+            // outage cannot grow memory without limit (the rows are rebuilt by clients
+            // rejoining after the outage anyway).
+            Err(()) => {
+                if backlog.len() > 100_000 {
+                    backlog.clear();
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if shared.shutting_down.load(Ordering::Acquire) && rx.is_empty() && backlog.is_empty() {
+            break;
+        }
+    }
+    if let Ok(c) = worker.client() {
+        let _ = clear_node(c, &node);
+        let _ = c.execute("DELETE FROM nodes WHERE node_id = $1", &[&node]);
+    }
+}

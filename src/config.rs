@@ -1,0 +1,580 @@
+//! Configuration: a TOML file, environment overrides, validation with errors that name the key.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// How the node treats missing secrets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Random per-process secrets when none are configured.
+    Development,
+    /// Real secrets required.
+    Production,
+}
+
+/// The whole configuration, as read from the file and the environment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Development or production.
+    pub mode: Mode,
+    /// Name of this node in presence rows; empty means derived from host and port.
+    pub node_id: String,
+    /// Log level (error, warn, info, debug, trace).
+    pub log_level: String,
+    /// Listener and event loops.
+    pub server: ServerConfig,
+    /// HTTP limits and timeouts.
+    pub http: HttpConfig,
+    /// WebSocket limits.
+    pub websocket: WsConfig,
+    /// Database connection, pool and writers.
+    pub database: DbConfig,
+    /// Tokens and password hashing.
+    pub auth: AuthConfig,
+    /// Presence heartbeats.
+    pub presence: PresenceConfig,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: String,
+    /// Port to bind (0 picks a free one).
+    pub port: u16,
+    /// Event-loop threads (0 = number of cores).
+    pub event_loops: usize,
+    /// Most open connections per node.
+    pub max_connections: usize,
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Most headers per request.
+    pub max_headers: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Time allowed for a request head to arrive.
+    pub header_timeout_ms: u64,
+    /// Keep-alive idle timeout.
+    pub idle_timeout_secs: u64,
+}
+
+/// `[websocket]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsConfig {
+    /// Largest incoming message or frame.
+    pub max_message_bytes: usize,
+    /// Initial read buffer per socket.
+    pub read_buffer_bytes: usize,
+    /// Outbound bytes queued before a socket is closed as a slow consumer.
+    pub max_outbound_bytes: usize,
+    /// Server ping interval.
+    pub ping_interval_secs: u64,
+    /// Extra coalescing window for live messages (0 = one loop turn).
+    pub coalesce_ms: u64,
+    /// Messages and typing events per socket per second (0 = unlimited).
+    pub max_events_per_sec: u32,
+}
+
+/// `[database]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbConfig {
+    /// PostgreSQL URL.
+    pub url: String,
+    /// r2d2 pool size.
+    pub pool_size: u32,
+    /// Query worker threads.
+    pub db_workers: usize,
+    /// Batched message writer threads.
+    pub writers: usize,
+    /// Most messages per write transaction.
+    pub write_batch_size: usize,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: u64,
+    /// Bound of each job queue.
+    pub max_queued_jobs: usize,
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret for access tokens.
+    pub access_secret: String,
+    /// HS256 secret for refresh-token hashing.
+    pub refresh_secret: String,
+    /// Access token lifetime.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// Password hashing threads (0 = number of cores).
+    pub auth_workers: usize,
+    /// argon2id memory cost.
+    pub argon2_memory_kib: u32,
+    /// argon2id time cost.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+}
+
+/// `[presence]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// Heartbeat period.
+    pub heartbeat_secs: u64,
+    /// Age after which another node's rows are removed.
+    pub node_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Development,
+            node_id: String::new(),
+            log_level: "info".into(),
+            server: ServerConfig::default(),
+            http: HttpConfig::default(),
+            websocket: WsConfig::default(),
+            database: DbConfig::default(),
+            auth: AuthConfig::default(),
+            presence: PresenceConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0".into(),
+            port: 3000,
+            event_loops: 0,
+            max_connections: 20000,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_header_bytes: 8192,
+            max_headers: 64,
+            max_body_bytes: 1 << 20,
+            header_timeout_ms: 10_000,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_message_bytes: 1 << 20,
+            read_buffer_bytes: 1024,
+            max_outbound_bytes: 4 << 20,
+            ping_interval_secs: 30,
+            coalesce_ms: 0,
+            max_events_per_sec: 0,
+        }
+    }
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
+            pool_size: 16,
+            db_workers: 4,
+            writers: 2,
+            write_batch_size: 1000,
+            connect_timeout_secs: 5,
+            max_queued_jobs: 65536,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_secret: String::new(),
+            refresh_secret: String::new(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            auth_workers: 0,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            heartbeat_secs: 5,
+            node_timeout_secs: 20,
+        }
+    }
+}
+
+/// A configuration error, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// Path given.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// Path given.
+        path: String,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key name.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// Where the environment gets its values: the process environment in production, a map in tests.
+pub trait Env {
+    /// Value of a variable, if set and non-empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Parses TOML text (no environment applied); `origin` names the source in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Reads the file (if any), applies the environment, validates.
+    pub fn load(path: Option<&Path>, env: &dyn Env) -> Result<Config, ConfigError> {
+        let path = path
+            .map(|p| p.to_path_buf())
+            .or_else(|| env.get("CHATD_CONFIG").map(Into::into));
+        let mut cfg = match path {
+            Some(p) => {
+                let shown = p.display().to_string();
+                let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                Config::from_toml(&text, &shown)?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(env)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies DATABASE_URL, PORT, JWT_ACCESS_SECRET, JWT_REFRESH_SECRET, CHATD_NODE_ID.
+    pub fn apply_env(&mut self, env: &dyn Env) -> Result<(), ConfigError> {
+        if let Some(url) = env.get("DATABASE_URL") {
+            self.database.url = url;
+        }
+        if let Some(port) = env.get("PORT") {
+            self.server.port = port
+                .trim()
+                .parse()
+                .map_err(|_| invalid("PORT", format!("`{port}` is not a port number")))?;
+        }
+        if let Some(s) = env.get("JWT_ACCESS_SECRET") {
+            self.auth.access_secret = s;
+        }
+        if let Some(s) = env.get("JWT_REFRESH_SECRET") {
+            self.auth.refresh_secret = s;
+        }
+        if let Some(s) = env.get("CHATD_NODE_ID") {
+            self.node_id = s;
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(
+            self.log_level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
+            return Err(invalid(
+                "log_level",
+                "must be one of error, warn, info, debug, trace",
+            ));
+        }
+        if self.node_id.len() > 64 {
+            return Err(invalid("node_id", "at most 64 characters"));
+        }
+        if self.server.listen.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid("server.listen", "must be an IP address"));
+        }
+        range("server.event_loops", self.server.event_loops, 0, 256)?;
+        range("server.max_connections", self.server.max_connections, 1, 10_000_000)?;
+        range("http.max_header_bytes", self.http.max_header_bytes, 256, 1 << 20)?;
+        range("http.max_headers", self.http.max_headers, 4, 1024)?;
+        range("http.max_body_bytes", self.http.max_body_bytes, 1024, 64 << 20)?;
+        range("http.header_timeout_ms", self.http.header_timeout_ms, 100, 3_600_000)?;
+        range("http.idle_timeout_secs", self.http.idle_timeout_secs, 1, 86_400)?;
+        range("websocket.max_message_bytes", self.websocket.max_message_bytes, 1024, 64 << 20)?;
+        range("websocket.read_buffer_bytes", self.websocket.read_buffer_bytes, 64, 1 << 20)?;
+        range("websocket.max_outbound_bytes", self.websocket.max_outbound_bytes, 64 << 10, 1 << 30)?;
+        range("websocket.ping_interval_secs", self.websocket.ping_interval_secs, 1, 3600)?;
+        range("websocket.coalesce_ms", self.websocket.coalesce_ms, 0, 1000)?;
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "database.url",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        range("database.db_workers", self.database.db_workers, 1, 256)?;
+        range("database.writers", self.database.writers, 1, 64)?;
+        range("database.write_batch_size", self.database.write_batch_size, 1, 100_000)?;
+        range("database.connect_timeout_secs", self.database.connect_timeout_secs, 1, 600)?;
+        range("database.max_queued_jobs", self.database.max_queued_jobs, 16, 10_000_000)?;
+        let needed = self.database.db_workers + self.database.writers + self.auth_workers() + 2;
+        if (self.database.pool_size as usize) < needed {
+            return Err(invalid(
+                "database.pool_size",
+                format!(
+                    "{} is too small: db_workers + writers + auth_workers + 2 = {needed}",
+                    self.database.pool_size
+                ),
+            ));
+        }
+        range("auth.access_ttl_secs", self.auth.access_ttl_secs, 10, 86_400 * 7)?;
+        range("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs, 60, 86_400 * 365)?;
+        range("auth.auth_workers", self.auth.auth_workers, 0, 256)?;
+        range("auth.argon2_memory_kib", self.auth.argon2_memory_kib as usize, 8, 4 << 20)?;
+        range("auth.argon2_iterations", self.auth.argon2_iterations as usize, 1, 100)?;
+        range("auth.argon2_parallelism", self.auth.argon2_parallelism as usize, 1, 64)?;
+        range("presence.heartbeat_secs", self.presence.heartbeat_secs, 1, 3600)?;
+        if self.presence.node_timeout_secs < self.presence.heartbeat_secs * 2 {
+            return Err(invalid(
+                "presence.node_timeout_secs",
+                "must be at least twice presence.heartbeat_secs",
+            ));
+        }
+        if self.mode == Mode::Production {
+            self.validate_production()?;
+        }
+        Ok(())
+    }
+
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        for (key, secret) in [
+            ("auth.access_secret", &self.auth.access_secret),
+            ("auth.refresh_secret", &self.auth.refresh_secret),
+        ] {
+            if secret.len() < 32 {
+                return Err(invalid(
+                    key,
+                    "production mode needs a secret of at least 32 bytes (JWT_ACCESS_SECRET / JWT_REFRESH_SECRET)",
+                ));
+            }
+        }
+        if self.auth.access_secret == self.auth.refresh_secret {
+            return Err(invalid(
+                "auth.refresh_secret",
+                "must differ from auth.access_secret",
+            ));
+        }
+        // OWASP's floor for argon2id: 19 MiB with 2 passes (or more memory with fewer).
+        if self.auth.argon2_memory_kib < 19456 || self.auth.argon2_iterations < 2 {
+            return Err(invalid(
+                "auth.argon2_memory_kib",
+                "production mode needs at least OWASP's argon2id cost (19456 KiB, 2 iterations)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Event loops to run.
+    pub fn event_loops(&self) -> usize {
+        if self.server.event_loops == 0 {
+            cores()
+        } else {
+            self.server.event_loops
+        }
+    }
+
+    /// Password hashing threads to run.
+    pub fn auth_workers(&self) -> usize {
+        if self.auth.auth_workers == 0 {
+            cores()
+        } else {
+            self.auth.auth_workers
+        }
+    }
+
+    /// True when no secret was configured (dev mode generates them).
+    pub fn secrets_missing(&self) -> bool {
+        self.auth.access_secret.is_empty() || self.auth.refresh_secret.is_empty()
+    }
+
+    /// The effective configuration as TOML with secrets and passwords masked.
+    pub fn masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        for s in [&mut shown.auth.access_secret, &mut shown.auth.refresh_secret] {
+            if !s.is_empty() {
+                *s = "********".into();
+            }
+        }
+        shown.database.url = mask_url_password(&shown.database.url);
+        toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn range<T: PartialOrd + fmt::Display + Copy>(
+    key: &'static str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(invalid(key, format!("{v} is outside {lo}..={hi}")));
+    }
+    Ok(())
+}
+
+/// Replaces the password of a `postgres://user:pass@host` URL with asterisks.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:********{}",
+            &url[..scheme_end + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+    impl Env for MapEnv {
+        fn get(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|s| s.to_string())
+        }
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_defaults() {
+        let text = include_str!("../chat.toml");
+        let cfg = Config::from_toml(text, "chat.toml").unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            toml::to_string(&cfg).unwrap(),
+            toml::to_string(&Config::default()).unwrap()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[server]\nprot = 1\n", "x.toml").unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let mut cfg = Config::default();
+        cfg.database.writers = 0;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.to_string().contains("database.writers"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = MapEnv(HashMap::from([
+            ("PORT", "4001"),
+            ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ("JWT_ACCESS_SECRET", "a"),
+        ]));
+        let mut cfg = Config::default();
+        cfg.apply_env(&env).unwrap();
+        assert_eq!(cfg.server.port, 4001);
+        assert_eq!(cfg.database.url, "postgres://u:pw@h/db");
+        assert_eq!(cfg.auth.access_secret, "a");
+        let bad = MapEnv(HashMap::from([("PORT", "http")]));
+        assert!(cfg.apply_env(&bad).unwrap_err().to_string().contains("PORT"));
+    }
+
+    #[test]
+    fn production_needs_secrets() {
+        let mut cfg = Config::default();
+        cfg.mode = Mode::Production;
+        assert!(cfg.validate().unwrap_err().to_string().contains("access_secret"));
+        cfg.auth.access_secret = "a".repeat(32);
+        cfg.auth.refresh_secret = "b".repeat(32);
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn masks_secrets() {
+        let mut cfg = Config::default();
+        cfg.auth.access_secret = "topsecret".into();
+        cfg.database.url = "postgres://me:hunter2@db/chat".into();
+        let shown = cfg.masked_toml();
+        assert!(!shown.contains("topsecret") && !shown.contains("hunter2"));
+        assert!(shown.contains("postgres://me:********@db/chat"));
+    }
+}

@@ -1,0 +1,102 @@
+//! Reading JSON request bodies and validating their fields, listing every failure.
+
+use crate::error::ApiError;
+use serde_json::{Map, Value};
+
+/// A parsed JSON object body.
+pub struct Body(Map<String, Value>);
+
+impl Body {
+    /// Parses the body; an empty body counts as `{}`.
+    pub fn parse(bytes: &[u8]) -> Result<Body, ApiError> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Body(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(m)) => Ok(Body(m)),
+            Ok(_) => Err(ApiError::BadRequest(
+                "invalid_json",
+                "request body must be a JSON object".into(),
+            )),
+            Err(e) => Err(ApiError::BadRequest(
+                "invalid_json",
+                format!("malformed JSON body: {e}"),
+            )),
+        }
+    }
+
+    /// A string field: `Ok(None)` when absent or null, an error line when of another type.
+    pub fn opt_str(&self, name: &str, errors: &mut Vec<String>) -> Option<String> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                errors.push(format!("{name} must be a string"));
+                None
+            }
+        }
+    }
+
+    /// A required string field.
+    pub fn req_str(&self, name: &str, errors: &mut Vec<String>) -> String {
+        let before = errors.len();
+        match self.opt_str(name, errors) {
+            Some(s) => s,
+            None => {
+                if errors.len() == before {
+                    errors.push(format!("{name} should not be empty"));
+                }
+                String::new()
+            }
+        }
+    }
+}
+
+/// Turns collected validation lines into a result.
+pub fn finish(errors: Vec<String>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// A plausible e-mail address: one `@`, non-empty parts, a dot in the domain, no spaces.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates() {
+        assert!(Body::parse(b"").is_ok());
+        assert_eq!(Body::parse(b"[1]").err().unwrap().code(), "invalid_json");
+        assert_eq!(Body::parse(b"{x").err().unwrap().code(), "invalid_json");
+        let b = Body::parse(br#"{"a":"x","n":3}"#).unwrap();
+        let mut errs = vec![];
+        assert_eq!(b.req_str("a", &mut errs), "x");
+        b.req_str("n", &mut errs);
+        b.req_str("missing", &mut errs);
+        assert_eq!(errs, vec!["n must be a string", "missing should not be empty"]);
+    }
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@b.co"));
+        for bad in ["a", "@b.co", "a@b", "a@.b", "a b@c.d", "a@b@c.d"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! HTTP responses: JSON bodies, the error shape clients expect, CORS, serialisation.
+
+use serde::Serialize;
+use std::io::Write;
+
+/// A response before serialisation.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Content type of `body`.
+    pub content_type: &'static str,
+    /// Extra headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Response {
+    /// A JSON response.
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::raw(status, "application/json; charset=utf-8", body),
+            Err(_) => Response::error(500, "internal", "Internal server error"),
+        }
+    }
+
+    /// A response with a ready body.
+    pub fn raw(status: u16, content_type: &'static str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body,
+            close: false,
+        }
+    }
+
+    /// The error shape: `{statusCode, message, error, code}`.
+    pub fn error(status: u16, code: &str, message: &str) -> Response {
+        Response::error_value(status, code, serde_json::Value::from(message))
+    }
+
+    /// An error whose `message` is a list (validation failures).
+    pub fn errors(status: u16, code: &str, messages: Vec<String>) -> Response {
+        Response::error_value(status, code, serde_json::Value::from(messages))
+    }
+
+    fn error_value(status: u16, code: &str, message: serde_json::Value) -> Response {
+        let body = serde_json::json!({
+            "statusCode": status,
+            "message": message,
+            "error": reason(status),
+            "code": code,
+        });
+        Response::json(status, &body)
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Marks the connection to be closed after this response.
+    pub fn closing(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    /// Serialises status line, headers and body. `origin` is reflected for CORS;
+    /// `head_only` drops the body (HEAD).
+    pub fn to_bytes(&self, origin: Option<&str>, keep_alive: bool, head_only: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(192 + self.body.len());
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len()
+        );
+        if let Some(o) = origin {
+            // The reference allowed any origin with credentials, by reflecting it.
+            let _ = write!(
+                out,
+                "Access-Control-Allow-Origin: {o}\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+            );
+        }
+        for (name, value) in &self.headers {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        if !keep_alive || self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+}
+
+/// The reason phrase, also the `error` field of error bodies.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_shape_and_cors() {
+        let r = Response::error(401, "invalid_credentials", "Invalid credentials");
+        let text = String::from_utf8(r.to_bytes(Some("http://x"), true, false)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
+        assert!(text.contains("Access-Control-Allow-Origin: http://x\r\n"));
+        let body: serde_json::Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["statusCode"], 401);
+        assert_eq!(body["error"], "Unauthorized");
+        assert_eq!(body["code"], "invalid_credentials");
+    }
+
+    #[test]
+    fn head_has_length_but_no_body() {
+        let r = Response::json(200, &serde_json::json!({"status": "ok"}));
+        let text = String::from_utf8(r.to_bytes(None, false, true)).unwrap();
+        assert!(text.contains("Content-Length: 15\r\n") && text.contains("Connection: close"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+}

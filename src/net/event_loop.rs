@@ -1,0 +1,544 @@
+//! One event-loop thread: accepts on its own SO_REUSEPORT listener, owns its connections
+//! outright, speaks HTTP/1.1 and WebSocket, and never blocks: database work leaves as jobs
+//! and comes back as `LoopMsg`s through the channel and the Waker.
+
+use crate::chat::fanout::Registry;
+use crate::http::parse::{self, Limits, Method, ParseError};
+use crate::http::response::Response;
+use crate::http::routes::{self, Replier, Routed};
+use crate::net::buffer::Flush;
+use crate::net::conn::{Conn, InFlight, State};
+use crate::shared::{LoopMsg, Shared};
+use crossbeam_channel::Receiver;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Token of the listening socket.
+pub const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the Waker.
+pub const WAKER: Token = Token(usize::MAX - 2);
+/// Most channel messages handled per turn before I/O gets its share again.
+const MAX_MSGS_PER_TURN: usize = 8192;
+/// How long a closing connection may linger to let its last response reach the peer.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// The state of one event-loop thread.
+pub struct EventLoop {
+    /// Index among the node's loops.
+    pub idx: usize,
+    /// The mio poll.
+    pub poll: Poll,
+    listener: Option<TcpListener>,
+    /// Connections, by token.
+    pub conns: Slab<Conn>,
+    rx: Receiver<LoopMsg>,
+    /// Node-wide state.
+    pub shared: Arc<Shared>,
+    limits: Limits,
+    /// Connections with output queued during this turn.
+    pub dirty: Vec<usize>,
+    /// Connections to close at the end of this turn.
+    pub doomed: Vec<usize>,
+    /// Accepting is paused until then (EMFILE, connection limit).
+    accept_paused_until: Option<Instant>,
+    /// Request (and socket) ids, unique within the loop.
+    pub next_id: u64,
+    /// Rooms with joined sockets on this loop.
+    pub rooms: Registry,
+    /// Gap fetches to retry: (room, after, not before).
+    pub retry: Vec<(uuid::Uuid, i64, Instant)>,
+    stopping: Option<Instant>,
+    last_sweep: Instant,
+}
+
+impl EventLoop {
+    /// A loop over an already-bound listener.
+    pub fn new(idx: usize, poll: Poll, mut listener: TcpListener, rx: Receiver<LoopMsg>, shared: Arc<Shared>) -> io::Result<EventLoop> {
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let h = &shared.cfg.http;
+        let limits = Limits {
+            max_header_bytes: h.max_header_bytes,
+            max_headers: h.max_headers,
+            max_body_bytes: h.max_body_bytes,
+        };
+        Ok(EventLoop {
+            idx,
+            poll,
+            listener: Some(listener),
+            conns: Slab::with_capacity(1024),
+            rx,
+            shared,
+            limits,
+            dirty: Vec::new(),
+            doomed: Vec::new(),
+            accept_paused_until: None,
+            next_id: 1,
+            rooms: Registry::default(),
+            retry: Vec::new(),
+            stopping: None,
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// Runs until shutdown completes.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("loop {}: poll failed: {e}", self.idx);
+                    return;
+                }
+            }
+            let mut woken = false;
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => woken = true,
+                    Token(k) => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(k);
+                        }
+                        if ev.is_writable() {
+                            self.mark_dirty(k);
+                        }
+                    }
+                }
+            }
+            if woken || !self.rx.is_empty() {
+                self.drain_channel();
+            }
+            self.rooms_flush();
+            if self.last_sweep.elapsed() >= self.sweep_interval() {
+                self.sweep();
+            }
+            self.flush_dirty();
+            if let Some(deadline) = self.stopping {
+                if self.conns.is_empty() || Instant::now() > deadline {
+                    break;
+                }
+            }
+        }
+        log::debug!("loop {} stopped", self.idx);
+    }
+
+    fn sweep_interval(&self) -> Duration {
+        Duration::from_millis((self.shared.cfg.http.header_timeout_ms / 4).clamp(50, 250))
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let mut t = self.sweep_interval();
+        if self.rooms.has_held() {
+            t = t.min(Duration::from_millis(self.shared.cfg.websocket.coalesce_ms.max(1)));
+        }
+        t
+    }
+
+    fn drain_channel(&mut self) {
+        self.shared.loops[self.idx].clear_pending();
+        for _ in 0..MAX_MSGS_PER_TURN {
+            match self.rx.try_recv() {
+                Ok(LoopMsg::Http { key, req, resp }) => self.on_http_reply(key, req, resp),
+                Ok(LoopMsg::Ws(ev)) => self.on_ws_event(ev),
+                Ok(LoopMsg::Shutdown) => self.begin_shutdown(),
+                Err(_) => return,
+            }
+        }
+        // Left the rest for the next turn; make sure there is one.
+        self.shared.loops[self.idx].rewake();
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        let max = self.shared.cfg.server.max_connections as i64;
+        loop {
+            if self.shared.metrics.connections.load(Relaxed) >= max {
+                // Leave the rest in the backlog; resume below 90 % (see `sweep`).
+                self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                return;
+            }
+            let Some(listener) = self.listener.as_ref() else { return };
+            match listener.accept() {
+                Ok((mut sock, addr)) => {
+                    let _ = sock.set_nodelay(true);
+                    let entry = self.conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = self.poll.registry().register(&mut sock, Token(key), Interest::READABLE) {
+                        log::warn!("register failed: {e}");
+                        continue;
+                    }
+                    entry.insert(Conn::new(sock, addr.ip()));
+                    self.shared.metrics.connections.fetch_add(1, Relaxed);
+                    self.shared.metrics.accepted.fetch_add(1, Relaxed);
+                    // Data may already be waiting (edge-triggered: no event would tell us).
+                    self.on_readable(key);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_resource_exhausted(&e) => {
+                    // Out of descriptors or memory: retrying now would spin. Pause.
+                    log::warn!("loop {}: accept paused: {e}", self.idx);
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    return;
+                }
+                Err(e) => log::debug!("accept: {e}"),
+            }
+        }
+    }
+
+    fn on_readable(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        match &conn.state {
+            State::Http(_) => self.read_http(k),
+            State::Ws(_) => self.ws_readable(k),
+            State::Lingering(_) => {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match conn.sock.read(&mut buf) {
+                        Ok(0) => return self.doom(k),
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => return self.doom(k),
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_http(&mut self, k: usize) {
+        let cap = self.limits.max_header_bytes + self.limits.max_body_bytes;
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let State::Http(h) = &mut conn.state else { return };
+        let mut buf = [0u8; 16 * 1024];
+        let mut eof = false;
+        // Stop at `cap` buffered bytes: a pipelining client waits until we answered.
+        while h.inbuf.len() < cap {
+            match conn.sock.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    h.inbuf.extend_from_slice(&buf[..n]);
+                    conn.last_read = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    eof = true;
+                    h.inbuf.clear();
+                    break;
+                }
+            }
+        }
+        if eof {
+            h.peer_closed = true;
+        }
+        self.process_http(k);
+    }
+
+    /// Serves every complete request in the buffer, in order, one at a time.
+    fn process_http(&mut self, k: usize) {
+        loop {
+            let shared = self.shared.clone();
+            let Some(conn) = self.conns.get_mut(k) else { return };
+            if conn.closing {
+                return;
+            }
+            let State::Http(h) = &mut conn.state else { return };
+            if h.in_flight.is_some() {
+                return;
+            }
+            if h.inbuf.is_empty() {
+                h.head_started = None;
+                if h.peer_closed {
+                    self.close_after_flush(k);
+                }
+                return;
+            }
+            let head = match parse::parse_head(&h.inbuf, &self.limits) {
+                Ok(Some(head)) => head,
+                Ok(None) => {
+                    h.head_started.get_or_insert_with(Instant::now);
+                    if h.peer_closed {
+                        self.close_after_flush(k);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    h.inbuf = Vec::new();
+                    let resp = parse_error_response(&e).closing();
+                    self.respond(k, None, false, false, "invalid", Instant::now(), resp);
+                    return;
+                }
+            };
+            let total = head.head_len + head.body_len;
+            if h.inbuf.len() < total {
+                h.head_started.get_or_insert_with(Instant::now);
+                if h.peer_closed {
+                    self.close_after_flush(k);
+                }
+                return;
+            }
+            let body = h.inbuf[head.head_len..total].to_vec();
+            h.inbuf.drain(..total);
+            h.head_started = None;
+            let req = self.next_id;
+            self.next_id += 1;
+            let started = Instant::now();
+            let origin = head.headers.origin.clone();
+            let head_only = head.method == Method::Head;
+            let reply = Replier::new(shared.clone(), self.idx, k, req);
+            let (route, routed) = routes::dispatch(&shared, &head, body, reply);
+            match routed {
+                Routed::Now(resp) => self.respond(k, origin.as_deref(), head.keep_alive, head_only, route, started, resp),
+                Routed::Pending => {
+                    if let Some(Conn { state: State::Http(h), .. }) = self.conns.get_mut(k) {
+                        h.in_flight = Some(InFlight { req, origin, keep_alive: head.keep_alive, head_only, route, started });
+                    }
+                    return;
+                }
+                Routed::Upgrade(who) => {
+                    self.shared.metrics.record_request(route, 101, started.elapsed().as_secs_f64());
+                    self.upgrade(k, &head, who);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_http_reply(&mut self, k: usize, req: u64, resp: Response) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let State::Http(h) = &mut conn.state else { return };
+        // A reply for a request this connection no longer waits for (slot reused,
+        // or already answered with an error) is dropped.
+        if h.in_flight.as_ref().map(|f| f.req) != Some(req) {
+            return;
+        }
+        let Some(f) = h.in_flight.take() else { return };
+        self.respond(k, f.origin.as_deref(), f.keep_alive, f.head_only, f.route, f.started, resp);
+        // Pipelined requests may be waiting, and reading may have paused at the cap.
+        self.read_http(k);
+    }
+
+    /// Queues a response and records it.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(&mut self, k: usize, origin: Option<&str>, keep_alive: bool, head_only: bool, route: &'static str, started: Instant, resp: Response) {
+        self.shared.metrics.record_request(route, resp.status, started.elapsed().as_secs_f64());
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let keep = keep_alive && !resp.close && self.stopping.is_none();
+        conn.out.push_owned(resp.to_bytes(origin, keep, head_only));
+        if !keep {
+            conn.closing = true;
+        }
+        self.mark_dirty(k);
+    }
+
+    fn close_after_flush(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.closing = true;
+        }
+        self.mark_dirty(k);
+    }
+
+    /// Schedules a flush of `k` at the end of this turn.
+    pub fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(k);
+            }
+        }
+    }
+
+    /// Schedules `k` to be dropped at the end of this turn.
+    pub fn doom(&mut self, k: usize) {
+        self.doomed.push(k);
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for k in &dirty {
+            self.flush(*k);
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+        let doomed = std::mem::take(&mut self.doomed);
+        for k in doomed {
+            self.drop_conn(k);
+        }
+    }
+
+    fn flush(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.dirty = false;
+        match conn.out.write_to(&mut conn.sock) {
+            Ok(Flush::Done) => {
+                if conn.writable_registered {
+                    conn.writable_registered = false;
+                    let _ = self.poll.registry().reregister(&mut conn.sock, Token(k), Interest::READABLE);
+                }
+                if conn.closing {
+                    self.start_linger(k);
+                } else if let State::Ws(_) = conn.state {
+                    // The queue drained: a socket paused for backpressure may read again.
+                    self.ws_resume(k);
+                }
+            }
+            Ok(Flush::Blocked) => {
+                if !conn.writable_registered {
+                    conn.writable_registered = true;
+                    let _ = self.poll.registry().reregister(&mut conn.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+                }
+            }
+            Err(_) => self.drop_conn(k),
+        }
+    }
+
+    /// Everything was sent and the connection should end: half-close, then drain the
+    /// peer's remaining bytes for a moment so our last response is not reset away.
+    fn start_linger(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if matches!(conn.state, State::Lingering(_)) {
+            return;
+        }
+        self.before_close(k);
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let _ = conn.sock.shutdown(std::net::Shutdown::Write);
+        conn.state = State::Lingering(Instant::now() + LINGER);
+        self.on_readable(k);
+    }
+
+    /// Removes a connection now.
+    pub fn drop_conn(&mut self, k: usize) {
+        if !self.conns.contains(k) {
+            return;
+        }
+        self.before_close(k);
+        if let Some(mut conn) = self.conns.try_remove(k) {
+            let _ = self.poll.registry().deregister(&mut conn.sock);
+            self.shared.metrics.connections.fetch_sub(1, Relaxed);
+        }
+        self.maybe_resume_accept();
+    }
+
+    /// Protocol clean-up that must run once, whichever way a connection ends.
+    fn before_close(&mut self, k: usize) {
+        let is_ws = matches!(self.conns.get(k).map(|c| &c.state), Some(State::Ws(_)));
+        if is_ws {
+            self.ws_closed(k);
+            if let Some(conn) = self.conns.get_mut(k) {
+                conn.state = State::Lingering(Instant::now() + LINGER);
+            }
+        }
+    }
+
+    fn maybe_resume_accept(&mut self) {
+        if let Some(until) = self.accept_paused_until {
+            let max = self.shared.cfg.server.max_connections as i64;
+            let below = self.shared.metrics.connections.load(Relaxed) < max * 9 / 10 || max < 10;
+            if Instant::now() >= until && below {
+                self.accept_paused_until = None;
+                self.accept();
+            }
+        }
+    }
+
+    /// Timeouts: slow request heads, idle keep-alive, lingering closes, WebSocket pings.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.last_sweep = now;
+        let header_timeout = Duration::from_millis(self.shared.cfg.http.header_timeout_ms);
+        let idle_timeout = Duration::from_secs(self.shared.cfg.http.idle_timeout_secs);
+        let mut timed_out = Vec::new();
+        let mut idle = Vec::new();
+        for (k, conn) in self.conns.iter() {
+            match &conn.state {
+                State::Http(h) => {
+                    if h.in_flight.is_some() || conn.closing {
+                        continue;
+                    }
+                    if h.head_started.is_some_and(|t| now - t > header_timeout) {
+                        timed_out.push(k);
+                    } else if now - conn.last_read > idle_timeout && conn.out.is_empty() {
+                        idle.push(k);
+                    }
+                }
+                State::Lingering(deadline) => {
+                    if now > *deadline {
+                        idle.push(k);
+                    }
+                }
+                State::Ws(_) => {}
+            }
+        }
+        for k in timed_out {
+            if let Some(Conn { state: State::Http(h), .. }) = self.conns.get_mut(k) {
+                h.inbuf = Vec::new();
+            }
+            let resp = Response::error(408, "request_timeout", "Request head not received in time").closing();
+            self.respond(k, None, false, false, "invalid", now, resp);
+        }
+        for k in idle {
+            self.drop_conn(k);
+        }
+        self.ws_sweep(now);
+        self.maybe_resume_accept();
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(Instant::now() + Duration::from_secs(5));
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let busy = match self.conns.get(k).map(|c| &c.state) {
+                Some(State::Http(h)) => h.in_flight.is_some(),
+                Some(State::Ws(_)) => {
+                    self.ws_close(k, 1001, "server shutting down");
+                    continue;
+                }
+                _ => continue,
+            };
+            if !busy {
+                self.close_after_flush(k);
+            }
+        }
+    }
+}
+
+fn is_resource_exhausted(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc_codes::EMFILE | libc_codes::ENFILE | libc_codes::ENOBUFS | libc_codes::ENOMEM))
+}
+
+/// errno values (Linux) for descriptor and memory exhaustion.
+mod libc_codes {
+    pub const EMFILE: i32 = 24;
+    pub const ENFILE: i32 = 23;
+    pub const ENOBUFS: i32 = 105;
+    pub const ENOMEM: i32 = 12;
+}
+
+fn parse_error_response(e: &ParseError) -> Response {
+    let (status, code) = match e {
+        ParseError::Malformed => (400, "bad_request"),
+        ParseError::HeadersTooLarge => (431, "headers_too_large"),
+        ParseError::BodyTooLarge => (413, "payload_too_large"),
+        ParseError::LengthRequired => (411, "length_required"),
+        ParseError::Version => (505, "http_version_not_supported"),
+    };
+    Response::error(status, code, &e.to_string())
+}

@@ -1,0 +1,76 @@
+//! Numbered SQL migrations from `sql/`, applied under an advisory lock so that nodes
+//! starting together apply each exactly once.
+
+use postgres::{Client, NoTls};
+
+/// The migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("../../sql/0001_init.sql"))];
+
+/// Arbitrary constant naming our advisory lock.
+const LOCK_KEY: i64 = 0x6368_6174_645f_6d67; // "chatd_mg"
+
+/// Applies every migration not yet recorded; returns how many were applied.
+pub fn migrate(client: &mut Client) -> Result<usize, postgres::Error> {
+    client.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now())",
+    )?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
+    let result = apply_pending(client);
+    // Unlock even when a migration failed, so another node can try.
+    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    let applied = result?;
+    unlock?;
+    Ok(applied)
+}
+
+fn apply_pending(client: &mut Client) -> Result<usize, postgres::Error> {
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS {
+        let done = client
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )?
+            .is_some();
+        if done {
+            continue;
+        }
+        let mut tx = client.transaction()?;
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )?;
+        tx.commit()?;
+        log::info!("applied migration {version:04} {name}");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Connects to `url`, creating its database first when it does not exist.
+pub fn connect_creating(url: &str, timeout_secs: u64) -> Result<Client, postgres::Error> {
+    let mut config: postgres::Config = url.parse()?;
+    config.connect_timeout(std::time::Duration::from_secs(timeout_secs));
+    match config.connect(NoTls) {
+        Ok(c) => Ok(c),
+        Err(e) if e.code() == Some(&postgres::error::SqlState::INVALID_CATALOG_NAME) => {
+            let db = config.get_dbname().unwrap_or("postgres").to_string();
+            let mut admin = config.clone();
+            admin.dbname("postgres");
+            let mut c = admin.connect(NoTls)?;
+            let quoted = format!("\"{}\"", db.replace('"', "\"\""));
+            match c.batch_execute(&format!("CREATE DATABASE {quoted}")) {
+                Ok(()) => log::info!("created database {db}"),
+                // Another node created it first.
+                Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+                Err(e) => return Err(e),
+            }
+            config.connect(NoTls)
+        }
+        Err(e) => Err(e),
+    }
+}

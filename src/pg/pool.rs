@@ -1,0 +1,174 @@
+//! The r2d2 pool and the worker threads that run database and password jobs off the loops.
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::sync::atomic::AtomicBool;
+use postgres::{Client, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// A unit of work run on a worker thread with access to a database connection.
+pub type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Builds the pool without opening connections up front, so a node starts (not ready)
+/// while the database is down and recovers when it returns.
+pub fn build_pool(url: &str, size: u32, timeout_secs: u64) -> Result<Pool, String> {
+    let mut config: postgres::Config = url.parse().map_err(|e| format!("database.url: {e}"))?;
+    config.connect_timeout(Duration::from_secs(timeout_secs));
+    config.application_name("chatd");
+    let manager = PostgresConnectionManager::new(config, NoTls);
+    Ok(r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        // A checkout must not cost a round trip; broken connections are detected by
+        // `is_closed` and by the query that fails on them.
+        .test_on_check_out(false)
+        .connection_timeout(Duration::from_secs(timeout_secs))
+        .build_unchecked(manager))
+}
+
+/// A worker's state: it keeps one pooled connection while it is healthy.
+pub struct Worker {
+    pool: Pool,
+    conn: Option<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    /// A worker over the pool.
+    pub fn new(pool: Pool, metrics: Arc<Metrics>) -> Worker {
+        Worker {
+            pool,
+            conn: None,
+            metrics,
+        }
+    }
+
+    /// The worker's connection, (re)acquired when missing or broken.
+    pub fn client(&mut self) -> Result<&mut Client, ApiError> {
+        if self.conn.as_ref().is_some_and(|c| c.is_closed()) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            match self.pool.get() {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.metrics
+                        .pool_timeouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    log::warn!("no database connection: {e}");
+                    return Err(ApiError::Unavailable);
+                }
+            }
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(&mut **c),
+            None => Err(ApiError::Unavailable),
+        }
+    }
+
+    /// Metrics of the node.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// The next job; `None` once `stop` is set and the queue is empty (or closed).
+pub fn next_job<T>(rx: &Receiver<T>, stop: &AtomicBool) -> Option<T> {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(j) => return Some(j),
+            Err(RecvTimeoutError::Timeout) => {
+                if stop.load(std::sync::atomic::Ordering::Acquire) {
+                    return None;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
+/// A bounded job queue served by a set of threads.
+#[derive(Clone)]
+pub struct JobQueue {
+    tx: Sender<Job>,
+    metrics: Arc<Metrics>,
+    name: &'static str,
+}
+
+impl JobQueue {
+    /// Starts `threads` workers named `name-i`; returns the queue and their handles.
+    pub fn start(
+        name: &'static str,
+        threads: usize,
+        bound: usize,
+        pool: &Pool,
+        metrics: &Arc<Metrics>,
+        stop: &Arc<AtomicBool>,
+    ) -> (JobQueue, Vec<std::thread::JoinHandle<()>>) {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(bound);
+        let handles = (0..threads)
+            .map(|i| {
+                let rx: Receiver<Job> = rx.clone();
+                let mut worker = Worker::new(pool.clone(), metrics.clone());
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name(format!("{name}-{i}"))
+                    .spawn(move || {
+                        while let Some(job) = next_job(&rx, &stop) {
+                            // A panicking job must not take the worker with it; its
+                            // Replier answers 500 as it unwinds.
+                            let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
+                            if std::panic::catch_unwind(run).is_err() {
+                                log::error!("a {name} job panicked");
+                            }
+                        }
+                    })
+                    .unwrap_or_else(|e| panic!("cannot spawn {name} thread: {e}"))
+            })
+            .collect();
+        (
+            JobQueue {
+                tx,
+                metrics: metrics.clone(),
+                name,
+            },
+            handles,
+        )
+    }
+
+    /// Queues a job without blocking; `Unavailable` when the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.metrics
+                    .jobs_rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::warn!("{} queue full", self.name);
+                Err(ApiError::Unavailable)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(ApiError::Unavailable),
+        }
+    }
+
+    /// Jobs waiting.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// True when no job waits.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+
+    /// The queue's name in metrics.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}

@@ -1,0 +1,409 @@
+//! The batched write path: a writer takes every queued message it can, and stores the
+//! batch in one transaction (room rows locked in a fixed order, one seq range per room,
+//! one multi-row INSERT, one NOTIFY per room batch, one commit).
+
+use crate::chat::messages::{self, Message};
+use crate::error::{ApiError, db_error};
+use crate::metrics::Metrics;
+use crate::pg::pool::{Pool, Worker, next_job};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use uuid::Uuid;
+
+/// Channel carrying message batches between nodes.
+pub const MESSAGES_CHANNEL: &str = "chat_messages";
+/// NOTIFY payloads must stay under 8000 bytes; keep a margin.
+const MAX_NOTIFY_BYTES: usize = 7900;
+
+/// Where a stored message (or its error) is reported.
+pub type WriteReply = Box<dyn FnOnce(Result<Arc<Message>, ApiError>) + Send>;
+
+/// One message to store.
+pub struct WriteJob {
+    /// Target room.
+    pub room_id: Uuid,
+    /// Author.
+    pub user_id: Uuid,
+    /// Author's name.
+    pub username: String,
+    /// Text (already validated).
+    pub content: String,
+    /// Idempotency key.
+    pub client_msg_id: Option<String>,
+    /// Called once with the outcome, after commit.
+    pub reply: WriteReply,
+}
+
+/// A room's batch as carried by a notification: the messages when they fit, or only
+/// the seq range (a pointer the receiver resolves with one query).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Notice {
+    /// Room.
+    pub r: Uuid,
+    /// First seq of the batch.
+    pub f: i64,
+    /// Last seq of the batch.
+    pub l: i64,
+    /// Commit time in µs since the epoch (for lag metrics).
+    pub t: i64,
+    /// The messages, when they fit in one payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<Vec<Message>>,
+}
+
+/// Senders to the writer threads; a room always maps to the same writer.
+#[derive(Clone)]
+pub struct Writers {
+    txs: Vec<Sender<WriteJob>>,
+    metrics: Arc<Metrics>,
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Writers {
+    /// Starts `n` writer threads.
+    pub fn start(
+        n: usize,
+        batch: usize,
+        bound: usize,
+        pool: &Pool,
+        metrics: &Arc<Metrics>,
+        stop: &Arc<AtomicBool>,
+    ) -> (Writers, Vec<std::thread::JoinHandle<()>>) {
+        let mut txs = Vec::new();
+        let mut handles = Vec::new();
+        let inflight = Arc::new(AtomicUsize::new(0));
+        for i in 0..n {
+            let (tx, rx) = crossbeam_channel::bounded::<WriteJob>(bound);
+            txs.push(tx);
+            let mut worker = Worker::new(pool.clone(), metrics.clone());
+            let (stop, inflight) = (stop.clone(), inflight.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("writer-{i}"))
+                .spawn(move || run(&rx, &mut worker, batch, &stop, &inflight))
+                .unwrap_or_else(|e| panic!("cannot spawn writer thread: {e}"));
+            handles.push(h);
+        }
+        (
+            Writers {
+                txs,
+                metrics: metrics.clone(),
+                inflight,
+            },
+            handles,
+        )
+    }
+
+    /// Messages accepted and not yet answered (queued or being stored).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.load(Relaxed)
+    }
+
+    /// Queues a message without blocking; the job comes back when its writer is full.
+    pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        job.room_id.hash(&mut h);
+        let idx = (h.finish() % self.txs.len() as u64) as usize;
+        self.inflight.fetch_add(1, Relaxed);
+        match self.txs[idx].try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(j)) | Err(TrySendError::Disconnected(j)) => {
+                self.inflight.fetch_sub(1, Relaxed);
+                self.metrics.jobs_rejected.fetch_add(1, Relaxed);
+                Err(j)
+            }
+        }
+    }
+
+    /// Messages waiting, per writer.
+    pub fn queue_lengths(&self) -> Vec<usize> {
+        self.txs.iter().map(|t| t.len()).collect()
+    }
+}
+
+fn run(rx: &Receiver<WriteJob>, worker: &mut Worker, batch_size: usize, stop: &AtomicBool, inflight: &AtomicUsize) {
+    while let Some(first) = next_job(rx, stop) {
+        let mut batch = vec![first];
+        while batch.len() < batch_size {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        store_batch(worker, batch);
+        inflight.fetch_sub(n, Relaxed);
+    }
+}
+
+/// Outcome of one job inside a batch.
+enum Slot {
+    Failed(ApiError),
+    /// Already stored by an earlier send with the same client_msg_id.
+    Existing(Arc<Message>),
+    /// Same key as an earlier job of this batch (index).
+    SameAs(usize),
+    /// New: gets a seq.
+    New,
+}
+
+fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
+    let result = match worker.client() {
+        Ok(client) => {
+            // A concurrent node may store the same client_msg_id between our check and
+            // our insert; the unique index then fails the batch and one retry resolves it.
+            match try_store(client, &jobs) {
+                Err(e) if crate::error::is_unique_violation(&e, "messages_client_msg_idx") => {
+                    try_store(client, &jobs)
+                }
+                other => other,
+            }
+            .map_err(|e| db_error(&e))
+        }
+        Err(e) => Err(e),
+    };
+    let metrics = worker.metrics();
+    match result {
+        Ok(outcomes) => {
+            let stored = outcomes.iter().filter(|o| o.1).count();
+            metrics.write_batch_size.observe(stored as f64);
+            metrics.messages_stored.fetch_add(stored as u64, Relaxed);
+            for (job, (outcome, _)) in jobs.into_iter().zip(outcomes) {
+                (job.reply)(outcome);
+            }
+        }
+        Err(e) => {
+            metrics.write_failures.fetch_add(1, Relaxed);
+            for job in jobs {
+                (job.reply)(Err(e.clone()));
+            }
+        }
+    }
+}
+
+type Outcome = (Result<Arc<Message>, ApiError>, bool);
+
+fn try_store(
+    c: &mut postgres::Client,
+    jobs: &[WriteJob],
+) -> Result<Vec<Outcome>, postgres::Error> {
+    let mut tx = c.transaction()?;
+    let mut rooms: Vec<Uuid> = jobs.iter().map(|j| j.room_id).collect();
+    rooms.sort();
+    rooms.dedup();
+    // Lock the rooms in id order: two writers (or nodes) never deadlock on them, and
+    // everything below sees the rows committed by whoever held the lock before us.
+    let existing: Vec<Uuid> = tx
+        .query(
+            "SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&rooms],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let users: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
+    let members: std::collections::HashSet<(Uuid, Uuid)> = tx
+        .query(
+            "SELECT room_id, user_id FROM room_members WHERE room_id = ANY($1) AND user_id = ANY($2)",
+            &[&existing, &users],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut slots: Vec<Slot> = jobs
+        .iter()
+        .map(|j| {
+            if !existing.contains(&j.room_id) {
+                Slot::Failed(ApiError::NotFound("room_not_found", "Room not found"))
+            } else if !members.contains(&(j.room_id, j.user_id)) {
+                Slot::Failed(ApiError::Forbidden("not_member", "Not a member of this room"))
+            } else {
+                Slot::New
+            }
+        })
+        .collect();
+    resolve_duplicates(&mut tx, jobs, &mut slots)?;
+
+    // One seq range per room, in arrival order within the room.
+    let mut counts: HashMap<Uuid, i64> = HashMap::new();
+    for (j, s) in jobs.iter().zip(&slots) {
+        if matches!(s, Slot::New) {
+            *counts.entry(j.room_id).or_insert(0) += 1;
+        }
+    }
+    let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
+    let mut next: HashMap<Uuid, i64> = HashMap::new();
+    if !ids.is_empty() {
+        for row in tx.query(
+            "UPDATE rooms SET last_seq = last_seq + v.n FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
+             WHERE rooms.id = v.id RETURNING rooms.id, rooms.last_seq",
+            &[&ids, &ns],
+        )? {
+            let id: Uuid = row.get(0);
+            let last: i64 = row.get(1);
+            next.insert(id, last - counts.get(&id).copied().unwrap_or(0) + 1);
+        }
+    }
+    let mut seqs = vec![0i64; jobs.len()];
+    let (mut c_room, mut c_seq, mut c_user, mut c_name, mut c_text, mut c_cmid) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (i, (j, s)) in jobs.iter().zip(&slots).enumerate() {
+        if matches!(s, Slot::New) {
+            let n = next.entry(j.room_id).or_insert(1);
+            seqs[i] = *n;
+            *n += 1;
+            c_room.push(j.room_id);
+            c_seq.push(seqs[i]);
+            c_user.push(j.user_id);
+            c_name.push(j.username.as_str());
+            c_text.push(j.content.as_str());
+            c_cmid.push(j.client_msg_id.as_deref());
+        }
+    }
+    let mut stored: HashMap<(Uuid, i64), (i64, String)> = HashMap::new();
+    if !c_room.is_empty() {
+        for row in tx.query(
+            "INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
+             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+             RETURNING room_id, seq, id, created_at",
+            &[&c_room, &c_seq, &c_user, &c_name, &c_text, &c_cmid],
+        )? {
+            stored.insert((row.get(0), row.get(1)), (row.get(2), messages::iso(row.get(3))));
+        }
+    }
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
+    let mut per_room: HashMap<Uuid, Vec<Arc<Message>>> = HashMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let outcome = match &slots[i] {
+            Slot::Failed(e) => (Err(e.clone()), false),
+            Slot::Existing(m) => (Ok(m.clone()), false),
+            Slot::SameAs(k) => (outcomes[*k].0.clone(), false),
+            Slot::New => match stored.get(&(j.room_id, seqs[i])) {
+                Some((id, at)) => {
+                    let m = Arc::new(Message {
+                        id: *id,
+                        seq: seqs[i],
+                        room_id: j.room_id,
+                        user_id: j.user_id,
+                        username: j.username.clone(),
+                        content: j.content.clone(),
+                        created_at: at.clone(),
+                        client_msg_id: j.client_msg_id.clone(),
+                    });
+                    per_room.entry(j.room_id).or_default().push(m.clone());
+                    (Ok(m), true)
+                }
+                None => (Err(ApiError::Internal), false),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    let payloads: Vec<String> = per_room.values().map(|msgs| notice_payload(msgs)).collect();
+    if !payloads.is_empty() {
+        tx.execute(
+            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+            &[&MESSAGES_CHANNEL, &payloads],
+        )?;
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Answers jobs whose (room, user, client_msg_id) is already stored, or repeated in the batch.
+fn resolve_duplicates(
+    tx: &mut postgres::Transaction<'_>,
+    jobs: &[WriteJob],
+    slots: &mut [Slot],
+) -> Result<(), postgres::Error> {
+    let keyed: Vec<usize> = (0..jobs.len())
+        .filter(|&i| matches!(slots[i], Slot::New) && jobs[i].client_msg_id.is_some())
+        .collect();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let rooms: Vec<Uuid> = keyed.iter().map(|&i| jobs[i].room_id).collect();
+    let users: Vec<Uuid> = keyed.iter().map(|&i| jobs[i].user_id).collect();
+    let cmids: Vec<&str> = keyed
+        .iter()
+        .map(|&i| jobs[i].client_msg_id.as_deref().unwrap_or_default())
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM messages WHERE (room_id, user_id, client_msg_id) IN
+           (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]))",
+        messages::COLUMNS
+    );
+    let mut found: HashMap<(Uuid, Uuid, String), Arc<Message>> = HashMap::new();
+    for row in tx.query(&sql, &[&rooms, &users, &cmids])? {
+        let m = messages::from_row(&row)?;
+        let key = (m.room_id, m.user_id, m.client_msg_id.clone().unwrap_or_default());
+        found.insert(key, Arc::new(m));
+    }
+    let mut first_in_batch: HashMap<(Uuid, Uuid, &str), usize> = HashMap::new();
+    for &i in &keyed {
+        let j = &jobs[i];
+        let cmid = j.client_msg_id.as_deref().unwrap_or_default();
+        if let Some(m) = found.get(&(j.room_id, j.user_id, cmid.to_string())) {
+            slots[i] = Slot::Existing(m.clone());
+        } else if let Some(&k) = first_in_batch.get(&(j.room_id, j.user_id, cmid)) {
+            slots[i] = Slot::SameAs(k);
+        } else {
+            first_in_batch.insert((j.room_id, j.user_id, cmid), i);
+        }
+    }
+    Ok(())
+}
+
+/// The notification for one room's batch: the messages, or a pointer when too large.
+pub fn notice_payload(msgs: &[Arc<Message>]) -> String {
+    let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
+        return String::new();
+    };
+    let t = chrono::Utc::now().timestamp_micros();
+    let mut notice = Notice {
+        r: first.room_id,
+        f: first.seq,
+        l: last.seq,
+        t,
+        m: Some(msgs.iter().map(|m| (**m).clone()).collect()),
+    };
+    let full = serde_json::to_string(&notice).unwrap_or_default();
+    if !full.is_empty() && full.len() < MAX_NOTIFY_BYTES {
+        return full;
+    }
+    notice.m = None;
+    serde_json::to_string(&notice).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: i64, content: &str) -> Arc<Message> {
+        Arc::new(Message {
+            id: seq,
+            seq,
+            room_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            username: "u".into(),
+            content: content.into(),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            client_msg_id: None,
+        })
+    }
+
+    #[test]
+    fn small_batches_travel_whole_large_ones_as_pointers() {
+        let small = notice_payload(&[msg(1, "a"), msg(2, "b")]);
+        let n: Notice = serde_json::from_str(&small).unwrap();
+        assert_eq!((n.f, n.l, n.m.map(|m| m.len())), (1, 2, Some(2)));
+        let big = notice_payload(&[msg(3, &"x".repeat(8000))]);
+        assert!(big.len() < 8000);
+        let n: Notice = serde_json::from_str(&big).unwrap();
+        assert_eq!((n.f, n.l), (3, 3));
+        assert!(n.m.is_none());
+    }
+}

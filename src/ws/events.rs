@@ -1,0 +1,180 @@
+//! The JSON event protocol: decoding client frames, encoding server frames.
+
+use crate::chat::messages::{self, Message};
+use crate::error::ApiError;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A decoded client event.
+#[derive(Debug, PartialEq)]
+pub enum ClientEvent {
+    /// `join_room`
+    JoinRoom {
+        /// Room.
+        room_id: Uuid,
+        /// Last seq the client has; `history` sends what follows.
+        last_seen_seq: Option<i64>,
+    },
+    /// `leave_room`
+    LeaveRoom {
+        /// Room.
+        room_id: Uuid,
+    },
+    /// `send_message`
+    SendMessage {
+        /// Room.
+        room_id: Uuid,
+        /// Text.
+        content: String,
+        /// Idempotency key.
+        client_msg_id: Option<String>,
+    },
+    /// `typing_start` / `typing_stop`
+    Typing {
+        /// Room.
+        room_id: Uuid,
+        /// Start (true) or stop.
+        typing: bool,
+    },
+    /// `ping`, answered with `pong` carrying the same data.
+    Ping(Value),
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest("invalid_payload", msg.into())
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::BadRequest("invalid_json", format!("invalid JSON: {e}")))?;
+    let Value::Object(mut obj) = v else {
+        return Err(ApiError::BadRequest("invalid_json", "a frame must be a JSON object".into()));
+    };
+    let event = match obj.get("event") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(invalid("missing string field `event`")),
+    };
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    match event.as_str() {
+        "join_room" => {
+            let room_id = room_of(&data)?;
+            let last_seen_seq = match data.get("last_seen_seq") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_i64() {
+                    Some(n) if n >= 0 => Some(n),
+                    _ => return Err(invalid("last_seen_seq must be a non-negative integer or null")),
+                },
+            };
+            Ok(ClientEvent::JoinRoom { room_id, last_seen_seq })
+        }
+        "leave_room" => Ok(ClientEvent::LeaveRoom { room_id: room_of(&data)? }),
+        "send_message" => {
+            let room_id = room_of(&data)?;
+            let content = match data.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                _ => return Err(invalid("content must be a string")),
+            };
+            messages::check_content(&content).map_err(|e| match e {
+                ApiError::Validation(m) => invalid(m.join("; ")),
+                other => other,
+            })?;
+            let client_msg_id = match data.get("client_msg_id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => {
+                    messages::check_client_msg_id(s)?;
+                    Some(s.clone())
+                }
+                Some(_) => return Err(invalid("client_msg_id must be a string")),
+            };
+            Ok(ClientEvent::SendMessage { room_id, content, client_msg_id })
+        }
+        "typing_start" => Ok(ClientEvent::Typing { room_id: room_of(&data)?, typing: true }),
+        "typing_stop" => Ok(ClientEvent::Typing { room_id: room_of(&data)?, typing: false }),
+        "ping" => Ok(ClientEvent::Ping(data)),
+        other => Err(ApiError::BadRequest(
+            "unknown_event",
+            format!("unknown event `{}`", other.chars().take(64).collect::<String>()),
+        )),
+    }
+}
+
+fn room_of(data: &Value) -> Result<Uuid, ApiError> {
+    match data.get("room_id") {
+        Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| invalid("room_id must be a UUID")),
+        _ => Err(invalid("room_id must be a UUID string")),
+    }
+}
+
+/// `{"event": name, "data": data}` as JSON bytes.
+pub fn encode<T: Serialize + ?Sized>(name: &str, data: &T) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Frame<'a, T: ?Sized> {
+        event: &'a str,
+        data: &'a T,
+    }
+    serde_json::to_vec(&Frame { event: name, data }).unwrap_or_default()
+}
+
+/// An `error` event for an error.
+pub fn error(e: &ApiError) -> Vec<u8> {
+    let message = match e {
+        ApiError::Validation(m) => m.join("; "),
+        other => other.to_string(),
+    };
+    encode("error", &serde_json::json!({ "message": message, "code": e.code() }))
+}
+
+/// Live messages: one alone as `new_message`, several as `new_message_batch`.
+pub fn live(msgs: &[Arc<Message>]) -> Vec<u8> {
+    match msgs {
+        [one] => encode("new_message", &**one),
+        many => encode("new_message_batch", many),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = "0190b7a4-7c1e-7000-8000-000000000001";
+
+    #[test]
+    fn decodes_events() {
+        let j = decode(&format!(r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":5}}}}"#)).unwrap();
+        assert_eq!(j, ClientEvent::JoinRoom { room_id: ROOM.parse().unwrap(), last_seen_seq: Some(5) });
+        let s = decode(&format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":"hi","client_msg_id":"c1"}}}}"#)).unwrap();
+        assert!(matches!(s, ClientEvent::SendMessage { ref content, .. } if content == "hi"));
+        assert_eq!(decode(r#"{"event":"ping","data":{"a":1}}"#).unwrap(), ClientEvent::Ping(serde_json::json!({"a":1})));
+    }
+
+    #[test]
+    fn errors_have_codes() {
+        assert_eq!(decode("nope").unwrap_err().code(), "invalid_json");
+        assert_eq!(decode("[]").unwrap_err().code(), "invalid_json");
+        assert_eq!(decode(r#"{"event":"dance"}"#).unwrap_err().code(), "unknown_event");
+        assert_eq!(decode(r#"{"event":"join_room","data":{"room_id":"x"}}"#).unwrap_err().code(), "invalid_payload");
+        assert_eq!(decode(&format!(r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":-1}}}}"#)).unwrap_err().code(), "invalid_payload");
+        let long = "a".repeat(65537);
+        let frame = format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":"{long}"}}}}"#);
+        assert_eq!(decode(&frame).unwrap_err().code(), "message_too_long");
+        let empty = format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":""}}}}"#);
+        assert_eq!(decode(&empty).unwrap_err().code(), "invalid_payload");
+    }
+
+    #[test]
+    fn encodes_live_frames() {
+        let m = Arc::new(Message {
+            id: 1, seq: 1, room_id: Uuid::nil(), user_id: Uuid::nil(), username: "u".into(),
+            content: "c".into(), created_at: "t".into(), client_msg_id: None,
+        });
+        let one: Value = serde_json::from_slice(&live(&[m.clone()])).unwrap();
+        assert_eq!(one["event"], "new_message");
+        assert_eq!(one["data"]["seq"], 1);
+        let two: Value = serde_json::from_slice(&live(&[m.clone(), m])).unwrap();
+        assert_eq!(two["event"], "new_message_batch");
+        assert_eq!(two["data"].as_array().unwrap().len(), 2);
+    }
+}

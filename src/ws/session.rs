@@ -1,0 +1,711 @@
+//! The WebSocket half of an event loop: reading frames, handling client events,
+//! fanning out live messages, catching sockets up, and closing them cleanly.
+
+use crate::auth::tokens::Identity;
+use crate::chat::fanout::Gap;
+use crate::chat::messages::{self, Message};
+use crate::chat::presence::PresenceOp;
+use crate::chat::rooms;
+use crate::error::ApiError;
+use crate::http::parse::Head;
+use crate::net::conn::State;
+use crate::net::event_loop::EventLoop;
+use crate::pg::writer::WriteJob;
+use crate::shared::LoopMsg;
+use crate::ws::codec::{WsIo, text_frame};
+use crate::ws::events::{self, ClientEvent};
+use crate::ws::{JoinData, LoopEvent, Sub, WsConn, handshake};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error as WsError, Message as WsMessage};
+use uuid::Uuid;
+
+/// Most rooms one socket may be in.
+const MAX_ROOMS_PER_SOCKET: usize = 256;
+/// Most messages in a `history` frame.
+const HISTORY_PAGE: i64 = 100;
+/// Most rows per catch-up or gap fetch.
+const FETCH_PAGE: i64 = 1000;
+/// A typing indicator not refreshed for this long is turned off.
+const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
+/// Typing starts relayed at most this often per user and room.
+const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+impl EventLoop {
+    /// Completes the upgrade: answers 101 and moves the connection to the WebSocket state.
+    pub fn upgrade(&mut self, k: usize, head: &Head, who: Identity) {
+        let ws_cfg = &self.shared.cfg.websocket;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(ws_cfg.read_buffer_bytes)
+            .write_buffer_size(0)
+            .max_write_buffer_size(ws_cfg.max_outbound_bytes)
+            .max_message_size(Some(ws_cfg.max_message_bytes))
+            .max_frame_size(Some(ws_cfg.max_message_bytes));
+        let id = self.next_id;
+        self.next_id += 1;
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let State::Http(h) = &mut conn.state else { return };
+        let leftover = std::mem::take(&mut h.inbuf);
+        conn.out.push_owned(handshake::accept_response(head));
+        let ctx = if leftover.is_empty() {
+            WebSocketContext::new(Role::Server, Some(config))
+        } else {
+            WebSocketContext::from_partially_read(leftover, Role::Server, Some(config))
+        };
+        let now = Instant::now();
+        conn.state = State::Ws(Box::new(WsConn {
+            ctx,
+            who,
+            id,
+            subs: Vec::new(),
+            ping_sent: None,
+            last_ping: now,
+            paused: false,
+            window: (now, 0),
+        }));
+        self.shared.metrics.websockets.fetch_add(1, Relaxed);
+        self.mark_dirty(k);
+        self.ws_readable(k);
+    }
+
+    /// Reads and handles every complete frame available.
+    pub fn ws_readable(&mut self, k: usize) {
+        let bound = self.shared.cfg.websocket.max_outbound_bytes;
+        loop {
+            let Some(conn) = self.conns.get_mut(k) else { return };
+            if conn.closing {
+                return;
+            }
+            let State::Ws(ws) = &mut conn.state else { return };
+            // Backpressure: a client that does not read its answers is not read either.
+            if conn.out.len() > bound / 2 {
+                ws.paused = true;
+                return;
+            }
+            let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
+            let res = ws.ctx.read(&mut io);
+            if io.read_bytes > 0 {
+                conn.last_read = Instant::now();
+            }
+            match res {
+                Ok(WsMessage::Text(t)) => {
+                    self.mark_dirty(k);
+                    self.ws_event(k, t.as_str());
+                }
+                Ok(WsMessage::Binary(_)) => {
+                    self.send_error(k, &ApiError::BadRequest("invalid_payload", "binary frames are not supported; send JSON text frames".into()));
+                }
+                Ok(WsMessage::Pong(_)) => ws.ping_sent = None,
+                Ok(WsMessage::Ping(_)) | Ok(WsMessage::Frame(_)) => self.mark_dirty(k),
+                Ok(WsMessage::Close(_)) => {
+                    // tungstenite queued the closing reply; send it, then end.
+                    conn.closing = true;
+                    self.mark_dirty(k);
+                    return;
+                }
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.mark_dirty(k);
+                    return;
+                }
+                Err(WsError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(WsError::Capacity(_)) => return self.ws_close(k, 1009, "message too big"),
+                Err(WsError::Utf8(_)) => return self.ws_close(k, 1007, "invalid UTF-8"),
+                Err(WsError::Protocol(_)) => return self.ws_close(k, 1002, "protocol error"),
+                Err(_) => return self.drop_conn(k),
+            }
+        }
+    }
+
+    /// Called when a socket's queue drained: resumes reading if it was paused.
+    pub fn ws_resume(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if let State::Ws(ws) = &mut conn.state {
+                if ws.paused {
+                    ws.paused = false;
+                    self.ws_readable(k);
+                }
+            }
+        }
+    }
+
+    /// Sends a close frame with `code`, then closes once it is written.
+    pub fn ws_close(&mut self, k: usize, code: u16, reason: &str) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let State::Ws(ws) = &mut conn.state else { return };
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
+        let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
+        let _ = ws.ctx.close(&mut io, Some(frame));
+        let _ = ws.ctx.flush(&mut io);
+        conn.closing = true;
+        self.mark_dirty(k);
+    }
+
+    /// Clean-up when a WebSocket ends, however it ends.
+    pub fn ws_closed(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let State::Ws(ws) = &mut conn.state else { return };
+        let subs = std::mem::take(&mut ws.subs);
+        let who = ws.who.clone();
+        for s in subs {
+            self.release_sub(k, &who, &s);
+        }
+        self.shared.metrics.websockets.fetch_sub(1, Relaxed);
+    }
+
+    fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
+        if self.rooms.unsubscribe(s.room, k) {
+            self.shared.lose_interest(s.room);
+        }
+        if s.typing_since.is_some() {
+            self.relay_typing(who, s.room, false);
+        }
+        if s.present {
+            self.shared.presence.send(PresenceOp::leave(s.room, who));
+        }
+        self.publish_loop_stats();
+    }
+
+    fn publish_loop_stats(&self) {
+        let subs = self.rooms.rooms.values().map(|r| r.subs.len()).sum();
+        if let Some(s) = self.shared.loop_stats.get(self.idx) {
+            if let Ok(mut v) = s.write() {
+                *v = (self.rooms.rooms.len(), subs);
+            }
+        }
+    }
+
+    /// Queues bytes for one socket (not shared).
+    fn send_owned(&mut self, k: usize, payload: Vec<u8>) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.out.push_owned(text_frame(&payload));
+        self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
+        self.mark_dirty(k);
+        self.check_slow(k);
+    }
+
+    fn send_error(&mut self, k: usize, e: &ApiError) {
+        self.send_owned(k, events::error(e));
+    }
+
+    /// A socket whose queue passed its bound is closed with 1013 rather than skipped.
+    fn check_slow(&mut self, k: usize) {
+        let bound = self.shared.cfg.websocket.max_outbound_bytes;
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.out.len() > bound && !conn.closing {
+            self.shared.metrics.slow_consumer_closes.fetch_add(1, Relaxed);
+            // What is queued cannot reach a client that stopped reading: drop it so
+            // memory stays bounded, and tell the client to reconnect and catch up.
+            conn.out.clear();
+            self.ws_close(k, 1013, "slow consumer: reconnect with last_seen_seq");
+        }
+    }
+
+    fn rate_limited(&mut self, k: usize) -> bool {
+        let max = self.shared.cfg.websocket.max_events_per_sec;
+        let Some(Some(ws)) = self.conns.get_mut(k).map(|c| match &mut c.state {
+            State::Ws(ws) => Some(ws),
+            _ => None,
+        }) else {
+            return true;
+        };
+        if max == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        if now.duration_since(ws.window.0) >= Duration::from_secs(1) {
+            ws.window = (now, 0);
+        }
+        ws.window.1 += 1;
+        ws.window.1 > max
+    }
+
+    fn ws_parts(&mut self, k: usize) -> Option<&mut WsConn> {
+        match &mut self.conns.get_mut(k)?.state {
+            State::Ws(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// Handles one client text frame.
+    fn ws_event(&mut self, k: usize, text: &str) {
+        let ev = match events::decode(text) {
+            Ok(ev) => ev,
+            Err(e) => return self.send_error(k, &e),
+        };
+        match ev {
+            ClientEvent::Ping(data) => self.send_owned(k, events::encode("pong", &data)),
+            ClientEvent::JoinRoom { room_id, last_seen_seq } => self.join(k, room_id, last_seen_seq),
+            ClientEvent::LeaveRoom { room_id } => {
+                let Some(ws) = self.ws_parts(k) else { return };
+                let who = ws.who.clone();
+                if let Some(pos) = ws.subs.iter().position(|s| s.room == room_id) {
+                    let s = ws.subs.swap_remove(pos);
+                    self.release_sub(k, &who, &s);
+                }
+                self.send_owned(k, events::encode("left_room", &json!({ "room_id": room_id })));
+            }
+            ClientEvent::SendMessage { room_id, content, client_msg_id } => {
+                if self.rate_limited(k) {
+                    let e = ApiError::RateLimited(1);
+                    return self.send_owned(k, error_with_cmid(&e, client_msg_id.as_deref()));
+                }
+                self.send_message(k, room_id, content, client_msg_id);
+            }
+            ClientEvent::Typing { room_id, typing } => {
+                if self.rate_limited(k) {
+                    return self.send_error(k, &ApiError::RateLimited(1));
+                }
+                self.typing(k, room_id, typing);
+            }
+        }
+    }
+
+    fn join(&mut self, k: usize, room: Uuid, last_seen: Option<i64>) {
+        let join_id = self.next_id;
+        self.next_id += 1;
+        let Some(ws) = self.ws_parts(k) else { return };
+        let sock = ws.id;
+        let user = ws.who.user_id;
+        match ws.sub(room) {
+            Some(s) => {
+                s.joining = true;
+                s.join_id = join_id;
+            }
+            None => {
+                if ws.subs.len() >= MAX_ROOMS_PER_SOCKET {
+                    let e = ApiError::BadRequest("invalid_payload", format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"));
+                    return self.send_error(k, &e);
+                }
+                ws.subs.push(Sub { room, delivered: 0, joining: true, catching_up: false, join_id, present: false, typing_since: None });
+            }
+        }
+        // Subscribe before checking: every notification committed after the check then
+        // reaches this loop, and the registry sorts out what history already covered.
+        if self.rooms.subscribe(room, k) {
+            self.shared.gain_interest(room);
+        }
+        self.publish_loop_stats();
+        let loop_idx = self.idx;
+        let shared = self.shared.clone();
+        let job: crate::pg::pool::Job = Box::new(move |w| {
+            let result = (|| -> Result<JoinData, ApiError> {
+                let c = w.client()?;
+                rooms::require_member(c, room, user)?;
+                let room_seq: i64 = c.query_one("SELECT last_seq FROM rooms WHERE id = $1", &[&room])?.get(0);
+                let history = match last_seen {
+                    Some(after) => {
+                        let mut rows = messages::range(c, room, after, i64::MAX, HISTORY_PAGE + 1)?;
+                        let more = rows.len() as i64 > HISTORY_PAGE;
+                        rows.truncate(HISTORY_PAGE as usize);
+                        Some((rows.into_iter().map(Arc::new).collect(), more, after))
+                    }
+                    None => None,
+                };
+                Ok(JoinData { room_seq, history })
+            })();
+            shared.to_loop(loop_idx, LoopEvent::Joined { key: k, sock, room, join_id, result });
+        });
+        if let Err(e) = self.shared.db.submit(job) {
+            self.fail_join(k, room, &e);
+        }
+    }
+
+    fn fail_join(&mut self, k: usize, room: Uuid, e: &ApiError) {
+        if let Some(ws) = self.ws_parts(k) {
+            let who = ws.who.clone();
+            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
+                let s = ws.subs.swap_remove(pos);
+                self.release_sub(k, &who, &s);
+            }
+        }
+        self.send_error(k, e);
+    }
+
+    fn on_joined(&mut self, k: usize, sock: u64, room: Uuid, join_id: u64, result: Result<JoinData, ApiError>) {
+        let Some(ws) = self.ws_parts(k) else { return };
+        if ws.id != sock || ws.sub(room).map(|s| s.join_id) != Some(join_id) {
+            return; // the socket left, closed, or joined again since
+        }
+        let data = match result {
+            Ok(d) => d,
+            Err(e) => return self.fail_join(k, room, &e),
+        };
+        let who = ws.who.clone();
+        if let Some(gap) = self.rooms.init_seq(room, data.room_seq) {
+            self.fetch_room(room, gap);
+        }
+        let mut frames = Vec::new();
+        let Some(ws) = self.ws_parts(k) else { return };
+        let Some(sub) = ws.sub(room) else { return };
+        sub.joining = false;
+        match data.history {
+            Some((msgs, has_more, after)) => {
+                // A client claiming more than exists starts from what exists.
+                sub.delivered = msgs.last().map(|m| m.seq).unwrap_or(after.min(data.room_seq));
+                frames.push(events::encode("history", &json!({
+                    "messages": msgs.iter().map(|m| &**m).collect::<Vec<&Message>>(),
+                    "next_cursor": sub.delivered,
+                    "has_more": has_more,
+                })));
+            }
+            None => sub.delivered = data.room_seq,
+        }
+        let newly_present = !sub.present;
+        sub.present = true;
+        frames.push(events::encode("joined_room", &json!({ "room_id": room })));
+        for f in frames {
+            self.send_owned(k, f);
+        }
+        if newly_present {
+            self.shared.presence.send(PresenceOp::join(room, &who));
+        }
+        self.reconcile(k, room);
+    }
+
+    /// Brings a socket from its own position up to the room's live position, from the
+    /// recent buffer when it has the rows, else from the database.
+    fn reconcile(&mut self, k: usize, room: Uuid) {
+        let Some(room_seq) = self.rooms.rooms.get(&room).and_then(|r| r.seq) else { return };
+        let Some(ws) = self.ws_parts(k) else { return };
+        let sock = ws.id;
+        let Some(sub) = ws.sub(room) else { return };
+        if sub.joining || sub.catching_up || sub.delivered >= room_seq {
+            return;
+        }
+        let after = sub.delivered;
+        if let Some(msgs) = self.rooms.recent_range(room, after, room_seq) {
+            if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
+                sub.delivered = room_seq;
+            }
+            self.send_owned(k, events::encode("new_message_batch", &msgs));
+            return;
+        }
+        if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
+            sub.catching_up = true;
+        }
+        let loop_idx = self.idx;
+        let shared = self.shared.clone();
+        let job: crate::pg::pool::Job = Box::new(move |w| {
+            let result = w
+                .client()
+                .and_then(|c| messages::range(c, room, after, room_seq, FETCH_PAGE).map_err(Into::into))
+                .map(|rows| rows.into_iter().map(Arc::new).collect());
+            shared.to_loop(loop_idx, LoopEvent::CatchUp { key: k, sock, room, result });
+        });
+        if self.shared.db.submit(job).is_err() {
+            // Cannot catch this socket up now; closing it lets the client retry later.
+            self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq");
+        }
+    }
+
+    fn on_catch_up(&mut self, k: usize, sock: u64, room: Uuid, result: Result<Vec<Arc<Message>>, ApiError>) {
+        let Some(ws) = self.ws_parts(k) else { return };
+        if ws.id != sock {
+            return;
+        }
+        let Some(sub) = ws.sub(room) else { return };
+        sub.catching_up = false;
+        let rows = match result {
+            Ok(r) => r,
+            Err(_) => return self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq"),
+        };
+        let fresh: Vec<Arc<Message>> = rows.into_iter().filter(|m| m.seq > sub.delivered).collect();
+        if let Some(last) = fresh.last() {
+            sub.delivered = last.seq;
+            self.send_owned(k, events::encode("new_message_batch", &fresh));
+        }
+        self.reconcile(k, room);
+    }
+
+    fn send_message(&mut self, k: usize, room: Uuid, content: String, client_msg_id: Option<String>) {
+        let Some(ws) = self.ws_parts(k) else { return };
+        let (sock, who) = (ws.id, ws.who.clone());
+        let handle = self.shared.clone();
+        let loop_idx = self.idx;
+        let cmid = client_msg_id.clone();
+        let job = WriteJob {
+            room_id: room,
+            user_id: who.user_id,
+            username: who.username,
+            content,
+            client_msg_id,
+            reply: Box::new(move |result| {
+                handle.loops[loop_idx].send(LoopMsg::Ws(LoopEvent::Sent { key: k, sock, client_msg_id: cmid, result }));
+            }),
+        };
+        if let Err(job) = self.shared.writers.submit(job) {
+            let cmid = job.client_msg_id.clone();
+            // Dropping the job drops its reply closure without calling it.
+            drop(job);
+            self.send_owned(k, error_with_cmid(&ApiError::Unavailable, cmid.as_deref()));
+        }
+    }
+
+    fn on_sent(&mut self, k: usize, sock: u64, cmid: Option<String>, result: Result<Arc<Message>, ApiError>) {
+        if self.ws_parts(k).map(|ws| ws.id) != Some(sock) {
+            return;
+        }
+        match (result, cmid) {
+            (Ok(m), Some(c)) => {
+                let ack = json!({ "client_msg_id": c, "id": m.id, "seq": m.seq, "room_id": m.room_id, "created_at": m.created_at });
+                self.send_owned(k, events::encode("message_ack", &ack));
+            }
+            (Ok(_), None) => {}
+            (Err(e), cmid) => self.send_owned(k, error_with_cmid(&e, cmid.as_deref())),
+        }
+    }
+
+    fn typing(&mut self, k: usize, room: Uuid, typing: bool) {
+        let now = Instant::now();
+        let Some(ws) = self.ws_parts(k) else { return };
+        let who = ws.who.clone();
+        let Some(sub) = ws.sub(room).filter(|s| !s.joining) else {
+            return self.send_error(k, &ApiError::Forbidden("not_member", "Join the room before typing in it"));
+        };
+        let relay = if typing {
+            let due = sub.typing_since.is_none_or(|t| now.duration_since(t) >= TYPING_MIN_INTERVAL);
+            if due {
+                sub.typing_since = Some(now);
+            }
+            due
+        } else {
+            sub.typing_since.take().is_some()
+        };
+        if relay {
+            self.relay_typing(&who, room, typing);
+        }
+    }
+
+    fn relay_typing(&self, who: &Identity, room: Uuid, typing: bool) {
+        let data = json!({
+            "user_id": who.user_id, "room_id": room, "username": who.username,
+            "typing": typing, "started_at": messages::iso(chrono::Utc::now()),
+        });
+        crate::chat::presence::publish(&self.shared, room, Some(who.user_id), "typing", data);
+    }
+
+    /// Handles a message from another thread.
+    pub fn on_ws_event(&mut self, ev: LoopEvent) {
+        match ev {
+            LoopEvent::Joined { key, sock, room, join_id, result } => self.on_joined(key, sock, room, join_id, result),
+            LoopEvent::Sent { key, sock, client_msg_id, result } => self.on_sent(key, sock, client_msg_id, result),
+            LoopEvent::CatchUp { key, sock, room, result } => self.on_catch_up(key, sock, room, result),
+            LoopEvent::RoomFetched { room, after, result } => match result {
+                Ok((rows, full)) => {
+                    let gap = self.rooms.fetched(room, &rows);
+                    let seq = self.rooms.rooms.get(&room).and_then(|r| r.seq);
+                    match (gap, seq) {
+                        (Some(g), _) => self.fetch_room(room, g),
+                        (None, Some(s)) if full => self.fetch_room(room, Gap { after: s, upto: i64::MAX }),
+                        _ => {}
+                    }
+                }
+                Err(_) => self.retry_fetch(room, after),
+            },
+            LoopEvent::Live(batch) => {
+                if let Some(gap) = self.rooms.live(batch.room, &batch.msgs) {
+                    self.fetch_room(batch.room, gap);
+                }
+            }
+            LoopEvent::RoomEvent { room, except, frame } => self.room_event(room, except, frame),
+            LoopEvent::Kick { room, user } => self.kick(room, user),
+            LoopEvent::Revoke(ids) => {
+                let doomed: Vec<usize> = self
+                    .conns
+                    .iter()
+                    .filter_map(|(k, c)| match &c.state {
+                        State::Ws(ws) if ids.contains(&ws.who.session_id) => Some(k),
+                        _ => None,
+                    })
+                    .collect();
+                for k in doomed {
+                    self.ws_close(k, 1008, "session revoked");
+                }
+            }
+            LoopEvent::Resync => {
+                for (room, gap) in self.rooms.resync() {
+                    self.submit_fetch(room, gap);
+                }
+            }
+        }
+    }
+
+    fn room_event(&mut self, room: Uuid, except: Option<Uuid>, frame: Arc<[u8]>) {
+        let Some(r) = self.rooms.rooms.get(&room) else { return };
+        let subs = r.subs.clone();
+        for k in subs {
+            let Some(conn) = self.conns.get_mut(k) else { continue };
+            let State::Ws(ws) = &mut conn.state else { continue };
+            if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
+                continue;
+            }
+            conn.out.push_shared(frame.clone());
+            self.mark_dirty(k);
+            self.check_slow(k);
+        }
+    }
+
+    fn kick(&mut self, room: Uuid, user: Uuid) {
+        let Some(r) = self.rooms.rooms.get(&room) else { return };
+        for k in r.subs.clone() {
+            let Some(ws) = self.ws_parts(k) else { continue };
+            if ws.who.user_id != user {
+                continue;
+            }
+            let who = ws.who.clone();
+            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
+                let s = ws.subs.swap_remove(pos);
+                self.release_sub(k, &who, &s);
+                self.send_owned(k, events::encode("left_room", &json!({ "room_id": room })));
+            }
+        }
+    }
+
+    fn fetch_room(&mut self, room: Uuid, gap: Gap) {
+        self.shared.metrics.gap_fetches.fetch_add(1, Relaxed);
+        if let Some(r) = self.rooms.rooms.get_mut(&room) {
+            r.fetching = true;
+        }
+        self.submit_fetch(room, gap);
+    }
+
+    fn submit_fetch(&mut self, room: Uuid, gap: Gap) {
+        let loop_idx = self.idx;
+        let shared = self.shared.clone();
+        let job: crate::pg::pool::Job = Box::new(move |w| {
+            let result = w
+                .client()
+                .and_then(|c| messages::range(c, room, gap.after, gap.upto, FETCH_PAGE).map_err(Into::into))
+                .map(|rows| {
+                    let full = rows.len() as i64 == FETCH_PAGE;
+                    (rows.into_iter().map(Arc::new).collect(), full)
+                });
+            shared.to_loop(loop_idx, LoopEvent::RoomFetched { room, after: gap.after, result });
+        });
+        if self.shared.db.submit(job).is_err() {
+            self.retry_fetch(room, gap.after);
+        }
+    }
+
+    /// A gap fetch failed (database down, queue full): try again on a later sweep; the
+    /// room's live messages wait meanwhile, so nothing is delivered out of order.
+    fn retry_fetch(&mut self, room: Uuid, after: i64) {
+        if self.rooms.rooms.contains_key(&room) {
+            self.retry.push((room, after, Instant::now() + Duration::from_millis(500)));
+        }
+    }
+
+    /// Fans out what the rooms accepted this turn: one frame per room, shared by its sockets.
+    pub fn rooms_flush(&mut self) {
+        if self.rooms.dirty.is_empty() {
+            return;
+        }
+        let window = Duration::from_millis(self.shared.cfg.websocket.coalesce_ms);
+        let now = Instant::now();
+        let dirty = std::mem::take(&mut self.rooms.dirty);
+        for room in dirty {
+            let Some(r) = self.rooms.rooms.get_mut(&room) else { continue };
+            if r.held_since.is_some_and(|t| now.duration_since(t) < window) {
+                self.rooms.dirty.push(room);
+                continue;
+            }
+            r.held_since = None;
+            let msgs = std::mem::take(&mut r.outbox);
+            let (Some(first), Some(last)) = (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq)) else { continue };
+            let subs = r.subs.clone();
+            let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(&msgs)));
+            let mut delivered = 0u64;
+            for k in subs {
+                let Some(conn) = self.conns.get_mut(k) else { continue };
+                let State::Ws(ws) = &mut conn.state else { continue };
+                let Some(sub) = ws.sub(room) else { continue };
+                if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
+                    // Joining, already has these, or behind and catching up by itself.
+                    continue;
+                }
+                if sub.delivered == first - 1 {
+                    conn.out.push_shared(frame.clone());
+                    delivered += msgs.len() as u64;
+                } else {
+                    let tail: Vec<Arc<Message>> = msgs.iter().filter(|m| m.seq > sub.delivered).cloned().collect();
+                    delivered += tail.len() as u64;
+                    conn.out.push_owned(text_frame(&events::live(&tail)));
+                }
+                sub.delivered = last;
+                self.mark_dirty(k);
+                self.check_slow(k);
+            }
+            self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
+            self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Pings, dead peers, stale typing indicators, fetch retries.
+    pub fn ws_sweep(&mut self, now: Instant) {
+        let interval = Duration::from_secs(self.shared.cfg.websocket.ping_interval_secs);
+        let mut dead = Vec::new();
+        let mut ping = Vec::new();
+        let mut stale_typing = Vec::new();
+        for (k, conn) in self.conns.iter_mut() {
+            let State::Ws(ws) = &mut conn.state else { continue };
+            if now.duration_since(ws.last_ping) >= interval {
+                if ws.ping_sent.is_some() {
+                    dead.push(k);
+                    continue;
+                }
+                ws.last_ping = now;
+                ws.ping_sent = Some(now);
+                ping.push(k);
+            }
+            for s in ws.subs.iter_mut() {
+                if s.typing_since.is_some_and(|t| now.duration_since(t) >= TYPING_TIMEOUT) {
+                    s.typing_since = None;
+                    stale_typing.push((ws.who.clone(), s.room));
+                }
+            }
+        }
+        for k in dead {
+            self.drop_conn(k);
+        }
+        for k in ping {
+            if let Some(conn) = self.conns.get_mut(k) {
+                if let State::Ws(ws) = &mut conn.state {
+                    let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
+                    let _ = ws.ctx.write(&mut io, WsMessage::Ping(Vec::new().into()));
+                    let _ = ws.ctx.flush(&mut io);
+                }
+            }
+            self.mark_dirty(k);
+        }
+        for (who, room) in stale_typing {
+            self.relay_typing(&who, room, false);
+        }
+        let due: Vec<(Uuid, i64)> = {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry).into_iter().partition(|r| r.2 <= now);
+            self.retry = later;
+            due.into_iter().map(|(room, after, _)| (room, after)).collect()
+        };
+        for (room, after) in due {
+            if self.rooms.rooms.contains_key(&room) {
+                self.submit_fetch(room, Gap { after, upto: i64::MAX });
+            }
+        }
+    }
+}
+
+fn error_with_cmid(e: &ApiError, cmid: Option<&str>) -> Vec<u8> {
+    let message = match e {
+        ApiError::Validation(m) => m.join("; "),
+        other => other.to_string(),
+    };
+    let mut data = json!({ "message": message, "code": e.code() });
+    if let Some(c) = cmid {
+        data["client_msg_id"] = json!(c);
+    }
+    events::encode("error", &data)
+}
