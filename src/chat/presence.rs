@@ -185,6 +185,9 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
     let mut cleared_self = false;
     let mut backlog: Vec<PresenceOp> = Vec::new();
     loop {
+        if shared.shutting_down.load(Ordering::Acquire) && rx.is_empty() && backlog.is_empty() {
+            break;
+        }
         if Instant::now() >= next_beat {
             next_beat = Instant::now() + period;
             let ok = match worker.client() {
@@ -226,9 +229,6 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
-        }
-        if shared.shutting_down.load(Ordering::Acquire) && rx.is_empty() && backlog.is_empty() {
-            break;
         }
     }
     if let Ok(c) = worker.client() {

@@ -68,7 +68,7 @@ impl Method {
 }
 
 /// The headers the server acts on (the rest are ignored).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Headers {
     /// `Authorization`
     pub authorization: Option<String>,
@@ -89,7 +89,7 @@ pub struct Headers {
 }
 
 /// A complete request head, with the body's length.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Head {
     /// Method.
     pub method: Method,

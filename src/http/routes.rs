@@ -270,5 +270,26 @@ fn upgrade(shared: &Shared, head: &Head) -> Routed {
     Routed::Upgrade(who)
 }
 
+/// Every (method, path) served, as written in the OpenAPI document (a test keeps both true).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/ws"),
+    ("POST", "/auth/register"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/refresh"),
+    ("POST", "/auth/logout"),
+    ("GET", "/rooms"),
+    ("POST", "/rooms"),
+    ("GET", "/rooms/{id}"),
+    ("POST", "/rooms/{id}/join"),
+    ("POST", "/rooms/{id}/leave"),
+    ("GET", "/rooms/{id}/members"),
+    ("GET", "/rooms/{id}/messages"),
+    ("POST", "/rooms/{id}/messages"),
+];
+
 /// The OpenAPI description served at /openapi.json.
 pub const OPENAPI: &str = include_str!("openapi.json");
