@@ -350,16 +350,61 @@ impl Config {
             return Err(invalid("server.listen", "must be an IP address"));
         }
         range("server.event_loops", self.server.event_loops, 0, 256)?;
-        range("server.max_connections", self.server.max_connections, 1, 10_000_000)?;
-        range("http.max_header_bytes", self.http.max_header_bytes, 256, 1 << 20)?;
+        range(
+            "server.max_connections",
+            self.server.max_connections,
+            1,
+            10_000_000,
+        )?;
+        range(
+            "http.max_header_bytes",
+            self.http.max_header_bytes,
+            256,
+            1 << 20,
+        )?;
         range("http.max_headers", self.http.max_headers, 4, 1024)?;
-        range("http.max_body_bytes", self.http.max_body_bytes, 1024, 64 << 20)?;
-        range("http.header_timeout_ms", self.http.header_timeout_ms, 100, 3_600_000)?;
-        range("http.idle_timeout_secs", self.http.idle_timeout_secs, 1, 86_400)?;
-        range("websocket.max_message_bytes", self.websocket.max_message_bytes, 1024, 64 << 20)?;
-        range("websocket.read_buffer_bytes", self.websocket.read_buffer_bytes, 64, 1 << 20)?;
-        range("websocket.max_outbound_bytes", self.websocket.max_outbound_bytes, 64 << 10, 1 << 30)?;
-        range("websocket.ping_interval_secs", self.websocket.ping_interval_secs, 1, 3600)?;
+        range(
+            "http.max_body_bytes",
+            self.http.max_body_bytes,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "http.header_timeout_ms",
+            self.http.header_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range(
+            "http.idle_timeout_secs",
+            self.http.idle_timeout_secs,
+            1,
+            86_400,
+        )?;
+        range(
+            "websocket.max_message_bytes",
+            self.websocket.max_message_bytes,
+            1024,
+            64 << 20,
+        )?;
+        range(
+            "websocket.read_buffer_bytes",
+            self.websocket.read_buffer_bytes,
+            64,
+            1 << 20,
+        )?;
+        range(
+            "websocket.max_outbound_bytes",
+            self.websocket.max_outbound_bytes,
+            64 << 10,
+            1 << 30,
+        )?;
+        range(
+            "websocket.ping_interval_secs",
+            self.websocket.ping_interval_secs,
+            1,
+            3600,
+        )?;
         range("websocket.coalesce_ms", self.websocket.coalesce_ms, 0, 1000)?;
         if !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
@@ -371,9 +416,24 @@ impl Config {
         }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
         range("database.writers", self.database.writers, 1, 64)?;
-        range("database.write_batch_size", self.database.write_batch_size, 1, 100_000)?;
-        range("database.connect_timeout_secs", self.database.connect_timeout_secs, 1, 600)?;
-        range("database.max_queued_jobs", self.database.max_queued_jobs, 16, 10_000_000)?;
+        range(
+            "database.write_batch_size",
+            self.database.write_batch_size,
+            1,
+            100_000,
+        )?;
+        range(
+            "database.connect_timeout_secs",
+            self.database.connect_timeout_secs,
+            1,
+            600,
+        )?;
+        range(
+            "database.max_queued_jobs",
+            self.database.max_queued_jobs,
+            16,
+            10_000_000,
+        )?;
         let needed = self.database.db_workers + self.database.writers + self.auth_workers() + 2;
         if (self.database.pool_size as usize) < needed {
             return Err(invalid(
@@ -384,13 +444,43 @@ impl Config {
                 ),
             ));
         }
-        range("auth.access_ttl_secs", self.auth.access_ttl_secs, 10, 86_400 * 7)?;
-        range("auth.refresh_ttl_secs", self.auth.refresh_ttl_secs, 60, 86_400 * 365)?;
+        range(
+            "auth.access_ttl_secs",
+            self.auth.access_ttl_secs,
+            10,
+            86_400 * 7,
+        )?;
+        range(
+            "auth.refresh_ttl_secs",
+            self.auth.refresh_ttl_secs,
+            60,
+            86_400 * 365,
+        )?;
         range("auth.auth_workers", self.auth.auth_workers, 0, 256)?;
-        range("auth.argon2_memory_kib", self.auth.argon2_memory_kib as usize, 8, 4 << 20)?;
-        range("auth.argon2_iterations", self.auth.argon2_iterations as usize, 1, 100)?;
-        range("auth.argon2_parallelism", self.auth.argon2_parallelism as usize, 1, 64)?;
-        range("presence.heartbeat_secs", self.presence.heartbeat_secs, 1, 3600)?;
+        range(
+            "auth.argon2_memory_kib",
+            self.auth.argon2_memory_kib as usize,
+            8,
+            4 << 20,
+        )?;
+        range(
+            "auth.argon2_iterations",
+            self.auth.argon2_iterations as usize,
+            1,
+            100,
+        )?;
+        range(
+            "auth.argon2_parallelism",
+            self.auth.argon2_parallelism as usize,
+            1,
+            64,
+        )?;
+        range(
+            "presence.heartbeat_secs",
+            self.presence.heartbeat_secs,
+            1,
+            3600,
+        )?;
         if self.presence.node_timeout_secs < self.presence.heartbeat_secs * 2 {
             return Err(invalid(
                 "presence.node_timeout_secs",
@@ -457,7 +547,10 @@ impl Config {
     /// The effective configuration as TOML with secrets and passwords masked.
     pub fn masked_toml(&self) -> String {
         let mut shown = self.clone();
-        for s in [&mut shown.auth.access_secret, &mut shown.auth.refresh_secret] {
+        for s in [
+            &mut shown.auth.access_secret,
+            &mut shown.auth.refresh_secret,
+        ] {
             if !s.is_empty() {
                 *s = "********".into();
             }
@@ -555,14 +648,26 @@ mod tests {
         assert_eq!(cfg.database.url, "postgres://u:pw@h/db");
         assert_eq!(cfg.auth.access_secret, "a");
         let bad = MapEnv(HashMap::from([("PORT", "http")]));
-        assert!(cfg.apply_env(&bad).unwrap_err().to_string().contains("PORT"));
+        assert!(
+            cfg.apply_env(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("PORT")
+        );
     }
 
     #[test]
     fn production_needs_secrets() {
-        let mut cfg = Config::default();
-        cfg.mode = Mode::Production;
-        assert!(cfg.validate().unwrap_err().to_string().contains("access_secret"));
+        let mut cfg = Config {
+            mode: Mode::Production,
+            ..Default::default()
+        };
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("access_secret")
+        );
         cfg.auth.access_secret = "a".repeat(32);
         cfg.auth.refresh_secret = "b".repeat(32);
         cfg.validate().unwrap();

@@ -111,8 +111,7 @@ pub fn db_error(e: &postgres::Error) -> ApiError {
 /// True when a database error is a unique violation (409 material).
 pub fn is_unique_violation(e: &postgres::Error, constraint: &str) -> bool {
     e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-        && e
-            .as_db_error()
+        && e.as_db_error()
             .and_then(|d| d.constraint())
             .is_some_and(|c| c == constraint)
 }

@@ -65,17 +65,24 @@ pub enum StartError {
 /// Applies the migrations (creating the database when missing), retrying for a while
 /// when the database is not up yet.
 pub fn migrate(cfg: &Config) -> Result<usize, StartError> {
-    let deadline = Instant::now() + Duration::from_secs(cfg.database.connect_timeout_secs.max(10) * 3);
+    let deadline =
+        Instant::now() + Duration::from_secs(cfg.database.connect_timeout_secs.max(10) * 3);
     loop {
-        let attempt = pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
-            .and_then(|mut c| pg::migrate::migrate(&mut c));
+        let attempt =
+            pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
+                .and_then(|mut c| pg::migrate::migrate(&mut c));
         match attempt {
             Ok(n) => return Ok(n),
             Err(e) if Instant::now() < deadline && e.code().is_none() => {
                 log::warn!("database not reachable yet ({e}); retrying");
                 std::thread::sleep(Duration::from_secs(1));
             }
-            Err(e) => return Err(StartError::Database(format!("{e} ({})", config::mask_url_password(&cfg.database.url)))),
+            Err(e) => {
+                return Err(StartError::Database(format!(
+                    "{e} ({})",
+                    config::mask_url_password(&cfg.database.url)
+                )));
+            }
         }
     }
 }
@@ -84,7 +91,9 @@ pub fn migrate(cfg: &Config) -> Result<usize, StartError> {
 pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
     if cfg.secrets_missing() {
         if cfg.mode == Mode::Production {
-            return Err(StartError::Config("production mode needs JWT_ACCESS_SECRET and JWT_REFRESH_SECRET".into()));
+            return Err(StartError::Config(
+                "production mode needs JWT_ACCESS_SECRET and JWT_REFRESH_SECRET".into(),
+            ));
         }
         log::warn!("**************************************************************");
         log::warn!("DEVELOPMENT MODE: no JWT secrets configured; using random ones.");
@@ -103,19 +112,32 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
     let listeners = bind(&cfg)?;
     let addr = listeners[0].local_addr()?;
     if cfg.node_id.is_empty() {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "node".into());
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "node".into());
         cfg.node_id = format!("{}-{}", host.trim(), addr.port());
     }
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let pool = build_pool(&cfg.database.url, cfg.database.pool_size, cfg.database.connect_timeout_secs).map_err(StartError::Config)?;
+    let pool = build_pool(
+        &cfg.database.url,
+        cfg.database.pool_size,
+        cfg.database.connect_timeout_secs,
+    )
+    .map_err(StartError::Config)?;
     let bound = cfg.database.max_queued_jobs;
     let mut others = Vec::new();
     let (db, h) = JobQueue::start("db", cfg.database.db_workers, bound, &pool, &metrics, &stop);
     others.extend(h);
     let (authq, h) = JobQueue::start("auth", cfg.auth_workers(), bound, &pool, &metrics, &stop);
     others.extend(h);
-    let (writers, h) = Writers::start(cfg.database.writers, cfg.database.write_batch_size, bound, &pool, &metrics, &stop);
+    let (writers, h) = Writers::start(
+        cfg.database.writers,
+        cfg.database.write_batch_size,
+        bound,
+        &pool,
+        &metrics,
+        &stop,
+    );
     others.extend(h);
     let keys = TokenKeys::new(
         cfg.auth.access_secret.as_bytes(),
@@ -124,7 +146,12 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         cfg.auth.refresh_ttl_secs,
     )
     .map_err(StartError::Config)?;
-    let hasher = Hasher::new(cfg.auth.argon2_memory_kib, cfg.auth.argon2_iterations, cfg.auth.argon2_parallelism).map_err(StartError::Config)?;
+    let hasher = Hasher::new(
+        cfg.auth.argon2_memory_kib,
+        cfg.auth.argon2_iterations,
+        cfg.auth.argon2_parallelism,
+    )
+    .map_err(StartError::Config)?;
 
     let mut polls = Vec::new();
     let mut handles = Vec::new();
@@ -159,28 +186,63 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         cfg,
     });
     let mut loops = Vec::new();
-    for (idx, ((poll, listener), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate() {
+    for (idx, ((poll, listener), rx)) in polls.into_iter().zip(listeners).zip(receivers).enumerate()
+    {
         listener.set_nonblocking(true)?;
-        let el = EventLoop::new(idx, poll, mio::net::TcpListener::from_std(listener), rx, shared.clone())?;
-        loops.push(std::thread::Builder::new().name(format!("loop-{idx}")).spawn(move || el.run())?);
+        let el = EventLoop::new(
+            idx,
+            poll,
+            mio::net::TcpListener::from_std(listener),
+            rx,
+            shared.clone(),
+        )?;
+        loops.push(
+            std::thread::Builder::new()
+                .name(format!("loop-{idx}"))
+                .spawn(move || el.run())?,
+        );
     }
     let s = shared.clone();
-    others.push(std::thread::Builder::new().name("listener".into()).spawn(move || pg::listener::run(s))?);
+    others.push(
+        std::thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || pg::listener::run(s))?,
+    );
     let s = shared.clone();
     let worker = Worker::new(pool, metrics);
-    others.push(std::thread::Builder::new().name("presence".into()).spawn(move || chat::presence::run(s, presence_rx, worker))?);
-    log::info!("chatd node {} listening on {addr} with {n_loops} event loops", shared.node_id);
-    Ok(ServerHandle { addr, shared, loops, others, stopped: false })
+    others.push(
+        std::thread::Builder::new()
+            .name("presence".into())
+            .spawn(move || chat::presence::run(s, presence_rx, worker))?,
+    );
+    log::info!(
+        "chatd node {} listening on {addr} with {n_loops} event loops",
+        shared.node_id
+    );
+    Ok(ServerHandle {
+        addr,
+        shared,
+        loops,
+        others,
+        stopped: false,
+    })
 }
 
 /// Opens one SO_REUSEPORT listener per event loop on the same address, so the kernel
 /// spreads new connections over the loops without a shared accept lock.
 fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
-    let ip: std::net::IpAddr = cfg.server.listen.parse().map_err(|_| StartError::Config("server.listen: not an IP address".into()))?;
+    let ip: std::net::IpAddr = cfg
+        .server
+        .listen
+        .parse()
+        .map_err(|_| StartError::Config("server.listen: not an IP address".into()))?;
     let mut addr = SocketAddr::new(ip, cfg.server.port);
     let mut out = Vec::new();
     for _ in 0..cfg.event_loops() {
-        let l = reuseport_listener(addr).map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+        let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         addr = l.local_addr()?;
         out.push(l);
     }
@@ -224,7 +286,11 @@ impl ServerHandle {
 
     /// Base URL for HTTP clients (loopback when bound to all interfaces).
     pub fn url(&self) -> String {
-        let ip = if self.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.addr.ip().to_string() };
+        let ip = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.addr.ip().to_string()
+        };
         format!("{ip}:{}", self.addr.port())
     }
 }

@@ -24,7 +24,12 @@ impl Log for Stderr {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let _ = writeln!(std::io::stderr().lock(), "{now} {level} {}: {}", r.target(), r.args());
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{now} {level} {}: {}",
+            r.target(),
+            r.args()
+        );
     }
 
     fn flush(&self) {}
@@ -32,7 +37,9 @@ impl Log for Stderr {
 
 /// Installs the logger; `RUST_LOG` (a level name) overrides `level`. Idempotent.
 pub fn init(level: &str) {
-    let chosen = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
+    let chosen = std::env::var("RUST_LOG")
+        .ok()
+        .unwrap_or_else(|| level.to_string());
     let level = chosen.parse().unwrap_or(LevelFilter::Info);
     if log::set_logger(Box::leak(Box::new(Stderr { level }))).is_ok() {
         log::set_max_level(level);

@@ -70,7 +70,9 @@ fn main() -> ExitCode {
         "check-config" => {
             print!("{}", cfg.masked_toml());
             if cfg.secrets_missing() {
-                eprintln!("note: no JWT secrets set: the server would run in development mode with random secrets");
+                eprintln!(
+                    "note: no JWT secrets set: the server would run in development mode with random secrets"
+                );
             }
             ExitCode::SUCCESS
         }
@@ -98,7 +100,10 @@ fn usage(msg: &str) -> ExitCode {
 
 fn serve(cfg: Config) -> ExitCode {
     chatd::logger::init(&cfg.log_level);
-    let mut signals = match signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+    let mut signals = match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatd: cannot install signal handlers: {e}");

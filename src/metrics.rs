@@ -43,7 +43,11 @@ impl Histogram {
         }
         let count = self.count.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micro.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micro.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {count}");
     }
 }
@@ -51,7 +55,9 @@ impl Histogram {
 const LATENCY_BOUNDS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+const BATCH_BOUNDS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+];
 
 /// Every metric of a node.
 pub struct Metrics {
@@ -166,34 +172,112 @@ impl Metrics {
             "Time from a batch's commit to its notification reaching this node.",
         );
         let gauges: [(&str, &str, i64); 6] = [
-            ("chatd_connections", "Open connections (HTTP and WebSocket).", self.connections.load(Relaxed)),
-            ("chatd_websockets", "Open WebSocket connections.", self.websockets.load(Relaxed)),
-            ("chatd_pool_connections", "Database pool connections open.", snap.pool_connections as i64),
-            ("chatd_pool_idle", "Database pool connections idle.", snap.pool_idle as i64),
-            ("chatd_pool_in_use", "Database pool connections in use.", snap.pool_connections as i64 - snap.pool_idle as i64),
-            ("chatd_listener_up", "1 when the notification listener is connected.", snap.listener_up as i64),
+            (
+                "chatd_connections",
+                "Open connections (HTTP and WebSocket).",
+                self.connections.load(Relaxed),
+            ),
+            (
+                "chatd_websockets",
+                "Open WebSocket connections.",
+                self.websockets.load(Relaxed),
+            ),
+            (
+                "chatd_pool_connections",
+                "Database pool connections open.",
+                snap.pool_connections as i64,
+            ),
+            (
+                "chatd_pool_idle",
+                "Database pool connections idle.",
+                snap.pool_idle as i64,
+            ),
+            (
+                "chatd_pool_in_use",
+                "Database pool connections in use.",
+                snap.pool_connections as i64 - snap.pool_idle as i64,
+            ),
+            (
+                "chatd_listener_up",
+                "1 when the notification listener is connected.",
+                snap.listener_up as i64,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
         let counters: [(&str, &str, &AtomicU64); 12] = [
-            ("chatd_connections_accepted_total", "Connections accepted.", &self.accepted),
-            ("chatd_messages_stored_total", "Messages committed.", &self.messages_stored),
-            ("chatd_write_failures_total", "Write transactions that failed.", &self.write_failures),
-            ("chatd_pool_timeouts_total", "Waits for a pool connection that timed out.", &self.pool_timeouts),
-            ("chatd_jobs_rejected_total", "Jobs refused because their queue was full.", &self.jobs_rejected),
-            ("chatd_notifications_total", "Notifications received by the listener.", &self.notifications),
-            ("chatd_listener_reconnects_total", "Listener reconnections.", &self.listener_reconnects),
-            ("chatd_ws_frames_out_total", "Frames queued to WebSocket clients.", &self.ws_frames_out),
-            ("chatd_deliveries_total", "Messages delivered to sockets.", &self.deliveries),
-            ("chatd_slow_consumer_closes_total", "Sockets closed with 1013 as slow consumers.", &self.slow_consumer_closes),
-            ("chatd_gap_fetches_total", "Database fetches that filled a gap in a room's stream.", &self.gap_fetches),
-            ("chatd_pool_waits_total", "Alias of chatd_pool_timeouts_total kept for dashboards.", &self.pool_timeouts),
+            (
+                "chatd_connections_accepted_total",
+                "Connections accepted.",
+                &self.accepted,
+            ),
+            (
+                "chatd_messages_stored_total",
+                "Messages committed.",
+                &self.messages_stored,
+            ),
+            (
+                "chatd_write_failures_total",
+                "Write transactions that failed.",
+                &self.write_failures,
+            ),
+            (
+                "chatd_pool_timeouts_total",
+                "Waits for a pool connection that timed out.",
+                &self.pool_timeouts,
+            ),
+            (
+                "chatd_jobs_rejected_total",
+                "Jobs refused because their queue was full.",
+                &self.jobs_rejected,
+            ),
+            (
+                "chatd_notifications_total",
+                "Notifications received by the listener.",
+                &self.notifications,
+            ),
+            (
+                "chatd_listener_reconnects_total",
+                "Listener reconnections.",
+                &self.listener_reconnects,
+            ),
+            (
+                "chatd_ws_frames_out_total",
+                "Frames queued to WebSocket clients.",
+                &self.ws_frames_out,
+            ),
+            (
+                "chatd_deliveries_total",
+                "Messages delivered to sockets.",
+                &self.deliveries,
+            ),
+            (
+                "chatd_slow_consumer_closes_total",
+                "Sockets closed with 1013 as slow consumers.",
+                &self.slow_consumer_closes,
+            ),
+            (
+                "chatd_gap_fetches_total",
+                "Database fetches that filled a gap in a room's stream.",
+                &self.gap_fetches,
+            ),
+            (
+                "chatd_pool_waits_total",
+                "Alias of chatd_pool_timeouts_total kept for dashboards.",
+                &self.pool_timeouts,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
-        out.push_str("# HELP chatd_queue_length Jobs waiting, by queue.\n# TYPE chatd_queue_length gauge\n");
+        out.push_str(
+            "# HELP chatd_queue_length Jobs waiting, by queue.\n# TYPE chatd_queue_length gauge\n",
+        );
         for (q, n) in &snap.queues {
             let _ = writeln!(out, "chatd_queue_length{{queue=\"{q}\"}} {n}");
         }
@@ -219,7 +303,13 @@ mod tests {
         m.record_request("GET /health", 200, 0.0002);
         m.record_request("GET /health", 200, 0.3);
         m.write_batch_size.observe(7.0);
-        let snap = Snapshot { pool_connections: 3, pool_idle: 1, queues: vec![("db".into(), 2)], loops: vec![(1, 2)], listener_up: true };
+        let snap = Snapshot {
+            pool_connections: 3,
+            pool_idle: 1,
+            queues: vec![("db".into(), 2)],
+            loops: vec![(1, 2)],
+            listener_up: true,
+        };
         let text = m.render(&snap);
         assert!(text.contains("chatd_http_requests_total{route=\"GET /health\",status=\"200\"} 2"));
         assert!(text.contains("chatd_http_request_duration_seconds_bucket{le=\"0.00025\"} 1"));

@@ -164,18 +164,21 @@ impl Shared {
 
     /// A loop lost its last subscriber in `room`.
     pub fn lose_interest(&self, room: Uuid) {
-        if let Ok(mut m) = self.interest.write() {
-            if let Some(n) = m.get_mut(&room) {
-                *n -= 1;
-                if *n == 0 {
-                    m.remove(&room);
-                }
+        if let Ok(mut m) = self.interest.write()
+            && let Some(n) = m.get_mut(&room)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&room);
             }
         }
     }
 
     /// Whether some loop of this node has subscribers in `room`.
     pub fn has_interest(&self, room: Uuid) -> bool {
-        self.interest.read().map(|m| m.contains_key(&room)).unwrap_or(true)
+        self.interest
+            .read()
+            .map(|m| m.contains_key(&room))
+            .unwrap_or(true)
     }
 }

@@ -13,12 +13,24 @@ fn health_ready_metrics_openapi() {
     let db = TestDb::new();
     let node = start(&db);
     let a = node.addr();
-    assert_eq!(request(&a, "GET", "/health", None, None), (200, json!({"status": "ok"})));
+    assert_eq!(
+        request(&a, "GET", "/health", None, None),
+        (200, json!({"status": "ok"}))
+    );
     assert_eq!(request(&a, "GET", "/ready", None, None).0, 200);
     let m = raw_request(&a, "GET", "/metrics", None, None);
     let text = String::from_utf8(m.body).unwrap();
-    assert!(text.contains("chatd_http_requests_total{route=\"GET /health\",status=\"200\"} 1"), "{text}");
-    for series in ["chatd_http_request_duration_seconds_bucket", "chatd_pool_in_use", "chatd_write_batch_size_count", "chatd_connections", "chatd_listener_up 1"] {
+    assert!(
+        text.contains("chatd_http_requests_total{route=\"GET /health\",status=\"200\"} 1"),
+        "{text}"
+    );
+    for series in [
+        "chatd_http_request_duration_seconds_bucket",
+        "chatd_pool_in_use",
+        "chatd_write_batch_size_count",
+        "chatd_connections",
+        "chatd_listener_up 1",
+    ] {
         assert!(text.contains(series), "missing {series}");
     }
     let (s, spec) = request(&a, "GET", "/openapi.json", None, None);
@@ -34,7 +46,10 @@ fn unknown_routes_and_methods() {
     let node = start(&db);
     let a = node.addr();
     let (s, b) = request(&a, "GET", "/nope", None, None);
-    assert_eq!((s, b["statusCode"].as_u64(), b["code"].as_str()), (404, Some(404), Some("not_found")));
+    assert_eq!(
+        (s, b["statusCode"].as_u64(), b["code"].as_str()),
+        (404, Some(404), Some("not_found"))
+    );
     let r = raw_request(&a, "DELETE", "/health", None, None);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -54,16 +69,27 @@ fn malformed_and_oversized_requests() {
     assert_eq!(c.read().unwrap().status, 400);
 
     let mut c = Http::connect(&a);
-    c.send_raw(format!("GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(2000)).as_bytes());
+    c.send_raw(
+        format!(
+            "GET /health HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(2000)
+        )
+        .as_bytes(),
+    );
     assert_eq!(c.read().unwrap().status, 431);
 
     let mut c = Http::connect(&a);
     c.send_raw(b"POST /auth/login HTTP/1.1\r\nContent-Length: 999999\r\n\r\n");
     let r = c.read().unwrap();
-    assert_eq!((r.status, r.json()["code"].as_str()), (413, Some("payload_too_large")));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
 
     let mut c = Http::connect(&a);
-    c.send_raw(b"POST /auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    c.send_raw(
+        b"POST /auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    );
     assert_eq!(c.read().unwrap().status, 411);
 
     let mut c = Http::connect(&a);
@@ -74,7 +100,10 @@ fn malformed_and_oversized_requests() {
     let mut c = Http::connect(&a);
     c.send_raw(b"POST /auth/login HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops");
     let r = c.read().unwrap();
-    assert_eq!((r.status, r.json()["code"].as_str()), (400, Some("invalid_json")));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
     assert_eq!(c.call("GET", "/health", None, None).status, 200);
 
     // The server still serves others.
@@ -95,7 +124,13 @@ fn keep_alive_and_pipelining_answer_in_order() {
         if i % 2 == 0 {
             batch.extend(build("GET", "/health", None, None, true));
         } else {
-            batch.extend(build("POST", &format!("/rooms/{room}/messages"), Some(&u.token), Some(&json!({"content": format!("m{i}")})), true));
+            batch.extend(build(
+                "POST",
+                &format!("/rooms/{room}/messages"),
+                Some(&u.token),
+                Some(&json!({"content": format!("m{i}")})),
+                true,
+            ));
         }
     }
     c.send_raw(&batch);
@@ -109,9 +144,24 @@ fn keep_alive_and_pipelining_answer_in_order() {
         }
     }
     // Seqs follow arrival order.
-    let (_, page) = request(&a, "GET", &format!("/rooms/{room}/messages?limit=100"), Some(&u.token), None);
-    let contents: Vec<String> = page["messages"].as_array().unwrap().iter().rev().map(|m| m["content"].as_str().unwrap().to_string()).collect();
-    let expected: Vec<String> = (0..20).filter(|i| i % 2 == 1).map(|i| format!("m{i}")).collect();
+    let (_, page) = request(
+        &a,
+        "GET",
+        &format!("/rooms/{room}/messages?limit=100"),
+        Some(&u.token),
+        None,
+    );
+    let contents: Vec<String> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("m{i}"))
+        .collect();
     assert_eq!(contents, expected);
 }
 
@@ -123,13 +173,26 @@ fn cors_reflects_origin_and_answers_preflight() {
     c.send_raw(b"OPTIONS /rooms HTTP/1.1\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization,content-type\r\n\r\n");
     let r = c.read().unwrap();
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("http://app.example"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://app.example")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(r.header("access-control-allow-headers"), Some("authorization,content-type"));
-    assert!(r.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("authorization,content-type")
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
     c.send_raw(b"GET /health HTTP/1.1\r\nOrigin: http://other.example\r\n\r\n");
     let r = c.read().unwrap();
-    assert_eq!(r.header("access-control-allow-origin"), Some("http://other.example"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://other.example")
+    );
 }
 
 #[test]
@@ -174,7 +237,10 @@ fn openapi_lists_exactly_the_served_routes() {
         }
     }
     documented.sort();
-    let mut served: Vec<(String, String)> = chatd::http::routes::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut served: Vec<(String, String)> = chatd::http::routes::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     served.sort();
     assert_eq!(documented, served);
     // Each documented route is really routed (never 404/405 for its method).
@@ -182,8 +248,18 @@ fn openapi_lists_exactly_the_served_routes() {
     let empty = json!({});
     for (m, p) in &served {
         let path = p.replace("{id}", room);
-        let r = raw_request(&a, m, &path, None, if m == "POST" { Some(&empty) } else { None });
-        assert!(r.status != 404 || p.contains("{id}"), "{m} {p} -> {}", r.status);
+        let r = raw_request(
+            &a,
+            m,
+            &path,
+            None,
+            if m == "POST" { Some(&empty) } else { None },
+        );
+        assert!(
+            r.status != 404 || p.contains("{id}"),
+            "{m} {p} -> {}",
+            r.status
+        );
         assert_ne!(r.status, 405, "{m} {p}");
     }
 }

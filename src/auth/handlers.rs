@@ -17,7 +17,12 @@ const INVALID_CREDENTIALS: ApiError =
 const INVALID_REFRESH: ApiError =
     ApiError::Unauthorized("invalid_token", "Invalid or expired refresh token");
 
-fn user_json(id: Uuid, username: &str, email: &str, created_at: DateTime<Utc>) -> serde_json::Value {
+fn user_json(
+    id: Uuid,
+    username: &str,
+    email: &str,
+    created_at: DateTime<Utc>,
+) -> serde_json::Value {
     json!({
         "id": id,
         "username": username,
@@ -87,10 +92,16 @@ pub fn register(w: &mut Worker, shared: &Shared, body: &[u8]) -> Result<Response
     let created: DateTime<Utc> = match row {
         Ok(r) => r.get(0),
         Err(e) if is_unique_violation(&e, "users_username_key") => {
-            return Err(ApiError::Conflict("username_taken", "Username already taken"));
+            return Err(ApiError::Conflict(
+                "username_taken",
+                "Username already taken",
+            ));
         }
         Err(e) if is_unique_violation(&e, "users_email_key") => {
-            return Err(ApiError::Conflict("email_taken", "Email already registered"));
+            return Err(ApiError::Conflict(
+                "email_taken",
+                "Email already registered",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -156,7 +167,10 @@ pub fn refresh(w: &mut Worker, shared: &Shared, body: &[u8]) -> Result<Response,
     if used {
         // A rotated token came back: someone holds a copy. End the session everywhere.
         if !revoked {
-            tx.execute("UPDATE sessions SET revoked_at = now() WHERE id = $1", &[&session])?;
+            tx.execute(
+                "UPDATE sessions SET revoked_at = now() WHERE id = $1",
+                &[&session],
+            )?;
             notify_revoked(&mut tx, &[session])?;
         }
         tx.commit()?;
@@ -168,7 +182,10 @@ pub fn refresh(w: &mut Worker, shared: &Shared, body: &[u8]) -> Result<Response,
         return Err(INVALID_REFRESH);
     }
     let (user_id, username): (Uuid, String) = (row.get(4), row.get(5));
-    tx.execute("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1", &[&hash])?;
+    tx.execute(
+        "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
+        &[&hash],
+    )?;
     let next = shared.keys.new_refresh();
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
@@ -201,9 +218,10 @@ pub fn logout(
     let session = body.opt_str("sessionId", &mut errs);
     finish(errs)?;
     let session = match session {
-        Some(s) => Some(Uuid::parse_str(&s).map_err(|_| {
-            ApiError::Validation(vec!["sessionId must be a UUID".into()])
-        })?),
+        Some(s) => Some(
+            Uuid::parse_str(&s)
+                .map_err(|_| ApiError::Validation(vec!["sessionId must be a UUID".into()]))?,
+        ),
         None => None,
     };
     let c = w.client()?;

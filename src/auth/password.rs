@@ -36,7 +36,10 @@ impl Hasher {
     /// Checks a password against a stored hash (or the dummy when there is none).
     pub fn verify(&self, password: &str, stored: Option<&str>) -> bool {
         let hash = stored.unwrap_or(&self.dummy);
-        let ok = self.argon.verify_password(password.as_bytes(), hash).is_ok();
+        let ok = self
+            .argon
+            .verify_password(password.as_bytes(), hash)
+            .is_ok();
         ok && stored.is_some()
     }
 }

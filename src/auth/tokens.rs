@@ -133,7 +133,10 @@ pub fn random_secret() -> Vec<u8> {
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -151,7 +154,10 @@ mod tests {
         let (u, s) = (Uuid::now_v7(), Uuid::now_v7());
         let t = k.issue_access(u, "alice", s);
         let id = k.verify_access(&t).unwrap();
-        assert_eq!((id.user_id, id.session_id, id.username.as_str()), (u, s, "alice"));
+        assert_eq!(
+            (id.user_id, id.session_id, id.username.as_str()),
+            (u, s, "alice")
+        );
     }
 
     #[test]
@@ -162,12 +168,27 @@ mod tests {
         assert!(other.verify_access(&t).is_none(), "wrong key");
         // alg: none with the same claims.
         let claims = t.split('.').nth(1).unwrap();
-        let none_hdr = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let none_hdr = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"none","typ":"JWT"}"#);
         assert!(k.verify_access(&format!("{none_hdr}.{claims}.")).is_none());
-        let hs512 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"HS512","typ":"JWT"}"#);
-        assert!(k.verify_access(&format!("{hs512}.{claims}.{}", t.split('.').nth(2).unwrap())).is_none());
+        let hs512 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"HS512","typ":"JWT"}"#);
+        assert!(
+            k.verify_access(&format!(
+                "{hs512}.{claims}.{}",
+                t.split('.').nth(2).unwrap()
+            ))
+            .is_none()
+        );
         // Expired.
-        let past = Claims { sub: Uuid::now_v7(), username: "a".into(), sid: Uuid::now_v7(), typ: "access".into(), iat: 1, exp: 2 };
+        let past = Claims {
+            sub: Uuid::now_v7(),
+            username: "a".into(),
+            sid: Uuid::now_v7(),
+            typ: "access".into(),
+            iat: 1,
+            exp: 2,
+        };
         let old = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &past, &k.encoding).unwrap();
         assert!(k.verify_access(&old).is_none());
         // A refresh token is not an access token.

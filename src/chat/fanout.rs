@@ -69,7 +69,9 @@ impl Registry {
 
     /// Removes a subscriber; returns true when the room left this loop.
     pub fn unsubscribe(&mut self, room: Uuid, key: usize) -> bool {
-        let Some(r) = self.rooms.get_mut(&room) else { return false };
+        let Some(r) = self.rooms.get_mut(&room) else {
+            return false;
+        };
         r.subs.retain(|k| *k != key);
         if r.subs.is_empty() {
             self.rooms.remove(&room);
@@ -116,7 +118,13 @@ impl Registry {
         for (id, r) in self.rooms.iter_mut() {
             if let (Some(seq), false) = (r.seq, r.fetching) {
                 r.fetching = true;
-                out.push((*id, Gap { after: seq, upto: i64::MAX }));
+                out.push((
+                    *id,
+                    Gap {
+                        after: seq,
+                        upto: i64::MAX,
+                    },
+                ));
             }
         }
         out
@@ -134,7 +142,10 @@ impl Registry {
             if m.seq != seq + 1 {
                 r.pending.extend(sorted[i..].iter().map(|m| (*m).clone()));
                 r.fetching = true;
-                gap = Some(Gap { after: seq, upto: m.seq - 1 });
+                gap = Some(Gap {
+                    after: seq,
+                    upto: m.seq - 1,
+                });
                 break;
             }
             seq = m.seq;
@@ -162,7 +173,12 @@ impl Registry {
         if first > after + 1 {
             return None;
         }
-        let out: Vec<_> = r.recent.iter().filter(|m| m.seq > after && m.seq <= upto).cloned().collect();
+        let out: Vec<_> = r
+            .recent
+            .iter()
+            .filter(|m| m.seq > after && m.seq <= upto)
+            .cloned()
+            .collect();
         (out.len() as i64 == upto - after).then_some(out)
     }
 }
@@ -173,8 +189,14 @@ mod tests {
 
     fn m(seq: i64) -> Arc<Message> {
         Arc::new(Message {
-            id: seq, seq, room_id: Uuid::nil(), user_id: Uuid::nil(), username: "u".into(),
-            content: String::new(), created_at: String::new(), client_msg_id: None,
+            id: seq,
+            seq,
+            room_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            username: "u".into(),
+            content: String::new(),
+            created_at: String::new(),
+            client_msg_id: None,
         })
     }
 
@@ -200,7 +222,10 @@ mod tests {
         reg.subscribe(room, 1);
         reg.init_seq(room, 0);
         assert_eq!(reg.live(room, &[m(1)]), None);
-        assert_eq!(reg.live(room, &[m(4), m(5)]), Some(Gap { after: 1, upto: 3 }));
+        assert_eq!(
+            reg.live(room, &[m(4), m(5)]),
+            Some(Gap { after: 1, upto: 3 })
+        );
         // While fetching, more live messages wait.
         assert_eq!(reg.live(room, &[m(6)]), None);
         assert_eq!(reg.fetched(room, &[m(2), m(3)]), None);
@@ -218,7 +243,16 @@ mod tests {
         reg.subscribe(room, 1);
         reg.subscribe(room, 2);
         reg.init_seq(room, 7);
-        assert_eq!(reg.resync(), vec![(room, Gap { after: 7, upto: i64::MAX })]);
+        assert_eq!(
+            reg.resync(),
+            vec![(
+                room,
+                Gap {
+                    after: 7,
+                    upto: i64::MAX
+                }
+            )]
+        );
         assert_eq!(reg.fetched(room, &[m(8)]), None);
         assert!(!reg.unsubscribe(room, 1));
         assert!(reg.unsubscribe(room, 2));

@@ -131,7 +131,10 @@ mod tests {
         assert!(check_content("").is_err());
         assert!(check_content(&"é".repeat(MAX_CONTENT_CHARS)).is_ok());
         let too_long = "a".repeat(MAX_CONTENT_CHARS + 1);
-        assert_eq!(check_content(&too_long).unwrap_err().code(), "message_too_long");
+        assert_eq!(
+            check_content(&too_long).unwrap_err().code(),
+            "message_too_long"
+        );
         assert!(check_client_msg_id(&"x".repeat(65)).is_err());
         assert!(check_client_msg_id("abc").is_ok());
     }

@@ -26,12 +26,22 @@ pub struct PresenceOp {
 impl PresenceOp {
     /// A socket of `who` joined `room`.
     pub fn join(room: Uuid, who: &Identity) -> PresenceOp {
-        PresenceOp { room, user: who.user_id, username: who.username.clone(), join: true }
+        PresenceOp {
+            room,
+            user: who.user_id,
+            username: who.username.clone(),
+            join: true,
+        }
     }
 
     /// A socket of `who` left `room`.
     pub fn leave(room: Uuid, who: &Identity) -> PresenceOp {
-        PresenceOp { room, user: who.user_id, username: who.username.clone(), join: false }
+        PresenceOp {
+            room,
+            user: who.user_id,
+            username: who.username.clone(),
+            join: false,
+        }
     }
 }
 
@@ -55,20 +65,33 @@ impl Presence {
 }
 
 /// Publishes an ephemeral event to a room on every node (through the events channel).
-pub fn publish(shared: &Arc<Shared>, room: Uuid, except: Option<Uuid>, event: &'static str, data: Value) {
+pub fn publish(
+    shared: &Arc<Shared>,
+    room: Uuid,
+    except: Option<Uuid>,
+    event: &'static str,
+    data: Value,
+) {
     let payload = json!({ "t": "room", "r": room, "x": except, "e": event, "d": data }).to_string();
     let job: crate::pg::pool::Job = Box::new(move |w| {
-        if let Ok(c) = w.client() {
-            if let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &payload]) {
-                log::debug!("event not published: {e}");
-            }
+        if let Ok(c) = w.client()
+            && let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &payload])
+        {
+            log::debug!("event not published: {e}");
         }
     });
     // Ephemeral: under overload an indicator may be dropped, never a message.
     let _ = shared.db.submit(job);
 }
 
-fn announce(c: &mut impl GenericClient, node: &str, room: Uuid, user: Uuid, username: &str, online: bool) -> Result<(), postgres::Error> {
+fn announce(
+    c: &mut impl GenericClient,
+    node: &str,
+    room: Uuid,
+    user: Uuid,
+    username: &str,
+    online: bool,
+) -> Result<(), postgres::Error> {
     let now = iso(chrono::Utc::now());
     let presence = json!({
         "user_id": user, "room_id": room, "node_id": node, "last_seen": now,
@@ -122,7 +145,12 @@ fn apply(c: &mut postgres::Client, node: &str, ops: &[PresenceOp]) -> Result<(),
     tx.commit()
 }
 
-fn others(c: &mut impl GenericClient, node: &str, room: Uuid, user: Uuid) -> Result<i64, postgres::Error> {
+fn others(
+    c: &mut impl GenericClient,
+    node: &str,
+    room: Uuid,
+    user: Uuid,
+) -> Result<i64, postgres::Error> {
     Ok(c.query_one(
         "SELECT count(*) FROM presence WHERE room_id = $1 AND user_id = $2 AND node_id <> $3",
         &[&room, &user, &node],
@@ -148,7 +176,11 @@ pub fn clear_node(c: &mut postgres::Client, node: &str) -> Result<usize, postgre
     Ok(rows.len())
 }
 
-fn heartbeat(c: &mut postgres::Client, node: &str, timeout: Duration) -> Result<(), postgres::Error> {
+fn heartbeat(
+    c: &mut postgres::Client,
+    node: &str,
+    timeout: Duration,
+) -> Result<(), postgres::Error> {
     c.execute(
         "INSERT INTO nodes (node_id) VALUES ($1)
          ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now()",
@@ -196,13 +228,17 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
                     if !cleared_self {
                         cleared_self = clear_node(c, &node).is_ok();
                     }
-                    heartbeat(c, &node, timeout).map_err(|e| log::warn!("heartbeat failed: {e}")).is_ok()
+                    heartbeat(c, &node, timeout)
+                        .map_err(|e| log::warn!("heartbeat failed: {e}"))
+                        .is_ok()
                 }
                 Err(_) => false,
             };
             shared.db_ok.store(ok, Ordering::Release);
         }
-        let wait = next_beat.saturating_duration_since(Instant::now()).min(Duration::from_millis(200));
+        let wait = next_beat
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
         match rx.recv_timeout(wait) {
             Ok(op) => backlog.push(op),
             Err(RecvTimeoutError::Timeout) => {}
@@ -217,7 +253,9 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
         if backlog.is_empty() {
             continue;
         }
-        let result = worker.client().map_err(|_| ()).and_then(|c| apply(c, &node, &backlog).map_err(|e| log::warn!("presence update failed: {e}")));
+        let result = worker.client().map_err(|_| ()).and_then(|c| {
+            apply(c, &node, &backlog).map_err(|e| log::warn!("presence update failed: {e}"))
+        });
         match result {
             Ok(()) => backlog.clear(),
             // Keep the operations (in order) and retry after a pause; bounded so a long

@@ -28,7 +28,8 @@ fn room_json(row: &postgres::Row) -> Value {
 
 /// GET /rooms: newest first (at most 1000).
 pub fn list(w: &mut Worker) -> Result<Response, ApiError> {
-    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at DESC, id DESC LIMIT 1000");
+    let sql =
+        format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at DESC, id DESC LIMIT 1000");
     let rows = w.client()?.query(&sql, &[])?;
     let rooms: Vec<Value> = rows.iter().map(room_json).collect();
     Ok(Response::json(200, &rooms))
@@ -44,7 +45,10 @@ pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, A
     if !(1..=100).contains(&n) {
         errs.push("name must be 1 to 100 characters".into());
     }
-    if description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1000)
+    {
         errs.push("description must be at most 1000 characters".into());
     }
     finish(errs)?;
@@ -53,10 +57,16 @@ pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, A
     let sql = format!(
         "INSERT INTO rooms (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {ROOM_COLUMNS}"
     );
-    let row = match tx.query_one(&sql, &[&Uuid::now_v7(), &name.trim(), &description, &who.user_id]) {
+    let row = match tx.query_one(
+        &sql,
+        &[&Uuid::now_v7(), &name.trim(), &description, &who.user_id],
+    ) {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e, "rooms_name_key") => {
-            return Err(ApiError::Conflict("room_name_taken", "Room name already taken"));
+            return Err(ApiError::Conflict(
+                "room_name_taken",
+                "Room name already taken",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -103,14 +113,21 @@ pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, Api
     )?;
     if n > 0 {
         let payload = json!({ "t": "kick", "r": room, "u": who.user_id }).to_string();
-        tx.execute("SELECT pg_notify($1, $2)", &[&crate::pg::EVENTS_CHANNEL, &payload])?;
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&crate::pg::EVENTS_CHANNEL, &payload],
+        )?;
     }
     tx.commit()?;
     Ok(Response::json(201, &json!({ "success": true })))
 }
 
 /// Whether the room exists and the user is a member of it.
-pub fn membership(c: &mut impl GenericClient, room: Uuid, user: Uuid) -> Result<(bool, bool), ApiError> {
+pub fn membership(
+    c: &mut impl GenericClient,
+    room: Uuid,
+    user: Uuid,
+) -> Result<(bool, bool), ApiError> {
     let row = c.query_opt(
         "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = r.id AND user_id = $2)
          FROM rooms r WHERE r.id = $1",
@@ -147,7 +164,10 @@ pub fn history(
     } else {
         None
     };
-    Ok(Response::json(200, &json!({ "messages": msgs, "next_cursor": next })))
+    Ok(Response::json(
+        200,
+        &json!({ "messages": msgs, "next_cursor": next }),
+    ))
 }
 
 /// GET /rooms/:id/members: each member with an `online` flag from presence rows.

@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(b.req_str("a", &mut errs), "x");
         b.req_str("n", &mut errs);
         b.req_str("missing", &mut errs);
-        assert_eq!(errs, vec!["n must be a string", "missing should not be empty"]);
+        assert_eq!(
+            errs,
+            vec!["n must be a string", "missing should not be empty"]
+        );
     }
 
     #[test]

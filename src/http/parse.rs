@@ -284,7 +284,10 @@ mod tests {
     #[test]
     fn body_rules() {
         let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(parse_head(chunked, &L).unwrap_err(), ParseError::LengthRequired);
+        assert_eq!(
+            parse_head(chunked, &L).unwrap_err(),
+            ParseError::LengthRequired
+        );
         let both = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n";
         assert_eq!(parse_head(both, &L).unwrap_err(), ParseError::Malformed);
         let big = b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n";
@@ -297,17 +300,28 @@ mod tests {
 
     #[test]
     fn malformed_and_versions() {
-        assert_eq!(parse_head(b"\x00\x01 / HTTP/1.1\r\n\r\n", &L).unwrap_err(), ParseError::Malformed);
-        assert_eq!(parse_head(b"GET x HTTP/1.1\r\n\r\n", &L).unwrap_err(), ParseError::Malformed);
+        assert_eq!(
+            parse_head(b"\x00\x01 / HTTP/1.1\r\n\r\n", &L).unwrap_err(),
+            ParseError::Malformed
+        );
+        assert_eq!(
+            parse_head(b"GET x HTTP/1.1\r\n\r\n", &L).unwrap_err(),
+            ParseError::Malformed
+        );
         let h10 = parse_head(b"GET / HTTP/1.0\r\n\r\n", &L).unwrap().unwrap();
         assert!(!h10.keep_alive);
-        let close = parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &L).unwrap().unwrap();
+        let close = parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &L)
+            .unwrap()
+            .unwrap();
         assert!(!close.keep_alive);
     }
 
     #[test]
     fn query_decoding() {
-        assert_eq!(query_param("a=1&token=x%2By+z", "token").as_deref(), Some("x+y z"));
+        assert_eq!(
+            query_param("a=1&token=x%2By+z", "token").as_deref(),
+            Some("x+y z")
+        );
         assert_eq!(query_param("a=1", "b"), None);
         assert_eq!(query_param("a=%zz", "a"), None);
     }

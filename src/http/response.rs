@@ -139,7 +139,8 @@ mod tests {
         let text = String::from_utf8(r.to_bytes(Some("http://x"), true, false)).unwrap();
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
         assert!(text.contains("Access-Control-Allow-Origin: http://x\r\n"));
-        let body: serde_json::Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(body["statusCode"], 401);
         assert_eq!(body["error"], "Unauthorized");
         assert_eq!(body["code"], "invalid_credentials");

@@ -73,7 +73,12 @@ impl Drop for Replier {
 }
 
 /// The route label used in metrics, and how to serve the request.
-pub fn dispatch(shared: &Arc<Shared>, head: &Head, body: Vec<u8>, reply: Replier) -> (&'static str, Routed) {
+pub fn dispatch(
+    shared: &Arc<Shared>,
+    head: &Head,
+    body: Vec<u8>,
+    reply: Replier,
+) -> (&'static str, Routed) {
     let segs: Vec<&str> = head.path.trim_matches('/').split('/').collect();
     let m = head.method;
     if m == Method::Options {
@@ -91,24 +96,144 @@ pub fn dispatch(shared: &Arc<Shared>, head: &Head, body: Vec<u8>, reply: Replier
         };
     }
     match segs.as_slice() {
-        ["health"] => allow!(get, "GET /health", "GET, HEAD", Routed::Now(Response::json(200, &serde_json::json!({"status": "ok"})))),
+        ["health"] => allow!(
+            get,
+            "GET /health",
+            "GET, HEAD",
+            Routed::Now(Response::json(200, &serde_json::json!({"status": "ok"})))
+        ),
         ["ready"] => allow!(get, "GET /ready", "GET, HEAD", Routed::Now(ready(shared))),
-        ["metrics"] => allow!(get, "GET /metrics", "GET, HEAD", Routed::Now(metrics(shared))),
-        ["openapi.json"] => allow!(get, "GET /openapi.json", "GET, HEAD", Routed::Now(Response::raw(200, "application/json", OPENAPI.as_bytes().to_vec()))),
+        ["metrics"] => allow!(
+            get,
+            "GET /metrics",
+            "GET, HEAD",
+            Routed::Now(metrics(shared))
+        ),
+        ["openapi.json"] => allow!(
+            get,
+            "GET /openapi.json",
+            "GET, HEAD",
+            Routed::Now(Response::raw(
+                200,
+                "application/json",
+                OPENAPI.as_bytes().to_vec()
+            ))
+        ),
         ["ws"] => allow!(m == Method::Get, "GET /ws", "GET", upgrade(shared, head)),
-        ["auth", "register"] => allow!(post, "POST /auth/register", "POST", job(&shared.auth, shared, reply, move |w, s| auth::register(w, s, &body))),
-        ["auth", "login"] => allow!(post, "POST /auth/login", "POST", job(&shared.auth, shared, reply, move |w, s| auth::login(w, s, &body))),
-        ["auth", "refresh"] => allow!(post, "POST /auth/refresh", "POST", job(&shared.db, shared, reply, move |w, s| auth::refresh(w, s, &body))),
-        ["auth", "logout"] => allow!(post, "POST /auth/logout", "POST", authed(shared, head, |who| job(&shared.db, shared, reply, move |w, s| auth::logout(w, s, &who, &body)))),
-        ["rooms"] if get => ("GET /rooms", authed(shared, head, |_| job(&shared.db, shared, reply, |w, _| rooms::list(w)))),
-        ["rooms"] => allow!(post, "POST /rooms", "GET, HEAD, POST", authed(shared, head, |who| job(&shared.db, shared, reply, move |w, _| rooms::create(w, &who, &body)))),
-        ["rooms", id] => allow!(get, "GET /rooms/:id", "GET, HEAD", room_route(shared, head, id, |_, room| job(&shared.db, shared, reply, move |w, _| rooms::get(w, room)))),
-        ["rooms", id, "join"] => allow!(post, "POST /rooms/:id/join", "POST", room_route(shared, head, id, |who, room| job(&shared.db, shared, reply, move |w, _| rooms::join(w, &who, room)))),
-        ["rooms", id, "leave"] => allow!(post, "POST /rooms/:id/leave", "POST", room_route(shared, head, id, |who, room| job(&shared.db, shared, reply, move |w, _| rooms::leave(w, &who, room)))),
-        ["rooms", id, "members"] => allow!(get, "GET /rooms/:id/members", "GET, HEAD", room_route(shared, head, id, |who, room| job(&shared.db, shared, reply, move |w, _| rooms::members(w, &who, room)))),
-        ["rooms", id, "messages"] if get => ("GET /rooms/:id/messages", room_route(shared, head, id, |who, room| history(shared, head, who, room, reply))),
-        ["rooms", id, "messages"] => allow!(post, "POST /rooms/:id/messages", "GET, HEAD, POST", room_route(shared, head, id, |who, room| post_message(shared, who, room, &body, reply))),
-        _ => ("other", Routed::Now(ApiError::NotFound("not_found", "Cannot find this route").response())),
+        ["auth", "register"] => allow!(
+            post,
+            "POST /auth/register",
+            "POST",
+            job(&shared.auth, shared, reply, move |w, s| auth::register(
+                w, s, &body
+            ))
+        ),
+        ["auth", "login"] => allow!(
+            post,
+            "POST /auth/login",
+            "POST",
+            job(&shared.auth, shared, reply, move |w, s| auth::login(
+                w, s, &body
+            ))
+        ),
+        ["auth", "refresh"] => allow!(
+            post,
+            "POST /auth/refresh",
+            "POST",
+            job(&shared.db, shared, reply, move |w, s| auth::refresh(
+                w, s, &body
+            ))
+        ),
+        ["auth", "logout"] => allow!(
+            post,
+            "POST /auth/logout",
+            "POST",
+            authed(shared, head, |who| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, s| auth::logout(w, s, &who, &body)
+            ))
+        ),
+        ["rooms"] if get => (
+            "GET /rooms",
+            authed(shared, head, |_| {
+                job(&shared.db, shared, reply, |w, _| rooms::list(w))
+            }),
+        ),
+        ["rooms"] => allow!(
+            post,
+            "POST /rooms",
+            "GET, HEAD, POST",
+            authed(shared, head, |who| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, _| rooms::create(w, &who, &body)
+            ))
+        ),
+        ["rooms", id] => allow!(
+            get,
+            "GET /rooms/:id",
+            "GET, HEAD",
+            room_route(shared, head, id, |_, room| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, _| rooms::get(w, room)
+            ))
+        ),
+        ["rooms", id, "join"] => allow!(
+            post,
+            "POST /rooms/:id/join",
+            "POST",
+            room_route(shared, head, id, |who, room| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, _| rooms::join(w, &who, room)
+            ))
+        ),
+        ["rooms", id, "leave"] => allow!(
+            post,
+            "POST /rooms/:id/leave",
+            "POST",
+            room_route(shared, head, id, |who, room| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, _| rooms::leave(w, &who, room)
+            ))
+        ),
+        ["rooms", id, "members"] => allow!(
+            get,
+            "GET /rooms/:id/members",
+            "GET, HEAD",
+            room_route(shared, head, id, |who, room| job(
+                &shared.db,
+                shared,
+                reply,
+                move |w, _| rooms::members(w, &who, room)
+            ))
+        ),
+        ["rooms", id, "messages"] if get => (
+            "GET /rooms/:id/messages",
+            room_route(shared, head, id, |who, room| {
+                history(shared, head, who, room, reply)
+            }),
+        ),
+        ["rooms", id, "messages"] => allow!(
+            post,
+            "POST /rooms/:id/messages",
+            "GET, HEAD, POST",
+            room_route(shared, head, id, |who, room| post_message(
+                shared, who, room, &body, reply
+            ))
+        ),
+        _ => (
+            "other",
+            Routed::Now(ApiError::NotFound("not_found", "Cannot find this route").response()),
+        ),
     }
 }
 
@@ -119,7 +244,10 @@ fn method_not_allowed(allow: &'static str) -> Response {
 /// CORS preflight, answered the permissive way clients of this API expect.
 fn preflight(head: &Head) -> Response {
     let mut r = Response::raw(204, "text/plain", Vec::new())
-        .with_header("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+        .with_header(
+            "Access-Control-Allow-Methods",
+            "GET,HEAD,PUT,PATCH,POST,DELETE",
+        )
         .with_header("Access-Control-Max-Age", "600");
     if let Some(h) = &head.headers.ac_request_headers {
         r = r.with_header("Access-Control-Allow-Headers", h.clone());
@@ -131,7 +259,8 @@ fn ready(shared: &Shared) -> Response {
     if shared.ready() {
         Response::json(200, &serde_json::json!({"status": "ready"}))
     } else {
-        Response::json(503, &serde_json::json!({"status": "not ready"})).with_header("Retry-After", "1")
+        Response::json(503, &serde_json::json!({"status": "not ready"}))
+            .with_header("Retry-After", "1")
     }
 }
 
@@ -151,10 +280,20 @@ fn metrics(shared: &Shared) -> Response {
         pool_connections: state.connections,
         pool_idle: state.idle_connections,
         queues,
-        loops: shared.loop_stats.iter().map(|s| s.read().map(|v| *v).unwrap_or_default()).collect(),
-        listener_up: shared.listener_up.load(std::sync::atomic::Ordering::Relaxed),
+        loops: shared
+            .loop_stats
+            .iter()
+            .map(|s| s.read().map(|v| *v).unwrap_or_default())
+            .collect(),
+        listener_up: shared
+            .listener_up
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
-    Response::raw(200, "text/plain; version=0.0.4", shared.metrics.render(&snap).into_bytes())
+    Response::raw(
+        200,
+        "text/plain; version=0.0.4",
+        shared.metrics.render(&snap).into_bytes(),
+    )
 }
 
 /// The caller's identity from `Authorization: Bearer`.
@@ -164,10 +303,14 @@ fn identity(shared: &Shared, head: &Head) -> Result<Identity, ApiError> {
         .authorization
         .as_deref()
         .and_then(bearer)
-        .ok_or(ApiError::Unauthorized("unauthorized", "Missing bearer token"))?;
-    shared
-        .authenticate(token)
-        .ok_or(ApiError::Unauthorized("invalid_token", "Invalid or expired token"))
+        .ok_or(ApiError::Unauthorized(
+            "unauthorized",
+            "Missing bearer token",
+        ))?;
+    shared.authenticate(token).ok_or(ApiError::Unauthorized(
+        "invalid_token",
+        "Invalid or expired token",
+    ))
 }
 
 fn authed(shared: &Shared, head: &Head, f: impl FnOnce(Identity) -> Routed) -> Routed {
@@ -177,7 +320,12 @@ fn authed(shared: &Shared, head: &Head, f: impl FnOnce(Identity) -> Routed) -> R
     }
 }
 
-fn room_route(shared: &Shared, head: &Head, id: &str, f: impl FnOnce(Identity, Uuid) -> Routed) -> Routed {
+fn room_route(
+    shared: &Shared,
+    head: &Head,
+    id: &str,
+    f: impl FnOnce(Identity, Uuid) -> Routed,
+) -> Routed {
     authed(shared, head, |who| match Uuid::parse_str(id) {
         Ok(room) => f(who, room),
         Err(_) => Routed::Now(ApiError::NotFound("room_not_found", "Room not found").response()),
@@ -208,20 +356,41 @@ fn history(shared: &Arc<Shared>, head: &Head, who: Identity, room: Uuid, reply: 
         Some(c) if c.is_empty() => None,
         Some(c) => match c.parse::<i64>() {
             Ok(n) if n >= 1 => Some(n),
-            _ => return Routed::Now(ApiError::BadRequest("invalid_cursor", "cursor must be a positive integer".into()).response()),
+            _ => {
+                return Routed::Now(
+                    ApiError::BadRequest(
+                        "invalid_cursor",
+                        "cursor must be a positive integer".into(),
+                    )
+                    .response(),
+                );
+            }
         },
     };
     let limit = match query_param(&head.query, "limit") {
         None => 50,
         Some(l) => match l.parse::<i64>() {
             Ok(n) if (1..=100).contains(&n) => n,
-            _ => return Routed::Now(ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()]).response()),
+            _ => {
+                return Routed::Now(
+                    ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()])
+                        .response(),
+                );
+            }
         },
     };
-    job(&shared.db, shared, reply, move |w, _| rooms::history(w, &who, room, cursor, limit))
+    job(&shared.db, shared, reply, move |w, _| {
+        rooms::history(w, &who, room, cursor, limit)
+    })
 }
 
-fn post_message(shared: &Arc<Shared>, who: Identity, room: Uuid, body: &[u8], reply: Replier) -> Routed {
+fn post_message(
+    shared: &Arc<Shared>,
+    who: Identity,
+    room: Uuid,
+    body: &[u8],
+    reply: Replier,
+) -> Routed {
     let content = match parse_content(body) {
         Ok(c) => c,
         Err(e) => return Routed::Now(e.response()),
@@ -257,12 +426,20 @@ fn parse_content(body: &[u8]) -> Result<String, ApiError> {
 fn upgrade(shared: &Shared, head: &Head) -> Routed {
     let token = query_param(&head.query, "token")
         .filter(|t| !t.is_empty())
-        .or_else(|| head.headers.authorization.as_deref().and_then(bearer).map(str::to_string));
+        .or_else(|| {
+            head.headers
+                .authorization
+                .as_deref()
+                .and_then(bearer)
+                .map(str::to_string)
+        });
     let Some(token) = token else {
         return Routed::Now(ApiError::Unauthorized("unauthorized", "Missing token").response());
     };
     let Some(who) = shared.authenticate(&token) else {
-        return Routed::Now(ApiError::Unauthorized("invalid_token", "Invalid or expired token").response());
+        return Routed::Now(
+            ApiError::Unauthorized("invalid_token", "Invalid or expired token").response(),
+        );
     };
     if let Err(e) = crate::ws::handshake::check(head) {
         return Routed::Now(e);

@@ -58,8 +58,15 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// A loop over an already-bound listener.
-    pub fn new(idx: usize, poll: Poll, mut listener: TcpListener, rx: Receiver<LoopMsg>, shared: Arc<Shared>) -> io::Result<EventLoop> {
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    pub fn new(
+        idx: usize,
+        poll: Poll,
+        mut listener: TcpListener,
+        rx: Receiver<LoopMsg>,
+        shared: Arc<Shared>,
+    ) -> io::Result<EventLoop> {
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let h = &shared.cfg.http;
         let limits = Limits {
             max_header_bytes: h.max_header_bytes,
@@ -90,11 +97,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("loop {}: poll failed: {e}", self.idx);
-                    return;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                log::error!("loop {}: poll failed: {e}", self.idx);
+                return;
             }
             let mut woken = false;
             for ev in events.iter() {
@@ -119,10 +126,10 @@ impl EventLoop {
                 self.sweep();
             }
             self.flush_dirty();
-            if let Some(deadline) = self.stopping {
-                if self.conns.is_empty() || Instant::now() > deadline {
-                    break;
-                }
+            if let Some(deadline) = self.stopping
+                && (self.conns.is_empty() || Instant::now() > deadline)
+            {
+                break;
             }
         }
         log::debug!("loop {} stopped", self.idx);
@@ -135,7 +142,9 @@ impl EventLoop {
     fn poll_timeout(&self) -> Duration {
         let mut t = self.sweep_interval();
         if self.rooms.has_held() {
-            t = t.min(Duration::from_millis(self.shared.cfg.websocket.coalesce_ms.max(1)));
+            t = t.min(Duration::from_millis(
+                self.shared.cfg.websocket.coalesce_ms.max(1),
+            ));
         }
         t
     }
@@ -165,13 +174,19 @@ impl EventLoop {
                 self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                 return;
             }
-            let Some(listener) = self.listener.as_ref() else { return };
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
             match listener.accept() {
                 Ok((mut sock, addr)) => {
                     let _ = sock.set_nodelay(true);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
-                    if let Err(e) = self.poll.registry().register(&mut sock, Token(key), Interest::READABLE) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut sock, Token(key), Interest::READABLE)
+                    {
                         log::warn!("register failed: {e}");
                         continue;
                     }
@@ -195,7 +210,9 @@ impl EventLoop {
     }
 
     fn on_readable(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         match &conn.state {
             State::Http(_) => self.read_http(k),
             State::Ws(_) => self.ws_readable(k),
@@ -216,8 +233,12 @@ impl EventLoop {
 
     fn read_http(&mut self, k: usize) {
         let cap = self.limits.max_header_bytes + self.limits.max_body_bytes;
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        let State::Http(h) = &mut conn.state else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Http(h) = &mut conn.state else {
+            return;
+        };
         let mut buf = [0u8; 16 * 1024];
         let mut eof = false;
         // Stop at `cap` buffered bytes: a pipelining client waits until we answered.
@@ -250,11 +271,15 @@ impl EventLoop {
     fn process_http(&mut self, k: usize) {
         loop {
             let shared = self.shared.clone();
-            let Some(conn) = self.conns.get_mut(k) else { return };
+            let Some(conn) = self.conns.get_mut(k) else {
+                return;
+            };
             if conn.closing {
                 return;
             }
-            let State::Http(h) = &mut conn.state else { return };
+            let State::Http(h) = &mut conn.state else {
+                return;
+            };
             if h.in_flight.is_some() {
                 return;
             }
@@ -300,15 +325,36 @@ impl EventLoop {
             let reply = Replier::new(shared.clone(), self.idx, k, req);
             let (route, routed) = routes::dispatch(&shared, &head, body, reply);
             match routed {
-                Routed::Now(resp) => self.respond(k, origin.as_deref(), head.keep_alive, head_only, route, started, resp),
+                Routed::Now(resp) => self.respond(
+                    k,
+                    origin.as_deref(),
+                    head.keep_alive,
+                    head_only,
+                    route,
+                    started,
+                    resp,
+                ),
                 Routed::Pending => {
-                    if let Some(Conn { state: State::Http(h), .. }) = self.conns.get_mut(k) {
-                        h.in_flight = Some(InFlight { req, origin, keep_alive: head.keep_alive, head_only, route, started });
+                    if let Some(Conn {
+                        state: State::Http(h),
+                        ..
+                    }) = self.conns.get_mut(k)
+                    {
+                        h.in_flight = Some(InFlight {
+                            req,
+                            origin,
+                            keep_alive: head.keep_alive,
+                            head_only,
+                            route,
+                            started,
+                        });
                     }
                     return;
                 }
                 Routed::Upgrade(who) => {
-                    self.shared.metrics.record_request(route, 101, started.elapsed().as_secs_f64());
+                    self.shared
+                        .metrics
+                        .record_request(route, 101, started.elapsed().as_secs_f64());
                     self.upgrade(k, &head, who);
                     return;
                 }
@@ -317,24 +363,49 @@ impl EventLoop {
     }
 
     fn on_http_reply(&mut self, k: usize, req: u64, resp: Response) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        let State::Http(h) = &mut conn.state else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Http(h) = &mut conn.state else {
+            return;
+        };
         // A reply for a request this connection no longer waits for (slot reused,
         // or already answered with an error) is dropped.
         if h.in_flight.as_ref().map(|f| f.req) != Some(req) {
             return;
         }
         let Some(f) = h.in_flight.take() else { return };
-        self.respond(k, f.origin.as_deref(), f.keep_alive, f.head_only, f.route, f.started, resp);
+        self.respond(
+            k,
+            f.origin.as_deref(),
+            f.keep_alive,
+            f.head_only,
+            f.route,
+            f.started,
+            resp,
+        );
         // Pipelined requests may be waiting, and reading may have paused at the cap.
         self.read_http(k);
     }
 
     /// Queues a response and records it.
     #[allow(clippy::too_many_arguments)]
-    fn respond(&mut self, k: usize, origin: Option<&str>, keep_alive: bool, head_only: bool, route: &'static str, started: Instant, resp: Response) {
-        self.shared.metrics.record_request(route, resp.status, started.elapsed().as_secs_f64());
-        let Some(conn) = self.conns.get_mut(k) else { return };
+    fn respond(
+        &mut self,
+        k: usize,
+        origin: Option<&str>,
+        keep_alive: bool,
+        head_only: bool,
+        route: &'static str,
+        started: Instant,
+        resp: Response,
+    ) {
+        self.shared
+            .metrics
+            .record_request(route, resp.status, started.elapsed().as_secs_f64());
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         let keep = keep_alive && !resp.close && self.stopping.is_none();
         conn.out.push_owned(resp.to_bytes(origin, keep, head_only));
         if !keep {
@@ -352,11 +423,11 @@ impl EventLoop {
 
     /// Schedules a flush of `k` at the end of this turn.
     pub fn mark_dirty(&mut self, k: usize) {
-        if let Some(conn) = self.conns.get_mut(k) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(k);
-            }
+        if let Some(conn) = self.conns.get_mut(k)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(k);
         }
     }
 
@@ -379,13 +450,19 @@ impl EventLoop {
     }
 
     fn flush(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         conn.dirty = false;
         match conn.out.write_to(&mut conn.sock) {
             Ok(Flush::Done) => {
                 if conn.writable_registered {
                     conn.writable_registered = false;
-                    let _ = self.poll.registry().reregister(&mut conn.sock, Token(k), Interest::READABLE);
+                    let _ = self.poll.registry().reregister(
+                        &mut conn.sock,
+                        Token(k),
+                        Interest::READABLE,
+                    );
                 }
                 if conn.closing {
                     self.start_linger(k);
@@ -397,7 +474,11 @@ impl EventLoop {
             Ok(Flush::Blocked) => {
                 if !conn.writable_registered {
                     conn.writable_registered = true;
-                    let _ = self.poll.registry().reregister(&mut conn.sock, Token(k), Interest::READABLE | Interest::WRITABLE);
+                    let _ = self.poll.registry().reregister(
+                        &mut conn.sock,
+                        Token(k),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
                 }
             }
             Err(_) => self.drop_conn(k),
@@ -407,12 +488,16 @@ impl EventLoop {
     /// Everything was sent and the connection should end: half-close, then drain the
     /// peer's remaining bytes for a moment so our last response is not reset away.
     fn start_linger(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         if matches!(conn.state, State::Lingering(_)) {
             return;
         }
         self.before_close(k);
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         let _ = conn.sock.shutdown(std::net::Shutdown::Write);
         conn.state = State::Lingering(Instant::now() + LINGER);
         self.on_readable(k);
@@ -482,10 +567,15 @@ impl EventLoop {
             }
         }
         for k in timed_out {
-            if let Some(Conn { state: State::Http(h), .. }) = self.conns.get_mut(k) {
+            if let Some(Conn {
+                state: State::Http(h),
+                ..
+            }) = self.conns.get_mut(k)
+            {
                 h.inbuf = Vec::new();
             }
-            let resp = Response::error(408, "request_timeout", "Request head not received in time").closing();
+            let resp = Response::error(408, "request_timeout", "Request head not received in time")
+                .closing();
             self.respond(k, None, false, false, "invalid", now, resp);
         }
         for k in idle {
@@ -521,7 +611,10 @@ impl EventLoop {
 }
 
 fn is_resource_exhausted(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc_codes::EMFILE | libc_codes::ENFILE | libc_codes::ENOBUFS | libc_codes::ENOMEM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc_codes::EMFILE | libc_codes::ENFILE | libc_codes::ENOBUFS | libc_codes::ENOMEM)
+    )
 }
 
 /// errno values (Linux) for descriptor and memory exhaustion.

@@ -29,7 +29,10 @@ pub fn run(shared: Arc<Shared>) {
             Ok(mut client) => {
                 backoff = Duration::from_millis(100);
                 if !first {
-                    shared.metrics.listener_reconnects.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .metrics
+                        .listener_reconnects
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 first = false;
                 // LISTEN is active: whatever commits from now on is notified, and the
@@ -56,13 +59,17 @@ pub fn run(shared: Arc<Shared>) {
 
 fn connect(shared: &Shared) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = shared.cfg.database.url.parse()?;
-    config.connect_timeout(Duration::from_secs(shared.cfg.database.connect_timeout_secs));
+    config.connect_timeout(Duration::from_secs(
+        shared.cfg.database.connect_timeout_secs,
+    ));
     config.application_name("chatd-listener");
     // Detect a silently dead server instead of waiting forever for notifications.
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(10));
     let mut client = config.connect(NoTls)?;
-    client.batch_execute(&format!("LISTEN {MESSAGES_CHANNEL}; LISTEN {EVENTS_CHANNEL};"))?;
+    client.batch_execute(&format!(
+        "LISTEN {MESSAGES_CHANNEL}; LISTEN {EVENTS_CHANNEL};"
+    ))?;
     // Sessions revoked while we were away (or before this node started).
     let ttl = shared.keys.access_ttl as f64 + 5.0;
     let revoked: Vec<Uuid> = client
@@ -130,31 +137,49 @@ fn on_messages(shared: &Shared, client: &mut Client, payload: &str) -> Result<()
         return Ok(());
     };
     let lag = chrono::Utc::now().timestamp_micros() - notice.t;
-    shared.metrics.listener_lag_seconds.observe(lag.max(0) as f64 / 1e6);
+    shared
+        .metrics
+        .listener_lag_seconds
+        .observe(lag.max(0) as f64 / 1e6);
     if !shared.has_interest(notice.r) {
         return Ok(());
     }
     let msgs: Vec<Arc<Message>> = match notice.m {
         Some(m) => m.into_iter().map(Arc::new).collect(),
         // Too large for a payload: resolve the pointer with one query.
-        None => messages::range(client, notice.r, notice.f - 1, notice.l, notice.l - notice.f + 1)?
-            .into_iter()
-            .map(Arc::new)
-            .collect(),
+        None => messages::range(
+            client,
+            notice.r,
+            notice.f - 1,
+            notice.l,
+            notice.l - notice.f + 1,
+        )?
+        .into_iter()
+        .map(Arc::new)
+        .collect(),
     };
-    let batch = Arc::new(LiveBatch { room: notice.r, msgs });
+    let batch = Arc::new(LiveBatch {
+        room: notice.r,
+        msgs,
+    });
     broadcast(shared, || LoopEvent::Live(batch.clone()));
     Ok(())
 }
 
 fn on_event(shared: &Shared, payload: &str) {
-    let Ok(v) = serde_json::from_str::<Value>(payload) else { return };
+    let Ok(v) = serde_json::from_str::<Value>(payload) else {
+        return;
+    };
     match v.get("t").and_then(Value::as_str) {
         Some("revoke") => {
             let ids: Vec<Uuid> = v
                 .get("s")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|s| s.as_str().and_then(|s| s.parse().ok())).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().and_then(|s| s.parse().ok()))
+                        .collect()
+                })
                 .unwrap_or_default();
             shared.mark_revoked(&ids);
             let ids = Arc::new(ids);
@@ -162,7 +187,9 @@ fn on_event(shared: &Shared, payload: &str) {
         }
         Some("room") => {
             let (Some(room), Some(event)) = (
-                v.get("r").and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok()),
+                v.get("r")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Uuid>().ok()),
                 v.get("e").and_then(Value::as_str),
             ) else {
                 return;
@@ -170,14 +197,27 @@ fn on_event(shared: &Shared, payload: &str) {
             if !shared.has_interest(room) {
                 return;
             }
-            let except = v.get("x").and_then(Value::as_str).and_then(|s| s.parse().ok());
+            let except = v
+                .get("x")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
             let data = v.get("d").cloned().unwrap_or(Value::Null);
             let frame: Arc<[u8]> = Arc::from(text_frame(&events::encode(event, &data)));
-            broadcast(shared, || LoopEvent::RoomEvent { room, except, frame: frame.clone() });
+            broadcast(shared, || LoopEvent::RoomEvent {
+                room,
+                except,
+                frame: frame.clone(),
+            });
         }
         Some("kick") => {
-            let room = v.get("r").and_then(Value::as_str).and_then(|s| s.parse().ok());
-            let user = v.get("u").and_then(Value::as_str).and_then(|s| s.parse().ok());
+            let room = v
+                .get("r")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
+            let user = v
+                .get("u")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok());
             if let (Some(room), Some(user)) = (room, user) {
                 broadcast(shared, || LoopEvent::Kick { room, user });
             }

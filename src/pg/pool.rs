@@ -3,10 +3,10 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use std::sync::atomic::AtomicBool;
 use postgres::{Client, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// The connection pool.

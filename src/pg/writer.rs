@@ -125,7 +125,13 @@ impl Writers {
     }
 }
 
-fn run(rx: &Receiver<WriteJob>, worker: &mut Worker, batch_size: usize, stop: &AtomicBool, inflight: &AtomicUsize) {
+fn run(
+    rx: &Receiver<WriteJob>,
+    worker: &mut Worker,
+    batch_size: usize,
+    stop: &AtomicBool,
+    inflight: &AtomicUsize,
+) {
     while let Some(first) = next_job(rx, stop) {
         let mut batch = vec![first];
         while batch.len() < batch_size {
@@ -187,10 +193,7 @@ fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
 
 type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
-fn try_store(
-    c: &mut postgres::Client,
-    jobs: &[WriteJob],
-) -> Result<Vec<Outcome>, postgres::Error> {
+fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>, postgres::Error> {
     let mut tx = c.transaction()?;
     let mut rooms: Vec<Uuid> = jobs.iter().map(|j| j.room_id).collect();
     rooms.sort();
@@ -220,7 +223,10 @@ fn try_store(
             if !existing.contains(&j.room_id) {
                 Slot::Failed(ApiError::NotFound("room_not_found", "Room not found"))
             } else if !members.contains(&(j.room_id, j.user_id)) {
-                Slot::Failed(ApiError::Forbidden("not_member", "Not a member of this room"))
+                Slot::Failed(ApiError::Forbidden(
+                    "not_member",
+                    "Not a member of this room",
+                ))
             } else {
                 Slot::New
             }
@@ -339,7 +345,11 @@ fn resolve_duplicates(
     let mut found: HashMap<(Uuid, Uuid, String), Arc<Message>> = HashMap::new();
     for row in tx.query(&sql, &[&rooms, &users, &cmids])? {
         let m = messages::from_row(&row)?;
-        let key = (m.room_id, m.user_id, m.client_msg_id.clone().unwrap_or_default());
+        let key = (
+            m.room_id,
+            m.user_id,
+            m.client_msg_id.clone().unwrap_or_default(),
+        );
         found.insert(key, Arc::new(m));
     }
     let mut first_in_batch: HashMap<(Uuid, Uuid, &str), usize> = HashMap::new();

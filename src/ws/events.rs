@@ -51,7 +51,10 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::BadRequest("invalid_json", format!("invalid JSON: {e}")))?;
     let Value::Object(mut obj) = v else {
-        return Err(ApiError::BadRequest("invalid_json", "a frame must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "invalid_json",
+            "a frame must be a JSON object".into(),
+        ));
     };
     let event = match obj.get("event") {
         Some(Value::String(s)) => s.clone(),
@@ -65,12 +68,21 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
                 None | Some(Value::Null) => None,
                 Some(v) => match v.as_i64() {
                     Some(n) if n >= 0 => Some(n),
-                    _ => return Err(invalid("last_seen_seq must be a non-negative integer or null")),
+                    _ => {
+                        return Err(invalid(
+                            "last_seen_seq must be a non-negative integer or null",
+                        ));
+                    }
                 },
             };
-            Ok(ClientEvent::JoinRoom { room_id, last_seen_seq })
+            Ok(ClientEvent::JoinRoom {
+                room_id,
+                last_seen_seq,
+            })
         }
-        "leave_room" => Ok(ClientEvent::LeaveRoom { room_id: room_of(&data)? }),
+        "leave_room" => Ok(ClientEvent::LeaveRoom {
+            room_id: room_of(&data)?,
+        }),
         "send_message" => {
             let room_id = room_of(&data)?;
             let content = match data.get("content") {
@@ -89,14 +101,27 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
                 }
                 Some(_) => return Err(invalid("client_msg_id must be a string")),
             };
-            Ok(ClientEvent::SendMessage { room_id, content, client_msg_id })
+            Ok(ClientEvent::SendMessage {
+                room_id,
+                content,
+                client_msg_id,
+            })
         }
-        "typing_start" => Ok(ClientEvent::Typing { room_id: room_of(&data)?, typing: true }),
-        "typing_stop" => Ok(ClientEvent::Typing { room_id: room_of(&data)?, typing: false }),
+        "typing_start" => Ok(ClientEvent::Typing {
+            room_id: room_of(&data)?,
+            typing: true,
+        }),
+        "typing_stop" => Ok(ClientEvent::Typing {
+            room_id: room_of(&data)?,
+            typing: false,
+        }),
         "ping" => Ok(ClientEvent::Ping(data)),
         other => Err(ApiError::BadRequest(
             "unknown_event",
-            format!("unknown event `{}`", other.chars().take(64).collect::<String>()),
+            format!(
+                "unknown event `{}`",
+                other.chars().take(64).collect::<String>()
+            ),
         )),
     }
 }
@@ -124,7 +149,10 @@ pub fn error(e: &ApiError) -> Vec<u8> {
         ApiError::Validation(m) => m.join("; "),
         other => other.to_string(),
     };
-    encode("error", &serde_json::json!({ "message": message, "code": e.code() }))
+    encode(
+        "error",
+        &serde_json::json!({ "message": message, "code": e.code() }),
+    )
 }
 
 /// Live messages: one alone as `new_message`, several as `new_message_batch`.
@@ -143,34 +171,70 @@ mod tests {
 
     #[test]
     fn decodes_events() {
-        let j = decode(&format!(r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":5}}}}"#)).unwrap();
-        assert_eq!(j, ClientEvent::JoinRoom { room_id: ROOM.parse().unwrap(), last_seen_seq: Some(5) });
+        let j = decode(&format!(
+            r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":5}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            j,
+            ClientEvent::JoinRoom {
+                room_id: ROOM.parse().unwrap(),
+                last_seen_seq: Some(5)
+            }
+        );
         let s = decode(&format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":"hi","client_msg_id":"c1"}}}}"#)).unwrap();
         assert!(matches!(s, ClientEvent::SendMessage { ref content, .. } if content == "hi"));
-        assert_eq!(decode(r#"{"event":"ping","data":{"a":1}}"#).unwrap(), ClientEvent::Ping(serde_json::json!({"a":1})));
+        assert_eq!(
+            decode(r#"{"event":"ping","data":{"a":1}}"#).unwrap(),
+            ClientEvent::Ping(serde_json::json!({"a":1}))
+        );
     }
 
     #[test]
     fn errors_have_codes() {
         assert_eq!(decode("nope").unwrap_err().code(), "invalid_json");
         assert_eq!(decode("[]").unwrap_err().code(), "invalid_json");
-        assert_eq!(decode(r#"{"event":"dance"}"#).unwrap_err().code(), "unknown_event");
-        assert_eq!(decode(r#"{"event":"join_room","data":{"room_id":"x"}}"#).unwrap_err().code(), "invalid_payload");
-        assert_eq!(decode(&format!(r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":-1}}}}"#)).unwrap_err().code(), "invalid_payload");
+        assert_eq!(
+            decode(r#"{"event":"dance"}"#).unwrap_err().code(),
+            "unknown_event"
+        );
+        assert_eq!(
+            decode(r#"{"event":"join_room","data":{"room_id":"x"}}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_payload"
+        );
+        assert_eq!(
+            decode(&format!(
+                r#"{{"event":"join_room","data":{{"room_id":"{ROOM}","last_seen_seq":-1}}}}"#
+            ))
+            .unwrap_err()
+            .code(),
+            "invalid_payload"
+        );
         let long = "a".repeat(65537);
-        let frame = format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":"{long}"}}}}"#);
+        let frame = format!(
+            r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":"{long}"}}}}"#
+        );
         assert_eq!(decode(&frame).unwrap_err().code(), "message_too_long");
-        let empty = format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":""}}}}"#);
+        let empty =
+            format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":""}}}}"#);
         assert_eq!(decode(&empty).unwrap_err().code(), "invalid_payload");
     }
 
     #[test]
     fn encodes_live_frames() {
         let m = Arc::new(Message {
-            id: 1, seq: 1, room_id: Uuid::nil(), user_id: Uuid::nil(), username: "u".into(),
-            content: "c".into(), created_at: "t".into(), client_msg_id: None,
+            id: 1,
+            seq: 1,
+            room_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            username: "u".into(),
+            content: "c".into(),
+            created_at: "t".into(),
+            client_msg_id: None,
         });
-        let one: Value = serde_json::from_slice(&live(&[m.clone()])).unwrap();
+        let one: Value = serde_json::from_slice(&live(std::slice::from_ref(&m))).unwrap();
         assert_eq!(one["event"], "new_message");
         assert_eq!(one["data"]["seq"], 1);
         let two: Value = serde_json::from_slice(&live(&[m.clone(), m])).unwrap();

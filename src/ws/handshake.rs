@@ -6,22 +6,36 @@ use crate::http::response::Response;
 /// Checks that a request is a valid WebSocket upgrade; the error is the HTTP answer.
 pub fn check(head: &Head) -> Result<(), Response> {
     let h = &head.headers;
-    let upgrade = h.upgrade.as_deref().is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let connection = h
-        .connection
+    let upgrade = h
+        .upgrade
         .as_deref()
-        .is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let connection = h.connection.as_deref().is_some_and(|c| {
+        c.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
     if !upgrade || !connection {
-        return Err(Response::error(426, "upgrade_required", "Expected a WebSocket upgrade")
-            .with_header("Upgrade", "websocket"));
+        return Err(
+            Response::error(426, "upgrade_required", "Expected a WebSocket upgrade")
+                .with_header("Upgrade", "websocket"),
+        );
     }
     if h.ws_version.as_deref() != Some("13") {
-        return Err(Response::error(400, "bad_request", "Sec-WebSocket-Version must be 13")
-            .with_header("Sec-WebSocket-Version", "13"));
+        return Err(
+            Response::error(400, "bad_request", "Sec-WebSocket-Version must be 13")
+                .with_header("Sec-WebSocket-Version", "13"),
+        );
     }
-    let key_ok = h.ws_key.as_deref().is_some_and(|k| k.len() == 24 && k.ends_with("=="));
+    let key_ok = h
+        .ws_key
+        .as_deref()
+        .is_some_and(|k| k.len() == 24 && k.ends_with("=="));
     if !key_ok {
-        return Err(Response::error(400, "bad_request", "Missing or invalid Sec-WebSocket-Key"));
+        return Err(Response::error(
+            400,
+            "bad_request",
+            "Missing or invalid Sec-WebSocket-Key",
+        ));
     }
     Ok(())
 }
@@ -41,7 +55,11 @@ mod tests {
     use super::*;
     use crate::http::parse::{Limits, parse_head};
 
-    const L: Limits = Limits { max_header_bytes: 4096, max_headers: 32, max_body_bytes: 10 };
+    const L: Limits = Limits {
+        max_header_bytes: 4096,
+        max_headers: 32,
+        max_body_bytes: 10,
+    };
 
     #[test]
     fn rfc_example_key() {
@@ -54,7 +72,9 @@ mod tests {
 
     #[test]
     fn refuses_plain_get() {
-        let head = parse_head(b"GET /ws HTTP/1.1\r\n\r\n", &L).unwrap().unwrap();
+        let head = parse_head(b"GET /ws HTTP/1.1\r\n\r\n", &L)
+            .unwrap()
+            .unwrap();
         assert_eq!(check(&head).unwrap_err().status, 426);
     }
 }

@@ -48,8 +48,12 @@ impl EventLoop {
             .max_frame_size(Some(ws_cfg.max_message_bytes));
         let id = self.next_id;
         self.next_id += 1;
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        let State::Http(h) = &mut conn.state else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Http(h) = &mut conn.state else {
+            return;
+        };
         let leftover = std::mem::take(&mut h.inbuf);
         conn.out.push_owned(handshake::accept_response(head));
         let ctx = if leftover.is_empty() {
@@ -77,17 +81,25 @@ impl EventLoop {
     pub fn ws_readable(&mut self, k: usize) {
         let bound = self.shared.cfg.websocket.max_outbound_bytes;
         loop {
-            let Some(conn) = self.conns.get_mut(k) else { return };
+            let Some(conn) = self.conns.get_mut(k) else {
+                return;
+            };
             if conn.closing {
                 return;
             }
-            let State::Ws(ws) = &mut conn.state else { return };
+            let State::Ws(ws) = &mut conn.state else {
+                return;
+            };
             // Backpressure: a client that does not read its answers is not read either.
             if conn.out.len() > bound / 2 {
                 ws.paused = true;
                 return;
             }
-            let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
+            let mut io = WsIo {
+                sock: &mut conn.sock,
+                out: &mut conn.out,
+                read_bytes: 0,
+            };
             let res = ws.ctx.read(&mut io);
             if io.read_bytes > 0 {
                 conn.last_read = Instant::now();
@@ -98,7 +110,13 @@ impl EventLoop {
                     self.ws_event(k, t.as_str());
                 }
                 Ok(WsMessage::Binary(_)) => {
-                    self.send_error(k, &ApiError::BadRequest("invalid_payload", "binary frames are not supported; send JSON text frames".into()));
+                    self.send_error(
+                        k,
+                        &ApiError::BadRequest(
+                            "invalid_payload",
+                            "binary frames are not supported; send JSON text frames".into(),
+                        ),
+                    );
                 }
                 Ok(WsMessage::Pong(_)) => ws.ping_sent = None,
                 Ok(WsMessage::Ping(_)) | Ok(WsMessage::Frame(_)) => self.mark_dirty(k),
@@ -123,22 +141,32 @@ impl EventLoop {
 
     /// Called when a socket's queue drained: resumes reading if it was paused.
     pub fn ws_resume(&mut self, k: usize) {
-        if let Some(conn) = self.conns.get_mut(k) {
-            if let State::Ws(ws) = &mut conn.state {
-                if ws.paused {
-                    ws.paused = false;
-                    self.ws_readable(k);
-                }
-            }
+        if let Some(conn) = self.conns.get_mut(k)
+            && let State::Ws(ws) = &mut conn.state
+            && ws.paused
+        {
+            ws.paused = false;
+            self.ws_readable(k);
         }
     }
 
     /// Sends a close frame with `code`, then closes once it is written.
     pub fn ws_close(&mut self, k: usize, code: u16, reason: &str) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        let State::Ws(ws) = &mut conn.state else { return };
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
-        let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Ws(ws) = &mut conn.state else {
+            return;
+        };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_string().into(),
+        };
+        let mut io = WsIo {
+            sock: &mut conn.sock,
+            out: &mut conn.out,
+            read_bytes: 0,
+        };
         let _ = ws.ctx.close(&mut io, Some(frame));
         let _ = ws.ctx.flush(&mut io);
         conn.closing = true;
@@ -147,8 +175,12 @@ impl EventLoop {
 
     /// Clean-up when a WebSocket ends, however it ends.
     pub fn ws_closed(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        let State::Ws(ws) = &mut conn.state else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Ws(ws) = &mut conn.state else {
+            return;
+        };
         let subs = std::mem::take(&mut ws.subs);
         let who = ws.who.clone();
         for s in subs {
@@ -172,16 +204,18 @@ impl EventLoop {
 
     fn publish_loop_stats(&self) {
         let subs = self.rooms.rooms.values().map(|r| r.subs.len()).sum();
-        if let Some(s) = self.shared.loop_stats.get(self.idx) {
-            if let Ok(mut v) = s.write() {
-                *v = (self.rooms.rooms.len(), subs);
-            }
+        if let Some(s) = self.shared.loop_stats.get(self.idx)
+            && let Ok(mut v) = s.write()
+        {
+            *v = (self.rooms.rooms.len(), subs);
         }
     }
 
     /// Queues bytes for one socket (not shared).
     fn send_owned(&mut self, k: usize, payload: Vec<u8>) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         conn.out.push_owned(text_frame(&payload));
         self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
         self.mark_dirty(k);
@@ -195,9 +229,14 @@ impl EventLoop {
     /// A socket whose queue passed its bound is closed with 1013 rather than skipped.
     fn check_slow(&mut self, k: usize) {
         let bound = self.shared.cfg.websocket.max_outbound_bytes;
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
         if conn.out.len() > bound && !conn.closing {
-            self.shared.metrics.slow_consumer_closes.fetch_add(1, Relaxed);
+            self.shared
+                .metrics
+                .slow_consumer_closes
+                .fetch_add(1, Relaxed);
             // What is queued cannot reach a client that stopped reading: drop it so
             // memory stays bounded, and tell the client to reconnect and catch up.
             conn.out.clear();
@@ -239,7 +278,10 @@ impl EventLoop {
         };
         match ev {
             ClientEvent::Ping(data) => self.send_owned(k, events::encode("pong", &data)),
-            ClientEvent::JoinRoom { room_id, last_seen_seq } => self.join(k, room_id, last_seen_seq),
+            ClientEvent::JoinRoom {
+                room_id,
+                last_seen_seq,
+            } => self.join(k, room_id, last_seen_seq),
             ClientEvent::LeaveRoom { room_id } => {
                 let Some(ws) = self.ws_parts(k) else { return };
                 let who = ws.who.clone();
@@ -247,9 +289,16 @@ impl EventLoop {
                     let s = ws.subs.swap_remove(pos);
                     self.release_sub(k, &who, &s);
                 }
-                self.send_owned(k, events::encode("left_room", &json!({ "room_id": room_id })));
+                self.send_owned(
+                    k,
+                    events::encode("left_room", &json!({ "room_id": room_id })),
+                );
             }
-            ClientEvent::SendMessage { room_id, content, client_msg_id } => {
+            ClientEvent::SendMessage {
+                room_id,
+                content,
+                client_msg_id,
+            } => {
                 if self.rate_limited(k) {
                     let e = ApiError::RateLimited(1);
                     return self.send_owned(k, error_with_cmid(&e, client_msg_id.as_deref()));
@@ -278,10 +327,21 @@ impl EventLoop {
             }
             None => {
                 if ws.subs.len() >= MAX_ROOMS_PER_SOCKET {
-                    let e = ApiError::BadRequest("invalid_payload", format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"));
+                    let e = ApiError::BadRequest(
+                        "invalid_payload",
+                        format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"),
+                    );
                     return self.send_error(k, &e);
                 }
-                ws.subs.push(Sub { room, delivered: 0, joining: true, catching_up: false, join_id, present: false, typing_since: None });
+                ws.subs.push(Sub {
+                    room,
+                    delivered: 0,
+                    joining: true,
+                    catching_up: false,
+                    join_id,
+                    present: false,
+                    typing_since: None,
+                });
             }
         }
         // Subscribe before checking: every notification committed after the check then
@@ -296,7 +356,9 @@ impl EventLoop {
             let result = (|| -> Result<JoinData, ApiError> {
                 let c = w.client()?;
                 rooms::require_member(c, room, user)?;
-                let room_seq: i64 = c.query_one("SELECT last_seq FROM rooms WHERE id = $1", &[&room])?.get(0);
+                let room_seq: i64 = c
+                    .query_one("SELECT last_seq FROM rooms WHERE id = $1", &[&room])?
+                    .get(0);
                 let history = match last_seen {
                     Some(after) => {
                         let mut rows = messages::range(c, room, after, i64::MAX, HISTORY_PAGE + 1)?;
@@ -308,7 +370,16 @@ impl EventLoop {
                 };
                 Ok(JoinData { room_seq, history })
             })();
-            shared.to_loop(loop_idx, LoopEvent::Joined { key: k, sock, room, join_id, result });
+            shared.to_loop(
+                loop_idx,
+                LoopEvent::Joined {
+                    key: k,
+                    sock,
+                    room,
+                    join_id,
+                    result,
+                },
+            );
         });
         if let Err(e) = self.shared.db.submit(job) {
             self.fail_join(k, room, &e);
@@ -326,7 +397,14 @@ impl EventLoop {
         self.send_error(k, e);
     }
 
-    fn on_joined(&mut self, k: usize, sock: u64, room: Uuid, join_id: u64, result: Result<JoinData, ApiError>) {
+    fn on_joined(
+        &mut self,
+        k: usize,
+        sock: u64,
+        room: Uuid,
+        join_id: u64,
+        result: Result<JoinData, ApiError>,
+    ) {
         let Some(ws) = self.ws_parts(k) else { return };
         if ws.id != sock || ws.sub(room).map(|s| s.join_id) != Some(join_id) {
             return; // the socket left, closed, or joined again since
@@ -346,12 +424,18 @@ impl EventLoop {
         match data.history {
             Some((msgs, has_more, after)) => {
                 // A client claiming more than exists starts from what exists.
-                sub.delivered = msgs.last().map(|m| m.seq).unwrap_or(after.min(data.room_seq));
-                frames.push(events::encode("history", &json!({
-                    "messages": msgs.iter().map(|m| &**m).collect::<Vec<&Message>>(),
-                    "next_cursor": sub.delivered,
-                    "has_more": has_more,
-                })));
+                sub.delivered = msgs
+                    .last()
+                    .map(|m| m.seq)
+                    .unwrap_or(after.min(data.room_seq));
+                frames.push(events::encode(
+                    "history",
+                    &json!({
+                        "messages": msgs.iter().map(|m| &**m).collect::<Vec<&Message>>(),
+                        "next_cursor": sub.delivered,
+                        "has_more": has_more,
+                    }),
+                ));
             }
             None => sub.delivered = data.room_seq,
         }
@@ -370,7 +454,9 @@ impl EventLoop {
     /// Brings a socket from its own position up to the room's live position, from the
     /// recent buffer when it has the rows, else from the database.
     fn reconcile(&mut self, k: usize, room: Uuid) {
-        let Some(room_seq) = self.rooms.rooms.get(&room).and_then(|r| r.seq) else { return };
+        let Some(room_seq) = self.rooms.rooms.get(&room).and_then(|r| r.seq) else {
+            return;
+        };
         let Some(ws) = self.ws_parts(k) else { return };
         let sock = ws.id;
         let Some(sub) = ws.sub(room) else { return };
@@ -393,9 +479,19 @@ impl EventLoop {
         let job: crate::pg::pool::Job = Box::new(move |w| {
             let result = w
                 .client()
-                .and_then(|c| messages::range(c, room, after, room_seq, FETCH_PAGE).map_err(Into::into))
+                .and_then(|c| {
+                    messages::range(c, room, after, room_seq, FETCH_PAGE).map_err(Into::into)
+                })
                 .map(|rows| rows.into_iter().map(Arc::new).collect());
-            shared.to_loop(loop_idx, LoopEvent::CatchUp { key: k, sock, room, result });
+            shared.to_loop(
+                loop_idx,
+                LoopEvent::CatchUp {
+                    key: k,
+                    sock,
+                    room,
+                    result,
+                },
+            );
         });
         if self.shared.db.submit(job).is_err() {
             // Cannot catch this socket up now; closing it lets the client retry later.
@@ -403,7 +499,13 @@ impl EventLoop {
         }
     }
 
-    fn on_catch_up(&mut self, k: usize, sock: u64, room: Uuid, result: Result<Vec<Arc<Message>>, ApiError>) {
+    fn on_catch_up(
+        &mut self,
+        k: usize,
+        sock: u64,
+        room: Uuid,
+        result: Result<Vec<Arc<Message>>, ApiError>,
+    ) {
         let Some(ws) = self.ws_parts(k) else { return };
         if ws.id != sock {
             return;
@@ -422,7 +524,13 @@ impl EventLoop {
         self.reconcile(k, room);
     }
 
-    fn send_message(&mut self, k: usize, room: Uuid, content: String, client_msg_id: Option<String>) {
+    fn send_message(
+        &mut self,
+        k: usize,
+        room: Uuid,
+        content: String,
+        client_msg_id: Option<String>,
+    ) {
         let Some(ws) = self.ws_parts(k) else { return };
         let (sock, who) = (ws.id, ws.who.clone());
         let handle = self.shared.clone();
@@ -435,7 +543,12 @@ impl EventLoop {
             content,
             client_msg_id,
             reply: Box::new(move |result| {
-                handle.loops[loop_idx].send(LoopMsg::Ws(LoopEvent::Sent { key: k, sock, client_msg_id: cmid, result }));
+                handle.loops[loop_idx].send(LoopMsg::Ws(LoopEvent::Sent {
+                    key: k,
+                    sock,
+                    client_msg_id: cmid,
+                    result,
+                }));
             }),
         };
         if let Err(job) = self.shared.writers.submit(job) {
@@ -446,7 +559,13 @@ impl EventLoop {
         }
     }
 
-    fn on_sent(&mut self, k: usize, sock: u64, cmid: Option<String>, result: Result<Arc<Message>, ApiError>) {
+    fn on_sent(
+        &mut self,
+        k: usize,
+        sock: u64,
+        cmid: Option<String>,
+        result: Result<Arc<Message>, ApiError>,
+    ) {
         if self.ws_parts(k).map(|ws| ws.id) != Some(sock) {
             return;
         }
@@ -465,10 +584,15 @@ impl EventLoop {
         let Some(ws) = self.ws_parts(k) else { return };
         let who = ws.who.clone();
         let Some(sub) = ws.sub(room).filter(|s| !s.joining) else {
-            return self.send_error(k, &ApiError::Forbidden("not_member", "Join the room before typing in it"));
+            return self.send_error(
+                k,
+                &ApiError::Forbidden("not_member", "Join the room before typing in it"),
+            );
         };
         let relay = if typing {
-            let due = sub.typing_since.is_none_or(|t| now.duration_since(t) >= TYPING_MIN_INTERVAL);
+            let due = sub
+                .typing_since
+                .is_none_or(|t| now.duration_since(t) >= TYPING_MIN_INTERVAL);
             if due {
                 sub.typing_since = Some(now);
             }
@@ -492,16 +616,42 @@ impl EventLoop {
     /// Handles a message from another thread.
     pub fn on_ws_event(&mut self, ev: LoopEvent) {
         match ev {
-            LoopEvent::Joined { key, sock, room, join_id, result } => self.on_joined(key, sock, room, join_id, result),
-            LoopEvent::Sent { key, sock, client_msg_id, result } => self.on_sent(key, sock, client_msg_id, result),
-            LoopEvent::CatchUp { key, sock, room, result } => self.on_catch_up(key, sock, room, result),
-            LoopEvent::RoomFetched { room, after, result } => match result {
+            LoopEvent::Joined {
+                key,
+                sock,
+                room,
+                join_id,
+                result,
+            } => self.on_joined(key, sock, room, join_id, result),
+            LoopEvent::Sent {
+                key,
+                sock,
+                client_msg_id,
+                result,
+            } => self.on_sent(key, sock, client_msg_id, result),
+            LoopEvent::CatchUp {
+                key,
+                sock,
+                room,
+                result,
+            } => self.on_catch_up(key, sock, room, result),
+            LoopEvent::RoomFetched {
+                room,
+                after,
+                result,
+            } => match result {
                 Ok((rows, full)) => {
                     let gap = self.rooms.fetched(room, &rows);
                     let seq = self.rooms.rooms.get(&room).and_then(|r| r.seq);
                     match (gap, seq) {
                         (Some(g), _) => self.fetch_room(room, g),
-                        (None, Some(s)) if full => self.fetch_room(room, Gap { after: s, upto: i64::MAX }),
+                        (None, Some(s)) if full => self.fetch_room(
+                            room,
+                            Gap {
+                                after: s,
+                                upto: i64::MAX,
+                            },
+                        ),
                         _ => {}
                     }
                 }
@@ -512,7 +662,11 @@ impl EventLoop {
                     self.fetch_room(batch.room, gap);
                 }
             }
-            LoopEvent::RoomEvent { room, except, frame } => self.room_event(room, except, frame),
+            LoopEvent::RoomEvent {
+                room,
+                except,
+                frame,
+            } => self.room_event(room, except, frame),
             LoopEvent::Kick { room, user } => self.kick(room, user),
             LoopEvent::Revoke(ids) => {
                 let doomed: Vec<usize> = self
@@ -536,11 +690,17 @@ impl EventLoop {
     }
 
     fn room_event(&mut self, room: Uuid, except: Option<Uuid>, frame: Arc<[u8]>) {
-        let Some(r) = self.rooms.rooms.get(&room) else { return };
+        let Some(r) = self.rooms.rooms.get(&room) else {
+            return;
+        };
         let subs = r.subs.clone();
         for k in subs {
-            let Some(conn) = self.conns.get_mut(k) else { continue };
-            let State::Ws(ws) = &mut conn.state else { continue };
+            let Some(conn) = self.conns.get_mut(k) else {
+                continue;
+            };
+            let State::Ws(ws) = &mut conn.state else {
+                continue;
+            };
             if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
                 continue;
             }
@@ -551,7 +711,9 @@ impl EventLoop {
     }
 
     fn kick(&mut self, room: Uuid, user: Uuid) {
-        let Some(r) = self.rooms.rooms.get(&room) else { return };
+        let Some(r) = self.rooms.rooms.get(&room) else {
+            return;
+        };
         for k in r.subs.clone() {
             let Some(ws) = self.ws_parts(k) else { continue };
             if ws.who.user_id != user {
@@ -580,12 +742,21 @@ impl EventLoop {
         let job: crate::pg::pool::Job = Box::new(move |w| {
             let result = w
                 .client()
-                .and_then(|c| messages::range(c, room, gap.after, gap.upto, FETCH_PAGE).map_err(Into::into))
+                .and_then(|c| {
+                    messages::range(c, room, gap.after, gap.upto, FETCH_PAGE).map_err(Into::into)
+                })
                 .map(|rows| {
                     let full = rows.len() as i64 == FETCH_PAGE;
                     (rows.into_iter().map(Arc::new).collect(), full)
                 });
-            shared.to_loop(loop_idx, LoopEvent::RoomFetched { room, after: gap.after, result });
+            shared.to_loop(
+                loop_idx,
+                LoopEvent::RoomFetched {
+                    room,
+                    after: gap.after,
+                    result,
+                },
+            );
         });
         if self.shared.db.submit(job).is_err() {
             self.retry_fetch(room, gap.after);
@@ -596,7 +767,8 @@ impl EventLoop {
     /// room's live messages wait meanwhile, so nothing is delivered out of order.
     fn retry_fetch(&mut self, room: Uuid, after: i64) {
         if self.rooms.rooms.contains_key(&room) {
-            self.retry.push((room, after, Instant::now() + Duration::from_millis(500)));
+            self.retry
+                .push((room, after, Instant::now() + Duration::from_millis(500)));
         }
     }
 
@@ -609,20 +781,30 @@ impl EventLoop {
         let now = Instant::now();
         let dirty = std::mem::take(&mut self.rooms.dirty);
         for room in dirty {
-            let Some(r) = self.rooms.rooms.get_mut(&room) else { continue };
+            let Some(r) = self.rooms.rooms.get_mut(&room) else {
+                continue;
+            };
             if r.held_since.is_some_and(|t| now.duration_since(t) < window) {
                 self.rooms.dirty.push(room);
                 continue;
             }
             r.held_since = None;
             let msgs = std::mem::take(&mut r.outbox);
-            let (Some(first), Some(last)) = (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq)) else { continue };
+            let (Some(first), Some(last)) =
+                (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq))
+            else {
+                continue;
+            };
             let subs = r.subs.clone();
             let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(&msgs)));
             let mut delivered = 0u64;
             for k in subs {
-                let Some(conn) = self.conns.get_mut(k) else { continue };
-                let State::Ws(ws) = &mut conn.state else { continue };
+                let Some(conn) = self.conns.get_mut(k) else {
+                    continue;
+                };
+                let State::Ws(ws) = &mut conn.state else {
+                    continue;
+                };
                 let Some(sub) = ws.sub(room) else { continue };
                 if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
                     // Joining, already has these, or behind and catching up by itself.
@@ -632,7 +814,11 @@ impl EventLoop {
                     conn.out.push_shared(frame.clone());
                     delivered += msgs.len() as u64;
                 } else {
-                    let tail: Vec<Arc<Message>> = msgs.iter().filter(|m| m.seq > sub.delivered).cloned().collect();
+                    let tail: Vec<Arc<Message>> = msgs
+                        .iter()
+                        .filter(|m| m.seq > sub.delivered)
+                        .cloned()
+                        .collect();
                     delivered += tail.len() as u64;
                     conn.out.push_owned(text_frame(&events::live(&tail)));
                 }
@@ -652,7 +838,9 @@ impl EventLoop {
         let mut ping = Vec::new();
         let mut stale_typing = Vec::new();
         for (k, conn) in self.conns.iter_mut() {
-            let State::Ws(ws) = &mut conn.state else { continue };
+            let State::Ws(ws) = &mut conn.state else {
+                continue;
+            };
             if now.duration_since(ws.last_ping) >= interval {
                 if ws.ping_sent.is_some() {
                     dead.push(k);
@@ -663,7 +851,9 @@ impl EventLoop {
                 ping.push(k);
             }
             for s in ws.subs.iter_mut() {
-                if s.typing_since.is_some_and(|t| now.duration_since(t) >= TYPING_TIMEOUT) {
+                if s.typing_since
+                    .is_some_and(|t| now.duration_since(t) >= TYPING_TIMEOUT)
+                {
                     s.typing_since = None;
                     stale_typing.push((ws.who.clone(), s.room));
                 }
@@ -673,12 +863,16 @@ impl EventLoop {
             self.drop_conn(k);
         }
         for k in ping {
-            if let Some(conn) = self.conns.get_mut(k) {
-                if let State::Ws(ws) = &mut conn.state {
-                    let mut io = WsIo { sock: &mut conn.sock, out: &mut conn.out, read_bytes: 0 };
-                    let _ = ws.ctx.write(&mut io, WsMessage::Ping(Vec::new().into()));
-                    let _ = ws.ctx.flush(&mut io);
-                }
+            if let Some(conn) = self.conns.get_mut(k)
+                && let State::Ws(ws) = &mut conn.state
+            {
+                let mut io = WsIo {
+                    sock: &mut conn.sock,
+                    out: &mut conn.out,
+                    read_bytes: 0,
+                };
+                let _ = ws.ctx.write(&mut io, WsMessage::Ping(Vec::new().into()));
+                let _ = ws.ctx.flush(&mut io);
             }
             self.mark_dirty(k);
         }
@@ -686,13 +880,23 @@ impl EventLoop {
             self.relay_typing(&who, room, false);
         }
         let due: Vec<(Uuid, i64)> = {
-            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry).into_iter().partition(|r| r.2 <= now);
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry)
+                .into_iter()
+                .partition(|r| r.2 <= now);
             self.retry = later;
-            due.into_iter().map(|(room, after, _)| (room, after)).collect()
+            due.into_iter()
+                .map(|(room, after, _)| (room, after))
+                .collect()
         };
         for (room, after) in due {
             if self.rooms.rooms.contains_key(&room) {
-                self.submit_fetch(room, Gap { after, upto: i64::MAX });
+                self.submit_fetch(
+                    room,
+                    Gap {
+                        after,
+                        upto: i64::MAX,
+                    },
+                );
             }
         }
     }

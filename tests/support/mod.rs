@@ -27,10 +27,16 @@ impl TestDb {
     /// Creates an empty database with a unique name.
     pub fn new() -> TestDb {
         let name = format!("chatd_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls)
-            .expect("PostgreSQL must be running for the tests (see README)");
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        TestDb { url: format!("{}/{name}", pg_base()), name }
+        let mut admin =
+            postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls)
+                .expect("PostgreSQL must be running for the tests (see README)");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        TestDb {
+            url: format!("{}/{name}", pg_base()),
+            name,
+        }
     }
 
     /// A plain client on this database.
@@ -41,8 +47,13 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        if let Ok(mut admin) =
+            postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -97,7 +108,9 @@ impl Node {
 pub fn start_with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Node {
     let mut c = config(&db.url);
     tweak(&mut c);
-    let node = Node { handle: chatd::run(c).expect("server starts") };
+    let node = Node {
+        handle: chatd::run(c).expect("server starts"),
+    };
     node.wait_ready();
     node
 }
@@ -126,7 +139,10 @@ impl Resp {
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -148,10 +164,22 @@ pub fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> Option<Resp> {
         let (n, v) = h.split_once(':')?;
         headers.push((n.trim().to_lowercase(), v.trim().to_string()));
     }
-    let len: usize = if head { 0 } else { headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0) };
+    let len: usize = if head {
+        0
+    } else {
+        headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
-    Some(Resp { status, headers, body })
+    Some(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A keep-alive HTTP connection.
@@ -165,7 +193,9 @@ impl Http {
     pub fn connect(addr: &str) -> Http {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Http { r: BufReader::new(s) }
+        Http {
+            r: BufReader::new(s),
+        }
     }
 
     /// Sends raw bytes.
@@ -179,21 +209,36 @@ impl Http {
     }
 
     /// One request on this connection.
-    pub fn call(&mut self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    pub fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         self.send_raw(&build(method, path, token, body, true));
         self.read().expect("a response")
     }
 }
 
 /// Serialises a request.
-pub fn build(method: &str, path: &str, token: Option<&str>, body: Option<&Value>, keep_alive: bool) -> Vec<u8> {
+pub fn build(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    keep_alive: bool,
+) -> Vec<u8> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if !body.is_empty() || method == "POST" {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     if !keep_alive {
         req.push_str("Connection: close\r\n");
@@ -204,13 +249,25 @@ pub fn build(method: &str, path: &str, token: Option<&str>, body: Option<&Value>
 }
 
 /// One request on a fresh connection: (status, JSON body).
-pub fn request(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let r = raw_request(addr, method, path, token, body);
     (r.status, r.json())
 }
 
 /// One request on a fresh connection, the whole response.
-pub fn raw_request(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Resp {
     let mut c = Http::connect(addr);
     c.send_raw(&build(method, path, token, body, false));
     read_response(&mut c.r, method == "HEAD").expect("a response")
@@ -231,13 +288,18 @@ pub struct User {
 
 /// Registers a user with a unique name.
 pub fn register(addr: &str, prefix: &str) -> User {
-    let name = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let name = format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     let (status, body) = request(
         addr,
         "POST",
         "/auth/register",
         None,
-        Some(&json!({ "username": name, "email": format!("{name}@example.com"), "password": "password123" })),
+        Some(
+            &json!({ "username": name, "email": format!("{name}@example.com"), "password": "password123" }),
+        ),
     );
     assert_eq!(status, 201, "{body}");
     User {
@@ -251,14 +313,26 @@ pub fn register(addr: &str, prefix: &str) -> User {
 /// Creates a room (its creator is a member); returns its id.
 pub fn create_room(addr: &str, token: &str) -> String {
     let name = format!("room-{}", uuid::Uuid::new_v4().simple());
-    let (status, body) = request(addr, "POST", "/rooms", Some(token), Some(&json!({ "name": name })));
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/rooms",
+        Some(token),
+        Some(&json!({ "name": name })),
+    );
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().unwrap().to_string()
 }
 
 /// Joins a room over REST.
 pub fn join_room(addr: &str, token: &str, room: &str) {
-    let (status, body) = request(addr, "POST", &format!("/rooms/{room}/join"), Some(token), None);
+    let (status, body) = request(
+        addr,
+        "POST",
+        &format!("/rooms/{room}/join"),
+        Some(token),
+        None,
+    );
     assert_eq!(status, 201, "{body}");
 }
 
@@ -271,21 +345,29 @@ pub struct Ws {
 impl Ws {
     /// Connects with the token in the query string.
     pub fn connect(addr: &str, token: &str) -> Ws {
-        let (ws, _) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")).expect("upgrade");
+        let (ws, _) =
+            tungstenite::connect(format!("ws://{addr}/ws?token={token}")).expect("upgrade");
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
         }
         Ws { ws }
     }
 
     /// Sends an event.
     pub fn send(&mut self, event: &str, data: Value) {
-        self.ws.send(tungstenite::Message::text(json!({ "event": event, "data": data }).to_string())).unwrap();
+        self.ws
+            .send(tungstenite::Message::text(
+                json!({ "event": event, "data": data }).to_string(),
+            ))
+            .unwrap();
     }
 
     /// Sends a raw text frame.
     pub fn send_text(&mut self, text: &str) {
-        self.ws.send(tungstenite::Message::text(text.to_string())).unwrap();
+        self.ws
+            .send(tungstenite::Message::text(text.to_string()))
+            .unwrap();
     }
 
     /// The next event frame within `timeout`, as JSON; `None` on timeout.
@@ -293,11 +375,25 @@ impl Ws {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             match self.ws.read() {
-                Ok(tungstenite::Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
-                Ok(tungstenite::Message::Close(f)) => return Some(json!({ "event": "__close", "data": { "code": f.map(|f| u16::from(f.code)) } })),
+                Ok(tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).unwrap());
+                }
+                Ok(tungstenite::Message::Close(f)) => {
+                    return Some(
+                        json!({ "event": "__close", "data": { "code": f.map(|f| u16::from(f.code)) } }),
+                    );
+                }
                 Ok(_) => continue,
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
-                Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
+                Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed) => {
                     return Some(json!({ "event": "__closed", "data": null }));
                 }
                 Err(e) => return Some(json!({ "event": "__error", "data": e.to_string() })),
@@ -324,10 +420,15 @@ impl Ws {
 
     /// Joins a room and waits for `joined_room`; returns the `history` data if any.
     pub fn join(&mut self, room: &str, last_seen: Option<i64>) -> Option<Value> {
-        self.send("join_room", json!({ "room_id": room, "last_seen_seq": last_seen }));
+        self.send(
+            "join_room",
+            json!({ "room_id": room, "last_seen_seq": last_seen }),
+        );
         let mut history = None;
         loop {
-            let v = self.next_within(Duration::from_secs(10)).expect("join answered");
+            let v = self
+                .next_within(Duration::from_secs(10))
+                .expect("join answered");
             match v["event"].as_str() {
                 Some("history") => history = Some(v["data"].clone()),
                 Some("joined_room") => return history,
@@ -342,7 +443,9 @@ impl Ws {
         let mut seqs = Vec::new();
         let deadline = Instant::now() + timeout;
         while seqs.len() < n && Instant::now() < deadline {
-            let Some(v) = self.next_within(Duration::from_millis(200)) else { continue };
+            let Some(v) = self.next_within(Duration::from_millis(200)) else {
+                continue;
+            };
             seqs.extend(message_seqs(&v));
         }
         seqs
@@ -353,8 +456,18 @@ impl Ws {
 pub fn message_seqs(v: &Value) -> Vec<i64> {
     match v["event"].as_str() {
         Some("new_message") => vec![v["data"]["seq"].as_i64().unwrap()],
-        Some("new_message_batch") => v["data"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect(),
-        Some("history") => v["data"]["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect(),
+        Some("new_message_batch") => v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect(),
+        Some("history") => v["data"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -363,7 +476,17 @@ pub fn message_seqs(v: &Value) -> Vec<i64> {
 pub fn assert_exact(seqs: &[i64], from: i64, to: i64) {
     let expected: Vec<i64> = (from..=to).collect();
     if seqs != expected.as_slice() {
-        let dup = seqs.len() - { let mut s = seqs.to_vec(); s.sort(); s.dedup(); s.len() };
-        panic!("expected seq {from}..={to} exactly once in order; got {} seqs ({dup} duplicates), first {:?}, last {:?}", seqs.len(), seqs.first(), seqs.last());
+        let dup = seqs.len() - {
+            let mut s = seqs.to_vec();
+            s.sort();
+            s.dedup();
+            s.len()
+        };
+        panic!(
+            "expected seq {from}..={to} exactly once in order; got {} seqs ({dup} duplicates), first {:?}, last {:?}",
+            seqs.len(),
+            seqs.first(),
+            seqs.last()
+        );
     }
 }
