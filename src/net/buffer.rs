@@ -73,11 +73,22 @@ impl OutQueue {
         self.len == 0
     }
 
-    /// Drops everything queued and frees the queue's memory.
+    /// Drops everything not yet started; a chunk already partly written stays, so the
+    /// peer never sees half a frame followed by something else.
     pub fn clear(&mut self) {
+        let keep = if self.front_pos > 0 {
+            self.chunks.pop_front()
+        } else {
+            None
+        };
         self.chunks = VecDeque::new();
-        self.front_pos = 0;
         self.len = 0;
+        if let Some(front) = keep {
+            self.len = front.bytes().len() - self.front_pos;
+            self.chunks.push_back(front);
+        } else {
+            self.front_pos = 0;
+        }
     }
 
     /// Writes as much as the socket takes, several chunks per system call.
@@ -167,5 +178,24 @@ mod tests {
         assert_eq!(q.write_to(&mut w).unwrap(), Flush::Done);
         assert_eq!(w.out, b"hello shared world");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn clear_keeps_a_started_chunk() {
+        let mut q = OutQueue::default();
+        q.push_owned(b"abcdef".to_vec());
+        q.push_owned(b"ghi".to_vec());
+        let mut w = Trickle {
+            out: vec![],
+            cap: 4,
+            budget: 2,
+        };
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Blocked);
+        q.clear();
+        assert_eq!(q.len(), 4);
+        q.push_owned(b"Z".to_vec());
+        w.budget = 100;
+        q.write_to(&mut w).unwrap();
+        assert_eq!(w.out, b"abcdefZ");
     }
 }

@@ -60,6 +60,8 @@ pub struct Conn {
     pub writable_registered: bool,
     /// Close once `out` is flushed.
     pub closing: bool,
+    /// A closing connection that cannot flush by then is dropped.
+    pub close_deadline: Option<Instant>,
     /// Last time bytes arrived.
     pub last_read: Instant,
     /// Already queued in this turn's flush list.
@@ -67,6 +69,14 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Ends the connection once its queued bytes are written (or after a grace period).
+    pub fn close_soon(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            self.close_deadline = Some(Instant::now() + std::time::Duration::from_secs(5));
+        }
+    }
+
     /// A new HTTP connection.
     pub fn new(sock: TcpStream, peer: IpAddr) -> Conn {
         Conn {
@@ -76,6 +86,7 @@ impl Conn {
             state: State::Http(HttpConn::default()),
             writable_registered: false,
             closing: false,
+            close_deadline: None,
             last_read: Instant::now(),
             dirty: false,
         }

@@ -409,14 +409,14 @@ impl EventLoop {
         let keep = keep_alive && !resp.close && self.stopping.is_none();
         conn.out.push_owned(resp.to_bytes(origin, keep, head_only));
         if !keep {
-            conn.closing = true;
+            conn.close_soon();
         }
         self.mark_dirty(k);
     }
 
     fn close_after_flush(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
-            conn.closing = true;
+            conn.close_soon();
         }
         self.mark_dirty(k);
     }
@@ -472,6 +472,12 @@ impl EventLoop {
                 }
             }
             Ok(Flush::Blocked) => {
+                if matches!(conn.state, State::Ws(_)) && !conn.closing {
+                    self.ws_backlogged(k);
+                }
+                let Some(conn) = self.conns.get_mut(k) else {
+                    return;
+                };
                 if !conn.writable_registered {
                     conn.writable_registered = true;
                     let _ = self.poll.registry().reregister(
@@ -547,6 +553,11 @@ impl EventLoop {
         let mut timed_out = Vec::new();
         let mut idle = Vec::new();
         for (k, conn) in self.conns.iter() {
+            if conn.close_deadline.is_some_and(|t| now > t) {
+                // Could not even flush its goodbye: the peer is gone or stalled.
+                idle.push(k);
+                continue;
+            }
             match &conn.state {
                 State::Http(h) => {
                     if h.in_flight.is_some() || conn.closing {

@@ -122,7 +122,7 @@ impl EventLoop {
                 Ok(WsMessage::Ping(_)) | Ok(WsMessage::Frame(_)) => self.mark_dirty(k),
                 Ok(WsMessage::Close(_)) => {
                     // tungstenite queued the closing reply; send it, then end.
-                    conn.closing = true;
+                    conn.close_soon();
                     self.mark_dirty(k);
                     return;
                 }
@@ -169,7 +169,7 @@ impl EventLoop {
         };
         let _ = ws.ctx.close(&mut io, Some(frame));
         let _ = ws.ctx.flush(&mut io);
-        conn.closing = true;
+        conn.close_soon();
         self.mark_dirty(k);
     }
 
@@ -216,23 +216,40 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
+        let before = conn.out.len();
         conn.out.push_owned(text_frame(&payload));
         self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
         self.mark_dirty(k);
-        self.check_slow(k);
+        self.check_slow(k, before);
     }
 
     fn send_error(&mut self, k: usize, e: &ApiError) {
         self.send_owned(k, events::error(e));
     }
 
-    /// A socket whose queue passed its bound is closed with 1013 rather than skipped.
-    fn check_slow(&mut self, k: usize) {
+    /// Hard memory cap while queueing: a backlog four times the bound is closed at once
+    /// (the usual check runs after each write, see [`EventLoop::ws_backlogged`]).
+    fn check_slow(&mut self, k: usize, before: usize) {
+        if before > 4 * self.shared.cfg.websocket.max_outbound_bytes {
+            self.slow_close(k);
+        }
+    }
+
+    /// After a write that the socket could not take whole: a client that leaves more
+    /// than the bound unread is a slow consumer.
+    pub fn ws_backlogged(&mut self, k: usize) {
         let bound = self.shared.cfg.websocket.max_outbound_bytes;
+        if self.conns.get(k).is_some_and(|c| c.out.len() > bound) {
+            self.slow_close(k);
+        }
+    }
+
+    /// Closes a slow consumer with 1013 rather than skipping messages for it.
+    fn slow_close(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
-        if conn.out.len() > bound && !conn.closing {
+        if !conn.closing {
             self.shared
                 .metrics
                 .slow_consumer_closes
@@ -704,9 +721,10 @@ impl EventLoop {
             if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
                 continue;
             }
+            let before = conn.out.len();
             conn.out.push_shared(frame.clone());
             self.mark_dirty(k);
-            self.check_slow(k);
+            self.check_slow(k, before);
         }
     }
 
@@ -772,7 +790,8 @@ impl EventLoop {
         }
     }
 
-    /// Fans out what the rooms accepted this turn: one frame per room, shared by its sockets.
+    /// Fans out what the rooms accepted this turn: one frame per room (per chunk of a
+    /// large batch), encoded once and shared by every socket of the room on this loop.
     pub fn rooms_flush(&mut self) {
         if self.rooms.dirty.is_empty() {
             return;
@@ -790,45 +809,52 @@ impl EventLoop {
             }
             r.held_since = None;
             let msgs = std::mem::take(&mut r.outbox);
-            let (Some(first), Some(last)) =
-                (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq))
-            else {
+            let subs = r.subs.clone();
+            for chunk in chunks(&msgs) {
+                self.fan_out(room, &subs, chunk);
+            }
+        }
+    }
+
+    /// Queues one contiguous run of a room's messages on each subscribed socket.
+    fn fan_out(&mut self, room: Uuid, subs: &[usize], msgs: &[Arc<Message>]) {
+        let (Some(first), Some(last)) = (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq))
+        else {
+            return;
+        };
+        let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(msgs)));
+        let mut delivered = 0u64;
+        for &k in subs {
+            let Some(conn) = self.conns.get_mut(k) else {
                 continue;
             };
-            let subs = r.subs.clone();
-            let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(&msgs)));
-            let mut delivered = 0u64;
-            for k in subs {
-                let Some(conn) = self.conns.get_mut(k) else {
-                    continue;
-                };
-                let State::Ws(ws) = &mut conn.state else {
-                    continue;
-                };
-                let Some(sub) = ws.sub(room) else { continue };
-                if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
-                    // Joining, already has these, or behind and catching up by itself.
-                    continue;
-                }
-                if sub.delivered == first - 1 {
-                    conn.out.push_shared(frame.clone());
-                    delivered += msgs.len() as u64;
-                } else {
-                    let tail: Vec<Arc<Message>> = msgs
-                        .iter()
-                        .filter(|m| m.seq > sub.delivered)
-                        .cloned()
-                        .collect();
-                    delivered += tail.len() as u64;
-                    conn.out.push_owned(text_frame(&events::live(&tail)));
-                }
-                sub.delivered = last;
-                self.mark_dirty(k);
-                self.check_slow(k);
+            let State::Ws(ws) = &mut conn.state else {
+                continue;
+            };
+            let Some(sub) = ws.sub(room) else { continue };
+            if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
+                // Joining, already has these, or behind and catching up by itself.
+                continue;
             }
-            self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
-            self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
+            let before = conn.out.len();
+            if sub.delivered == first - 1 {
+                conn.out.push_shared(frame.clone());
+                delivered += msgs.len() as u64;
+            } else {
+                let tail: Vec<Arc<Message>> = msgs
+                    .iter()
+                    .filter(|m| m.seq > sub.delivered)
+                    .cloned()
+                    .collect();
+                delivered += tail.len() as u64;
+                conn.out.push_owned(text_frame(&events::live(&tail)));
+            }
+            sub.delivered = last;
+            self.mark_dirty(k);
+            self.check_slow(k, before);
         }
+        self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
+        self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
     }
 
     /// Pings, dead peers, stale typing indicators, fetch retries.
@@ -900,6 +926,28 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Most content bytes in one live frame: a large batch goes out as several frames.
+const MAX_FRAME_CONTENT: usize = 256 * 1024;
+
+/// Splits a batch into runs whose content stays under [`MAX_FRAME_CONTENT`].
+fn chunks(msgs: &[Arc<Message>]) -> Vec<&[Arc<Message>]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, m) in msgs.iter().enumerate() {
+        let len = m.content.len() + 200;
+        if i > start && size + len > MAX_FRAME_CONTENT {
+            out.push(&msgs[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += len;
+    }
+    if start < msgs.len() {
+        out.push(&msgs[start..]);
+    }
+    out
 }
 
 fn error_with_cmid(e: &ApiError, cmid: Option<&str>) -> Vec<u8> {

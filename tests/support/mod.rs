@@ -106,6 +106,7 @@ impl Node {
 
 /// Starts a node with `tweak` applied to the test config.
 pub fn start_with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Node {
+    chatd::logger::init("warn");
     let mut c = config(&db.url);
     tweak(&mut c);
     let node = Node {
@@ -354,6 +355,27 @@ impl Ws {
         Ws { ws }
     }
 
+    /// Connects with a tiny receive buffer set before the handshake (a client that
+    /// reads slowly fills up fast).
+    pub fn connect_small_rcvbuf(addr: &str, token: &str) -> Ws {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let sa: std::net::SocketAddr = addr.parse().unwrap();
+        sock.connect(&sa.into()).unwrap();
+        let stream: TcpStream = sock.into();
+        let (ws, _) = tungstenite::client(
+            format!("ws://{addr}/ws?token={token}"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .expect("upgrade");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        Ws { ws }
+    }
+
     /// Sends an event.
     pub fn send(&mut self, event: &str, data: Value) {
         self.ws
@@ -400,6 +422,18 @@ impl Ws {
             }
         }
         None
+    }
+
+    /// The next `name` frame whose data satisfies `pred` (others are skipped), within 10 s.
+    pub fn expect_where(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let data = self.expect(name);
+            if pred(&data) {
+                return data;
+            }
+        }
+        panic!("no matching {name} within 10 s");
     }
 
     /// The next frame whose event is `name` (others are skipped), within 10 s.
