@@ -16,4 +16,8 @@ fi
 echo "test.sh: PostgreSQL at $TEST_PG_URL" >&2
 # Sockets per test process can exceed the common 1024 soft limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The acceptance checks run the release binary, built once here and shared by every
+# test that starts chatd as a process.
+cargo build --release --bin chatd
+export CHATD_BIN=${CHATD_BIN:-$ROOT/target/release/chatd}
 exec cargo test --workspace "$@"

@@ -524,3 +524,87 @@ pub fn assert_exact(seqs: &[i64], from: i64, to: i64) {
         );
     }
 }
+
+/// The chatd binary under test: `$CHATD_BIN` (the release build in CI), else the one
+/// cargo built for this test run.
+pub fn chatd_bin() -> String {
+    std::env::var("CHATD_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_chatd").to_string())
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A chatd process started the way operators start it: environment variables only.
+pub struct Process {
+    /// The child.
+    pub child: std::process::Child,
+    /// `127.0.0.1:port`
+    pub addr: String,
+}
+
+impl Process {
+    /// Starts the binary on a free port against `db` with the given secrets.
+    pub fn start(db: &TestDb, node_id: &str) -> Process {
+        let port = free_port();
+        let child = std::process::Command::new(chatd_bin())
+            .env("DATABASE_URL", &db.url)
+            .env("PORT", port.to_string())
+            .env(
+                "JWT_ACCESS_SECRET",
+                "acceptance-access-secret-0123456789abcdef",
+            )
+            .env(
+                "JWT_REFRESH_SECRET",
+                "acceptance-refresh-secret-0123456789abcdef",
+            )
+            .env("CHATD_NODE_ID", node_id)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("chatd binary runs");
+        let p = Process {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(&p.addr).is_ok()
+                && request(&p.addr, "GET", "/ready", None, None).0 == 200
+            {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "chatd did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
