@@ -87,7 +87,7 @@ fn events_errors_and_acks() {
     assert_eq!(history["messages"].as_array().unwrap().len(), 1);
     assert_eq!(history["next_cursor"], 1);
     assert_eq!(history["has_more"], false);
-    assert_eq!(wa.expect("user_joined")["user_id"], bob.id.as_str());
+    wa.expect_where("user_joined", |j| j["user_id"] == bob.id.as_str());
 
     // send_message with client_msg_id: ack once committed, retry stores nothing new.
     wb.send(

@@ -1,9 +1,13 @@
 //! Messages: their wire shape, history reads, and validation of what clients send.
 
 use crate::error::ApiError;
+pub use crate::message_columns as columns;
+use crate::pg::pool::Worker;
 use chrono::{DateTime, Utc};
 use postgres::Client;
+use postgres::ToStatement;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Most characters in a message.
@@ -34,12 +38,64 @@ pub struct Message {
 }
 
 /// Formats a timestamp the way clients expect: `2026-03-18T07:02:30.123Z`.
+/// Written by hand: chrono's `format` re-parses its pattern on every call, and this
+/// runs for every message of every history page.
 pub fn iso(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    let mut s = String::with_capacity(24);
+    let d = |s: &mut String, v: u32, width: usize| {
+        let mut buf = [b'0'; 4];
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        s.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0"));
+    };
+    d(&mut s, t.year().clamp(0, 9999) as u32, 4);
+    s.push('-');
+    d(&mut s, t.month(), 2);
+    s.push('-');
+    d(&mut s, t.day(), 2);
+    s.push('T');
+    d(&mut s, t.hour(), 2);
+    s.push(':');
+    d(&mut s, t.minute(), 2);
+    s.push(':');
+    d(&mut s, t.second(), 2);
+    s.push('.');
+    d(&mut s, (t.nanosecond() / 1_000_000).min(999), 3);
+    s.push('Z');
+    s
 }
 
 /// Columns of `messages` in the order `from_row` reads them.
-pub const COLUMNS: &str = "id, seq, room_id, user_id, username, content, created_at, client_msg_id";
+#[macro_export]
+#[doc(hidden)]
+macro_rules! message_columns {
+    () => {
+        "id, seq, room_id, user_id, username, content, created_at, client_msg_id"
+    };
+}
+/// Columns of `messages` in the order `from_row` reads them.
+pub const COLUMNS: &str = crate::message_columns!();
+
+/// Messages of a room with `$2 < seq <= $3`, ascending, at most `$4`.
+pub const RANGE_SQL: &str = concat!(
+    "SELECT ",
+    crate::message_columns!(),
+    " FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+);
+
+/// A page of history for a member (`$3`), newest first, with `seq < $2`: empty when
+/// not a member, so one round trip serves the common case.
+pub const PAGE_SQL: &str = concat!(
+    "SELECT ",
+    crate::message_columns!(),
+    " FROM messages WHERE room_id = $1 AND seq < $2
+      AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $3)
+      ORDER BY seq DESC LIMIT $4"
+);
 
 /// Builds a message from a row selected with [`COLUMNS`].
 pub fn from_row(row: &postgres::Row) -> Result<Message, postgres::Error> {
@@ -55,38 +111,35 @@ pub fn from_row(row: &postgres::Row) -> Result<Message, postgres::Error> {
     })
 }
 
-/// Messages of a room with `after < seq <= upto`, ascending, at most `limit`.
-pub fn range(
+/// Messages of a room with `after < seq <= upto`, ascending, at most `limit`
+/// (`q` is [`RANGE_SQL`], as text or prepared).
+pub fn range<T: ToStatement + ?Sized>(
     c: &mut Client,
+    q: &T,
     room: Uuid,
     after: i64,
     upto: i64,
     limit: i64,
 ) -> Result<Vec<Message>, postgres::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
-    );
-    c.query(&sql, &[&room, &after, &upto, &limit])?
+    c.query(q, &[&room, &after, &upto, &limit])?
         .iter()
         .map(from_row)
         .collect()
 }
 
-/// A page of history, newest first, with `seq < cursor`.
-pub fn page_before(
-    c: &mut Client,
+/// Range fetch on a worker, with the prepared statement.
+pub fn range_on(
+    w: &mut Worker,
     room: Uuid,
-    cursor: Option<i64>,
+    after: i64,
+    upto: i64,
     limit: i64,
-) -> Result<Vec<Message>, postgres::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-    );
-    let cursor = cursor.unwrap_or(i64::MAX);
-    c.query(&sql, &[&room, &cursor, &limit])?
-        .iter()
-        .map(from_row)
-        .collect()
+) -> Result<Vec<Arc<Message>>, ApiError> {
+    let (c, st) = w.prepared(RANGE_SQL)?;
+    Ok(range(c, &st, room, after, upto, limit)?
+        .into_iter()
+        .map(Arc::new)
+        .collect())
 }
 
 /// Checks message content; counts characters, not bytes.
@@ -122,8 +175,17 @@ mod tests {
 
     #[test]
     fn iso_has_millis_and_z() {
-        let t = DateTime::parse_from_rfc3339("2026-03-18T07:02:30.123456Z").unwrap();
-        assert_eq!(iso(t.with_timezone(&Utc)), "2026-03-18T07:02:30.123Z");
+        for (input, want) in [
+            ("2026-03-18T07:02:30.123456Z", "2026-03-18T07:02:30.123Z"),
+            ("0999-12-31T23:59:59.999999Z", "0999-12-31T23:59:59.999Z"),
+            ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.000Z"),
+        ] {
+            let t = DateTime::parse_from_rfc3339(input)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(iso(t), want);
+            assert_eq!(iso(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
     }
 
     #[test]

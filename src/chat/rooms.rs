@@ -11,6 +11,13 @@ use postgres::{Client, GenericClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// A history page, serialised straight from the rows (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    messages: &'a [messages::Message],
+    next_cursor: Option<i64>,
+}
+
 const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
 const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
 const ROOM_COLUMNS: &str = "id, name, description, created_by, created_at";
@@ -156,9 +163,17 @@ pub fn history(
     cursor: Option<i64>,
     limit: i64,
 ) -> Result<Response, ApiError> {
-    let c = w.client()?;
-    require_member(c, room, who.user_id)?;
-    let msgs = messages::page_before(c, room, cursor, limit)?;
+    let (c, st) = w.prepared(messages::PAGE_SQL)?;
+    let cursor = cursor.unwrap_or(i64::MAX);
+    let rows = c.query(&st, &[&room, &cursor, &who.user_id, &limit])?;
+    if rows.is_empty() {
+        // Empty page, or not allowed to see one: tell which.
+        require_member(c, room, who.user_id)?;
+    }
+    let msgs: Vec<messages::Message> = rows
+        .iter()
+        .map(messages::from_row)
+        .collect::<Result<_, _>>()?;
     let next = if msgs.len() as i64 == limit {
         msgs.last().map(|m| m.seq)
     } else {
@@ -166,7 +181,10 @@ pub fn history(
     };
     Ok(Response::json(
         200,
-        &json!({ "messages": msgs, "next_cursor": next }),
+        &Page {
+            messages: &msgs,
+            next_cursor: next,
+        },
     ))
 }
 

@@ -149,6 +149,7 @@ fn on_messages(shared: &Shared, client: &mut Client, payload: &str) -> Result<()
         // Too large for a payload: resolve the pointer with one query.
         None => messages::range(
             client,
+            messages::RANGE_SQL,
             notice.r,
             notice.f - 1,
             notice.l,

@@ -3,8 +3,9 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use r2d2_postgres::PostgresConnectionManager;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -32,10 +33,12 @@ pub fn build_pool(url: &str, size: u32, timeout_secs: u64) -> Result<Pool, Strin
         .build_unchecked(manager))
 }
 
-/// A worker's state: it keeps one pooled connection while it is healthy.
+/// A worker's state: it keeps one pooled connection while it is healthy, and the
+/// statements it prepared on it (a hot query then costs one round trip, not two).
 pub struct Worker {
     pool: Pool,
     conn: Option<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>>,
+    stmts: HashMap<&'static str, Statement>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +48,7 @@ impl Worker {
         Worker {
             pool,
             conn: None,
+            stmts: HashMap::new(),
             metrics,
         }
     }
@@ -55,6 +59,7 @@ impl Worker {
             self.conn = None;
         }
         if self.conn.is_none() {
+            self.stmts.clear();
             match self.pool.get() {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {
@@ -70,6 +75,36 @@ impl Worker {
             Some(c) => Ok(&mut **c),
             None => Err(ApiError::Unavailable),
         }
+    }
+
+    /// The connection and `sql` prepared on it (cached per connection).
+    pub fn prepared(&mut self, sql: &'static str) -> Result<(&mut Client, Statement), ApiError> {
+        self.client()?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(ApiError::Unavailable);
+        };
+        let stmt = match self.stmts.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = conn.prepare(sql)?;
+                self.stmts.insert(sql, s.clone());
+                s
+            }
+        };
+        Ok((&mut **conn, stmt))
+    }
+
+    /// Several statements at once, then the connection.
+    pub fn prepared_all<const N: usize>(
+        &mut self,
+        sqls: [&'static str; N],
+    ) -> Result<(&mut Client, [Statement; N]), ApiError> {
+        let mut out = Vec::with_capacity(N);
+        for sql in sqls {
+            out.push(self.prepared(sql)?.1);
+        }
+        let stmts: [Statement; N] = out.try_into().map_err(|_| ApiError::Internal)?;
+        Ok((self.client()?, stmts))
     }
 
     /// Metrics of the node.

@@ -7,6 +7,7 @@ use crate::error::{ApiError, db_error};
 use crate::metrics::Metrics;
 use crate::pg::pool::{Pool, Worker, next_job};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use postgres::Statement;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -157,14 +158,40 @@ enum Slot {
     New,
 }
 
+const LOCK_SQL: &str = "SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+const MEMBERS_SQL: &str =
+    "SELECT room_id, user_id FROM room_members WHERE room_id = ANY($1) AND user_id = ANY($2)";
+const SEQ_SQL: &str =
+    "UPDATE rooms SET last_seq = last_seq + v.n FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
+     WHERE rooms.id = v.id RETURNING rooms.id, rooms.last_seq";
+const INSERT_SQL: &str =
+    "INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
+     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+     RETURNING room_id, seq, id, created_at";
+const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+const DEDUP_SQL: &str = concat!(
+    "SELECT ",
+    messages::columns!(),
+    " FROM messages WHERE (room_id, user_id, client_msg_id) IN
+       (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]))"
+);
+
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
-    let result = match worker.client() {
-        Ok(client) => {
+    let prepared = worker.prepared_all([
+        LOCK_SQL,
+        MEMBERS_SQL,
+        SEQ_SQL,
+        INSERT_SQL,
+        NOTIFY_SQL,
+        DEDUP_SQL,
+    ]);
+    let result = match prepared {
+        Ok((client, st)) => {
             // A concurrent node may store the same client_msg_id between our check and
             // our insert; the unique index then fails the batch and one retry resolves it.
-            match try_store(client, &jobs) {
+            match try_store(client, &st, &jobs) {
                 Err(e) if crate::error::is_unique_violation(&e, "messages_client_msg_idx") => {
-                    try_store(client, &jobs)
+                    try_store(client, &st, &jobs)
                 }
                 other => other,
             }
@@ -193,7 +220,11 @@ fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
 
 type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
-fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>, postgres::Error> {
+fn try_store(
+    c: &mut postgres::Client,
+    st: &[Statement; 6],
+    jobs: &[WriteJob],
+) -> Result<Vec<Outcome>, postgres::Error> {
     let mut tx = c.transaction()?;
     let mut rooms: Vec<Uuid> = jobs.iter().map(|j| j.room_id).collect();
     rooms.sort();
@@ -201,19 +232,13 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
     // Lock the rooms in id order: two writers (or nodes) never deadlock on them, and
     // everything below sees the rows committed by whoever held the lock before us.
     let existing: Vec<Uuid> = tx
-        .query(
-            "SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&rooms],
-        )?
+        .query(&st[0], &[&rooms])?
         .iter()
         .map(|r| r.get(0))
         .collect();
     let users: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
     let members: std::collections::HashSet<(Uuid, Uuid)> = tx
-        .query(
-            "SELECT room_id, user_id FROM room_members WHERE room_id = ANY($1) AND user_id = ANY($2)",
-            &[&existing, &users],
-        )?
+        .query(&st[1], &[&existing, &users])?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
@@ -232,7 +257,7 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
             }
         })
         .collect();
-    resolve_duplicates(&mut tx, jobs, &mut slots)?;
+    resolve_duplicates(&mut tx, &st[5], jobs, &mut slots)?;
 
     // One seq range per room, in arrival order within the room.
     let mut counts: HashMap<Uuid, i64> = HashMap::new();
@@ -244,11 +269,7 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
     let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
     let mut next: HashMap<Uuid, i64> = HashMap::new();
     if !ids.is_empty() {
-        for row in tx.query(
-            "UPDATE rooms SET last_seq = last_seq + v.n FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
-             WHERE rooms.id = v.id RETURNING rooms.id, rooms.last_seq",
-            &[&ids, &ns],
-        )? {
+        for row in tx.query(&st[2], &[&ids, &ns])? {
             let id: Uuid = row.get(0);
             let last: i64 = row.get(1);
             next.insert(id, last - counts.get(&id).copied().unwrap_or(0) + 1);
@@ -273,12 +294,13 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
     let mut stored: HashMap<(Uuid, i64), (i64, String)> = HashMap::new();
     if !c_room.is_empty() {
         for row in tx.query(
-            "INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
-             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-             RETURNING room_id, seq, id, created_at",
+            &st[3],
             &[&c_room, &c_seq, &c_user, &c_name, &c_text, &c_cmid],
         )? {
-            stored.insert((row.get(0), row.get(1)), (row.get(2), messages::iso(row.get(3))));
+            stored.insert(
+                (row.get(0), row.get(1)),
+                (row.get(2), messages::iso(row.get(3))),
+            );
         }
     }
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
@@ -310,10 +332,7 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
     }
     let payloads: Vec<String> = per_room.values().map(|msgs| notice_payload(msgs)).collect();
     if !payloads.is_empty() {
-        tx.execute(
-            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-            &[&MESSAGES_CHANNEL, &payloads],
-        )?;
+        tx.execute(&st[4], &[&MESSAGES_CHANNEL, &payloads])?;
     }
     tx.commit()?;
     Ok(outcomes)
@@ -322,6 +341,7 @@ fn try_store(c: &mut postgres::Client, jobs: &[WriteJob]) -> Result<Vec<Outcome>
 /// Answers jobs whose (room, user, client_msg_id) is already stored, or repeated in the batch.
 fn resolve_duplicates(
     tx: &mut postgres::Transaction<'_>,
+    dedup: &Statement,
     jobs: &[WriteJob],
     slots: &mut [Slot],
 ) -> Result<(), postgres::Error> {
@@ -337,13 +357,8 @@ fn resolve_duplicates(
         .iter()
         .map(|&i| jobs[i].client_msg_id.as_deref().unwrap_or_default())
         .collect();
-    let sql = format!(
-        "SELECT {} FROM messages WHERE (room_id, user_id, client_msg_id) IN
-           (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]))",
-        messages::COLUMNS
-    );
     let mut found: HashMap<(Uuid, Uuid, String), Arc<Message>> = HashMap::new();
-    for row in tx.query(&sql, &[&rooms, &users, &cmids])? {
+    for row in tx.query(dedup, &[&rooms, &users, &cmids])? {
         let m = messages::from_row(&row)?;
         let key = (
             m.room_id,

@@ -5,7 +5,6 @@ use crate::auth::tokens::Identity;
 use crate::chat::fanout::Gap;
 use crate::chat::messages::{self, Message};
 use crate::chat::presence::PresenceOp;
-use crate::chat::rooms;
 use crate::error::ApiError;
 use crate::http::parse::Head;
 use crate::net::conn::State;
@@ -29,6 +28,18 @@ use uuid::Uuid;
 const MAX_ROOMS_PER_SOCKET: usize = 256;
 /// Most messages in a `history` frame.
 const HISTORY_PAGE: i64 = 100;
+/// The `history` frame's data, serialised straight from the messages.
+#[derive(serde::Serialize)]
+struct History<'a> {
+    room_id: Uuid,
+    messages: &'a [Arc<Message>],
+    next_cursor: i64,
+    has_more: bool,
+}
+
+/// Membership and the room's position in one round trip.
+const JOIN_SQL: &str = "SELECT r.last_seq, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)
+     FROM rooms r WHERE r.id = $1";
 /// Most rows per catch-up or gap fetch.
 const FETCH_PAGE: i64 = 1000;
 /// A typing indicator not refreshed for this long is turned off.
@@ -371,17 +382,25 @@ impl EventLoop {
         let shared = self.shared.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
             let result = (|| -> Result<JoinData, ApiError> {
-                let c = w.client()?;
-                rooms::require_member(c, room, user)?;
-                let room_seq: i64 = c
-                    .query_one("SELECT last_seq FROM rooms WHERE id = $1", &[&room])?
-                    .get(0);
+                let (c, st) = w.prepared(JOIN_SQL)?;
+                let row = c.query_opt(&st, &[&room, &user])?;
+                let room_seq: i64 = match row {
+                    None => return Err(ApiError::NotFound("room_not_found", "Room not found")),
+                    Some(r) if !r.get::<_, bool>(1) => {
+                        return Err(ApiError::Forbidden(
+                            "not_member",
+                            "Not a member of this room",
+                        ));
+                    }
+                    Some(r) => r.get(0),
+                };
                 let history = match last_seen {
                     Some(after) => {
-                        let mut rows = messages::range(c, room, after, i64::MAX, HISTORY_PAGE + 1)?;
+                        let mut rows =
+                            messages::range_on(w, room, after, i64::MAX, HISTORY_PAGE + 1)?;
                         let more = rows.len() as i64 > HISTORY_PAGE;
                         rows.truncate(HISTORY_PAGE as usize);
-                        Some((rows.into_iter().map(Arc::new).collect(), more, after))
+                        Some((rows, more, after))
                     }
                     None => None,
                 };
@@ -447,11 +466,12 @@ impl EventLoop {
                     .unwrap_or(after.min(data.room_seq));
                 frames.push(events::encode(
                     "history",
-                    &json!({
-                        "messages": msgs.iter().map(|m| &**m).collect::<Vec<&Message>>(),
-                        "next_cursor": sub.delivered,
-                        "has_more": has_more,
-                    }),
+                    &History {
+                        room_id: room,
+                        messages: &msgs,
+                        next_cursor: sub.delivered,
+                        has_more,
+                    },
                 ));
             }
             None => sub.delivered = data.room_seq,
@@ -494,12 +514,7 @@ impl EventLoop {
         let loop_idx = self.idx;
         let shared = self.shared.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = w
-                .client()
-                .and_then(|c| {
-                    messages::range(c, room, after, room_seq, FETCH_PAGE).map_err(Into::into)
-                })
-                .map(|rows| rows.into_iter().map(Arc::new).collect());
+            let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE);
             shared.to_loop(
                 loop_idx,
                 LoopEvent::CatchUp {
@@ -758,15 +773,10 @@ impl EventLoop {
         let loop_idx = self.idx;
         let shared = self.shared.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = w
-                .client()
-                .and_then(|c| {
-                    messages::range(c, room, gap.after, gap.upto, FETCH_PAGE).map_err(Into::into)
-                })
-                .map(|rows| {
-                    let full = rows.len() as i64 == FETCH_PAGE;
-                    (rows.into_iter().map(Arc::new).collect(), full)
-                });
+            let result = messages::range_on(w, room, gap.after, gap.upto, FETCH_PAGE).map(|rows| {
+                let full = rows.len() as i64 == FETCH_PAGE;
+                (rows, full)
+            });
             shared.to_loop(
                 loop_idx,
                 LoopEvent::RoomFetched {
