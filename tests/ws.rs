@@ -293,3 +293,57 @@ fn messages_larger_than_a_notification_are_delivered() {
         assert_eq!(m["content"].as_str().unwrap().chars().count(), 60_000);
     }
 }
+
+#[test]
+fn dead_peers_are_dropped_and_live_ones_kept() {
+    let db = TestDb::new();
+    let node = start_with(&db, |c| c.websocket.ping_interval_secs = 1);
+    let a = node.addr();
+    let u = register(&a, "ping");
+    // A client that reads answers pings (tungstenite replies on read).
+    let mut alive = Ws::connect(&a, &u.token);
+    // A raw socket that completed the handshake and then says nothing at all.
+    let mut dead = Http::connect(&a);
+    dead.send_raw(format!("GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", u.token).as_bytes());
+    assert_eq!(dead.read().unwrap().status, 101);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        alive.next_within(Duration::from_millis(100));
+    }
+    alive.send("ping", json!(1));
+    assert_eq!(alive.expect("pong"), json!(1));
+    // The silent one got pings, never answered, and was closed.
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(dead.r.get_mut(), &mut rest);
+    assert!(rest.len() >= 2 && rest[0] == 0x89, "expected a ping frame first, got {:?}", &rest[..rest.len().min(8)]);
+    assert_eq!(node.handle.shared.metrics.websockets.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn typing_indicator_times_out_after_six_seconds() {
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let alice = register(&a, "ta");
+    let bob = register(&a, "tb");
+    let room = create_room(&a, &alice.token);
+    join_room(&a, &bob.token, &room);
+    let mut wa = Ws::connect(&a, &alice.token);
+    wa.join(&room, None);
+    let mut wb = Ws::connect(&a, &bob.token);
+    wb.join(&room, None);
+    wb.send("typing_start", json!({"room_id": room}));
+    // Repeated starts within a second are not relayed again.
+    wb.send("typing_start", json!({"room_id": room}));
+    assert_eq!(wa.expect("typing")["typing"], true);
+    let started = std::time::Instant::now();
+    let stop = wa.expect_where("typing", |t| t["typing"] == false);
+    let waited = started.elapsed();
+    assert_eq!(stop["user_id"], bob.id.as_str());
+    assert!(waited >= Duration::from_secs(4) && waited <= Duration::from_secs(8), "{waited:?}");
+    // Disconnecting while typing also sends typing: false.
+    wb.send("typing_start", json!({"room_id": room}));
+    assert_eq!(wa.expect("typing")["typing"], true);
+    drop(wb);
+    assert_eq!(wa.expect("typing")["typing"], false);
+}
