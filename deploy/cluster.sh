@@ -12,7 +12,8 @@
 #
 # Environment: DATABASE_URL (default: deploy/pg.sh ensure + /chatd_cluster), CLUSTER_PORT
 # (8080), CHATD_BIN (use this binary instead of building target/release/chatd),
-# READY_TIMEOUT (60 s), STOP_TIMEOUT (30 s, then SIGKILL).
+# CLUSTER_BASE_PORT (3000: node K listens on base + K), READY_TIMEOUT (60 s),
+# STOP_TIMEOUT (30 s, then SIGKILL).
 #
 # Everything lives in .local/cluster: cluster.env (settings of the running cluster),
 # secrets.env (JWT secrets shared by all nodes, kept across down/up so tokens survive),
@@ -23,7 +24,7 @@ shopt -s nullglob
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=$ROOT/.local/cluster
 NGX=$STATE/nginx
-BASE_PORT=3000
+BASE_PORT=${CLUSTER_BASE_PORT:-3000}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 STOP_TIMEOUT=${STOP_TIMEOUT:-30}
 

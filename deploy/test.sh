@@ -14,6 +14,15 @@ if [[ -z ${TEST_PG_URL:-} ]]; then
     export TEST_PG_URL
 fi
 echo "test.sh: PostgreSQL at $TEST_PG_URL" >&2
+# The cluster test puts nginx in front of three nodes.
+if ! command -v nginx >/dev/null; then
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "test.sh: installing nginx (needed by tests/cluster.rs)" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    else
+        echo "test.sh: nginx is missing: install it (apt-get install nginx) for tests/cluster.rs" >&2
+    fi
+fi
 # Sockets per test process can exceed the common 1024 soft limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The acceptance checks run the release binary, built once here and shared by every

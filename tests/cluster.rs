@@ -1,0 +1,175 @@
+//! `deploy/cluster.sh`: three nodes behind nginx; cross-node delivery through nginx; a
+//! node stopped mid-stream whose clients reconnect through nginx and recover every
+//! message exactly once; `down` leaves nothing behind. Needs nginx (`.ci/run` installs it).
+
+mod support;
+
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Runs cluster.sh with the test's settings; `down` on drop.
+struct Cluster {
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    fn sh(&self, args: &[&str]) -> bool {
+        let root = env!("CARGO_MANIFEST_DIR");
+        Command::new("bash")
+            .arg(format!("{root}/deploy/cluster.sh"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.sh(&["down"]);
+    }
+}
+
+/// Follows a room until `total` messages were seen, reconnecting through `via` with
+/// `last_seen_seq` whenever its socket ends. Returns every seq received, in order.
+fn follow(
+    first: String,
+    via: String,
+    token: String,
+    room: String,
+    total: i64,
+) -> std::thread::JoinHandle<(Vec<i64>, usize)> {
+    std::thread::spawn(move || {
+        let mut seqs: Vec<i64> = Vec::new();
+        let mut reconnects = 0;
+        let mut addr = first;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while (seqs.len() as i64) < total && Instant::now() < deadline {
+            let Ok((ws, _)) = tungstenite::connect(format!("ws://{addr}/ws?token={token}")) else {
+                std::thread::sleep(Duration::from_millis(200));
+                addr = via.clone();
+                continue;
+            };
+            if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+            }
+            let mut w = Ws { ws };
+            let last = seqs.last().copied().unwrap_or(0);
+            w.send("join_room", json!({"room_id": room, "last_seen_seq": last}));
+            loop {
+                if (seqs.len() as i64) >= total || Instant::now() > deadline {
+                    break;
+                }
+                let Some(v) = w.next_within(Duration::from_millis(500)) else {
+                    continue;
+                };
+                if v["event"].as_str().is_some_and(|e| e.starts_with("__")) {
+                    break;
+                }
+                seqs.extend(message_seqs(&v));
+            }
+            reconnects += 1;
+            addr = via.clone();
+        }
+        (seqs, reconnects - 1)
+    })
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn three_nodes_behind_nginx_survive_a_node_stop() {
+    assert!(
+        Command::new("sh")
+            .args(["-c", "command -v nginx"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
+        "nginx is needed for this test: apt-get install -y nginx"
+    );
+    let db = TestDb::new();
+    let nginx_port = free_port();
+    let base = 3600 + (std::process::id() % 200) as u16 * 4;
+    let cluster = Cluster {
+        env: vec![
+            ("DATABASE_URL".into(), db.url.clone()),
+            ("CLUSTER_PORT".into(), nginx_port.to_string()),
+            ("CLUSTER_BASE_PORT".into(), base.to_string()),
+            ("CHATD_BIN".into(), chatd_bin()),
+        ],
+    };
+    assert!(cluster.sh(&["up", "3"]), "cluster.sh up 3 failed");
+    let nginx = format!("127.0.0.1:{nginx_port}");
+    let node = |k: u16| format!("127.0.0.1:{}", base + k);
+    assert_eq!(request(&nginx, "GET", "/health", None, None).0, 200);
+
+    let u = register(&nginx, "clu");
+    let room = create_room(&nginx, &u.token);
+    let total = 400i64;
+    // One follower held by each node directly, two more placed by nginx.
+    let mut followers = Vec::new();
+    for first in [node(1), node(2), node(3), nginx.clone(), nginx.clone()] {
+        followers.push(follow(
+            first,
+            nginx.clone(),
+            u.token.clone(),
+            room.clone(),
+            total,
+        ));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The stream comes from node 1; node 2 is stopped in the middle of it.
+    let mut sender = Ws::connect(&node(1), &u.token);
+    for i in 0..total {
+        sender.send(
+            "send_message",
+            json!({"room_id": room, "content": format!("c{i}"), "client_msg_id": format!("c{i}")}),
+        );
+        if i == total / 3 {
+            assert!(cluster.sh(&["stop-node", "2"]), "stop-node 2 failed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut acked = 0;
+    while acked < total {
+        let v = sender.next_within(Duration::from_secs(20)).expect("acks");
+        if v["event"] == "message_ack" {
+            acked += 1;
+        }
+    }
+    let mut reconnected = 0;
+    for f in followers {
+        let (seqs, reconnects) = f.join().unwrap();
+        assert_exact(&seqs, 1, total);
+        reconnected += reconnects;
+    }
+    assert!(
+        reconnected >= 1,
+        "the stopped node's clients should have reconnected"
+    );
+
+    // Node 2 comes back; `down` then stops everything it started.
+    assert!(cluster.sh(&["start-node", "2"]));
+    assert_eq!(request(&node(2), "GET", "/ready", None, None).0, 200);
+    assert!(cluster.sh(&["down"]));
+    for port in [nginx_port, base + 1, base + 2, base + 3] {
+        assert!(!port_open(port), "port {port} still open after down");
+    }
+    let state = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".local/cluster");
+    if let Ok(dir) = std::fs::read_dir(&state) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let (true, Ok(pid)) = (name.ends_with(".pid"), std::fs::read_to_string(e.path())) {
+                let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+                assert!(!alive, "{name}: process {} still running", pid.trim());
+            }
+        }
+    }
+}
