@@ -511,7 +511,7 @@ impl Config {
                 "must differ from auth.access_secret",
             ));
         }
-        // OWASP's floor for argon2id: 19 MiB with 2 passes (or more memory with fewer).
+        // OWASP's floor for argon2id: 19 MiB with 2 passes.
         if self.auth.argon2_memory_kib < 19456 || self.auth.argon2_iterations < 2 {
             return Err(invalid(
                 "auth.argon2_memory_kib",
@@ -530,10 +530,11 @@ impl Config {
         }
     }
 
-    /// Password hashing threads to run.
+    /// Password hashing threads to run (default: one per core, at most 4, so the
+    /// default pool fits on any host).
     pub fn auth_workers(&self) -> usize {
         if self.auth.auth_workers == 0 {
-            cores()
+            cores().min(4)
         } else {
             self.auth.auth_workers
         }

@@ -35,12 +35,12 @@ impl Log for Stderr {
     fn flush(&self) {}
 }
 
-/// Installs the logger; `RUST_LOG` (a level name) overrides `level`. Idempotent.
+/// Installs the logger; `RUST_LOG`, when it is a level name, overrides `level`. Idempotent.
 pub fn init(level: &str) {
-    let chosen = std::env::var("RUST_LOG")
+    let env = std::env::var("RUST_LOG")
         .ok()
-        .unwrap_or_else(|| level.to_string());
-    let level = chosen.parse().unwrap_or(LevelFilter::Info);
+        .and_then(|v| v.parse::<LevelFilter>().ok());
+    let level = env.unwrap_or_else(|| level.parse().unwrap_or(LevelFilter::Info));
     if log::set_logger(Box::leak(Box::new(Stderr { level }))).is_ok() {
         log::set_max_level(level);
     }

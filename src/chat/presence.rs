@@ -262,7 +262,9 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
             // outage cannot grow memory without limit (the rows are rebuilt by clients
             // rejoining after the outage anyway).
             Err(()) => {
-                if backlog.len() > 100_000 {
+                // Shutting down with the database away: the rows are cleared by the
+                // other nodes once our heartbeat stops, so give up rather than hang.
+                if backlog.len() > 100_000 || shared.shutting_down.load(Ordering::Acquire) {
                     backlog.clear();
                 }
                 std::thread::sleep(Duration::from_millis(200));

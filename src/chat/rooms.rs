@@ -114,6 +114,12 @@ pub fn join(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiE
 pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
+    if tx
+        .query_opt("SELECT 1 FROM rooms WHERE id = $1", &[&room])?
+        .is_none()
+    {
+        return Err(ROOM_NOT_FOUND);
+    }
     let n = tx.execute(
         "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2",
         &[&room, &who.user_id],

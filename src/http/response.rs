@@ -83,7 +83,8 @@ impl Response {
             self.body.len()
         );
         if let Some(o) = origin {
-            // The reference allowed any origin with credentials, by reflecting it.
+            // Any origin is allowed, with credentials, by reflecting it (what browser clients
+            // of this API expect).
             let _ = write!(
                 out,
                 "Access-Control-Allow-Origin: {o}\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"

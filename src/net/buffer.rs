@@ -68,6 +68,15 @@ impl OutQueue {
         self.len
     }
 
+    /// Bytes queued behind the chunk being written: what the peer has not even
+    /// started to take (a single large frame in progress does not count).
+    pub fn backlog(&self) -> usize {
+        match self.chunks.front() {
+            Some(front) => self.len - (front.bytes().len() - self.front_pos),
+            None => 0,
+        }
+    }
+
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -12,14 +12,16 @@ const LOCK_KEY: i64 = 0x6368_6174_645f_6d67; // "chatd_mg"
 
 /// Applies every migration not yet recorded; returns how many were applied.
 pub fn migrate(client: &mut Client) -> Result<usize, postgres::Error> {
-    client.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version    integer PRIMARY KEY,
-             name       text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now())",
-    )?;
+    // Lock first: concurrent CREATE TABLE IF NOT EXISTS can still collide.
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
-    let result = apply_pending(client);
+    let result = client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .and_then(|()| apply_pending(client));
     // Unlock even when a migration failed, so another node can try.
     let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
     let applied = result?;

@@ -44,7 +44,7 @@ const JOIN_SQL: &str = "SELECT r.last_seq, EXISTS (SELECT 1 FROM room_members m 
 const FETCH_PAGE: i64 = 1000;
 /// A typing indicator not refreshed for this long is turned off.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
-/// Typing starts relayed at most this often per user and room.
+/// Typing starts relayed at most this often per socket and room.
 const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl EventLoop {
@@ -250,7 +250,7 @@ impl EventLoop {
     /// than the bound unread is a slow consumer.
     pub fn ws_backlogged(&mut self, k: usize) {
         let bound = self.shared.cfg.websocket.max_outbound_bytes;
-        if self.conns.get(k).is_some_and(|c| c.out.len() > bound) {
+        if self.conns.get(k).is_some_and(|c| c.out.backlog() > bound) {
             self.slow_close(k);
         }
     }
@@ -505,7 +505,9 @@ impl EventLoop {
             if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
                 sub.delivered = room_seq;
             }
-            self.send_owned(k, events::encode("new_message_batch", &msgs));
+            for chunk in chunks(&msgs) {
+                self.send_owned(k, events::encode("new_message_batch", chunk));
+            }
             return;
         }
         if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
@@ -551,7 +553,9 @@ impl EventLoop {
         let fresh: Vec<Arc<Message>> = rows.into_iter().filter(|m| m.seq > sub.delivered).collect();
         if let Some(last) = fresh.last() {
             sub.delivered = last.seq;
-            self.send_owned(k, events::encode("new_message_batch", &fresh));
+            for chunk in chunks(&fresh) {
+                self.send_owned(k, events::encode("new_message_batch", chunk));
+            }
         }
         self.reconcile(k, room);
     }
