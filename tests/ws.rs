@@ -315,8 +315,19 @@ fn dead_peers_are_dropped_and_live_ones_kept() {
     // The silent one got pings, never answered, and was closed.
     let mut rest = Vec::new();
     let _ = std::io::Read::read_to_end(dead.r.get_mut(), &mut rest);
-    assert!(rest.len() >= 2 && rest[0] == 0x89, "expected a ping frame first, got {:?}", &rest[..rest.len().min(8)]);
-    assert_eq!(node.handle.shared.metrics.websockets.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(
+        rest.len() >= 2 && rest[0] == 0x89,
+        "expected a ping frame first, got {:?}",
+        &rest[..rest.len().min(8)]
+    );
+    assert_eq!(
+        node.handle
+            .shared
+            .metrics
+            .websockets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
@@ -340,7 +351,10 @@ fn typing_indicator_times_out_after_six_seconds() {
     let stop = wa.expect_where("typing", |t| t["typing"] == false);
     let waited = started.elapsed();
     assert_eq!(stop["user_id"], bob.id.as_str());
-    assert!(waited >= Duration::from_secs(4) && waited <= Duration::from_secs(8), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(4) && waited <= Duration::from_secs(8),
+        "{waited:?}"
+    );
     // Disconnecting while typing also sends typing: false.
     wb.send("typing_start", json!({"room_id": room}));
     assert_eq!(wa.expect("typing")["typing"], true);
