@@ -110,25 +110,12 @@ fn port_open(port: u16) -> bool {
 
 #[test]
 fn three_nodes_behind_nginx_survive_a_node_stop() {
-    assert!(
-        Command::new("sh")
-            .args(["-c", "command -v nginx"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false),
-        "nginx is needed for this test: apt-get install -y nginx"
-    );
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    nginx_present();
     let db = TestDb::new();
     let nginx_port = free_port();
     let base = 3600 + (std::process::id() % 200) as u16 * 4;
-    let cluster = Cluster {
-        env: vec![
-            ("DATABASE_URL".into(), db.url.clone()),
-            ("CLUSTER_PORT".into(), nginx_port.to_string()),
-            ("CLUSTER_BASE_PORT".into(), base.to_string()),
-            ("CHATD_BIN".into(), chatd_bin()),
-        ],
-    };
+    let cluster = cluster_for(&db, nginx_port, base);
     assert!(cluster.sh(&["up", "3"]), "cluster.sh up 3 failed");
     let nginx = format!("127.0.0.1:{nginx_port}");
     let node = |k: u16| format!("127.0.0.1:{}", base + k);
