@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub event_loops: usize,
     /// Most open connections per node.
     pub max_connections: usize,
+    /// One SO_REUSEPORT listener per loop (kernel balances) instead of one shared.
+    pub reuse_port: bool,
 }
 
 /// `[http]`
@@ -161,6 +163,7 @@ impl Default for ServerConfig {
             port: 3000,
             event_loops: 0,
             max_connections: 20000,
+            reuse_port: true,
         }
     }
 }

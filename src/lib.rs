@@ -238,6 +238,17 @@ fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
         .map_err(|_| StartError::Config("server.listen: not an IP address".into()))?;
     let mut addr = SocketAddr::new(ip, cfg.server.port);
     let mut out = Vec::new();
+    if !cfg.server.reuse_port {
+        let shared = reuseport_listener(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        for _ in 1..cfg.event_loops() {
+            out.push(shared.try_clone()?);
+        }
+        out.push(shared);
+        return Ok(out);
+    }
     for _ in 0..cfg.event_loops() {
         let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
             addr: addr.to_string(),
