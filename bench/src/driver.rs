@@ -1,0 +1,740 @@
+//! The mio event loop that drives many connections from one thread: socket readiness,
+//! timers, and the run's phases (setup, run, drain, catch-up) in step with the other
+//! threads and processes through the coordinator.
+
+use crate::client::{Conn, State};
+use crate::coord::{Down, PhaseId, Up};
+use crate::plan::{Plan, Role};
+use crate::stats::{Live, Stats};
+use crate::util::{Rng, now_us};
+use crate::ws;
+use crossbeam_channel::{Receiver, Sender};
+use mio::{Events, Interest, Poll, Token};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// Read buffer shared by all sockets of a thread: per-socket buffers only ever hold
+/// the tail of an incomplete frame.
+const SCRATCH: usize = 64 * 1024;
+/// Longest a socket may take to connect, upgrade and join during setup.
+const SETUP_STEP_US: u64 = 30_000_000;
+/// Longest a churn cycle may take.
+const CYCLE_US: u64 = 10_000_000;
+/// Wait before retrying a failed reconnect.
+const RETRY_US: u64 = 200_000;
+/// Interval of the O(sockets) checks that decide phase changes.
+const CHECK_US: u64 = 50_000;
+
+/// The phases of a run, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Connecting and joining every socket.
+    Setup,
+    /// Waiting for every thread and process to finish setup.
+    WaitGo,
+    /// Sending.
+    Run,
+    /// Sending stopped; waiting for outstanding acks.
+    Drain,
+    /// Waiting for every sender's last acked seq per room.
+    WaitSent,
+    /// Waiting for receivers to reach those seqs.
+    CatchUp,
+    /// Finished.
+    Done,
+}
+
+/// Timer kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tk {
+    /// A sender's next send.
+    Send,
+    /// A typer's next typing event.
+    Typing,
+    /// A planned drop of a reconnecting receiver.
+    Drop,
+    /// A setup step or churn cycle took too long.
+    Timeout,
+    /// Retry a reconnect.
+    Reconnect,
+    /// Start a churn cycle (not tied to a socket).
+    Churn,
+}
+
+/// What a driver thread shares with its process.
+pub struct Ctx {
+    /// To the coordinator.
+    pub up: Sender<Up>,
+    /// From the coordinator.
+    pub down: Receiver<Down>,
+    /// Progress counters.
+    pub live: Arc<Live>,
+    /// Last typing event written per user: `unix_us << 1 | typing`.
+    pub typing: Arc<Vec<AtomicU64>>,
+}
+
+/// One driver thread's state.
+pub struct Driver {
+    pub(crate) plan: Plan,
+    poll: Poll,
+    pub(crate) conns: Vec<Conn>,
+    timers: BinaryHeap<Reverse<(u64, u32, u32, Tk)>>,
+    scratch: Vec<u8>,
+    pub(crate) tmp: Vec<u8>,
+    pub(crate) rng: Rng,
+    pub(crate) stats: Stats,
+    pub(crate) ctx: Ctx,
+    servers: Vec<SocketAddr>,
+    pub(crate) user_index: HashMap<String, u32>,
+    pub(crate) phase: Phase,
+    queue: VecDeque<u32>,
+    connecting: usize,
+    settled: usize,
+    setup_total: usize,
+    setup_ok: u64,
+    start_us: u64,
+    end_us: u64,
+    deadline: u64,
+    next_check: u64,
+    pub(crate) room_max: Vec<u64>,
+    pub(crate) room_acked: Vec<u64>,
+    expect: Vec<u64>,
+    churners: Vec<u32>,
+    churn_cursor: usize,
+    churn_every_us: u64,
+}
+
+fn token(slot: usize, generation: u32) -> Token {
+    Token(slot | (generation as usize) << 32)
+}
+
+impl Driver {
+    /// A driver for `plan` (this thread's share).
+    pub fn new(plan: Plan, ctx: Ctx, seed: u64) -> io::Result<Driver> {
+        let servers = plan
+            .servers
+            .iter()
+            .map(|s| {
+                s.to_socket_addrs()?
+                    .find(|a| a.is_ipv4())
+                    .ok_or_else(|| io::Error::other(format!("{s}: no IPv4 address")))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let user_index = plan
+            .user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.clone(), i as u32))
+            .collect();
+        let rooms = plan.rooms.len();
+        let conns: Vec<Conn> = plan.conns.iter().cloned().map(Conn::new).collect();
+        let churners = (0..conns.len() as u32)
+            .filter(|&i| conns[i as usize].spec.role == Role::Churner)
+            .collect();
+        Ok(Driver {
+            poll: Poll::new()?,
+            conns,
+            timers: BinaryHeap::new(),
+            scratch: vec![0; SCRATCH],
+            tmp: Vec::with_capacity(1024),
+            rng: Rng::seeded(seed),
+            stats: Stats {
+                typing_sent_by_room: vec![0; rooms],
+                ..Stats::default()
+            },
+            ctx,
+            servers,
+            user_index,
+            phase: Phase::Setup,
+            queue: VecDeque::new(),
+            connecting: 0,
+            settled: 0,
+            setup_total: 0,
+            setup_ok: 0,
+            start_us: 0,
+            end_us: 0,
+            deadline: 0,
+            next_check: 0,
+            room_max: vec![0; rooms],
+            room_acked: vec![0; rooms],
+            expect: vec![0; rooms],
+            churners,
+            churn_cursor: 0,
+            churn_every_us: 0,
+            plan,
+        })
+    }
+
+    /// Runs every phase and sends the final stats to the coordinator.
+    pub fn run(mut self) {
+        self.stats.setup_start_us = now_us();
+        for (i, c) in self.conns.iter().enumerate() {
+            if c.spec.role != Role::Churner {
+                self.queue.push_back(i as u32);
+            }
+        }
+        self.setup_total = self.queue.len();
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.pump_connects();
+            let now = now_us();
+            let next = self.timers.peek().map_or(u64::MAX, |Reverse(t)| t.0);
+            let wait = next.saturating_sub(now).min(20_000);
+            let polled = self
+                .poll
+                .poll(&mut events, Some(std::time::Duration::from_micros(wait)));
+            if let Err(e) = polled
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                eprintln!("poll: {e}");
+                break;
+            }
+            for ev in events.iter() {
+                let t = ev.token().0;
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.on_event(
+                    t & 0xFFFF_FFFF,
+                    (t >> 32) as u32,
+                    readable,
+                    ev.is_writable(),
+                );
+            }
+            self.fire_timers();
+            self.check_control();
+            if self.advance() {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn pump_connects(&mut self) {
+        while self.connecting < self.plan.knobs.connect_concurrency.max(1) {
+            let Some(slot) = self.queue.pop_front() else {
+                break;
+            };
+            self.connecting += 1;
+            let slot = slot as usize;
+            self.conns[slot].t0 = now_us();
+            if self.connect(slot).is_err() {
+                self.fail_setup(slot);
+            } else {
+                let g = self.conns[slot].generation;
+                self.timer(now_us() + SETUP_STEP_US, slot, g, Tk::Timeout);
+            }
+        }
+    }
+
+    /// Opens a new socket for `slot` and registers it.
+    pub(crate) fn connect(&mut self, slot: usize) -> io::Result<()> {
+        let k = &self.plan.knobs;
+        let id = self.conns[slot].spec.id as usize;
+        let server = self.servers[id % self.servers.len()];
+        let source = (k.source_addrs > 0 && server.ip().is_loopback()).then(|| {
+            let n = (id as u32) % k.source_addrs;
+            Ipv4Addr::new(127, 0, (n / 250) as u8, (1 + n % 250) as u8)
+        });
+        self.close_socket(slot);
+        let host = &self.plan.servers[id % self.servers.len()];
+        let token_str = &self.plan.tokens[self.conns[slot].spec.user as usize];
+        let c = &mut self.conns[slot];
+        c.start(server, source, host, token_str, &mut self.rng)?;
+        let tok = token(slot, c.generation);
+        if let Some(s) = c.sock.as_mut() {
+            self.poll
+                .registry()
+                .register(s, tok, Interest::READABLE | Interest::WRITABLE)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the socket of `slot`, keeping the open-socket gauge right.
+    pub(crate) fn close_socket(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if matches!(c.state, State::Open | State::Closing) {
+            Live::sub(&self.ctx.live.open, 1);
+        }
+        c.drop_socket();
+    }
+
+    /// When the run stops sending (None: when every sender is done).
+    pub(crate) fn run_end(&self) -> Option<u64> {
+        (self.end_us > 0).then_some(self.end_us)
+    }
+
+    /// Schedules a timer.
+    pub(crate) fn timer(&mut self, at: u64, slot: usize, generation: u32, kind: Tk) {
+        self.timers
+            .push(Reverse((at, slot as u32, generation, kind)));
+    }
+
+    fn on_event(&mut self, slot: usize, generation: u32, readable: bool, writable: bool) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.generation != generation || c.sock.is_none() {
+            return;
+        }
+        if c.state == State::Connecting {
+            match c.connect_done() {
+                Ok(true) => c.state = State::Upgrading,
+                Ok(false) => return,
+                Err(_) => return self.on_lost(slot, None),
+            }
+        }
+        if writable || self.conns[slot].state == State::Upgrading {
+            self.flush(slot);
+        }
+        if readable {
+            self.on_readable(slot);
+        }
+    }
+
+    /// Writes queued bytes; a write error counts as the server closing the socket.
+    pub(crate) fn flush(&mut self, slot: usize) {
+        match self.conns[slot].flush() {
+            Ok(n) => self.stats.c.bytes_out += n as u64,
+            Err(_) => self.on_lost(slot, None),
+        }
+    }
+
+    fn on_readable(&mut self, slot: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let generation = self.conns[slot].generation;
+        loop {
+            let c = &mut self.conns[slot];
+            if c.generation != generation {
+                break;
+            }
+            let Some(sock) = c.sock.as_mut() else { break };
+            match sock.read(&mut scratch) {
+                Ok(0) => {
+                    self.on_lost(slot, None);
+                    break;
+                }
+                Ok(n) => {
+                    self.stats.c.bytes_in += n as u64;
+                    let mut pending = std::mem::take(&mut self.conns[slot].rbuf);
+                    if pending.is_empty() {
+                        let used = self.consume(slot, &scratch[..n]);
+                        pending.extend_from_slice(&scratch[used..n]);
+                    } else {
+                        pending.extend_from_slice(&scratch[..n]);
+                        let used = self.consume(slot, &pending);
+                        pending.drain(..used);
+                    }
+                    let c = &mut self.conns[slot];
+                    if c.generation != generation || c.sock.is_none() {
+                        break;
+                    }
+                    c.rbuf = pending;
+                    c.trim_rbuf();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.on_lost(slot, None);
+                    break;
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Handles the bytes in `data`; returns how many were used (the rest is an
+    /// incomplete frame to keep).
+    fn consume(&mut self, slot: usize, data: &[u8]) -> usize {
+        let generation = self.conns[slot].generation;
+        let mut at = 0;
+        if self.conns[slot].state == State::Upgrading {
+            match ws::parse_upgrade_response(data) {
+                Ok(None) => return 0,
+                Ok(Some((101, n))) => {
+                    at = n;
+                    self.on_upgraded(slot);
+                }
+                Ok(Some((status, _))) => {
+                    let code = format!("http_{status}");
+                    *self.stats.error_codes.entry(code).or_default() += 1;
+                    self.on_lost(slot, Some(0));
+                    return data.len();
+                }
+                Err(_) => {
+                    self.on_lost(slot, Some(0));
+                    return data.len();
+                }
+            }
+        }
+        while at < data.len() {
+            let c = &self.conns[slot];
+            if c.generation != generation || c.sock.is_none() {
+                return data.len();
+            }
+            match ws::decode_frame(&data[at..]) {
+                Ok(None) => break,
+                Ok(Some((f, used))) => {
+                    at += used;
+                    self.stats.c.frames_in += 1;
+                    self.on_frame(slot, f);
+                }
+                Err(e) => {
+                    *self.stats.error_codes.entry(e.to_string()).or_default() += 1;
+                    self.on_lost(slot, None);
+                    return data.len();
+                }
+            }
+        }
+        at
+    }
+
+    fn on_frame(&mut self, slot: usize, f: ws::Frame<'_>) {
+        match f.opcode {
+            ws::OP_TEXT if f.fin && self.conns[slot].frag.is_empty() => {
+                self.on_text(slot, f.payload)
+            }
+            ws::OP_TEXT | ws::OP_CONT => {
+                self.conns[slot].frag.extend_from_slice(f.payload);
+                if f.fin {
+                    let msg = std::mem::take(&mut self.conns[slot].frag);
+                    self.on_text(slot, &msg);
+                }
+            }
+            ws::OP_PING => {
+                self.conns[slot].queue(ws::OP_PONG, f.payload, &mut self.rng);
+                self.flush(slot);
+            }
+            ws::OP_CLOSE => {
+                let code = ws::close_code(f.payload);
+                if self.conns[slot].state == State::Closing {
+                    self.on_closed_by_us(slot);
+                } else {
+                    // Answer the close as the RFC asks, then treat it as a server close.
+                    let echo = code.to_be_bytes();
+                    self.conns[slot].queue(ws::OP_CLOSE, &echo, &mut self.rng);
+                    let _ = self.conns[slot].flush();
+                    self.on_lost(slot, Some(code));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = now_us();
+        while let Some(&Reverse((at, slot, generation, kind))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let slot = slot as usize;
+            if kind == Tk::Churn {
+                self.churn_tick(at);
+                continue;
+            }
+            if self.conns[slot].generation != generation {
+                continue;
+            }
+            match kind {
+                Tk::Send if self.phase == Phase::Run => self.send_tick(slot, at),
+                Tk::Typing if self.phase == Phase::Run => self.typing_tick(slot, at),
+                Tk::Drop if self.phase == Phase::Run => self.planned_drop(slot),
+                Tk::Timeout => self.on_timeout(slot),
+                Tk::Reconnect if self.phase < Phase::Done => self.reconnect(slot),
+                _ => {}
+            }
+        }
+    }
+
+    fn churn_tick(&mut self, at: u64) {
+        if self.phase != Phase::Run {
+            return;
+        }
+        let next = at + self.churn_every_us;
+        if self.end_us == 0 || next < self.end_us {
+            self.timer(next, usize::MAX >> 32, 0, Tk::Churn);
+        }
+        let n = self.churners.len();
+        for i in 0..n {
+            let slot = self.churners[(self.churn_cursor + i) % n] as usize;
+            if self.conns[slot].state == State::Down {
+                self.churn_cursor = (self.churn_cursor + i + 1) % n;
+                return self.start_cycle(slot);
+            }
+        }
+        self.stats.c.cycles_skipped += 1;
+    }
+
+    fn check_control(&mut self) {
+        while let Ok(d) = self.ctx.down.try_recv() {
+            match d.phase {
+                PhaseId::Ready => self.go(d.value.first().copied().unwrap_or_else(now_us)),
+                PhaseId::Sent => {
+                    let n = self.expect.len();
+                    self.expect.copy_from_slice(&d.value[..n]);
+                    self.phase = Phase::CatchUp;
+                    self.deadline = now_us() + self.plan.knobs.drain_ms * 1000;
+                }
+            }
+        }
+    }
+
+    /// Starts the run at `start` (unix µs): schedules every socket's first action.
+    fn go(&mut self, start: u64) {
+        self.phase = Phase::Run;
+        self.start_us = start;
+        let k = self.plan.knobs.clone();
+        self.end_us = if k.duration_ms > 0 {
+            start + k.duration_ms * 1000
+        } else {
+            0
+        };
+        for slot in 0..self.conns.len() {
+            let c = &mut self.conns[slot];
+            let g = c.generation;
+            match c.spec.role {
+                Role::Sender { offset_us, .. } => {
+                    c.due = start + offset_us;
+                    let due = c.due;
+                    self.timer(due, slot, g, Tk::Send);
+                }
+                Role::Typer => {
+                    let at = start + self.rng.below(k.typing_interval_ms.max(1) * 1000);
+                    self.timer(at, slot, g, Tk::Typing);
+                }
+                Role::Reconnector => {
+                    let at = start + self.rng.exp(k.drop_mean_ms as f64 * 1000.0) as u64;
+                    self.timer(at, slot, g, Tk::Drop);
+                }
+                _ => {}
+            }
+        }
+        if !self.churners.is_empty() && k.churn_rate > 0.0 {
+            self.churn_every_us = (1e6 / k.churn_rate).max(1.0) as u64;
+            self.timer(start, usize::MAX >> 32, 0, Tk::Churn);
+        }
+    }
+
+    /// Moves between phases; true when the driver is done.
+    fn advance(&mut self) -> bool {
+        let now = now_us();
+        match self.phase {
+            Phase::Setup if self.settled >= self.setup_total => {
+                self.stats.setup_end_us = now;
+                self.phase = Phase::WaitGo;
+                let failed = self.setup_total as u64 - self.setup_ok;
+                self.submit(PhaseId::Ready, vec![self.setup_ok, failed]);
+            }
+            Phase::Run | Phase::Drain | Phase::CatchUp if now >= self.next_check => {
+                self.next_check = now + CHECK_US;
+                return self.check_phase(now);
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn check_phase(&mut self, now: u64) -> bool {
+        match self.phase {
+            Phase::Run => {
+                let over = if self.end_us > 0 {
+                    now >= self.end_us
+                } else {
+                    self.conns
+                        .iter()
+                        .all(|c| !matches!(c.spec.role, Role::Sender { .. }) || c.done || c.dead)
+                };
+                if over {
+                    self.phase = Phase::Drain;
+                    self.deadline = now + self.plan.knobs.drain_ms * 1000;
+                }
+            }
+            Phase::Drain => {
+                let inflight: u64 = self.conns.iter().map(|c| u64::from(c.inflight)).sum();
+                if inflight == 0 || now >= self.deadline {
+                    self.stats.c.unacked += inflight;
+                    self.phase = Phase::WaitSent;
+                    let mut v = self.room_max.clone();
+                    v.extend_from_slice(&self.room_acked);
+                    self.submit(PhaseId::Sent, v);
+                }
+            }
+            Phase::CatchUp => {
+                let behind = self
+                    .conns
+                    .iter()
+                    .any(|c| is_tracker(c) && c.track.last < self.expect[c.spec.room as usize]);
+                if !behind || now >= self.deadline {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn submit(&self, phase: PhaseId, value: Vec<u64>) {
+        let _ = self.ctx.up.send(Up::Phase { phase, value });
+    }
+
+    /// End-of-run accounting, then the stats go to the coordinator.
+    fn finish(&mut self) {
+        self.phase = Phase::Done;
+        let mut stats = std::mem::take(&mut self.stats);
+        for c in &self.conns {
+            if !is_tracker(c) {
+                continue;
+            }
+            let upto = self.expect[c.spec.room as usize];
+            let t = &c.track;
+            let lost = t.missing(upto);
+            stats.c.tracked += 1;
+            stats.c.lost += lost;
+            stats.c.duplicated += t.dups;
+            stats.c.out_of_order += t.late;
+            stats.c.gaps += t.gaps;
+            if lost + t.dups + t.late + t.gaps > 0 {
+                stats.sample(|| {
+                    format!(
+                        "socket {} room {}: last seq {} of {}, lost {lost}, dup {}, late {}, gaps {}",
+                        c.spec.id, c.spec.room, t.last, upto, t.dups, t.late, t.gaps
+                    )
+                });
+            }
+        }
+        for slot in 0..self.conns.len() {
+            self.close_socket(slot);
+        }
+        let _ = self.ctx.up.send(Up::Result(Box::new(stats)));
+    }
+
+    /// Setup of `slot` failed: count it by the step it reached and leave it out.
+    pub(crate) fn fail_setup(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if c.settled {
+            return;
+        }
+        match c.state {
+            State::Down | State::Connecting => self.stats.c.connect_failed += 1,
+            State::Upgrading => self.stats.c.upgrade_failed += 1,
+            State::Open | State::Closing => self.stats.c.join_failed += 1,
+        }
+        c.settled = true;
+        c.dead = true;
+        self.connecting -= 1;
+        self.settled += 1;
+        Live::add(&self.ctx.live.errors, 1);
+        self.close_socket(slot);
+    }
+
+    /// Setup of `slot` finished.
+    pub(crate) fn settle_ok(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if !c.settled {
+            c.settled = true;
+            self.connecting -= 1;
+            self.settled += 1;
+            self.setup_ok += 1;
+        }
+    }
+
+    fn on_timeout(&mut self, slot: usize) {
+        let c = &self.conns[slot];
+        if c.spec.role == Role::Churner {
+            if c.state != State::Down {
+                self.stats.c.cycles_failed += 1;
+                self.close_socket(slot);
+            }
+        } else if !c.settled {
+            self.fail_setup(slot);
+        }
+    }
+
+    /// The socket ended without us asking: a close frame (`Some(code)`), a refused
+    /// upgrade (`Some(0)`), EOF or an error (`None`). Setup fails, a churn cycle
+    /// fails, anything else reconnects.
+    pub(crate) fn on_lost(&mut self, slot: usize, code: Option<u16>) {
+        let c = &self.conns[slot];
+        if c.state == State::Closing {
+            return self.on_closed_by_us(slot);
+        }
+        if !c.settled {
+            return self.fail_setup(slot);
+        }
+        if matches!(c.state, State::Connecting | State::Upgrading) {
+            *self
+                .stats
+                .error_codes
+                .entry("reconnect_failed".into())
+                .or_default() += 1;
+        } else {
+            *self.stats.close_codes.entry(code.unwrap_or(0)).or_default() += 1;
+            self.stats.c.server_closed += 1;
+        }
+        Live::add(&self.ctx.live.errors, 1);
+        if c.spec.role == Role::Churner {
+            self.stats.c.cycles_failed += 1;
+            return self.close_socket(slot);
+        }
+        self.close_socket(slot);
+        if self.phase < Phase::Done {
+            let c = &mut self.conns[slot];
+            if c.t_reconnect == 0 {
+                c.t_reconnect = now_us();
+            }
+            self.stats.c.unacked += u64::from(c.inflight);
+            c.inflight = 0;
+            let g = c.generation;
+            self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
+        }
+    }
+
+    /// Our close was answered: a churn cycle is complete.
+    fn on_closed_by_us(&mut self, slot: usize) {
+        let c = &self.conns[slot];
+        if c.spec.role == Role::Churner {
+            let us = now_us().saturating_sub(c.t0);
+            self.stats.cycle.record(us);
+            self.stats.c.cycles += 1;
+            Live::add(&self.ctx.live.cycles, 1);
+        }
+        self.close_socket(slot);
+    }
+
+    /// Opens a fresh socket for a socket that was dropped or closed.
+    pub(crate) fn reconnect(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        if c.state != State::Down {
+            return;
+        }
+        if c.t_reconnect == 0 {
+            c.t_reconnect = now_us();
+        }
+        self.stats.c.reconnects += 1;
+        Live::add(&self.ctx.live.reconnects, 1);
+        if self.connect(slot).is_err() {
+            self.close_socket(slot);
+            let g = self.conns[slot].generation;
+            self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
+        }
+    }
+
+    fn start_cycle(&mut self, slot: usize) {
+        let now = now_us();
+        self.conns[slot].t0 = now;
+        if self.connect(slot).is_err() {
+            self.stats.c.cycles_failed += 1;
+            return self.close_socket(slot);
+        }
+        let g = self.conns[slot].generation;
+        self.timer(now + CYCLE_US, slot, g, Tk::Timeout);
+    }
+}
+
+/// Sockets whose message stream is checked at the end.
+pub(crate) fn is_tracker(c: &Conn) -> bool {
+    matches!(c.spec.role, Role::Receiver | Role::Reconnector) && !c.dead
+}

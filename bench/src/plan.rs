@@ -1,0 +1,120 @@
+//! The plan of a run: who connects as whom, to which room, doing what. The parent
+//! builds it after provisioning and hands each child process its share as JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// What a socket does during the run.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Role {
+    /// Joins its room and checks every message it receives; reconnects with
+    /// `last_seen_seq` when the server closes it.
+    Receiver,
+    /// A receiver that also drops its connection at random times and rejoins.
+    Reconnector,
+    /// Sends messages to its room (it does not join it).
+    Sender {
+        /// Interval between sends in µs; 0 = closed loop (keep `window` in flight).
+        interval_us: u64,
+        /// Messages to send; 0 = until the run's duration is over.
+        count: u64,
+        /// Unacknowledged messages allowed in flight (closed loop).
+        window: u32,
+        /// Delay of the first send after the start, to spread senders out.
+        offset_us: u64,
+    },
+    /// Joins its room and alternates typing_start / typing_stop.
+    Typer,
+    /// A slot for connect → join → leave → close cycles.
+    Churner,
+}
+
+/// One socket of the plan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConnSpec {
+    /// Index of the socket in the whole run (unique across processes).
+    pub id: u32,
+    /// Index of the user whose token it uses.
+    pub user: u32,
+    /// Index of its room.
+    pub room: u32,
+    /// What it does.
+    pub role: Role,
+}
+
+/// Settings every driver needs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Knobs {
+    /// Run length in ms (0 = until every sender has sent its count).
+    pub duration_ms: u64,
+    /// Message content length in bytes.
+    pub size: usize,
+    /// Connections being set up at once, per driver thread.
+    pub connect_concurrency: usize,
+    /// Source addresses 127.0.0.1..=N to spread sockets over (0 = let the kernel pick).
+    pub source_addrs: u32,
+    /// How long to wait for acks and for receivers to catch up after the run, in ms.
+    pub drain_ms: u64,
+    /// Churn cycles per second, whole run.
+    pub churn_rate: f64,
+    /// Mean time between planned drops of a reconnecting receiver, in ms.
+    pub drop_mean_ms: u64,
+    /// Interval between a typer's typing events, in ms.
+    pub typing_interval_ms: u64,
+    /// Driver threads per process.
+    pub threads: usize,
+    /// Seconds allowed for the whole setup phase.
+    pub setup_timeout_s: u64,
+}
+
+/// Everything a process needs to drive its share of the sockets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// Scenario name.
+    pub scenario: String,
+    /// Servers, `host:port`; socket `id` goes to `servers[id % len]`.
+    pub servers: Vec<String>,
+    /// Access token per user.
+    pub tokens: Vec<String>,
+    /// User id per user (to match typing events to their sender).
+    pub user_ids: Vec<String>,
+    /// Room ids.
+    pub rooms: Vec<String>,
+    /// The sockets.
+    pub conns: Vec<ConnSpec>,
+    /// Settings.
+    pub knobs: Knobs,
+}
+
+impl Plan {
+    /// The share of `part` out of `parts`: every `parts`-th socket, so each share
+    /// gets the same mix of roles.
+    /// The churn rate is split in proportion to the churn slots of the share.
+    pub fn share(&self, part: usize, parts: usize) -> Plan {
+        let conns: Vec<ConnSpec> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % parts == part)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let mut knobs = self.knobs.clone();
+        let mine = conns.iter().filter(|c| c.role == Role::Churner).count();
+        knobs.churn_rate = match self.churners() {
+            0 => 0.0,
+            all => self.knobs.churn_rate * mine as f64 / all as f64,
+        };
+        Plan {
+            conns,
+            knobs,
+            ..self.clone()
+        }
+    }
+
+    /// Total churn slots in the plan.
+    pub fn churners(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| c.role == Role::Churner)
+            .count()
+    }
+}

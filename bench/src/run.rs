@@ -1,0 +1,288 @@
+//! One benchmark run from the top: options, provisioning, the plan, the drivers
+//! (threads or child processes), sampling, and the report.
+
+use crate::args::Args;
+use crate::coord::{self, PhaseId, Upstream};
+use crate::plan::{ConnSpec, Knobs, Plan, Role};
+use crate::proc::{Sample, Sampler, cpu_pct};
+use crate::report::{self, Report};
+use crate::scenarios;
+use crate::stats::LIVE_FIELDS;
+use crate::util::{Rng, now_us};
+use crossbeam_channel::unbounded;
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// Options shared by every scenario (see `chat-bench --help`).
+pub const COMMON_HELP: &str = "\
+Common options:
+  --url HOST:PORT[,HOST:PORT..]  server(s) (default 127.0.0.1:3000; http:// or ws:// accepted);
+                                 sockets are spread over them, provisioning uses the first
+  --server-pid PID     sample the server's RSS and CPU from /proc
+  --users N            users to register (sockets share tokens when fewer than sockets)
+  --size BYTES         message content length (100)
+  --procs N            child processes driving a share each (1 = in-process)
+  --threads N          driver threads per process (1)
+  --source-addrs N     spread sockets over 127.0.0.1..N (auto above 20,000 sockets)
+  --connect-concurrency N  sockets being set up at once per thread (200)
+  --workers N          provisioning threads (8)
+  --drain-secs S       wait for acks and catch-up after the run (10)
+  --json FILE          write every figure as JSON
+  --plot FILE.svg      draw the latency percentile curves
+  --quick              small sizes, a few seconds (for CI)
+Exit status: 0 pass; 1 a correctness counter (lost, duplicated, out of order, gaps)
+is not 0; 2 the run was incomplete (setup failures, unacked messages, error frames,
+failed churn cycles, server gone); 3 the run could not be done.";
+
+/// `host:port` out of `http://host:port/...`, `ws://host:port/ws` or `host:port`.
+fn normalize(url: &str) -> String {
+    let s = url.trim();
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+    s.split('/').next().unwrap_or(s).to_string()
+}
+
+/// The top of the run: answers barriers, samples /proc and prints progress.
+struct Top {
+    sampler: Sampler,
+    samples: Vec<Sample>,
+    marks: Vec<Sample>,
+    started: Instant,
+    last: [u64; LIVE_FIELDS],
+    go_us: u64,
+}
+
+impl Upstream for Top {
+    fn phase(&mut self, phase: PhaseId, merged: Vec<u64>) -> Vec<u64> {
+        let s = self.sampler.sample();
+        self.marks.push(s);
+        self.samples.push(s);
+        match phase {
+            PhaseId::Ready => {
+                eprintln!(
+                    "[{:6.1}s] setup done: {} ready, {} failed; go",
+                    self.started.elapsed().as_secs_f64(),
+                    merged.first().copied().unwrap_or(0),
+                    merged.get(1).copied().unwrap_or(0)
+                );
+                // A short delay so every thread and process schedules the same start.
+                self.go_us = now_us() + 100_000;
+                vec![self.go_us]
+            }
+            PhaseId::Sent => {
+                let half = merged.len() / 2;
+                let acked: u64 = merged[half..].iter().sum();
+                eprintln!(
+                    "[{:6.1}s] sending done: {acked} acked; waiting for receivers",
+                    self.started.elapsed().as_secs_f64()
+                );
+                merged
+            }
+        }
+    }
+
+    fn progress(&mut self, snap: [u64; LIVE_FIELDS]) {
+        let prev = self.samples.last().copied();
+        let s = self.sampler.sample();
+        self.samples.push(s);
+        let cpu = prev.map_or(0.0, |p| cpu_pct(&p, &s, |x| x.server_ticks));
+        let l = self.last;
+        let server = if s.server_rss_kb > 0 {
+            format!(
+                " | server cpu {cpu:.0}% rss {:.0} MB",
+                s.server_rss_kb as f64 / 1024.0
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "[{:6.1}s] open {} | sent {} (+{}) acked {} | delivered {} (+{}) | lat max {:.1} ms | errors {} reconnects {} typing {} cycles {}{server}",
+            self.started.elapsed().as_secs_f64(),
+            snap[0],
+            snap[1],
+            snap[1] - l[1].min(snap[1]),
+            snap[2],
+            snap[3],
+            snap[3] - l[3].min(snap[3]),
+            snap[8] as f64 / 1000.0,
+            snap[4],
+            snap[5],
+            snap[6],
+            snap[7],
+        );
+        self.last = snap;
+    }
+}
+
+/// Runs the scenario named in `a`; returns the exit status.
+pub fn run(a: &Args) -> Result<i32, String> {
+    let shape = scenarios::build(&a.scenario, a)?;
+    let servers: Vec<String> = a
+        .str("url")
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+        .split(',')
+        .map(normalize)
+        .collect();
+    let server_pid: Option<u32> = a.num("server-pid", 0u32)?.into();
+    let server_pid = server_pid.filter(|&p| p != 0);
+    let total = shape.conns.len();
+    let users = a.num("users", shape.users.max(1))?;
+    if users < shape.min_users || users == 0 {
+        return Err(format!(
+            "--users {users}: this scenario needs at least {}",
+            shape.min_users.max(1)
+        ));
+    }
+    let procs = a.num("procs", 1usize)?.max(1);
+    let threads = a.num("threads", 1usize)?.max(1);
+    let default_sources = if total > 20_000 {
+        total.div_ceil(20_000)
+    } else {
+        0
+    };
+    let knobs = Knobs {
+        duration_ms: shape.duration_ms,
+        size: a.num("size", 100usize)?,
+        connect_concurrency: a.num("connect-concurrency", 200usize)?,
+        source_addrs: a.num("source-addrs", default_sources as u32)?,
+        drain_ms: a.num("drain-secs", 10u64)? * 1000,
+        churn_rate: shape.churn_rate,
+        drop_mean_ms: shape.drop_mean_ms,
+        typing_interval_ms: shape.typing_interval_ms,
+        threads,
+        setup_timeout_s: 120,
+    };
+    let workers = a.num("workers", 8usize)?.max(1);
+    let json_path = a.str("json");
+    let plot_path = a.str("plot");
+    a.check_unused()?;
+
+    let limit = crate::util::raise_nofile_limit();
+    let per_proc = total.div_ceil(procs) as u64 + 64;
+    if per_proc > limit {
+        return Err(format!(
+            "{total} sockets over {procs} process(es) need {per_proc} descriptors each, the limit is {limit}: use --procs {}",
+            (total as u64).div_ceil(limit.saturating_sub(64).max(1))
+        ));
+    }
+    eprintln!("chat-bench {}: {}", a.scenario, shape.summary);
+
+    let conns: Vec<ConnSpec> = shape
+        .conns
+        .iter()
+        .enumerate()
+        .map(|(i, &(role, room))| ConnSpec {
+            id: i as u32,
+            user: (i % users) as u32,
+            room,
+            role,
+        })
+        .collect();
+    let memberships: Vec<(u32, u32)> = conns
+        .iter()
+        .map(|c| (c.user, c.room))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let tag = format!("{:08x}", Rng::seeded(7).next() as u32);
+    eprintln!(
+        "provisioning {users} users, {} rooms, {} memberships on {} (run tag {tag})",
+        shape.rooms,
+        memberships.len(),
+        servers[0]
+    );
+    let p =
+        crate::provision::provision(&servers[0], users, shape.rooms, &memberships, workers, &tag)?;
+    eprintln!("provisioned in {:.1} s", p.secs);
+
+    // Typing events go to every other socket joined to the room.
+    let mut per_room = vec![0u64; shape.rooms];
+    for c in &conns {
+        if matches!(c.role, Role::Typer | Role::Receiver | Role::Reconnector) {
+            per_room[c.room as usize] += 1;
+        }
+    }
+    let plan = Plan {
+        scenario: a.scenario.clone(),
+        servers,
+        tokens: p.tokens,
+        user_ids: p.user_ids,
+        rooms: p.rooms,
+        conns,
+        knobs,
+    };
+    let mut top = Top {
+        sampler: Sampler::new(server_pid),
+        samples: Vec::new(),
+        marks: Vec::new(),
+        started: Instant::now(),
+        last: [0; LIVE_FIELDS],
+        go_us: 0,
+    };
+    if server_pid.is_some() && !top.sampler.server_alive() {
+        return Err(format!(
+            "--server-pid {}: no such process",
+            server_pid.unwrap_or(0)
+        ));
+    }
+    let baseline = top.sampler.sample();
+    let (tx, rx) = unbounded();
+    let (members, mut children) = if procs > 1 {
+        coord::spawn_children(&plan, procs, &tx)?
+    } else {
+        (coord::spawn_threads(&plan, &tx), Vec::new())
+    };
+    drop(tx);
+    top.sampler.children = children.iter().map(|c| c.id()).collect();
+    let result = coord::control(members, rx, &mut top);
+    let end = top.sampler.sample();
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    let stats = result?;
+    let mark = |i: usize| top.marks.get(i).copied().unwrap_or(end);
+    let typing_expected = stats
+        .typing_sent_by_room
+        .iter()
+        .zip(&per_room)
+        .map(|(sent, n)| sent * n.saturating_sub(1))
+        .sum();
+    let r = Report {
+        scenario: a.scenario.clone(),
+        summary: shape.summary,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        sockets: total,
+        users,
+        rooms: shape.rooms,
+        memberships: memberships.len(),
+        provision_secs: p.secs,
+        procs,
+        threads,
+        stats,
+        go_us: top.go_us,
+        marks: [baseline, mark(0), mark(1), end],
+        samples: top.samples,
+        server_pid,
+        typing_expected,
+    };
+    print!("{}", report::table(&r));
+    if let Some(path) = json_path {
+        let text = serde_json::to_string_pretty(&report::to_json(&r)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
+    if let Some(path) = plot_path {
+        std::fs::write(&path, report::svg(&r)).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(report::verdict(&r).0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn urls() {
+        assert_eq!(normalize("http://127.0.0.1:3200"), "127.0.0.1:3200");
+        assert_eq!(normalize("ws://localhost:3000/ws?x"), "localhost:3000");
+        assert_eq!(normalize("127.0.0.1:3000"), "127.0.0.1:3000");
+    }
+}

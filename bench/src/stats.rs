@@ -1,0 +1,463 @@
+//! What a run measures: HDR latency histograms, counters, per-receiver sequence
+//! tracking (lost, duplicated, out of order, gaps), and their merging across threads
+//! and child processes.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A latency histogram in microseconds (1 µs .. 10 min, 3 significant digits).
+#[derive(Clone, Debug)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"))
+    }
+}
+
+impl Hist {
+    /// Records one value (clamped into range: a 0 µs latency is recorded as 1 µs).
+    pub fn record(&mut self, us: u64) {
+        self.0.saturating_record(us.max(1));
+    }
+
+    /// Adds another histogram into this one.
+    pub fn merge(&mut self, other: &Hist) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    /// Number of recorded values.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Value at a percentile (0..=100), in µs; 0 when empty.
+    pub fn pct(&self, p: f64) -> u64 {
+        if self.0.is_empty() {
+            0
+        } else {
+            self.0.value_at_percentile(p)
+        }
+    }
+}
+
+// Histograms cross process boundaries as (value, count) pairs of the non-empty buckets:
+// far smaller than the raw counts array and needs no extra encoding crate.
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let pairs: Vec<(u64, u64)> = self
+            .0
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        pairs.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hist, D::Error> {
+        let pairs = Vec::<(u64, u64)>::deserialize(d)?;
+        let mut h = Hist::default();
+        for (v, c) in pairs {
+            h.0.saturating_record_n(v, c);
+        }
+        Ok(h)
+    }
+}
+
+/// Live counters one driver thread updates and the progress line reads.
+#[derive(Default, Debug)]
+pub struct Live {
+    /// Sockets open and upgraded right now.
+    pub open: AtomicU64,
+    /// `send_message` frames written.
+    pub sent: AtomicU64,
+    /// `message_ack`s received.
+    pub acked: AtomicU64,
+    /// Messages received by tracking sockets.
+    pub delivered: AtomicU64,
+    /// Error frames, failed connects and unexpected closes.
+    pub errors: AtomicU64,
+    /// Reconnects (scheduled drops and server closes).
+    pub reconnects: AtomicU64,
+    /// Typing events received.
+    pub typing: AtomicU64,
+    /// Completed churn cycles.
+    pub cycles: AtomicU64,
+    /// Largest send→receive latency since the last progress line (µs).
+    pub lat_max: AtomicU64,
+}
+
+/// Number of values in a progress snapshot (see [`Live::snapshot`]).
+pub const LIVE_FIELDS: usize = 9;
+
+impl Live {
+    /// Adds `n` to a counter.
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subtracts `n` from a gauge.
+    pub fn sub(c: &AtomicU64, n: u64) {
+        c.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The counters in a fixed order; resets `lat_max` (it is per progress interval).
+    pub fn snapshot(&self) -> [u64; LIVE_FIELDS] {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            r(&self.open),
+            r(&self.sent),
+            r(&self.acked),
+            r(&self.delivered),
+            r(&self.errors),
+            r(&self.reconnects),
+            r(&self.typing),
+            r(&self.cycles),
+            self.lat_max.swap(0, Ordering::Relaxed),
+        ]
+    }
+}
+
+/// Sums snapshots (the last field, a maximum, is maxed).
+pub fn merge_snapshots(a: &mut [u64; LIVE_FIELDS], b: &[u64; LIVE_FIELDS]) {
+    for i in 0..LIVE_FIELDS - 1 {
+        a[i] += b[i];
+    }
+    a[LIVE_FIELDS - 1] = a[LIVE_FIELDS - 1].max(b[LIVE_FIELDS - 1]);
+}
+
+/// Plain counters of a run; merged by summing.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Sockets that completed the upgrade.
+    pub connected: u64,
+    /// TCP connects that failed or timed out.
+    pub connect_failed: u64,
+    /// Upgrades answered with something other than 101.
+    pub upgrade_failed: u64,
+    /// `joined_room` received.
+    pub joined: u64,
+    /// `join_room` answered with an error or not answered in time.
+    pub join_failed: u64,
+    /// `send_message` frames written.
+    pub sent: u64,
+    /// `message_ack`s received.
+    pub acked: u64,
+    /// Sends answered with an `error` frame (nothing stored).
+    pub send_rejected: u64,
+    /// Sends still unacknowledged when the drain timed out.
+    pub unacked: u64,
+    /// Messages received by tracking sockets (history and live).
+    pub delivered: u64,
+    /// Messages that came in a `history` frame.
+    pub via_history: u64,
+    /// WebSocket frames received.
+    pub frames_in: u64,
+    /// Bytes received on upgraded sockets.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// `error` frames received.
+    pub error_frames: u64,
+    /// Sockets the server closed (close frame or EOF) when we did not ask.
+    pub server_closed: u64,
+    /// Reconnects done (planned drops and after server closes).
+    pub reconnects: u64,
+    /// Typing events written.
+    pub typing_sent: u64,
+    /// Typing events received.
+    pub typing_recv: u64,
+    /// Presence, user_joined and user_left events received.
+    pub presence_recv: u64,
+    /// Churn cycles completed (connect, join, leave, close).
+    pub cycles: u64,
+    /// Churn cycles that failed somewhere.
+    pub cycles_failed: u64,
+    /// Churn ticks skipped because every churn slot was busy.
+    pub cycles_skipped: u64,
+    /// Largest lag between a scheduled send and the moment it was written (µs).
+    pub send_lag_max_us: u64,
+    /// Tracked (receiver, room) pairs checked at the end.
+    pub tracked: u64,
+    /// Correctness: messages (seq <= the room's last acked seq) a receiver never got.
+    pub lost: u64,
+    /// Correctness: messages a receiver got more than once.
+    pub duplicated: u64,
+    /// Correctness: messages that arrived after a later seq of the same room.
+    pub out_of_order: u64,
+    /// Correctness: jumps forward in a receiver's seq stream.
+    pub gaps: u64,
+}
+
+impl Counters {
+    /// Adds another set (send_lag_max_us is a maximum).
+    pub fn merge(&mut self, o: &Counters) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        sum!(
+            connected,
+            connect_failed,
+            upgrade_failed,
+            joined,
+            join_failed,
+            sent,
+            acked,
+            send_rejected,
+            unacked,
+            delivered,
+            via_history,
+            frames_in,
+            bytes_in,
+            bytes_out,
+            error_frames,
+            server_closed,
+            reconnects,
+            typing_sent,
+            typing_recv,
+            presence_recv,
+            cycles,
+            cycles_failed,
+            cycles_skipped,
+            tracked,
+            lost,
+            duplicated,
+            out_of_order,
+            gaps
+        );
+        self.send_lag_max_us = self.send_lag_max_us.max(o.send_lag_max_us);
+    }
+
+    /// Sum of the counters that must stay 0.
+    pub fn violations(&self) -> u64 {
+        self.lost + self.duplicated + self.out_of_order + self.gaps
+    }
+}
+
+/// Everything a driver thread (or a whole child process) reports at the end.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Counters.
+    pub c: Counters,
+    /// Send → receive latency of every delivery.
+    pub latency: Hist,
+    /// Send → `message_ack` latency.
+    pub ack: Hist,
+    /// TCP connect start → `101`.
+    pub connect: Hist,
+    /// `join_room` → `joined_room`.
+    pub join: Hist,
+    /// Drop → `joined_room` again (reconnect scenario).
+    pub reconnect: Hist,
+    /// Whole churn cycle: connect, join, leave, close.
+    pub cycle: Hist,
+    /// typing_start/stop written → `typing` received.
+    pub typing: Hist,
+    /// `error` frames by code.
+    pub error_codes: BTreeMap<String, u64>,
+    /// Server-initiated closes by close code (0 = EOF without a close frame).
+    pub close_codes: BTreeMap<u16, u64>,
+    /// Unix µs of the first and last send written (0 = none).
+    pub first_send_us: u64,
+    /// See `first_send_us`.
+    pub last_send_us: u64,
+    /// Unix µs of the last ack received.
+    pub last_ack_us: u64,
+    /// Unix µs of the first and last delivery.
+    pub first_deliver_us: u64,
+    /// See `first_deliver_us`.
+    pub last_deliver_us: u64,
+    /// Unix µs when setup (connect + join) started and ended.
+    pub setup_start_us: u64,
+    /// See `setup_start_us`.
+    pub setup_end_us: u64,
+    /// Typing events written per room (to compute how many were expected).
+    pub typing_sent_by_room: Vec<u64>,
+    /// A few examples of violations, for the report.
+    pub samples: Vec<String>,
+}
+
+fn min_nz(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    }
+}
+
+impl Stats {
+    /// Merges another thread's or process's stats into these.
+    pub fn merge(&mut self, o: &Stats) {
+        self.c.merge(&o.c);
+        self.latency.merge(&o.latency);
+        self.ack.merge(&o.ack);
+        self.connect.merge(&o.connect);
+        self.join.merge(&o.join);
+        self.reconnect.merge(&o.reconnect);
+        self.cycle.merge(&o.cycle);
+        self.typing.merge(&o.typing);
+        for (k, v) in &o.error_codes {
+            *self.error_codes.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.close_codes {
+            *self.close_codes.entry(*k).or_default() += v;
+        }
+        self.first_send_us = min_nz(self.first_send_us, o.first_send_us);
+        self.last_send_us = self.last_send_us.max(o.last_send_us);
+        self.last_ack_us = self.last_ack_us.max(o.last_ack_us);
+        self.first_deliver_us = min_nz(self.first_deliver_us, o.first_deliver_us);
+        self.last_deliver_us = self.last_deliver_us.max(o.last_deliver_us);
+        self.setup_start_us = min_nz(self.setup_start_us, o.setup_start_us);
+        self.setup_end_us = self.setup_end_us.max(o.setup_end_us);
+        if self.typing_sent_by_room.len() < o.typing_sent_by_room.len() {
+            self.typing_sent_by_room
+                .resize(o.typing_sent_by_room.len(), 0);
+        }
+        for (a, b) in self
+            .typing_sent_by_room
+            .iter_mut()
+            .zip(&o.typing_sent_by_room)
+        {
+            *a += b;
+        }
+        for s in &o.samples {
+            if self.samples.len() < 20 {
+                self.samples.push(s.clone());
+            }
+        }
+    }
+
+    /// Keeps a violation example (bounded).
+    pub fn sample(&mut self, s: impl FnOnce() -> String) {
+        if self.samples.len() < 20 {
+            self.samples.push(s());
+        }
+    }
+}
+
+/// What one message did to a [`Track`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// The next seq, or a later one after a gap (a fresh message either way).
+    New,
+    /// A seq that was missing and arrived late.
+    Late,
+    /// A seq seen before.
+    Duplicate,
+}
+
+/// Per (receiver, room) sequence tracking in a few words: the highest seq seen and the
+/// ranges below it that are still missing.
+#[derive(Clone, Debug, Default)]
+pub struct Track {
+    /// Highest seq seen (0 = none).
+    pub last: u64,
+    /// Missing seqs below `last`, as inclusive ranges in ascending order.
+    holes: Vec<(u64, u64)>,
+    /// Forward jumps.
+    pub gaps: u64,
+    /// Late arrivals.
+    pub late: u64,
+    /// Repeats.
+    pub dups: u64,
+}
+
+impl Track {
+    /// Accounts for one received seq.
+    pub fn see(&mut self, seq: u64) -> Seen {
+        if seq == self.last + 1 {
+            self.last = seq;
+            return Seen::New;
+        }
+        if seq > self.last {
+            self.holes.push((self.last + 1, seq - 1));
+            self.last = seq;
+            self.gaps += 1;
+            return Seen::New;
+        }
+        match self.holes.iter().position(|&(a, b)| a <= seq && seq <= b) {
+            Some(i) => {
+                let (a, b) = self.holes[i];
+                match (seq == a, seq == b) {
+                    (true, true) => {
+                        self.holes.remove(i);
+                    }
+                    (true, false) => self.holes[i].0 = seq + 1,
+                    (false, true) => self.holes[i].1 = seq - 1,
+                    (false, false) => {
+                        self.holes[i].1 = seq - 1;
+                        self.holes.insert(i + 1, (seq + 1, b));
+                    }
+                }
+                self.late += 1;
+                Seen::Late
+            }
+            None => {
+                self.dups += 1;
+                Seen::Duplicate
+            }
+        }
+    }
+
+    /// Seqs in `base+1 ..= upto` never received, where `base` is where tracking began.
+    pub fn missing(&self, upto: u64) -> u64 {
+        let beyond = upto.saturating_sub(self.last);
+        let holes: u64 = self
+            .holes
+            .iter()
+            .filter(|&&(a, _)| a <= upto)
+            .map(|&(a, b)| b.min(upto) - a + 1)
+            .sum();
+        beyond + holes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_stream_is_clean() {
+        let mut t = Track::default();
+        for s in 1..=10 {
+            assert_eq!(t.see(s), Seen::New);
+        }
+        assert_eq!((t.gaps, t.late, t.dups, t.missing(10)), (0, 0, 0, 0));
+        assert_eq!(t.missing(12), 2);
+    }
+
+    #[test]
+    fn gaps_late_and_duplicates() {
+        let mut t = Track::default();
+        t.see(1);
+        t.see(5); // gap: 2..=4 missing
+        assert_eq!(t.missing(5), 3);
+        assert_eq!(t.see(3), Seen::Late);
+        assert_eq!(t.see(3), Seen::Duplicate);
+        assert_eq!(t.see(5), Seen::Duplicate);
+        assert_eq!(t.missing(5), 2);
+        assert_eq!(t.see(2), Seen::Late);
+        assert_eq!(t.see(4), Seen::Late);
+        assert_eq!((t.gaps, t.late, t.dups, t.missing(5)), (1, 3, 2, 0));
+        assert_eq!(t.missing(4), 0);
+    }
+
+    #[test]
+    fn histograms_survive_json() {
+        let mut s = Stats::default();
+        for v in [5, 50, 500, 5000] {
+            s.latency.record(v);
+        }
+        s.c.lost = 1;
+        let back: Stats = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.latency.count(), 4);
+        assert_eq!(back.latency.pct(100.0), s.latency.pct(100.0));
+        let mut m = Stats::default();
+        m.merge(&back);
+        m.merge(&back);
+        assert_eq!((m.latency.count(), m.c.lost, m.c.violations()), (8, 2, 2));
+    }
+}
