@@ -284,9 +284,9 @@ pub fn table(r: &Report) -> String {
             mb(r.marks[2].server_rss_kb),
             mb(d.server_rss_peak_kb)
         ));
-        if c.connected > 0 {
+        if r.scenario == "connections" && c.connected > 0 {
             line(format!(
-                "             rss growth per connection {:.1} KiB ({} sockets)",
+                "             rss growth per connection {:.1} KiB ({} sockets; true only on a freshly started server)",
                 d.rss_per_conn / 1024.0,
                 c.connected
             ));

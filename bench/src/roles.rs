@@ -77,8 +77,11 @@ impl Driver {
         let c = &mut self.conns[slot];
         c.state = State::Open;
         if !c.settled {
-            self.stats.c.connected += 1;
+            // Setup connects and churn connects (churn slots never settle).
             self.stats.connect.record(now.saturating_sub(c.t0));
+            if c.spec.role != Role::Churner {
+                self.stats.c.connected += 1;
+            }
         }
         match c.spec.role {
             Role::Sender { .. } => {
@@ -177,7 +180,9 @@ impl Driver {
             return;
         }
         self.stats.join.record(now.saturating_sub(c.t_join));
-        self.stats.c.joined += 1;
+        if !c.settled && c.spec.role != Role::Churner {
+            self.stats.c.joined += 1;
+        }
         c.t_join = 0;
         c.joined = true;
         if c.spec.role == Role::Churner {

@@ -27,6 +27,7 @@ Common options:
   --connect-concurrency N  sockets being set up at once per thread (200)
   --workers N          provisioning threads (8)
   --drain-secs S       wait for acks and catch-up after the run (10)
+  --settle-ms MS       pause between setup and the run (1000; quick 200)
   --json FILE          write every figure as JSON
   --plot FILE.svg      draw the latency percentile curves
   --quick              small sizes, a few seconds (for CI)
@@ -49,6 +50,7 @@ struct Top {
     started: Instant,
     last: [u64; LIVE_FIELDS],
     go_us: u64,
+    settle_us: u64,
 }
 
 impl Upstream for Top {
@@ -64,8 +66,10 @@ impl Upstream for Top {
                     merged.first().copied().unwrap_or(0),
                     merged.get(1).copied().unwrap_or(0)
                 );
-                // A short delay so every thread and process schedules the same start.
-                self.go_us = now_us() + 100_000;
+                // Every thread and process schedules the same start, after a pause that
+                // lets the server finish the presence events of the joins: they are
+                // setup noise, not part of the run's latencies.
+                self.go_us = now_us() + self.settle_us.max(50_000);
                 vec![self.go_us]
             }
             PhaseId::Sent => {
@@ -125,7 +129,13 @@ pub fn run(a: &Args) -> Result<i32, String> {
     let server_pid: Option<u32> = a.num("server-pid", 0u32)?.into();
     let server_pid = server_pid.filter(|&p| p != 0);
     let total = shape.conns.len();
-    let users = a.num("users", shape.users.max(1))?;
+    // Registration costs an argon2 hash on the server: --quick keeps it to a few.
+    let default_users = if a.flag("quick") {
+        shape.users.min(50).max(shape.min_users)
+    } else {
+        shape.users
+    };
+    let users = a.num("users", default_users.max(1))?;
     if users < shape.min_users || users == 0 {
         return Err(format!(
             "--users {users}: this scenario needs at least {}",
@@ -152,6 +162,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         setup_timeout_s: 120,
     };
     let workers = a.num("workers", 8usize)?.max(1);
+    let settle_us = a.sized("settle-ms", 1000u64, 200)? * 1000;
     let json_path = a.str("json");
     let plot_path = a.str("plot");
     a.check_unused()?;
@@ -217,6 +228,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         started: Instant::now(),
         last: [0; LIVE_FIELDS],
         go_us: 0,
+        settle_us,
     };
     if server_pid.is_some() && !top.sampler.server_alive() {
         return Err(format!(

@@ -133,13 +133,13 @@ pub fn merge_snapshots(a: &mut [u64; LIVE_FIELDS], b: &[u64; LIVE_FIELDS]) {
 /// Plain counters of a run; merged by summing.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Counters {
-    /// Sockets that completed the upgrade.
+    /// Sockets that completed the upgrade during setup.
     pub connected: u64,
     /// TCP connects that failed or timed out.
     pub connect_failed: u64,
     /// Upgrades answered with something other than 101.
     pub upgrade_failed: u64,
-    /// `joined_room` received.
+    /// Sockets that joined their room during setup.
     pub joined: u64,
     /// `join_room` answered with an error or not answered in time.
     pub join_failed: u64,
