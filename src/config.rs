@@ -36,6 +36,33 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Presence heartbeats.
     pub presence: PresenceConfig,
+    /// Abuse limits.
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Login attempts per client address per minute (0 = unlimited).
+    pub login_per_ip_per_min: u32,
+    /// Login attempts per account (email) per minute (0 = unlimited).
+    pub login_per_account_per_min: u32,
+    /// Open connections per client address (0 = unlimited).
+    pub connections_per_ip: u32,
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            login_per_ip_per_min: 60,
+            login_per_account_per_min: 10,
+            connections_per_ip: 0,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 /// `[server]`
@@ -152,6 +179,7 @@ impl Default for Config {
             database: DbConfig::default(),
             auth: AuthConfig::default(),
             presence: PresenceConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

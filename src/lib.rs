@@ -8,6 +8,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod logger;
 pub mod metrics;
 pub mod net;
@@ -183,6 +184,8 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         interest: RwLock::new(Default::default()),
         presence,
         db_ok: AtomicBool::new(false),
+        logins: Default::default(),
+        per_ip: Default::default(),
         cfg,
     });
     let mut loops = Vec::new();

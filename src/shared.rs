@@ -115,6 +115,10 @@ pub struct Shared {
     pub presence: crate::chat::presence::Presence,
     /// Last heartbeat reached the database.
     pub db_ok: AtomicBool,
+    /// Login attempts per address and per account.
+    pub logins: crate::limits::Windows,
+    /// Open connections per address.
+    pub per_ip: crate::limits::PerIp,
 }
 
 impl Shared {

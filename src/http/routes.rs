@@ -12,6 +12,7 @@ use crate::http::response::Response;
 use crate::pg::pool::{Job, JobQueue, Worker};
 use crate::pg::writer::WriteJob;
 use crate::shared::{LoopMsg, Shared};
+use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -73,10 +74,50 @@ impl Drop for Replier {
 }
 
 /// The route label used in metrics, and how to serve the request.
+/// The client's address: the peer, or X-Forwarded-For's first entry behind a trusted proxy.
+pub fn client_ip(shared: &Shared, head: &Head, peer: IpAddr) -> IpAddr {
+    if shared.cfg.limits.trust_forwarded_for {
+        if let Some(ip) = head
+            .headers
+            .forwarded_for
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+        {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// Login attempts are limited per address and per account, before any hashing.
+fn login_allowed(shared: &Shared, head: &Head, peer: IpAddr, body: &[u8]) -> Result<(), ApiError> {
+    let l = &shared.cfg.limits;
+    let ip = client_ip(shared, head, peer);
+    shared
+        .logins
+        .hit(&format!("ip:{ip}"), l.login_per_ip_per_min)
+        .map_err(ApiError::RateLimited)?;
+    let email = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("email")
+                .and_then(|e| e.as_str())
+                .map(str::to_lowercase)
+        });
+    if let Some(email) = email {
+        shared
+            .logins
+            .hit(&format!("acct:{email}"), l.login_per_account_per_min)
+            .map_err(ApiError::RateLimited)?;
+    }
+    Ok(())
+}
+
 pub fn dispatch(
     shared: &Arc<Shared>,
     head: &Head,
     body: Vec<u8>,
+    peer: IpAddr,
     reply: Replier,
 ) -> (&'static str, Routed) {
     let segs: Vec<&str> = head.path.trim_matches('/').split('/').collect();
@@ -132,9 +173,12 @@ pub fn dispatch(
             post,
             "POST /auth/login",
             "POST",
-            job(&shared.auth, shared, reply, move |w, s| auth::login(
-                w, s, &body
-            ))
+            match login_allowed(shared, head, peer, &body) {
+                Ok(()) => job(&shared.auth, shared, reply, move |w, s| auth::login(
+                    w, s, &body
+                )),
+                Err(e) => Routed::Now(e.response()),
+            }
         ),
         ["auth", "refresh"] => allow!(
             post,

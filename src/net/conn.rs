@@ -66,6 +66,8 @@ pub struct Conn {
     pub last_read: Instant,
     /// Already queued in this turn's flush list.
     pub dirty: bool,
+    /// Holds a slot of the per-address connection limit.
+    pub counted: bool,
 }
 
 impl Conn {
@@ -89,6 +91,7 @@ impl Conn {
             close_deadline: None,
             last_read: Instant::now(),
             dirty: false,
+            counted: false,
         }
     }
 }

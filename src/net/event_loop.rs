@@ -3,6 +3,7 @@
 //! and comes back as `LoopMsg`s through the channel and the Waker.
 
 use crate::chat::fanout::Registry;
+use crate::error::ApiError;
 use crate::http::parse::{self, Limits, Method, ParseError};
 use crate::http::response::Response;
 use crate::http::routes::{self, Replier, Routed};
@@ -190,9 +191,20 @@ impl EventLoop {
                         log::warn!("register failed: {e}");
                         continue;
                     }
-                    entry.insert(Conn::new(sock, addr.ip()));
+                    let limit = self.shared.cfg.limits.connections_per_ip;
+                    let counted = self.shared.per_ip.acquire(addr.ip(), limit);
+                    let conn = entry.insert(Conn::new(sock, addr.ip()));
+                    conn.counted = counted;
                     self.shared.metrics.connections.fetch_add(1, Relaxed);
                     self.shared.metrics.accepted.fetch_add(1, Relaxed);
+                    if !counted {
+                        // Over the per-address limit: say so, then close.
+                        let resp = ApiError::RateLimited(1).response();
+                        conn.out.push_owned(resp.to_bytes(None, false, false));
+                        conn.close_soon();
+                        self.mark_dirty(key);
+                        continue;
+                    }
                     // Data may already be waiting (edge-triggered: no event would tell us).
                     self.on_readable(key);
                 }
@@ -314,6 +326,7 @@ impl EventLoop {
                 }
                 return;
             }
+            let conn_peer = conn.peer;
             let body = h.inbuf[head.head_len..total].to_vec();
             h.inbuf.drain(..total);
             h.head_started = None;
@@ -323,7 +336,8 @@ impl EventLoop {
             let origin = head.headers.origin.clone();
             let head_only = head.method == Method::Head;
             let reply = Replier::new(shared.clone(), self.idx, k, req);
-            let (route, routed) = routes::dispatch(&shared, &head, body, reply);
+            let peer = conn_peer;
+            let (route, routed) = routes::dispatch(&shared, &head, body, peer, reply);
             match routed {
                 Routed::Now(resp) => self.respond(
                     k,
@@ -517,6 +531,11 @@ impl EventLoop {
         self.before_close(k);
         if let Some(mut conn) = self.conns.try_remove(k) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
+            if conn.counted {
+                self.shared
+                    .per_ip
+                    .release(conn.peer, self.shared.cfg.limits.connections_per_ip);
+            }
             self.shared.metrics.connections.fetch_sub(1, Relaxed);
         }
         self.maybe_resume_accept();
