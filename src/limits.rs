@@ -67,12 +67,12 @@ impl PerIp {
         if limit == 0 {
             return;
         }
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(n) = map.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&ip);
-                }
+        if let Ok(mut map) = self.map.lock()
+            && let Some(n) = map.get_mut(&ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
             }
         }
     }

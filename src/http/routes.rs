@@ -76,15 +76,14 @@ impl Drop for Replier {
 /// The route label used in metrics, and how to serve the request.
 /// The client's address: the peer, or X-Forwarded-For's first entry behind a trusted proxy.
 pub fn client_ip(shared: &Shared, head: &Head, peer: IpAddr) -> IpAddr {
-    if shared.cfg.limits.trust_forwarded_for {
-        if let Some(ip) = head
+    if shared.cfg.limits.trust_forwarded_for
+        && let Some(ip) = head
             .headers
             .forwarded_for
             .as_deref()
             .and_then(|s| s.parse().ok())
-        {
-            return ip;
-        }
+    {
+        return ip;
     }
     peer
 }
