@@ -20,7 +20,22 @@ struct Page<'a> {
 
 const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
 const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
-const ROOM_COLUMNS: &str = "id, name, description, created_by, created_at";
+/// Columns of `rooms` in the order `room_json` reads them.
+macro_rules! room_columns {
+    () => {
+        "id, name, description, created_by, created_at"
+    };
+}
+const LIST_SQL: &str = concat!(
+    "SELECT ",
+    room_columns!(),
+    " FROM rooms ORDER BY created_at DESC, id DESC LIMIT 1000"
+);
+const GET_SQL: &str = concat!("SELECT ", room_columns!(), " FROM rooms WHERE id = $1");
+const CREATE_SQL: &str = concat!(
+    "INSERT INTO rooms (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING ",
+    room_columns!()
+);
 
 fn room_json(row: &postgres::Row) -> Value {
     let created: DateTime<Utc> = row.get(4);
@@ -35,9 +50,7 @@ fn room_json(row: &postgres::Row) -> Value {
 
 /// GET /rooms: newest first (at most 1000).
 pub fn list(w: &mut Worker) -> Result<Response, ApiError> {
-    let sql =
-        format!("SELECT {ROOM_COLUMNS} FROM rooms ORDER BY created_at DESC, id DESC LIMIT 1000");
-    let rows = w.client()?.query(&sql, &[])?;
+    let rows = w.client()?.query(LIST_SQL, &[])?;
     let rooms: Vec<Value> = rows.iter().map(room_json).collect();
     Ok(Response::json(200, &rooms))
 }
@@ -61,11 +74,8 @@ pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, A
     finish(errs)?;
     let c = w.client()?;
     let mut tx = c.transaction()?;
-    let sql = format!(
-        "INSERT INTO rooms (id, name, description, created_by) VALUES ($1, $2, $3, $4) RETURNING {ROOM_COLUMNS}"
-    );
     let row = match tx.query_one(
-        &sql,
+        CREATE_SQL,
         &[&Uuid::now_v7(), &name.trim(), &description, &who.user_id],
     ) {
         Ok(r) => r,
@@ -88,8 +98,7 @@ pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, A
 
 /// GET /rooms/:id
 pub fn get(w: &mut Worker, room: Uuid) -> Result<Response, ApiError> {
-    let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1");
-    match w.client()?.query_opt(&sql, &[&room])? {
+    match w.client()?.query_opt(GET_SQL, &[&room])? {
         Some(row) => Ok(Response::json(200, &room_json(&row))),
         None => Err(ROOM_NOT_FOUND),
     }

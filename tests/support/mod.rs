@@ -551,6 +551,16 @@ pub struct Process {
 impl Process {
     /// Starts the binary on a free port against `db` with the given secrets.
     pub fn start(db: &TestDb, node_id: &str) -> Process {
+        Process::start_with(db, node_id, "warn", std::process::Stdio::inherit())
+    }
+
+    /// Same, with a log level and where its log (stderr) goes.
+    pub fn start_with(
+        db: &TestDb,
+        node_id: &str,
+        level: &str,
+        stderr: std::process::Stdio,
+    ) -> Process {
         let port = free_port();
         let child = std::process::Command::new(chatd_bin())
             .env("DATABASE_URL", &db.url)
@@ -564,8 +574,9 @@ impl Process {
                 "acceptance-refresh-secret-0123456789abcdef",
             )
             .env("CHATD_NODE_ID", node_id)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("chatd binary runs");
         let p = Process {
