@@ -45,7 +45,7 @@ fn no_sql_is_built_by_string_formatting() {
         for (i, _) in text.match_indices("format!(") {
             let rest = &text[i + 8..];
             let Some(q) = rest.find('"') else { continue };
-            if rest[..q].trim().len() > 0 {
+            if !rest[..q].trim().is_empty() {
                 continue; // first argument is not a literal
             }
             let lit = &rest[q + 1..];
