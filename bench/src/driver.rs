@@ -435,7 +435,10 @@ impl Driver {
                 self.churn_tick(at);
                 continue;
             }
-            if self.conns[slot].generation != generation {
+            // Send and typing schedules outlive reconnects; the other timers belong to
+            // one socket and go stale with it.
+            let per_socket = !matches!(kind, Tk::Send | Tk::Typing);
+            if per_socket && self.conns[slot].generation != generation {
                 continue;
             }
             match kind {
@@ -679,16 +682,20 @@ impl Driver {
             self.stats.c.cycles_failed += 1;
             return self.close_socket(slot);
         }
+        // A lost socket reconnects at once; a failed reconnect waits a little, so a
+        // server that is down is not hammered.
+        let failed_attempt = matches!(c.state, State::Connecting | State::Upgrading);
         self.close_socket(slot);
         if self.phase < Phase::Done {
             let c = &mut self.conns[slot];
-            if c.t_reconnect == 0 {
-                c.t_reconnect = now_us();
-            }
             self.stats.c.unacked += u64::from(c.inflight);
             c.inflight = 0;
-            let g = c.generation;
-            self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
+            if failed_attempt {
+                let g = c.generation;
+                self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
+            } else {
+                self.reconnect(slot);
+            }
         }
     }
 
@@ -710,6 +717,7 @@ impl Driver {
         if c.state != State::Down {
             return;
         }
+        // Timed from the first attempt to the rejoin (retries included).
         if c.t_reconnect == 0 {
             c.t_reconnect = now_us();
         }

@@ -62,8 +62,9 @@ pub struct Knobs {
     pub typing_interval_ms: u64,
     /// Driver threads per process.
     pub threads: usize,
-    /// Seconds allowed for the whole setup phase.
-    pub setup_timeout_s: u64,
+    /// Longest a reconnecting receiver stays away after a planned drop, in ms
+    /// (uniformly random; 0 = reconnect at once).
+    pub offline_ms: u64,
 }
 
 /// Everything a process needs to drive its share of the sockets.

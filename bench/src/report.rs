@@ -237,11 +237,13 @@ pub fn table(r: &Report) -> String {
             ms(c.send_lag_max_us)
         ));
         line(format!(
-            "deliveries   {} ({:.0}/s) to {} receivers, {} via history; {} frames, {} in / {} out",
+            "deliveries   {} ({:.0}/s) to {} receivers, {} in {} history frames ({} with has_more); {} frames, {} in / {} out",
             c.delivered,
             d.deliver_rate,
             c.tracked,
             c.via_history,
+            c.histories,
+            c.histories_more,
             c.frames_in,
             mb(c.bytes_in / 1024),
             mb(c.bytes_out / 1024)
@@ -380,10 +382,10 @@ fn nice_ceil(v: f64) -> f64 {
 /// The latency percentile curves as an SVG (`--plot FILE.svg`): x is the percentile
 /// on the usual log scale (90%, 99%, 99.9%...), y the latency in ms.
 pub fn svg(r: &Report) -> String {
-    const W: f64 = 900.0;
+    const W: f64 = 1000.0;
     const H: f64 = 500.0;
     const L: f64 = 80.0;
-    const R: f64 = 170.0;
+    const R: f64 = 250.0;
     const T: f64 = 50.0;
     const B: f64 = 60.0;
     const COLORS: [&str; 7] = [

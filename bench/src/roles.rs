@@ -35,6 +35,8 @@ struct MsgIn<'a> {
 struct HistoryIn<'a> {
     #[serde(borrow)]
     messages: Vec<MsgIn<'a>>,
+    #[serde(default)]
+    has_more: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -149,8 +151,13 @@ impl Driver {
                 .map(|m| self.on_messages(slot, std::slice::from_ref(&m), false)),
             "new_message_batch" => serde_json::from_str::<Vec<MsgIn>>(data)
                 .map(|ms| self.on_messages(slot, &ms, false)),
-            "history" => serde_json::from_str::<HistoryIn>(data)
-                .map(|h| self.on_messages(slot, &h.messages, true)),
+            "history" => serde_json::from_str::<HistoryIn>(data).map(|h| {
+                self.stats.c.histories += 1;
+                if h.has_more == Some(true) {
+                    self.stats.c.histories_more += 1;
+                }
+                self.on_messages(slot, &h.messages, true)
+            }),
             "message_ack" => serde_json::from_str::<AckIn>(data).map(|a| self.on_ack(slot, a)),
             "error" => serde_json::from_str::<ErrorIn>(data).map(|e| self.on_error(slot, &e.code)),
             "typing" => serde_json::from_str::<TypingIn>(data).map(|t| self.on_typing(t)),
@@ -434,7 +441,7 @@ impl Driver {
     }
 
     /// A reconnecting receiver's timer: drop the socket (half the time with a close
-    /// frame, half the time abruptly) and reconnect at once with `last_seen_seq`.
+    /// frame, half the time abruptly) and reconnect with `last_seen_seq`.
     pub(crate) fn planned_drop(&mut self, slot: usize) {
         let c = &mut self.conns[slot];
         if c.state != State::Open || !c.joined {
@@ -446,9 +453,18 @@ impl Driver {
             c.queue(ws::OP_CLOSE, &1000u16.to_be_bytes(), &mut self.rng);
             let _ = c.flush();
         }
-        c.t_reconnect = now_us();
+        c.t_reconnect = 0;
         self.close_socket(slot);
-        self.reconnect(slot);
+        let offline = self.plan.knobs.offline_ms * 1000;
+        if offline == 0 {
+            self.reconnect(slot);
+        } else {
+            // Stay away for a while so the rejoin has to catch up on a backlog (more
+            // than one history page when the stream is fast enough).
+            let at = now_us() + self.rng.below(offline);
+            let g = self.conns[slot].generation;
+            self.timer(at, slot, g, Tk::Reconnect);
+        }
     }
 }
 

@@ -159,7 +159,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         drop_mean_ms: shape.drop_mean_ms,
         typing_interval_ms: shape.typing_interval_ms,
         threads,
-        setup_timeout_s: 120,
+        offline_ms: shape.offline_ms,
     };
     let workers = a.num("workers", 8usize)?.max(1);
     let settle_us = a.sized("settle-ms", 1000u64, 200)? * 1000;

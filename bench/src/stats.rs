@@ -155,6 +155,10 @@ pub struct Counters {
     pub delivered: u64,
     /// Messages that came in a `history` frame.
     pub via_history: u64,
+    /// `history` frames received.
+    pub histories: u64,
+    /// `history` frames with `has_more` (the rest followed as batches).
+    pub histories_more: u64,
     /// WebSocket frames received.
     pub frames_in: u64,
     /// Bytes received on upgraded sockets.
@@ -211,6 +215,8 @@ impl Counters {
             unacked,
             delivered,
             via_history,
+            histories,
+            histories_more,
             frames_in,
             bytes_in,
             bytes_out,

@@ -30,6 +30,8 @@ pub struct Shape {
     pub drop_mean_ms: u64,
     /// Typing event interval.
     pub typing_interval_ms: u64,
+    /// Longest time a dropped receiver stays offline (reconnect).
+    pub offline_ms: u64,
     /// The shape in words, for the report header.
     pub summary: String,
 }
@@ -47,6 +49,7 @@ impl Shape {
             churn_rate: 0.0,
             drop_mean_ms: 1000,
             typing_interval_ms: 500,
+            offline_ms: 0,
             summary,
         }
     }
