@@ -2,7 +2,7 @@
 //! there is something to hold), where it is in its life, and its role's state.
 
 use crate::plan::ConnSpec;
-use crate::stats::Track;
+use crate::track::Track;
 use crate::util::{Rng, base64};
 use crate::ws;
 use mio::net::TcpStream;

@@ -7,12 +7,11 @@ use crate::coord::{Down, PhaseId, Up};
 use crate::plan::{Plan, Role};
 use crate::stats::{Live, Stats};
 use crate::util::{Rng, now_us};
-use crate::ws;
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::io::{self, Read};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -22,10 +21,6 @@ use std::sync::atomic::AtomicU64;
 const SCRATCH: usize = 64 * 1024;
 /// Longest a socket may take to connect, upgrade and join during setup.
 const SETUP_STEP_US: u64 = 30_000_000;
-/// Longest a churn cycle may take.
-const CYCLE_US: u64 = 10_000_000;
-/// Wait before retrying a failed reconnect.
-const RETRY_US: u64 = 200_000;
 /// Interval of the O(sockets) checks that decide phase changes.
 const CHECK_US: u64 = 50_000;
 
@@ -80,32 +75,32 @@ pub struct Ctx {
 /// One driver thread's state.
 pub struct Driver {
     pub(crate) plan: Plan,
-    poll: Poll,
+    pub(crate) poll: Poll,
     pub(crate) conns: Vec<Conn>,
-    timers: BinaryHeap<Reverse<(u64, u32, u32, Tk)>>,
-    scratch: Vec<u8>,
+    pub(crate) timers: BinaryHeap<Reverse<(u64, u32, u32, Tk)>>,
+    pub(crate) scratch: Vec<u8>,
     pub(crate) tmp: Vec<u8>,
     pub(crate) rng: Rng,
     pub(crate) stats: Stats,
     pub(crate) ctx: Ctx,
-    servers: Vec<SocketAddr>,
+    pub(crate) servers: Vec<SocketAddr>,
     pub(crate) user_index: HashMap<String, u32>,
     pub(crate) phase: Phase,
-    queue: VecDeque<u32>,
-    connecting: usize,
-    settled: usize,
-    setup_total: usize,
-    setup_ok: u64,
-    start_us: u64,
-    end_us: u64,
-    deadline: u64,
-    next_check: u64,
+    pub(crate) queue: VecDeque<u32>,
+    pub(crate) connecting: usize,
+    pub(crate) settled: usize,
+    pub(crate) setup_total: usize,
+    pub(crate) setup_ok: u64,
+    pub(crate) start_us: u64,
+    pub(crate) end_us: u64,
+    pub(crate) deadline: u64,
+    pub(crate) next_check: u64,
     pub(crate) room_max: Vec<u64>,
     pub(crate) room_acked: Vec<u64>,
-    expect: Vec<u64>,
-    churners: Vec<u32>,
-    churn_cursor: usize,
-    churn_every_us: u64,
+    pub(crate) expect: Vec<u64>,
+    pub(crate) churners: Vec<u32>,
+    pub(crate) churn_cursor: usize,
+    pub(crate) churn_every_us: u64,
 }
 
 fn token(slot: usize, generation: u32) -> Token {
@@ -252,15 +247,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Drops the socket of `slot`, keeping the open-socket gauge right.
-    pub(crate) fn close_socket(&mut self, slot: usize) {
-        let c = &mut self.conns[slot];
-        if matches!(c.state, State::Open | State::Closing) {
-            Live::sub(&self.ctx.live.open, 1);
-        }
-        c.drop_socket();
-    }
-
     /// When the run stops sending (None: when every sender is done).
     pub(crate) fn run_end(&self) -> Option<u64> {
         (self.end_us > 0).then_some(self.end_us)
@@ -270,157 +256,6 @@ impl Driver {
     pub(crate) fn timer(&mut self, at: u64, slot: usize, generation: u32, kind: Tk) {
         self.timers
             .push(Reverse((at, slot as u32, generation, kind)));
-    }
-
-    fn on_event(&mut self, slot: usize, generation: u32, readable: bool, writable: bool) {
-        let Some(c) = self.conns.get_mut(slot) else {
-            return;
-        };
-        if c.generation != generation || c.sock.is_none() {
-            return;
-        }
-        if c.state == State::Connecting {
-            match c.connect_done() {
-                Ok(true) => c.state = State::Upgrading,
-                Ok(false) => return,
-                Err(_) => return self.on_lost(slot, None),
-            }
-        }
-        if writable || self.conns[slot].state == State::Upgrading {
-            self.flush(slot);
-        }
-        if readable {
-            self.on_readable(slot);
-        }
-    }
-
-    /// Writes queued bytes; a write error counts as the server closing the socket.
-    pub(crate) fn flush(&mut self, slot: usize) {
-        match self.conns[slot].flush() {
-            Ok(n) => self.stats.c.bytes_out += n as u64,
-            Err(_) => self.on_lost(slot, None),
-        }
-    }
-
-    fn on_readable(&mut self, slot: usize) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let generation = self.conns[slot].generation;
-        loop {
-            let c = &mut self.conns[slot];
-            if c.generation != generation {
-                break;
-            }
-            let Some(sock) = c.sock.as_mut() else { break };
-            match sock.read(&mut scratch) {
-                Ok(0) => {
-                    self.on_lost(slot, None);
-                    break;
-                }
-                Ok(n) => {
-                    self.stats.c.bytes_in += n as u64;
-                    let mut pending = std::mem::take(&mut self.conns[slot].rbuf);
-                    if pending.is_empty() {
-                        let used = self.consume(slot, &scratch[..n]);
-                        pending.extend_from_slice(&scratch[used..n]);
-                    } else {
-                        pending.extend_from_slice(&scratch[..n]);
-                        let used = self.consume(slot, &pending);
-                        pending.drain(..used);
-                    }
-                    let c = &mut self.conns[slot];
-                    if c.generation != generation || c.sock.is_none() {
-                        break;
-                    }
-                    c.rbuf = pending;
-                    c.trim_rbuf();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.on_lost(slot, None);
-                    break;
-                }
-            }
-        }
-        self.scratch = scratch;
-    }
-
-    /// Handles the bytes in `data`; returns how many were used (the rest is an
-    /// incomplete frame to keep).
-    fn consume(&mut self, slot: usize, data: &[u8]) -> usize {
-        let generation = self.conns[slot].generation;
-        let mut at = 0;
-        if self.conns[slot].state == State::Upgrading {
-            match ws::parse_upgrade_response(data) {
-                Ok(None) => return 0,
-                Ok(Some((101, n))) => {
-                    at = n;
-                    self.on_upgraded(slot);
-                }
-                Ok(Some((status, _))) => {
-                    let code = format!("http_{status}");
-                    *self.stats.error_codes.entry(code).or_default() += 1;
-                    self.on_lost(slot, Some(0));
-                    return data.len();
-                }
-                Err(_) => {
-                    self.on_lost(slot, Some(0));
-                    return data.len();
-                }
-            }
-        }
-        while at < data.len() {
-            let c = &self.conns[slot];
-            if c.generation != generation || c.sock.is_none() {
-                return data.len();
-            }
-            match ws::decode_frame(&data[at..]) {
-                Ok(None) => break,
-                Ok(Some((f, used))) => {
-                    at += used;
-                    self.stats.c.frames_in += 1;
-                    self.on_frame(slot, f);
-                }
-                Err(e) => {
-                    *self.stats.error_codes.entry(e.to_string()).or_default() += 1;
-                    self.on_lost(slot, None);
-                    return data.len();
-                }
-            }
-        }
-        at
-    }
-
-    fn on_frame(&mut self, slot: usize, f: ws::Frame<'_>) {
-        match f.opcode {
-            ws::OP_TEXT if f.fin && self.conns[slot].frag.is_empty() => {
-                self.on_text(slot, f.payload)
-            }
-            ws::OP_TEXT | ws::OP_CONT => {
-                self.conns[slot].frag.extend_from_slice(f.payload);
-                if f.fin {
-                    let msg = std::mem::take(&mut self.conns[slot].frag);
-                    self.on_text(slot, &msg);
-                }
-            }
-            ws::OP_PING => {
-                self.conns[slot].queue(ws::OP_PONG, f.payload, &mut self.rng);
-                self.flush(slot);
-            }
-            ws::OP_CLOSE => {
-                let code = ws::close_code(f.payload);
-                if self.conns[slot].state == State::Closing {
-                    self.on_closed_by_us(slot);
-                } else {
-                    // Answer the close as the RFC asks, then treat it as a server close.
-                    let echo = code.to_be_bytes();
-                    self.conns[slot].queue(ws::OP_CLOSE, &echo, &mut self.rng);
-                    let _ = self.conns[slot].flush();
-                    self.on_lost(slot, Some(code));
-                }
-            }
-            _ => {}
-        }
     }
 
     fn fire_timers(&mut self) {
@@ -612,133 +447,6 @@ impl Driver {
             self.close_socket(slot);
         }
         let _ = self.ctx.up.send(Up::Result(Box::new(stats)));
-    }
-
-    /// Setup of `slot` failed: count it by the step it reached and leave it out.
-    pub(crate) fn fail_setup(&mut self, slot: usize) {
-        let c = &mut self.conns[slot];
-        if c.settled {
-            return;
-        }
-        match c.state {
-            State::Down | State::Connecting => self.stats.c.connect_failed += 1,
-            State::Upgrading => self.stats.c.upgrade_failed += 1,
-            State::Open | State::Closing => self.stats.c.join_failed += 1,
-        }
-        c.settled = true;
-        c.dead = true;
-        self.connecting -= 1;
-        self.settled += 1;
-        Live::add(&self.ctx.live.errors, 1);
-        self.close_socket(slot);
-    }
-
-    /// Setup of `slot` finished.
-    pub(crate) fn settle_ok(&mut self, slot: usize) {
-        let c = &mut self.conns[slot];
-        if !c.settled {
-            c.settled = true;
-            self.connecting -= 1;
-            self.settled += 1;
-            self.setup_ok += 1;
-        }
-    }
-
-    fn on_timeout(&mut self, slot: usize) {
-        let c = &self.conns[slot];
-        if c.spec.role == Role::Churner {
-            if c.state != State::Down {
-                self.stats.c.cycles_failed += 1;
-                self.close_socket(slot);
-            }
-        } else if !c.settled {
-            self.fail_setup(slot);
-        }
-    }
-
-    /// The socket ended without us asking: a close frame (`Some(code)`), a refused
-    /// upgrade (`Some(0)`), EOF or an error (`None`). Setup fails, a churn cycle
-    /// fails, anything else reconnects.
-    pub(crate) fn on_lost(&mut self, slot: usize, code: Option<u16>) {
-        let c = &self.conns[slot];
-        if c.state == State::Closing {
-            return self.on_closed_by_us(slot);
-        }
-        if !c.settled {
-            return self.fail_setup(slot);
-        }
-        if matches!(c.state, State::Connecting | State::Upgrading) {
-            *self
-                .stats
-                .error_codes
-                .entry("reconnect_failed".into())
-                .or_default() += 1;
-        } else {
-            *self.stats.close_codes.entry(code.unwrap_or(0)).or_default() += 1;
-            self.stats.c.server_closed += 1;
-        }
-        Live::add(&self.ctx.live.errors, 1);
-        if c.spec.role == Role::Churner {
-            self.stats.c.cycles_failed += 1;
-            return self.close_socket(slot);
-        }
-        // A lost socket reconnects at once; a failed reconnect waits a little, so a
-        // server that is down is not hammered.
-        let failed_attempt = matches!(c.state, State::Connecting | State::Upgrading);
-        self.close_socket(slot);
-        if self.phase < Phase::Done {
-            let c = &mut self.conns[slot];
-            self.stats.c.unacked += u64::from(c.inflight);
-            c.inflight = 0;
-            if failed_attempt {
-                let g = c.generation;
-                self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
-            } else {
-                self.reconnect(slot);
-            }
-        }
-    }
-
-    /// Our close was answered: a churn cycle is complete.
-    fn on_closed_by_us(&mut self, slot: usize) {
-        let c = &self.conns[slot];
-        if c.spec.role == Role::Churner {
-            let us = now_us().saturating_sub(c.t0);
-            self.stats.cycle.record(us);
-            self.stats.c.cycles += 1;
-            Live::add(&self.ctx.live.cycles, 1);
-        }
-        self.close_socket(slot);
-    }
-
-    /// Opens a fresh socket for a socket that was dropped or closed.
-    pub(crate) fn reconnect(&mut self, slot: usize) {
-        let c = &mut self.conns[slot];
-        if c.state != State::Down {
-            return;
-        }
-        // Timed from the first attempt to the rejoin (retries included).
-        if c.t_reconnect == 0 {
-            c.t_reconnect = now_us();
-        }
-        self.stats.c.reconnects += 1;
-        Live::add(&self.ctx.live.reconnects, 1);
-        if self.connect(slot).is_err() {
-            self.close_socket(slot);
-            let g = self.conns[slot].generation;
-            self.timer(now_us() + RETRY_US, slot, g, Tk::Reconnect);
-        }
-    }
-
-    fn start_cycle(&mut self, slot: usize) {
-        let now = now_us();
-        self.conns[slot].t0 = now;
-        if self.connect(slot).is_err() {
-            self.stats.c.cycles_failed += 1;
-            return self.close_socket(slot);
-        }
-        let g = self.conns[slot].generation;
-        self.timer(now + CYCLE_US, slot, g, Tk::Timeout);
     }
 }
 

@@ -8,13 +8,16 @@ mod coord;
 mod driver;
 mod http;
 mod plan;
+mod plot;
 mod proc;
 mod provision;
 mod report;
 mod roles;
 mod run;
 mod scenarios;
+mod sockets;
 mod stats;
+mod track;
 mod util;
 mod ws;
 

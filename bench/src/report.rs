@@ -1,5 +1,5 @@
-//! The end of a run: the summary table on stdout, `--json FILE` with every figure,
-//! and `--plot FILE.svg` with the latency percentile curves.
+//! The end of a run: the summary table on stdout and `--json FILE` with every figure
+//! (the plot is in `plot.rs`).
 
 use crate::proc::{Sample, cpu_pct};
 use crate::stats::{Hist, Stats};
@@ -13,8 +13,10 @@ pub struct Report {
     pub summary: String,
     /// The command line.
     pub command: String,
-    /// Sockets planned (churn slots included).
+    /// Sockets set up before the run (churn slots not included).
     pub sockets: usize,
+    /// Churn slots.
+    pub churn_slots: usize,
     /// Users registered.
     pub users: usize,
     /// Rooms created.
@@ -83,7 +85,7 @@ fn secs(a: u64, b: u64) -> f64 {
     (b.saturating_sub(a) as f64 / 1e6).max(1e-3)
 }
 
-fn ms(us: u64) -> String {
+pub(crate) fn ms(us: u64) -> String {
     if us >= 10_000_000 {
         format!("{:.1} s", us as f64 / 1e6)
     } else {
@@ -101,7 +103,7 @@ fn hist_json(h: &Hist) -> Value {
 }
 
 /// The histograms worth showing, with their names.
-fn hists(s: &Stats) -> Vec<(&'static str, &Hist)> {
+pub(crate) fn hists(s: &Stats) -> Vec<(&'static str, &Hist)> {
     [
         ("latency", &s.latency),
         ("ack", &s.ack),
@@ -339,7 +341,7 @@ pub fn to_json(r: &Report) -> Value {
         "scenario": r.scenario,
         "summary": r.summary,
         "command": r.command,
-        "sockets": r.sockets, "users": r.users, "rooms": r.rooms,
+        "sockets": r.sockets, "churn_slots": r.churn_slots, "users": r.users, "rooms": r.rooms,
         "memberships": r.memberships, "provision_secs": r.provision_secs,
         "procs": r.procs, "threads": r.threads,
         "counters": r.stats.c,
@@ -367,120 +369,11 @@ pub fn to_json(r: &Report) -> Value {
     })
 }
 
-fn nice_ceil(v: f64) -> f64 {
-    if v <= 0.0 {
-        return 1.0;
-    }
-    let p = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * p)
-        .find(|&x| x >= v)
-        .unwrap_or(10.0 * p)
-}
-
-/// The latency percentile curves as an SVG (`--plot FILE.svg`): x is the percentile
-/// on the usual log scale (90%, 99%, 99.9%...), y the latency in ms.
-pub fn svg(r: &Report) -> String {
-    const W: f64 = 1000.0;
-    const H: f64 = 500.0;
-    const L: f64 = 80.0;
-    const R: f64 = 250.0;
-    const T: f64 = 50.0;
-    const B: f64 = 60.0;
-    const COLORS: [&str; 7] = [
-        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-    ];
-    let series = hists(&r.stats);
-    let xmax = series
-        .iter()
-        .map(|(_, h)| (h.count() as f64).log10().clamp(1.0, 5.0))
-        .fold(1.0, f64::max)
-        .ceil();
-    let ymax = nice_ceil(
-        series
-            .iter()
-            .map(|(_, h)| h.0.max() as f64 / 1000.0)
-            .fold(0.0, f64::max),
-    );
-    let px = |x: f64| L + x / xmax * (W - L - R);
-    let py = |y: f64| H - B - y / ymax * (H - T - B);
-    let mut o = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{L}" y="25" font-size="15">chat-bench {}: latency by percentile</text>
-<text x="{L}" y="42" fill="#555">{}</text>
-"##,
-        r.scenario,
-        xml(&r.summary)
-    );
-    for i in 0..=xmax as u32 {
-        let x = px(f64::from(i));
-        let label = match i {
-            0 => "0%".to_string(),
-            _ => format!("{}%", 100.0 - 100.0 / 10f64.powi(i as i32)),
-        };
-        o += &format!(
-            r##"<line x1="{x:.1}" y1="{T}" x2="{x:.1}" y2="{}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle">{label}</text>
-"##,
-            H - B,
-            H - B + 18.0
-        );
-    }
-    for i in 0..=5 {
-        let v = ymax * f64::from(i) / 5.0;
-        let y = py(v);
-        o += &format!(
-            r##"<line x1="{L}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v} ms</text>
-"##,
-            W - R,
-            L - 6.0,
-            y + 4.0
-        );
-    }
-    o += &format!(
-        r#"<text x="{}" y="{}" text-anchor="middle">percentile</text>
-"#,
-        (L + W - R) / 2.0,
-        H - 15.0
-    );
-    for (k, (name, h)) in series.iter().enumerate() {
-        let color = COLORS[k % COLORS.len()];
-        let top = (h.count() as f64).log10().clamp(1.0, xmax);
-        let mut pts = String::new();
-        let steps = (top * 50.0) as u32;
-        for i in 0..=steps {
-            let x = top * f64::from(i) / f64::from(steps);
-            let p = 100.0 * (1.0 - 10f64.powf(-x));
-            pts += &format!("{:.1},{:.1} ", px(x), py(h.pct(p) as f64 / 1000.0));
-        }
-        pts += &format!("{:.1},{:.1}", px(top), py(h.0.max() as f64 / 1000.0));
-        o += &format!(
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>
-<rect x="{}" y="{}" width="14" height="4" fill="{color}"/><text x="{}" y="{}">{name} (p99 {})</text>
-"#,
-            W - R + 15.0,
-            T + 20.0 * k as f64 + 4.0,
-            W - R + 35.0,
-            T + 20.0 * k as f64 + 10.0,
-            ms(h.pct(99.0))
-        );
-    }
-    o += "</svg>\n";
-    o
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn report() -> Report {
+    pub(crate) fn report() -> Report {
         let mut stats = Stats::default();
         for v in 1..=1000 {
             stats.latency.record(v * 10);
@@ -494,6 +387,7 @@ mod tests {
             summary: "a <test>".into(),
             command: "chat-bench delivery".into(),
             sockets: 110,
+            churn_slots: 0,
             users: 110,
             rooms: 1,
             memberships: 110,
@@ -523,16 +417,9 @@ mod tests {
 
     #[test]
     fn plot_is_svg() {
-        let s = svg(&report());
+        let s = crate::plot::svg(&report());
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(s.contains("polyline") && s.contains("a &lt;test&gt;"));
         assert_eq!(to_json(&report())["histograms"]["latency"]["count"], 1000);
-    }
-
-    #[test]
-    fn nice_axis() {
-        assert_eq!(nice_ceil(3.2), 5.0);
-        assert_eq!(nice_ceil(0.7), 1.0);
-        assert_eq!(nice_ceil(120.0), 200.0);
     }
 }

@@ -5,7 +5,8 @@
 use crate::client::State;
 use crate::driver::{Driver, Phase, Tk};
 use crate::plan::Role;
-use crate::stats::{Live, Seen};
+use crate::stats::Live;
+use crate::track::Seen;
 use crate::util::now_us;
 use crate::ws;
 use serde::Deserialize;

@@ -221,6 +221,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         conns,
         knobs,
     };
+    let plan_churners = plan.churners();
     let mut top = Top {
         sampler: Sampler::new(server_pid),
         samples: Vec::new(),
@@ -262,7 +263,8 @@ pub fn run(a: &Args) -> Result<i32, String> {
         scenario: a.scenario.clone(),
         summary: shape.summary,
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        sockets: total,
+        sockets: total - plan_churners,
+        churn_slots: plan_churners,
         users,
         rooms: shape.rooms,
         memberships: memberships.len(),
@@ -282,7 +284,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
     }
     if let Some(path) = plot_path {
-        std::fs::write(&path, report::svg(&r)).map_err(|e| format!("{path}: {e}"))?;
+        std::fs::write(&path, crate::plot::svg(&r)).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(report::verdict(&r).0)
 }
