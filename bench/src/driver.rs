@@ -228,13 +228,16 @@ impl Driver {
     pub(crate) fn connect(&mut self, slot: usize) -> io::Result<()> {
         let k = &self.plan.knobs;
         let id = self.conns[slot].spec.id as usize;
-        let server = self.servers[id % self.servers.len()];
+        // Each new socket of a slot goes to the next server, so with several nodes a
+        // reconnect lands on another node and catches up there.
+        let pick = (id + self.conns[slot].generation as usize) % self.servers.len();
+        let server = self.servers[pick];
         let source = (k.source_addrs > 0 && server.ip().is_loopback()).then(|| {
             let n = (id as u32) % k.source_addrs;
             Ipv4Addr::new(127, 0, (n / 250) as u8, (1 + n % 250) as u8)
         });
         self.close_socket(slot);
-        let host = &self.plan.servers[id % self.servers.len()];
+        let host = &self.plan.servers[pick];
         let token_str = &self.plan.tokens[self.conns[slot].spec.user as usize];
         let c = &mut self.conns[slot];
         c.start(server, source, host, token_str, &mut self.rng)?;

@@ -17,7 +17,8 @@ use std::time::Instant;
 pub const COMMON_HELP: &str = "\
 Common options:
   --url HOST:PORT[,HOST:PORT..]  server(s) (default 127.0.0.1:3000; http:// or ws:// accepted);
-                                 sockets are spread over them, provisioning uses the first
+                                 sockets are spread over them (a reconnect goes to the next
+                                 one), provisioning uses the first
   --server-pid PID     sample the server's RSS and CPU from /proc
   --users N            users to register (sockets share tokens when fewer than sockets)
   --size BYTES         message content length (100)
