@@ -22,7 +22,8 @@ Common options:
   --server-pid PID     sample the server's RSS and CPU from /proc
   --users N            users to register (sockets share tokens when fewer than sockets)
   --size BYTES         message content length (100)
-  --procs N            child processes driving a share each (1 = in-process)
+  --procs N            child processes driving a share each (1 = in-process; default:
+                       as many as the descriptor limit needs, raised to the hard limit)
   --threads N          driver threads per process (1)
   --source-addrs N     spread sockets over 127.0.0.1..N (auto above 20,000 sockets)
   --connect-concurrency N  sockets being set up at once per thread (200)
@@ -143,7 +144,11 @@ pub fn run(a: &Args) -> Result<i32, String> {
             shape.min_users.max(1)
         ));
     }
-    let procs = a.num("procs", 1usize)?.max(1);
+    // One process holds at most its descriptor limit (less a few for itself): more
+    // sockets than that need child processes, chosen here unless --procs says.
+    let limit = crate::util::raise_nofile_limit();
+    let fit = limit.saturating_sub(64).max(1) as usize;
+    let procs = a.num("procs", total.div_ceil(fit).max(1))?.max(1);
     let threads = a.num("threads", 1usize)?.max(1);
     let default_sources = if total > 20_000 {
         total.div_ceil(20_000)
@@ -168,7 +173,6 @@ pub fn run(a: &Args) -> Result<i32, String> {
     let plot_path = a.str("plot");
     a.check_unused()?;
 
-    let limit = crate::util::raise_nofile_limit();
     let per_proc = total.div_ceil(procs) as u64 + 64;
     if per_proc > limit {
         return Err(format!(
