@@ -107,6 +107,7 @@ impl Driver {
         }
     }
 
+    /// Sends `join_room`, with `last_seen_seq` on a rejoin.
     fn send_join(&mut self, slot: usize, last_seen: Option<u64>) {
         let room = &self.plan.rooms[self.conns[slot].spec.room as usize];
         self.tmp.clear();
@@ -121,8 +122,9 @@ impl Driver {
             ),
         }
         .expect("write to Vec");
-        self.send_tmp(slot);
+        // Set first: a failed write drops the socket, which clears it again.
         self.conns[slot].t_join = now_us();
+        self.send_tmp(slot);
     }
 
     /// Queues `self.tmp` as a text frame and writes it.

@@ -24,6 +24,7 @@ impl Driver {
         c.drop_socket();
     }
 
+    /// A readiness event for the socket of `slot` (ignored when it is stale).
     pub(crate) fn on_event(
         &mut self,
         slot: usize,
@@ -60,6 +61,7 @@ impl Driver {
         }
     }
 
+    /// Reads until the kernel has nothing more, handing complete frames on.
     pub(crate) fn on_readable(&mut self, slot: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let generation = self.conns[slot].generation;
@@ -149,6 +151,7 @@ impl Driver {
         at
     }
 
+    /// One WebSocket frame: text goes to the role logic, control frames are answered.
     pub(crate) fn on_frame(&mut self, slot: usize, f: ws::Frame<'_>) {
         match f.opcode {
             ws::OP_TEXT if f.fin && self.conns[slot].frag.is_empty() => {
@@ -211,6 +214,7 @@ impl Driver {
         }
     }
 
+    /// A setup step or churn cycle took too long.
     pub(crate) fn on_timeout(&mut self, slot: usize) {
         let c = &self.conns[slot];
         if c.spec.role == Role::Churner {
@@ -284,12 +288,13 @@ impl Driver {
         if c.state != State::Down {
             return;
         }
-        // Timed from the first attempt to the rejoin (retries included).
+        // Timed from the first attempt to the rejoin (retries included), and counted
+        // once per outage.
         if c.t_reconnect == 0 {
             c.t_reconnect = now_us();
+            self.stats.c.reconnects += 1;
+            Live::add(&self.ctx.live.reconnects, 1);
         }
-        self.stats.c.reconnects += 1;
-        Live::add(&self.ctx.live.reconnects, 1);
         if self.connect(slot).is_err() {
             self.close_socket(slot);
             let g = self.conns[slot].generation;
@@ -297,6 +302,7 @@ impl Driver {
         }
     }
 
+    /// Starts a churn cycle on an idle churn slot.
     pub(crate) fn start_cycle(&mut self, slot: usize) {
         let now = now_us();
         self.conns[slot].t0 = now;
