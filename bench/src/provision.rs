@@ -126,6 +126,10 @@ pub fn provision(
     tag: &str,
 ) -> Result<Provisioned, String> {
     let start = Instant::now();
+    // Fail fast with a clear message when nothing answers, rather than after retries.
+    Http::new(server)
+        .call("GET", "/health", None, None)
+        .map_err(|e| format!("cannot reach chatd at {server}: {e}"))?;
     let registered = par(server, users, workers, "register", |http, i| {
         let name = format!("b{tag}u{i}");
         let body = json!({
