@@ -206,11 +206,18 @@ pub fn spawn_threads(plan: &Plan, up: &Sender<Up>) -> Vec<Member> {
             let up = up.clone();
             std::thread::Builder::new()
                 .name(format!("driver-{t}"))
-                .spawn(move || match Driver::new(share, ctx, t as u64) {
-                    Ok(d) => d.run(),
-                    Err(e) => {
-                        let _ = up.send(Up::Failed(format!("driver {t}: {e}")));
-                    }
+                .spawn(move || {
+                    // A driver that dies must say so: the others would wait for it at
+                    // the next barrier for ever.
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        Driver::new(share, ctx, t as u64).map(Driver::run)
+                    }));
+                    let failure = match run {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => format!("driver {t}: {e}"),
+                        Err(_) => format!("driver {t} panicked"),
+                    };
+                    let _ = up.send(Up::Failed(failure));
                 })
                 .expect("spawn driver thread");
             Member::Thread {

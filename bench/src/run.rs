@@ -254,6 +254,9 @@ pub fn run(a: &Args) -> Result<i32, String> {
     let result = coord::control(members, rx, &mut top);
     let end = top.sampler.sample();
     for c in &mut children {
+        if result.is_err() {
+            let _ = c.kill();
+        }
         let _ = c.wait();
     }
     let stats = result?;
