@@ -69,7 +69,7 @@ fn tokens_and_passwords_never_reach_the_log() {
     let db = TestDb::new();
     let log = std::env::temp_dir().join(format!("chatd-log-{}.txt", uuid::Uuid::new_v4().simple()));
     let file = std::fs::File::create(&log).unwrap();
-    let mut p = Process::start_with(&db, "log-1", "trace", file.into());
+    let mut p = Process::start_with(&db, "log-1", "trace", file.into(), None);
     let a = p.addr.clone();
     let password = "correct-horse-battery-staple";
     let (s, r) = request(

@@ -551,18 +551,23 @@ pub struct Process {
 impl Process {
     /// Starts the binary on a free port against `db` with the given secrets.
     pub fn start(db: &TestDb, node_id: &str) -> Process {
-        Process::start_with(db, node_id, "warn", std::process::Stdio::inherit())
+        Process::start_with(db, node_id, "warn", std::process::Stdio::inherit(), None)
     }
 
-    /// Same, with a log level and where its log (stderr) goes.
+    /// Same, with a log level, where its log (stderr) goes and a config file.
     pub fn start_with(
         db: &TestDb,
         node_id: &str,
         level: &str,
         stderr: std::process::Stdio,
+        config: Option<&std::path::Path>,
     ) -> Process {
         let port = free_port();
-        let child = std::process::Command::new(chatd_bin())
+        let mut cmd = std::process::Command::new(chatd_bin());
+        if let Some(c) = config {
+            cmd.env("CHATD_CONFIG", c);
+        }
+        let child = cmd
             .env("DATABASE_URL", &db.url)
             .env("PORT", port.to_string())
             .env(
