@@ -276,10 +276,11 @@ fn a_stalled_database_keeps_loops_responsive_and_queues_bounded() {
     let mut unavailable = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     while unavailable == 0 && Instant::now() < deadline {
-        if let Some(v) = w.next_within(Duration::from_millis(100)) {
-            if v["event"] == "error" && v["data"]["code"] == "unavailable" {
-                unavailable += 1;
-            }
+        if let Some(v) = w.next_within(Duration::from_millis(100))
+            && v["event"] == "error"
+            && v["data"]["code"] == "unavailable"
+        {
+            unavailable += 1;
         }
     }
     assert!(unavailable > 0, "a full queue answers unavailable");
