@@ -25,8 +25,9 @@ if ! command -v nginx >/dev/null; then
 fi
 # Sockets per test process can exceed the common 1024 soft limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-# The acceptance checks run the release binary, built once here and shared by every
-# test that starts chatd as a process.
-cargo build --release --bin chatd
+# The acceptance checks, the cluster, Autobahn and bench --quick runs use release
+# binaries, built once here and shared by every test that starts them.
+cargo build --release --workspace --bins
 export CHATD_BIN=${CHATD_BIN:-$ROOT/target/release/chatd}
+export CHAT_BENCH=${CHAT_BENCH:-$ROOT/target/release/chat-bench}
 exec cargo test --workspace "$@"

@@ -113,6 +113,9 @@ pub struct WsConfig {
     pub coalesce_ms: u64,
     /// Messages and typing events per socket per second (0 = unlimited).
     pub max_events_per_sec: u32,
+    /// Serve `/echo`: an unauthenticated WebSocket echo on the same framing code, for
+    /// conformance suites. Never enable it in production.
+    pub echo_endpoint: bool,
 }
 
 /// `[database]`
@@ -217,6 +220,7 @@ impl Default for WsConfig {
             ping_interval_secs: 30,
             coalesce_ms: 0,
             max_events_per_sec: 0,
+            echo_endpoint: false,
         }
     }
 }

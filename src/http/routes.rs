@@ -24,6 +24,8 @@ pub enum Routed {
     Pending,
     /// Upgrade to a WebSocket for this caller.
     Upgrade(Identity),
+    /// Upgrade to the echo socket (conformance tests only).
+    UpgradeEcho,
 }
 
 /// Sends a worker's answer back to the loop that owns the connection. Dropped without
@@ -160,6 +162,13 @@ pub fn dispatch(
             ))
         ),
         ["ws"] => allow!(m == Method::Get, "GET /ws", "GET", upgrade(shared, head)),
+        ["echo"] if shared.cfg.websocket.echo_endpoint => (
+            "GET /echo",
+            match crate::ws::handshake::check(head) {
+                Ok(()) => Routed::UpgradeEcho,
+                Err(resp) => Routed::Now(resp),
+            },
+        ),
         ["auth", "register"] => allow!(
             post,
             "POST /auth/register",

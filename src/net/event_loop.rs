@@ -369,7 +369,16 @@ impl EventLoop {
                     self.shared
                         .metrics
                         .record_request(route, 101, started.elapsed().as_secs_f64());
-                    self.upgrade(k, &head, who);
+                    self.upgrade(k, &head, who, false);
+                    return;
+                }
+                Routed::UpgradeEcho => {
+                    let nobody = crate::auth::tokens::Identity {
+                        user_id: uuid::Uuid::nil(),
+                        username: String::new(),
+                        session_id: uuid::Uuid::nil(),
+                    };
+                    self.upgrade(k, &head, nobody, true);
                     return;
                 }
             }

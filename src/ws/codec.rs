@@ -9,12 +9,21 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// A complete unmasked server text frame holding `payload`.
 pub fn text_frame(payload: &[u8]) -> Vec<u8> {
+    frame(Data::Text, payload)
+}
+
+/// A complete unmasked server binary frame (the echo endpoint only).
+pub fn binary_frame(payload: &[u8]) -> Vec<u8> {
+    frame(Data::Binary, payload)
+}
+
+fn frame(kind: Data, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         is_final: true,
         rsv1: false,
         rsv2: false,
         rsv3: false,
-        opcode: OpCode::Data(Data::Text),
+        opcode: OpCode::Data(kind),
         mask: None,
     };
     let len = payload.len() as u64;

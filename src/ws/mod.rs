@@ -49,6 +49,8 @@ pub struct WsConn {
     pub paused: bool,
     /// Start of the current rate-limit window and events counted in it.
     pub window: (Instant, u32),
+    /// Echo socket of the conformance endpoint: frames come back as they came.
+    pub echo: bool,
 }
 
 impl WsConn {

@@ -49,7 +49,7 @@ const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl EventLoop {
     /// Completes the upgrade: answers 101 and moves the connection to the WebSocket state.
-    pub fn upgrade(&mut self, k: usize, head: &Head, who: Identity) {
+    pub fn upgrade(&mut self, k: usize, head: &Head, who: Identity, echo: bool) {
         let ws_cfg = &self.shared.cfg.websocket;
         let config = WebSocketConfig::default()
             .read_buffer_size(ws_cfg.read_buffer_bytes)
@@ -82,6 +82,7 @@ impl EventLoop {
             last_ping: now,
             paused: false,
             window: (now, 0),
+            echo,
         }));
         self.shared.metrics.websockets.fetch_add(1, Relaxed);
         self.mark_dirty(k);
@@ -116,6 +117,14 @@ impl EventLoop {
                 conn.last_read = Instant::now();
             }
             match res {
+                Ok(WsMessage::Text(t)) if ws.echo => {
+                    conn.out.push_owned(text_frame(t.as_bytes()));
+                    self.mark_dirty(k);
+                }
+                Ok(WsMessage::Binary(b)) if ws.echo => {
+                    conn.out.push_owned(crate::ws::codec::binary_frame(&b));
+                    self.mark_dirty(k);
+                }
                 Ok(WsMessage::Text(t)) => {
                     self.mark_dirty(k);
                     self.ws_event(k, t.as_str());
@@ -132,7 +141,14 @@ impl EventLoop {
                 Ok(WsMessage::Pong(_)) => ws.ping_sent = None,
                 Ok(WsMessage::Ping(_)) | Ok(WsMessage::Frame(_)) => self.mark_dirty(k),
                 Ok(WsMessage::Close(_)) => {
-                    // tungstenite queued the closing reply; send it, then end.
+                    // tungstenite holds the closing reply until its next write: flush it
+                    // into our queue, send it, then end.
+                    let mut io = WsIo {
+                        sock: &mut conn.sock,
+                        out: &mut conn.out,
+                        read_bytes: 0,
+                    };
+                    let _ = ws.ctx.flush(&mut io);
                     conn.close_soon();
                     self.mark_dirty(k);
                     return;
