@@ -243,27 +243,19 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
-        let before = conn.out.len();
         conn.out.push_owned(text_frame(&payload));
         self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
         self.mark_dirty(k);
-        self.check_slow(k, before);
     }
 
     fn send_error(&mut self, k: usize, e: &ApiError) {
         self.send_owned(k, events::error(e));
     }
 
-    /// Hard memory cap while queueing: a backlog four times the bound is closed at once
-    /// (the usual check runs after each write, see [`EventLoop::ws_backlogged`]).
-    fn check_slow(&mut self, k: usize, before: usize) {
-        if before > 4 * self.shared.cfg.websocket.max_outbound_bytes {
-            self.slow_close(k);
-        }
-    }
-
-    /// After a write that the socket could not take whole: a client that leaves more
-    /// than the bound unread is a slow consumer.
+    /// After the end-of-turn write, which the socket could not take whole: a client that
+    /// leaves more than the bound unread is a slow consumer. (Judged after writing, not
+    /// while queueing: one turn's burst is mostly shared frames, and a client that reads
+    /// fast drains it.)
     pub fn ws_backlogged(&mut self, k: usize) {
         let bound = self.shared.cfg.websocket.max_outbound_bytes;
         if self.conns.get(k).is_some_and(|c| c.out.backlog() > bound) {
@@ -756,10 +748,8 @@ impl EventLoop {
             if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
                 continue;
             }
-            let before = conn.out.len();
             conn.out.push_shared(frame.clone());
             self.mark_dirty(k);
-            self.check_slow(k, before);
         }
     }
 
@@ -866,7 +856,6 @@ impl EventLoop {
                 // Joining, already has these, or behind and catching up by itself.
                 continue;
             }
-            let before = conn.out.len();
             if sub.delivered == first - 1 {
                 conn.out.push_shared(frame.clone());
                 delivered += msgs.len() as u64;
@@ -881,7 +870,6 @@ impl EventLoop {
             }
             sub.delivered = last;
             self.mark_dirty(k);
-            self.check_slow(k, before);
         }
         self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
         self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
