@@ -710,6 +710,25 @@ mod tests {
     }
 
     #[test]
+    fn production_needs_owasp_argon2_and_distinct_secrets() {
+        let mut cfg = Config {
+            mode: Mode::Production,
+            ..Default::default()
+        };
+        cfg.auth.access_secret = "a".repeat(32);
+        cfg.auth.refresh_secret = "a".repeat(32);
+        assert!(cfg.validate().unwrap_err().to_string().contains("refresh_secret"));
+        cfg.auth.refresh_secret = "b".repeat(31);
+        assert!(cfg.validate().unwrap_err().to_string().contains("refresh_secret"));
+        cfg.auth.refresh_secret = "b".repeat(32);
+        cfg.auth.argon2_memory_kib = 4096;
+        assert!(cfg.validate().unwrap_err().to_string().contains("argon2"));
+        cfg.auth.argon2_memory_kib = 19456;
+        cfg.auth.argon2_iterations = 1;
+        assert!(cfg.validate().unwrap_err().to_string().contains("argon2"));
+    }
+
+    #[test]
     fn masks_secrets() {
         let mut cfg = Config::default();
         cfg.auth.access_secret = "topsecret".into();
