@@ -361,3 +361,41 @@ fn typing_indicator_times_out_after_six_seconds() {
     drop(wb);
     assert_eq!(wa.expect("typing")["typing"], false);
 }
+
+#[test]
+fn leaving_over_rest_removes_the_users_live_sockets() {
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let owner = register(&a, "ro");
+    let guest = register(&a, "rg");
+    let room = create_room(&a, &owner.token);
+    join_room(&a, &guest.token, &room);
+    let mut w = Ws::connect(&a, &guest.token);
+    w.join(&room, None);
+    assert_eq!(
+        request(
+            &a,
+            "POST",
+            &format!("/rooms/{room}/leave"),
+            Some(&guest.token),
+            None
+        )
+        .0,
+        201
+    );
+    assert_eq!(w.expect("left_room")["room_id"], room.as_str());
+    let (s, _) = request(
+        &a,
+        "POST",
+        &format!("/rooms/{room}/messages"),
+        Some(&owner.token),
+        Some(&json!({"content": "after"})),
+    );
+    assert_eq!(s, 201);
+    let leaked = w.next_within(Duration::from_millis(700));
+    assert!(
+        leaked.as_ref().is_none_or(|v| v["event"] != "new_message"),
+        "{leaked:?}"
+    );
+}
