@@ -717,9 +717,19 @@ mod tests {
         };
         cfg.auth.access_secret = "a".repeat(32);
         cfg.auth.refresh_secret = "a".repeat(32);
-        assert!(cfg.validate().unwrap_err().to_string().contains("refresh_secret"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("refresh_secret")
+        );
         cfg.auth.refresh_secret = "b".repeat(31);
-        assert!(cfg.validate().unwrap_err().to_string().contains("refresh_secret"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("refresh_secret")
+        );
         cfg.auth.refresh_secret = "b".repeat(32);
         cfg.auth.argon2_memory_kib = 4096;
         assert!(cfg.validate().unwrap_err().to_string().contains("argon2"));
