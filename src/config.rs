@@ -230,7 +230,7 @@ impl Default for DbConfig {
         DbConfig {
             url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
             pool_size: 16,
-            db_workers: 4,
+            db_workers: 8,
             writers: 2,
             write_batch_size: 1000,
             connect_timeout_secs: 5,
