@@ -67,8 +67,14 @@ fn connections_per_address_are_limited() {
     let db = TestDb::new();
     let node = start_with(&db, |c| c.limits.connections_per_ip = 3);
     let a = node.addr();
-    let held: Vec<Http> = (0..3).map(|_| Http::connect(&a)).collect();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Each held connection answers a request first, so it is surely accepted and counted.
+    let held: Vec<Http> = (0..3)
+        .map(|_| {
+            let mut c = Http::connect(&a);
+            assert_eq!(c.call("GET", "/health", None, None).status, 200);
+            c
+        })
+        .collect();
     let mut extra = Http::connect(&a);
     let r = extra.read().expect("an answer, not a silent drop");
     assert_eq!(

@@ -1,8 +1,10 @@
 //! WebSocket: handshake, frame codec, JSON events, and the per-socket session logic.
 
 pub mod codec;
+pub mod deliver;
 pub mod events;
 pub mod handshake;
+pub mod join;
 pub mod session;
 
 use crate::auth::tokens::Identity;

@@ -13,7 +13,7 @@ use crate::pg::writer::WriteJob;
 use crate::shared::LoopMsg;
 use crate::ws::codec::{WsIo, text_frame};
 use crate::ws::events::{self, ClientEvent};
-use crate::ws::{JoinData, LoopEvent, Sub, WsConn, handshake};
+use crate::ws::{LoopEvent, Sub, WsConn, handshake};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,24 +24,8 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message as WsMessage};
 use uuid::Uuid;
 
-/// Most rooms one socket may be in.
-const MAX_ROOMS_PER_SOCKET: usize = 256;
-/// Most messages in a `history` frame.
-const HISTORY_PAGE: i64 = 100;
-/// The `history` frame's data, serialised straight from the messages.
-#[derive(serde::Serialize)]
-struct History<'a> {
-    room_id: Uuid,
-    messages: &'a [Arc<Message>],
-    next_cursor: i64,
-    has_more: bool,
-}
-
-/// Membership and the room's position in one round trip.
-const JOIN_SQL: &str = "SELECT r.last_seq, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)
-     FROM rooms r WHERE r.id = $1";
 /// Most rows per catch-up or gap fetch.
-const FETCH_PAGE: i64 = 1000;
+pub(crate) const FETCH_PAGE: i64 = 1000;
 /// A typing indicator not refreshed for this long is turned off.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
 /// Typing starts relayed at most this often per socket and room.
@@ -216,7 +200,7 @@ impl EventLoop {
         self.shared.metrics.websockets.fetch_sub(1, Relaxed);
     }
 
-    fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
+    pub(crate) fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
         if self.rooms.unsubscribe(s.room, k) {
             self.shared.lose_interest(s.room);
         }
@@ -229,7 +213,7 @@ impl EventLoop {
         self.publish_loop_stats();
     }
 
-    fn publish_loop_stats(&self) {
+    pub(crate) fn publish_loop_stats(&self) {
         let subs = self.rooms.rooms.values().map(|r| r.subs.len()).sum();
         if let Some(s) = self.shared.loop_stats.get(self.idx)
             && let Ok(mut v) = s.write()
@@ -239,7 +223,7 @@ impl EventLoop {
     }
 
     /// Queues bytes for one socket (not shared).
-    fn send_owned(&mut self, k: usize, payload: Vec<u8>) {
+    pub(crate) fn send_owned(&mut self, k: usize, payload: Vec<u8>) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
@@ -248,7 +232,7 @@ impl EventLoop {
         self.mark_dirty(k);
     }
 
-    fn send_error(&mut self, k: usize, e: &ApiError) {
+    pub(crate) fn send_error(&mut self, k: usize, e: &ApiError) {
         self.send_owned(k, events::error(e));
     }
 
@@ -264,7 +248,7 @@ impl EventLoop {
     }
 
     /// Closes a slow consumer with 1013 rather than skipping messages for it.
-    fn slow_close(&mut self, k: usize) {
+    pub(crate) fn slow_close(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
@@ -299,7 +283,7 @@ impl EventLoop {
         ws.window.1 > max
     }
 
-    fn ws_parts(&mut self, k: usize) -> Option<&mut WsConn> {
+    pub(crate) fn ws_parts(&mut self, k: usize) -> Option<&mut WsConn> {
         match &mut self.conns.get_mut(k)?.state {
             State::Ws(ws) => Some(ws),
             _ => None,
@@ -348,224 +332,6 @@ impl EventLoop {
                 self.typing(k, room_id, typing);
             }
         }
-    }
-
-    fn join(&mut self, k: usize, room: Uuid, last_seen: Option<i64>) {
-        let join_id = self.next_id;
-        self.next_id += 1;
-        let Some(ws) = self.ws_parts(k) else { return };
-        let sock = ws.id;
-        let user = ws.who.user_id;
-        match ws.sub(room) {
-            Some(s) => {
-                s.joining = true;
-                s.join_id = join_id;
-            }
-            None => {
-                if ws.subs.len() >= MAX_ROOMS_PER_SOCKET {
-                    let e = ApiError::BadRequest(
-                        "invalid_payload",
-                        format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"),
-                    );
-                    return self.send_error(k, &e);
-                }
-                ws.subs.push(Sub {
-                    room,
-                    delivered: 0,
-                    joining: true,
-                    catching_up: false,
-                    join_id,
-                    present: false,
-                    typing_since: None,
-                });
-            }
-        }
-        // Subscribe before checking: every notification committed after the check then
-        // reaches this loop, and the registry sorts out what history already covered.
-        if self.rooms.subscribe(room, k) {
-            self.shared.gain_interest(room);
-        }
-        self.publish_loop_stats();
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
-        let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = (|| -> Result<JoinData, ApiError> {
-                let (c, st) = w.prepared(JOIN_SQL)?;
-                let row = c.query_opt(&st, &[&room, &user])?;
-                let room_seq: i64 = match row {
-                    None => return Err(ApiError::NotFound("room_not_found", "Room not found")),
-                    Some(r) if !r.get::<_, bool>(1) => {
-                        return Err(ApiError::Forbidden(
-                            "not_member",
-                            "Not a member of this room",
-                        ));
-                    }
-                    Some(r) => r.get(0),
-                };
-                let history = match last_seen {
-                    Some(after) => {
-                        let mut rows =
-                            messages::range_on(w, room, after, i64::MAX, HISTORY_PAGE + 1)?;
-                        let more = rows.len() as i64 > HISTORY_PAGE;
-                        rows.truncate(HISTORY_PAGE as usize);
-                        Some((rows, more, after))
-                    }
-                    None => None,
-                };
-                Ok(JoinData { room_seq, history })
-            })();
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::Joined {
-                    key: k,
-                    sock,
-                    room,
-                    join_id,
-                    result,
-                },
-            );
-        });
-        if let Err(e) = self.shared.db.submit(job) {
-            self.fail_join(k, room, &e);
-        }
-    }
-
-    fn fail_join(&mut self, k: usize, room: Uuid, e: &ApiError) {
-        if let Some(ws) = self.ws_parts(k) {
-            let who = ws.who.clone();
-            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
-                let s = ws.subs.swap_remove(pos);
-                self.release_sub(k, &who, &s);
-            }
-        }
-        self.send_error(k, e);
-    }
-
-    fn on_joined(
-        &mut self,
-        k: usize,
-        sock: u64,
-        room: Uuid,
-        join_id: u64,
-        result: Result<JoinData, ApiError>,
-    ) {
-        let Some(ws) = self.ws_parts(k) else { return };
-        if ws.id != sock || ws.sub(room).map(|s| s.join_id) != Some(join_id) {
-            return; // the socket left, closed, or joined again since
-        }
-        let data = match result {
-            Ok(d) => d,
-            Err(e) => return self.fail_join(k, room, &e),
-        };
-        let who = ws.who.clone();
-        if let Some(gap) = self.rooms.init_seq(room, data.room_seq) {
-            self.fetch_room(room, gap);
-        }
-        let mut frames = Vec::new();
-        let Some(ws) = self.ws_parts(k) else { return };
-        let Some(sub) = ws.sub(room) else { return };
-        sub.joining = false;
-        match data.history {
-            Some((msgs, has_more, after)) => {
-                // A client claiming more than exists starts from what exists.
-                sub.delivered = msgs
-                    .last()
-                    .map(|m| m.seq)
-                    .unwrap_or(after.min(data.room_seq));
-                frames.push(events::encode(
-                    "history",
-                    &History {
-                        room_id: room,
-                        messages: &msgs,
-                        next_cursor: sub.delivered,
-                        has_more,
-                    },
-                ));
-            }
-            None => sub.delivered = data.room_seq,
-        }
-        let newly_present = !sub.present;
-        sub.present = true;
-        frames.push(events::encode("joined_room", &json!({ "room_id": room })));
-        for f in frames {
-            self.send_owned(k, f);
-        }
-        if newly_present {
-            self.shared.presence.send(PresenceOp::join(room, &who));
-        }
-        self.reconcile(k, room);
-    }
-
-    /// Brings a socket from its own position up to the room's live position, from the
-    /// recent buffer when it has the rows, else from the database.
-    fn reconcile(&mut self, k: usize, room: Uuid) {
-        let Some(room_seq) = self.rooms.rooms.get(&room).and_then(|r| r.seq) else {
-            return;
-        };
-        let Some(ws) = self.ws_parts(k) else { return };
-        let sock = ws.id;
-        let Some(sub) = ws.sub(room) else { return };
-        if sub.joining || sub.catching_up || sub.delivered >= room_seq {
-            return;
-        }
-        let after = sub.delivered;
-        if let Some(msgs) = self.rooms.recent_range(room, after, room_seq) {
-            if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
-                sub.delivered = room_seq;
-            }
-            for chunk in chunks(&msgs) {
-                self.send_owned(k, events::encode("new_message_batch", chunk));
-            }
-            return;
-        }
-        if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
-            sub.catching_up = true;
-        }
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
-        let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE);
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::CatchUp {
-                    key: k,
-                    sock,
-                    room,
-                    result,
-                },
-            );
-        });
-        if self.shared.db.submit(job).is_err() {
-            // Cannot catch this socket up now; closing it lets the client retry later.
-            self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq");
-        }
-    }
-
-    fn on_catch_up(
-        &mut self,
-        k: usize,
-        sock: u64,
-        room: Uuid,
-        result: Result<Vec<Arc<Message>>, ApiError>,
-    ) {
-        let Some(ws) = self.ws_parts(k) else { return };
-        if ws.id != sock {
-            return;
-        }
-        let Some(sub) = ws.sub(room) else { return };
-        sub.catching_up = false;
-        let rows = match result {
-            Ok(r) => r,
-            Err(_) => return self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq"),
-        };
-        let fresh: Vec<Arc<Message>> = rows.into_iter().filter(|m| m.seq > sub.delivered).collect();
-        if let Some(last) = fresh.last() {
-            sub.delivered = last.seq;
-            for chunk in chunks(&fresh) {
-                self.send_owned(k, events::encode("new_message_batch", chunk));
-            }
-        }
-        self.reconcile(k, room);
     }
 
     fn send_message(
@@ -733,148 +499,6 @@ impl EventLoop {
         }
     }
 
-    fn room_event(&mut self, room: Uuid, except: Option<Uuid>, frame: Arc<[u8]>) {
-        let Some(r) = self.rooms.rooms.get(&room) else {
-            return;
-        };
-        let subs = r.subs.clone();
-        for k in subs {
-            let Some(conn) = self.conns.get_mut(k) else {
-                continue;
-            };
-            let State::Ws(ws) = &mut conn.state else {
-                continue;
-            };
-            if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
-                continue;
-            }
-            conn.out.push_shared(frame.clone());
-            self.mark_dirty(k);
-        }
-    }
-
-    fn kick(&mut self, room: Uuid, user: Uuid) {
-        let Some(r) = self.rooms.rooms.get(&room) else {
-            return;
-        };
-        for k in r.subs.clone() {
-            let Some(ws) = self.ws_parts(k) else { continue };
-            if ws.who.user_id != user {
-                continue;
-            }
-            let who = ws.who.clone();
-            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
-                let s = ws.subs.swap_remove(pos);
-                self.release_sub(k, &who, &s);
-                self.send_owned(k, events::encode("left_room", &json!({ "room_id": room })));
-            }
-        }
-    }
-
-    fn fetch_room(&mut self, room: Uuid, gap: Gap) {
-        self.shared.metrics.gap_fetches.fetch_add(1, Relaxed);
-        if let Some(r) = self.rooms.rooms.get_mut(&room) {
-            r.fetching = true;
-        }
-        self.submit_fetch(room, gap);
-    }
-
-    fn submit_fetch(&mut self, room: Uuid, gap: Gap) {
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
-        let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = messages::range_on(w, room, gap.after, gap.upto, FETCH_PAGE).map(|rows| {
-                let full = rows.len() as i64 == FETCH_PAGE;
-                (rows, full)
-            });
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::RoomFetched {
-                    room,
-                    after: gap.after,
-                    result,
-                },
-            );
-        });
-        if self.shared.db.submit(job).is_err() {
-            self.retry_fetch(room, gap.after);
-        }
-    }
-
-    /// A gap fetch failed (database down, queue full): try again on a later sweep; the
-    /// room's live messages wait meanwhile, so nothing is delivered out of order.
-    fn retry_fetch(&mut self, room: Uuid, after: i64) {
-        if self.rooms.rooms.contains_key(&room) {
-            self.retry
-                .push((room, after, Instant::now() + Duration::from_millis(500)));
-        }
-    }
-
-    /// Fans out what the rooms accepted this turn: one frame per room (per chunk of a
-    /// large batch), encoded once and shared by every socket of the room on this loop.
-    pub fn rooms_flush(&mut self) {
-        if self.rooms.dirty.is_empty() {
-            return;
-        }
-        let window = Duration::from_millis(self.shared.cfg.websocket.coalesce_ms);
-        let now = Instant::now();
-        let dirty = std::mem::take(&mut self.rooms.dirty);
-        for room in dirty {
-            let Some(r) = self.rooms.rooms.get_mut(&room) else {
-                continue;
-            };
-            if r.held_since.is_some_and(|t| now.duration_since(t) < window) {
-                self.rooms.dirty.push(room);
-                continue;
-            }
-            r.held_since = None;
-            let msgs = std::mem::take(&mut r.outbox);
-            let subs = r.subs.clone();
-            for chunk in chunks(&msgs) {
-                self.fan_out(room, &subs, chunk);
-            }
-        }
-    }
-
-    /// Queues one contiguous run of a room's messages on each subscribed socket.
-    fn fan_out(&mut self, room: Uuid, subs: &[usize], msgs: &[Arc<Message>]) {
-        let (Some(first), Some(last)) = (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq))
-        else {
-            return;
-        };
-        let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(msgs)));
-        let mut delivered = 0u64;
-        for &k in subs {
-            let Some(conn) = self.conns.get_mut(k) else {
-                continue;
-            };
-            let State::Ws(ws) = &mut conn.state else {
-                continue;
-            };
-            let Some(sub) = ws.sub(room) else { continue };
-            if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
-                // Joining, already has these, or behind and catching up by itself.
-                continue;
-            }
-            if sub.delivered == first - 1 {
-                conn.out.push_shared(frame.clone());
-                delivered += msgs.len() as u64;
-            } else {
-                let tail: Vec<Arc<Message>> = msgs
-                    .iter()
-                    .filter(|m| m.seq > sub.delivered)
-                    .cloned()
-                    .collect();
-                delivered += tail.len() as u64;
-                conn.out.push_owned(text_frame(&events::live(&tail)));
-            }
-            sub.delivered = last;
-            self.mark_dirty(k);
-        }
-        self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
-        self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
-    }
-
     /// Pings, dead peers, stale typing indicators, fetch retries.
     pub fn ws_sweep(&mut self, now: Instant) {
         let interval = Duration::from_secs(self.shared.cfg.websocket.ping_interval_secs);
@@ -946,29 +570,8 @@ impl EventLoop {
     }
 }
 
-/// Most content bytes in one live frame: a large batch goes out as several frames.
-const MAX_FRAME_CONTENT: usize = 256 * 1024;
-
-/// Splits a batch into runs whose content stays under [`MAX_FRAME_CONTENT`].
-fn chunks(msgs: &[Arc<Message>]) -> Vec<&[Arc<Message>]> {
-    let mut out = Vec::new();
-    let (mut start, mut size) = (0, 0);
-    for (i, m) in msgs.iter().enumerate() {
-        let len = m.content.len() + 200;
-        if i > start && size + len > MAX_FRAME_CONTENT {
-            out.push(&msgs[start..i]);
-            start = i;
-            size = 0;
-        }
-        size += len;
-    }
-    if start < msgs.len() {
-        out.push(&msgs[start..]);
-    }
-    out
-}
-
-fn error_with_cmid(e: &ApiError, cmid: Option<&str>) -> Vec<u8> {
+/// An `error` event that names the `client_msg_id` it answers, when there was one.
+pub(crate) fn error_with_cmid(e: &ApiError, cmid: Option<&str>) -> Vec<u8> {
     let message = match e {
         ApiError::Validation(m) => m.join("; "),
         other => other.to_string(),
