@@ -7,6 +7,8 @@ pub mod auth;
 pub mod chat;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod logger;

@@ -3,25 +3,9 @@
 //! functions as the cargo-fuzz targets in fuzz/, on stable and without libFuzzer.
 //! A panic in any of them fails the test and names the file.
 
-use chatd::config::Config;
-use chatd::http::parse::{Limits, parse_head, percent_decode, query_param};
-use chatd::ws::events::{ClientEvent, decode, encode, error};
+use chatd::fuzzing::{config_toml, http_parse, ws_event};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-
-/// `chat.toml` defaults.
-const DEFAULT: Limits = Limits {
-    max_header_bytes: 8192,
-    max_headers: 64,
-    max_body_bytes: 1 << 20,
-};
-
-/// The lower bounds `Config::validate` allows.
-const TIGHT: Limits = Limits {
-    max_header_bytes: 256,
-    max_headers: 4,
-    max_body_bytes: 1024,
-};
 
 /// Every input file of `target`: its corpus and its saved regressions.
 fn inputs(target: &str) -> Vec<PathBuf> {
@@ -66,63 +50,6 @@ fn replay(target: &str, f: fn(&[u8])) {
         files.len(),
         failed.join("\n")
     );
-}
-
-fn http_parse(data: &[u8]) {
-    for limits in [&DEFAULT, &TIGHT] {
-        if let Ok(Some(head)) = parse_head(data, limits) {
-            assert!(head.head_len <= data.len());
-            assert!(head.head_len <= limits.max_header_bytes);
-            assert!(head.body_len <= limits.max_body_bytes);
-            assert!(head.path.starts_with('/'));
-            assert!(head.minor <= 1);
-            for name in ["token", "cursor", "limit", ""] {
-                let _ = query_param(&head.query, name);
-            }
-            let _ = percent_decode(&head.query);
-        }
-    }
-    let text = String::from_utf8_lossy(data);
-    let _ = percent_decode(&text);
-    let _ = query_param(&text, "token");
-}
-
-fn ws_event(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    match decode(&text) {
-        Ok(ClientEvent::SendMessage {
-            content,
-            client_msg_id,
-            ..
-        }) => {
-            assert!(!content.is_empty());
-            assert!(client_msg_id.is_none_or(|id| !id.is_empty() && id.chars().count() <= 64));
-        }
-        Ok(ClientEvent::JoinRoom { last_seen_seq, .. }) => {
-            assert!(last_seen_seq.is_none_or(|n| n >= 0));
-        }
-        Ok(ClientEvent::Ping(data)) => {
-            assert!(!encode("pong", &data).is_empty());
-        }
-        Ok(_) => {}
-        Err(e) => {
-            let _ = e.code();
-            let _ = e.status();
-            assert!(!error(&e).is_empty());
-        }
-    }
-}
-
-fn config_toml(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    if let Ok(cfg) = Config::from_toml(&text, "fuzz") {
-        let _ = cfg.validate();
-        let shown = cfg.masked_toml();
-        assert!(
-            Config::from_toml(&shown, "masked").is_ok(),
-            "masked_toml output does not parse back:\n{shown}"
-        );
-    }
 }
 
 #[test]
