@@ -49,6 +49,8 @@ pub struct Registry {
     pub rooms: HashMap<Uuid, RoomState>,
     /// Rooms with a non-empty outbox.
     pub dirty: Vec<Uuid>,
+    /// Socket-room subscriptions across all rooms (kept as it changes, for metrics).
+    pub subscriptions: usize,
 }
 
 impl Registry {
@@ -63,6 +65,7 @@ impl Registry {
         let r = self.rooms.entry(room).or_default();
         if !r.subs.contains(&key) {
             r.subs.push(key);
+            self.subscriptions += 1;
         }
         fresh
     }
@@ -72,7 +75,9 @@ impl Registry {
         let Some(r) = self.rooms.get_mut(&room) else {
             return false;
         };
+        let before = r.subs.len();
         r.subs.retain(|k| *k != key);
+        self.subscriptions -= before - r.subs.len();
         if r.subs.is_empty() {
             self.rooms.remove(&room);
             self.dirty.retain(|d| *d != room);
@@ -254,8 +259,12 @@ mod tests {
             )]
         );
         assert_eq!(reg.fetched(room, &[m(8)]), None);
+        assert_eq!(reg.subscriptions, 2);
         assert!(!reg.unsubscribe(room, 1));
+        assert!(!reg.unsubscribe(room, 1));
+        assert_eq!(reg.subscriptions, 1);
         assert!(reg.unsubscribe(room, 2));
         assert!(reg.rooms.is_empty());
+        assert_eq!(reg.subscriptions, 0);
     }
 }

@@ -228,45 +228,25 @@ pub fn dispatch(
             get,
             "GET /rooms/:id",
             "GET, HEAD",
-            room_route(shared, head, id, |_, room| job(
-                &shared.db,
-                shared,
-                reply,
-                move |w, _| rooms::get(w, room)
-            ))
+            room_job(shared, head, id, reply, |w, _, room| rooms::get(w, room))
         ),
         ["rooms", id, "join"] => allow!(
             post,
             "POST /rooms/:id/join",
             "POST",
-            room_route(shared, head, id, |who, room| job(
-                &shared.db,
-                shared,
-                reply,
-                move |w, _| rooms::join(w, &who, room)
-            ))
+            room_job(shared, head, id, reply, rooms::join)
         ),
         ["rooms", id, "leave"] => allow!(
             post,
             "POST /rooms/:id/leave",
             "POST",
-            room_route(shared, head, id, |who, room| job(
-                &shared.db,
-                shared,
-                reply,
-                move |w, _| rooms::leave(w, &who, room)
-            ))
+            room_job(shared, head, id, reply, rooms::leave)
         ),
         ["rooms", id, "members"] => allow!(
             get,
             "GET /rooms/:id/members",
             "GET, HEAD",
-            room_route(shared, head, id, |who, room| job(
-                &shared.db,
-                shared,
-                reply,
-                move |w, _| rooms::members(w, &who, room)
-            ))
+            room_job(shared, head, id, reply, rooms::members)
         ),
         ["rooms", id, "messages"] if get => (
             "GET /rooms/:id/messages",
@@ -381,6 +361,19 @@ fn room_route(
     authed(shared, head, |who| match Uuid::parse_str(id) {
         Ok(room) => f(who, room),
         Err(_) => Routed::Now(ApiError::NotFound("room_not_found", "Room not found").response()),
+    })
+}
+
+/// A room route answered by a query worker: `f` gets the caller and the room id.
+fn room_job(
+    shared: &Arc<Shared>,
+    head: &Head,
+    id: &str,
+    reply: Replier,
+    f: impl FnOnce(&mut Worker, &Identity, Uuid) -> Result<Response, ApiError> + Send + 'static,
+) -> Routed {
+    room_route(shared, head, id, |who, room| {
+        job(&shared.db, shared, reply, move |w, _| f(w, &who, room))
     })
 }
 

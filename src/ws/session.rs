@@ -213,12 +213,13 @@ impl EventLoop {
         self.publish_loop_stats();
     }
 
+    /// Publishes this loop's room and subscription counts for /metrics (O(1): the
+    /// registry keeps both as it changes).
     pub(crate) fn publish_loop_stats(&self) {
-        let subs = self.rooms.rooms.values().map(|r| r.subs.len()).sum();
         if let Some(s) = self.shared.loop_stats.get(self.idx)
             && let Ok(mut v) = s.write()
         {
-            *v = (self.rooms.rooms.len(), subs);
+            *v = (self.rooms.rooms.len(), self.rooms.subscriptions);
         }
     }
 
