@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 impl EventLoop {
+    /// Queues an ephemeral event (presence, typing, joins) on the room's joined sockets.
     pub(crate) fn room_event(&mut self, room: Uuid, except: Option<Uuid>, frame: Arc<[u8]>) {
-        let Some(r) = self.rooms.rooms.get(&room) else {
+        let Some(r) = self.rooms.rooms.get_mut(&room) else {
             return;
         };
-        let subs = r.subs.clone();
-        for k in subs {
+        // Borrowed out of the registry (nothing below touches it) instead of copied.
+        let subs = std::mem::take(&mut r.subs);
+        for &k in &subs {
             let Some(conn) = self.conns.get_mut(k) else {
                 continue;
             };
@@ -34,8 +36,12 @@ impl EventLoop {
             conn.out.push_shared(frame.clone());
             self.mark_dirty(k);
         }
+        if let Some(r) = self.rooms.rooms.get_mut(&room) {
+            r.subs = subs;
+        }
     }
 
+    /// A user lost membership: their sockets leave the room and are told so.
     pub(crate) fn kick(&mut self, room: Uuid, user: Uuid) {
         let Some(r) = self.rooms.rooms.get(&room) else {
             return;
@@ -112,9 +118,13 @@ impl EventLoop {
             }
             r.held_since = None;
             let msgs = std::mem::take(&mut r.outbox);
-            let subs = r.subs.clone();
+            // Borrowed out of the registry (fan-out does not touch it) instead of copied.
+            let subs = std::mem::take(&mut r.subs);
             for chunk in chunks(&msgs) {
                 self.fan_out(room, &subs, chunk);
+            }
+            if let Some(r) = self.rooms.rooms.get_mut(&room) {
+                r.subs = subs;
             }
         }
     }
