@@ -60,6 +60,7 @@ impl EventLoop {
         }
     }
 
+    /// Marks the room as fetching (live messages wait) and fetches the gap.
     pub(crate) fn fetch_room(&mut self, room: Uuid, gap: Gap) {
         self.shared.metrics.gap_fetches.fetch_add(1, Relaxed);
         if let Some(r) = self.rooms.rooms.get_mut(&room) {
@@ -68,6 +69,7 @@ impl EventLoop {
         self.submit_fetch(room, gap);
     }
 
+    /// Asks a worker for the room's rows in the gap; the answer comes back as `RoomFetched`.
     pub(crate) fn submit_fetch(&mut self, room: Uuid, gap: Gap) {
         let loop_idx = self.idx;
         let shared = self.shared.clone();

@@ -31,6 +31,8 @@ const JOIN_SQL: &str = "SELECT r.last_seq, EXISTS (SELECT 1 FROM room_members m 
      FROM rooms r WHERE r.id = $1";
 
 impl EventLoop {
+    /// `join_room`: subscribes at once (so nothing committed after the check is missed),
+    /// then checks membership and reads history on a worker.
     pub(crate) fn join(&mut self, k: usize, room: Uuid, last_seen: Option<i64>) {
         let join_id = self.next_id;
         self.next_id += 1;
@@ -111,6 +113,7 @@ impl EventLoop {
         }
     }
 
+    /// A refused join: the subscription is undone and the socket told why.
     pub(crate) fn fail_join(&mut self, k: usize, room: Uuid, e: &ApiError) {
         if let Some(ws) = self.ws_parts(k) {
             let who = ws.who.clone();
@@ -122,6 +125,7 @@ impl EventLoop {
         self.send_error(k, e);
     }
 
+    /// The join's answer: position the socket, send `history` and `joined_room`, catch up.
     pub(crate) fn on_joined(
         &mut self,
         k: usize,
@@ -222,6 +226,7 @@ impl EventLoop {
         }
     }
 
+    /// Rows for a socket behind its room: send them, then check again.
     pub(crate) fn on_catch_up(
         &mut self,
         k: usize,

@@ -200,6 +200,7 @@ impl EventLoop {
         self.shared.metrics.websockets.fetch_sub(1, Relaxed);
     }
 
+    /// Undoes one subscription: registry, interest, typing and presence.
     pub(crate) fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
         if self.rooms.unsubscribe(s.room, k) {
             self.shared.lose_interest(s.room);
@@ -233,6 +234,7 @@ impl EventLoop {
         self.mark_dirty(k);
     }
 
+    /// Sends an `error` event.
     pub(crate) fn send_error(&mut self, k: usize, e: &ApiError) {
         self.send_owned(k, events::error(e));
     }
@@ -284,6 +286,7 @@ impl EventLoop {
         ws.window.1 > max
     }
 
+    /// The WebSocket state of connection `k`, if it is one.
     pub(crate) fn ws_parts(&mut self, k: usize) -> Option<&mut WsConn> {
         match &mut self.conns.get_mut(k)?.state {
             State::Ws(ws) => Some(ws),
