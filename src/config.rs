@@ -95,6 +95,8 @@ pub struct HttpConfig {
     pub header_timeout_ms: u64,
     /// Keep-alive idle timeout.
     pub idle_timeout_secs: u64,
+    /// Memory for the cache of each room's newest messages (history reads), MiB; 0 = off.
+    pub history_cache_mb: usize,
 }
 
 /// `[websocket]`
@@ -207,6 +209,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1 << 20,
             header_timeout_ms: 10_000,
             idle_timeout_secs: 60,
+            history_cache_mb: 64,
         }
     }
 }
@@ -415,6 +418,12 @@ impl Config {
             self.http.idle_timeout_secs,
             1,
             86_400,
+        )?;
+        range(
+            "http.history_cache_mb",
+            self.http.history_cache_mb,
+            0,
+            65_536,
         )?;
         range(
             "websocket.max_message_bytes",

@@ -188,6 +188,8 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         db_ok: AtomicBool::new(false),
         logins: Default::default(),
         per_ip: Default::default(),
+        history: chat::history::HistoryCache::new(cfg.http.history_cache_mb << 20),
+        pages: Default::default(),
         cfg,
     });
     let mut loops = Vec::new();

@@ -95,6 +95,10 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Gap fetches triggered by out-of-sequence notifications or resyncs.
     pub gap_fetches: AtomicU64,
+    /// History pages served from the cache.
+    pub history_cache_hits: AtomicU64,
+    /// History pages read from the messages table.
+    pub history_cache_misses: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -117,6 +121,8 @@ impl Default for Metrics {
             deliveries: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),
             gap_fetches: AtomicU64::new(0),
+            history_cache_hits: AtomicU64::new(0),
+            history_cache_misses: AtomicU64::new(0),
         }
     }
 }
@@ -133,6 +139,8 @@ pub struct Snapshot {
     pub loops: Vec<(usize, usize)>,
     /// Listener connected.
     pub listener_up: bool,
+    /// Bytes held by the history cache.
+    pub history_cache_bytes: usize,
 }
 
 impl Metrics {
@@ -171,7 +179,7 @@ impl Metrics {
             "chatd_listener_lag_seconds",
             "Time from a batch's commit to its notification reaching this node.",
         );
-        let gauges: [(&str, &str, i64); 6] = [
+        let gauges: [(&str, &str, i64); 7] = [
             (
                 "chatd_connections",
                 "Open connections (HTTP and WebSocket).",
@@ -202,11 +210,16 @@ impl Metrics {
                 "1 when the notification listener is connected.",
                 snap.listener_up as i64,
             ),
+            (
+                "chatd_history_cache_bytes",
+                "Bytes of serialised messages held by the history cache.",
+                snap.history_cache_bytes as i64,
+            ),
         ];
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "chatd_connections_accepted_total",
                 "Connections accepted.",
@@ -267,6 +280,16 @@ impl Metrics {
                 "Alias of chatd_pool_timeouts_total kept for dashboards.",
                 &self.pool_timeouts,
             ),
+            (
+                "chatd_history_cache_hits_total",
+                "History pages served from the cache.",
+                &self.history_cache_hits,
+            ),
+            (
+                "chatd_history_cache_misses_total",
+                "History pages read from the messages table.",
+                &self.history_cache_misses,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -309,6 +332,7 @@ mod tests {
             queues: vec![("db".into(), 2)],
             loops: vec![(1, 2)],
             listener_up: true,
+            history_cache_bytes: 7,
         };
         let text = m.render(&snap);
         assert!(text.contains("chatd_http_requests_total{route=\"GET /health\",status=\"200\"} 2"));

@@ -119,6 +119,10 @@ pub struct Shared {
     pub logins: crate::limits::Windows,
     /// Open connections per address.
     pub per_ip: crate::limits::PerIp,
+    /// Each room's newest messages, for history reads.
+    pub history: crate::chat::history::HistoryCache,
+    /// History requests waiting for a query worker.
+    pub pages: crate::chat::pages::Pages,
 }
 
 impl Shared {

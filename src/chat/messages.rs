@@ -87,16 +87,6 @@ pub const RANGE_SQL: &str = concat!(
     " FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
 );
 
-/// A page of history for a member (`$3`), newest first, with `seq < $2`: empty when
-/// not a member, so one round trip serves the common case.
-pub const PAGE_SQL: &str = concat!(
-    "SELECT ",
-    crate::message_columns!(),
-    " FROM messages WHERE room_id = $1 AND seq < $2
-      AND EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $3)
-      ORDER BY seq DESC LIMIT $4"
-);
-
 /// Builds a message from a row selected with [`COLUMNS`].
 pub fn from_row(row: &postgres::Row) -> Result<Message, postgres::Error> {
     Ok(Message {

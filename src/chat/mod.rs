@@ -1,6 +1,9 @@
-//! Chat domain: rooms, messages, presence, and the per-loop fan-out registry.
+//! Chat domain: rooms, messages, presence, the per-loop fan-out registry and the
+//! history cache.
 
 pub mod fanout;
+pub mod history;
 pub mod messages;
+pub mod pages;
 pub mod presence;
 pub mod rooms;

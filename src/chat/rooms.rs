@@ -1,4 +1,4 @@
-//! Rooms, membership and message history over REST (run on worker threads).
+//! Rooms and membership over REST (run on worker threads).
 
 use crate::auth::tokens::Identity;
 use crate::chat::messages;
@@ -11,15 +11,9 @@ use postgres::{Client, GenericClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// A history page, serialised straight from the rows (no intermediate JSON tree).
-#[derive(serde::Serialize)]
-struct Page<'a> {
-    messages: &'a [messages::Message],
-    next_cursor: Option<i64>,
-}
-
-const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
-const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
+pub(crate) const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
+pub(crate) const NOT_MEMBER: ApiError =
+    ApiError::Forbidden("not_member", "Not a member of this room");
 /// Columns of `rooms` in the order `room_json` reads them.
 macro_rules! room_columns {
     () => {
@@ -168,39 +162,6 @@ pub fn require_member(c: &mut Client, room: Uuid, user: Uuid) -> Result<(), ApiE
         (true, false) => Err(NOT_MEMBER),
         (true, true) => Ok(()),
     }
-}
-
-/// GET /rooms/:id/messages?cursor&limit: newest first, `seq < cursor`.
-pub fn history(
-    w: &mut Worker,
-    who: &Identity,
-    room: Uuid,
-    cursor: Option<i64>,
-    limit: i64,
-) -> Result<Response, ApiError> {
-    let (c, st) = w.prepared(messages::PAGE_SQL)?;
-    let cursor = cursor.unwrap_or(i64::MAX);
-    let rows = c.query(&st, &[&room, &cursor, &who.user_id, &limit])?;
-    if rows.is_empty() {
-        // Empty page, or not allowed to see one: tell which.
-        require_member(c, room, who.user_id)?;
-    }
-    let msgs: Vec<messages::Message> = rows
-        .iter()
-        .map(messages::from_row)
-        .collect::<Result<_, _>>()?;
-    let next = if msgs.len() as i64 == limit {
-        msgs.last().map(|m| m.seq)
-    } else {
-        None
-    };
-    Ok(Response::json(
-        200,
-        &Page {
-            messages: &msgs,
-            next_cursor: next,
-        },
-    ))
 }
 
 /// GET /rooms/:id/members: each member with an `online` flag from presence rows.

@@ -4,6 +4,7 @@
 use crate::auth::handlers as auth;
 use crate::auth::tokens::{Identity, bearer};
 use crate::chat::messages::{self, Message};
+use crate::chat::pages::{self, PageReq};
 use crate::chat::rooms;
 use crate::error::ApiError;
 use crate::http::body::Body;
@@ -320,6 +321,7 @@ fn metrics(shared: &Shared) -> Response {
         listener_up: shared
             .listener_up
             .load(std::sync::atomic::Ordering::Relaxed),
+        history_cache_bytes: shared.history.bytes(),
     };
     Response::raw(
         200,
@@ -424,9 +426,17 @@ fn history(shared: &Arc<Shared>, head: &Head, who: Identity, room: Uuid, reply: 
             }
         },
     };
-    job(&shared.db, shared, reply, move |w, _| {
-        rooms::history(w, &who, room, cursor, limit)
-    })
+    pages::submit(
+        shared,
+        PageReq {
+            who,
+            room,
+            cursor,
+            limit,
+            reply: Box::new(move |resp| reply.send(resp)),
+        },
+    );
+    Routed::Pending
 }
 
 fn post_message(

@@ -2,6 +2,7 @@
 //! transaction pooler) receives every notification and forwards it to the loops. It
 //! never waits on the loops, so PostgreSQL's notification queue is always drained.
 
+use crate::chat::history;
 use crate::chat::messages::{self, Message};
 use crate::pg::EVENTS_CHANNEL;
 use crate::pg::writer::{MESSAGES_CHANNEL, Notice};
@@ -141,7 +142,8 @@ fn on_messages(shared: &Shared, client: &mut Client, payload: &str) -> Result<()
         .metrics
         .listener_lag_seconds
         .observe(lag.max(0) as f64 / 1e6);
-    if !shared.has_interest(notice.r) {
+    let cached = shared.history.holds(notice.r);
+    if !cached && !shared.has_interest(notice.r) {
         return Ok(());
     }
     let msgs: Vec<Arc<Message>> = match notice.m {
@@ -159,6 +161,18 @@ fn on_messages(shared: &Shared, client: &mut Client, payload: &str) -> Result<()
         .map(Arc::new)
         .collect(),
     };
+    // A writer's batch is one contiguous seq range; anything else is not cached.
+    let contiguous = msgs.windows(2).all(|p| p[1].seq == p[0].seq + 1);
+    if cached
+        && contiguous
+        && let Some(first) = msgs.first()
+    {
+        let json: Vec<_> = msgs.iter().map(|m| history::encode(m)).collect();
+        shared.history.extend(notice.r, first.seq, &json);
+    }
+    if !shared.has_interest(notice.r) {
+        return Ok(());
+    }
     let batch = Arc::new(LiveBatch {
         room: notice.r,
         msgs,
