@@ -47,6 +47,8 @@ import {
   clientMsgId,
   validMessage,
   runPayload,
+  runContent,
+  senderOffset,
   sendersOfRoom,
   newSeqState,
   trackSeq,
@@ -274,7 +276,7 @@ export function sender(data) {
       function sendNext() {
         const cmid = clientMsgId(data.runId, s, sent);
         const t = Date.now();
-        const content = JSON.stringify({ k6: data.runId, vu: s, i: sent, t });
+        const content = runContent(data.runId, s, sent, t);
         sentAt[cmid] = t;
         socket.send(frame('send_message', { room_id: roomId, content, client_msg_id: cmid }));
         messagesSent.add(1);
@@ -292,8 +294,8 @@ export function sender(data) {
         if (msg === null) return;
         if (msg.event === 'joined_room' && !joined) {
           joined = true;
-          sendStart = Date.now();
-          if (MESSAGES_PER_VU > 0) sendNext();
+          sendStart = Date.now() + senderOffset(s, SENDERS);
+          if (MESSAGES_PER_VU > 0) later(socket, sendNext, sendStart - Date.now());
         } else if (msg.event === 'message_ack') {
           const cmid = msg.data && msg.data.client_msg_id;
           if (sentAt[cmid] !== undefined) {
