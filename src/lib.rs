@@ -189,7 +189,7 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         logins: Default::default(),
         per_ip: Default::default(),
         history: chat::history::HistoryCache::new(cfg.http.history_cache_mb << 20),
-        pages: Default::default(),
+        heads: Default::default(),
         cfg,
     });
     let mut loops = Vec::new();

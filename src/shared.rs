@@ -121,8 +121,8 @@ pub struct Shared {
     pub per_ip: crate::limits::PerIp,
     /// Each room's newest messages, for history reads.
     pub history: crate::chat::history::HistoryCache,
-    /// History requests waiting for a query worker.
-    pub pages: crate::chat::pages::Pages,
+    /// Membership and head-seq checks waiting for a query worker.
+    pub heads: crate::chat::heads::Heads,
 }
 
 impl Shared {

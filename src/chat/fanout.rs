@@ -19,6 +19,9 @@ const RECENT: usize = 1024;
 pub struct RoomState {
     /// Connection keys subscribed (joined, or joining).
     pub subs: Vec<usize>,
+    /// Position of each key in `subs`, so that joins and leaves in a big room cost
+    /// O(1) rather than a scan of the room.
+    index: HashMap<usize, usize>,
     /// Last seq delivered by this loop; `None` until the first join tells us.
     pub seq: Option<i64>,
     /// Live messages that arrived while the position was unknown or a gap was fetched.
@@ -63,7 +66,8 @@ impl Registry {
     pub fn subscribe(&mut self, room: Uuid, key: usize) -> bool {
         let fresh = !self.rooms.contains_key(&room);
         let r = self.rooms.entry(room).or_default();
-        if !r.subs.contains(&key) {
+        if let std::collections::hash_map::Entry::Vacant(e) = r.index.entry(key) {
+            e.insert(r.subs.len());
             r.subs.push(key);
             self.subscriptions += 1;
         }
@@ -75,9 +79,19 @@ impl Registry {
         let Some(r) = self.rooms.get_mut(&room) else {
             return false;
         };
-        let before = r.subs.len();
-        r.subs.retain(|k| *k != key);
-        self.subscriptions -= before - r.subs.len();
+        if let Some(i) = r.index.remove(&key) {
+            if r.subs.get(i) == Some(&key) {
+                r.subs.swap_remove(i);
+                if let Some(&moved) = r.subs.get(i) {
+                    r.index.insert(moved, i);
+                }
+            } else {
+                // The list was changed behind the index: rebuild rather than trust it.
+                r.subs.retain(|k| *k != key);
+                r.index = r.subs.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            }
+            self.subscriptions -= 1;
+        }
         if r.subs.is_empty() {
             self.rooms.remove(&room);
             self.dirty.retain(|d| *d != room);
@@ -264,6 +278,33 @@ mod tests {
         assert!(!reg.unsubscribe(room, 1));
         assert_eq!(reg.subscriptions, 1);
         assert!(reg.unsubscribe(room, 2));
+        assert!(reg.rooms.is_empty());
+        assert_eq!(reg.subscriptions, 0);
+    }
+
+    #[test]
+    fn big_rooms_keep_each_subscriber_once() {
+        let mut reg = Registry::default();
+        let room = Uuid::nil();
+        for k in 0..1000 {
+            reg.subscribe(room, k);
+            reg.subscribe(room, k);
+        }
+        assert_eq!(reg.subscriptions, 1000);
+        for k in (0..1000).filter(|k| k % 3 == 0) {
+            assert!(!reg.unsubscribe(room, k));
+        }
+        reg.subscribe(room, 3);
+        let mut left = reg.rooms[&room].subs.clone();
+        left.sort_unstable();
+        let mut want: Vec<usize> = (0..1000).filter(|k| k % 3 != 0).collect();
+        want.push(3);
+        want.sort_unstable();
+        assert_eq!(left, want);
+        assert_eq!(reg.subscriptions, want.len());
+        for k in want {
+            reg.unsubscribe(room, k);
+        }
         assert!(reg.rooms.is_empty());
         assert_eq!(reg.subscriptions, 0);
     }

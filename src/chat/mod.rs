@@ -2,6 +2,7 @@
 //! history cache.
 
 pub mod fanout;
+pub mod heads;
 pub mod history;
 pub mod messages;
 pub mod pages;

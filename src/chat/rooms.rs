@@ -11,9 +11,8 @@ use postgres::{Client, GenericClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub(crate) const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
-pub(crate) const NOT_MEMBER: ApiError =
-    ApiError::Forbidden("not_member", "Not a member of this room");
+const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
+const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
 /// Columns of `rooms` in the order `room_json` reads them.
 macro_rules! room_columns {
     () => {

@@ -1,6 +1,7 @@
 //! Joining a room: the membership check, `history`, and bringing a socket from its own
 //! position up to the room's live stream without a gap or a duplicate.
 
+use crate::chat::heads;
 use crate::chat::messages::{self, Message};
 use crate::chat::presence::PresenceOp;
 use crate::error::ApiError;
@@ -25,10 +26,6 @@ struct History<'a> {
     next_cursor: i64,
     has_more: bool,
 }
-
-/// Membership and the room's position in one round trip.
-const JOIN_SQL: &str = "SELECT r.last_seq, EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2)
-     FROM rooms r WHERE r.id = $1";
 
 impl EventLoop {
     /// `join_room`: subscribes at once (so nothing committed after the check is missed),
@@ -71,20 +68,10 @@ impl EventLoop {
         self.publish_loop_stats();
         let loop_idx = self.idx;
         let shared = self.shared.clone();
-        let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = (|| -> Result<JoinData, ApiError> {
-                let (c, st) = w.prepared(JOIN_SQL)?;
-                let row = c.query_opt(&st, &[&room, &user])?;
-                let room_seq: i64 = match row {
-                    None => return Err(ApiError::NotFound("room_not_found", "Room not found")),
-                    Some(r) if !r.get::<_, bool>(1) => {
-                        return Err(ApiError::Forbidden(
-                            "not_member",
-                            "Not a member of this room",
-                        ));
-                    }
-                    Some(r) => r.get(0),
-                };
+        // Membership and the room's position come from the batched checks; history, when
+        // asked for, is read on the same worker right after.
+        let then: heads::Then = Box::new(move |w, head| {
+            let result = head.and_then(|room_seq| {
                 let history = match last_seen {
                     Some(after) => {
                         let mut rows =
@@ -96,7 +83,7 @@ impl EventLoop {
                     None => None,
                 };
                 Ok(JoinData { room_seq, history })
-            })();
+            });
             shared.to_loop(
                 loop_idx,
                 LoopEvent::Joined {
@@ -108,9 +95,7 @@ impl EventLoop {
                 },
             );
         });
-        if let Err(e) = self.shared.db.submit(job) {
-            self.fail_join(k, room, &e);
-        }
+        heads::check(&self.shared, room, user, then);
     }
 
     /// A refused join: the subscription is undone and the socket told why.

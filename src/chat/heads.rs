@@ -1,0 +1,150 @@
+//! Membership and head-seq checks, answered in batches.
+//!
+//! A history page and a `join_room` both start by asking PostgreSQL whether the room
+//! exists, whether the user is a member and what the room's last seq is. Such checks
+//! wait in one queue, and whichever query worker picks up the queue answers all of
+//! them with a single statement (as the writers do for messages), then runs each
+//! check's continuation on the same worker. Under load one round trip serves many
+//! requests; alone, a check costs one round trip as before.
+
+use crate::error::ApiError;
+use crate::pg::pool::Worker;
+use crate::shared::Shared;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use uuid::Uuid;
+
+/// Most checks answered by one statement.
+const BATCH: usize = 256;
+/// Most checks waiting; more are refused like a full job queue.
+const QUEUE: usize = 8192;
+
+/// For each `(room, user)` pair, in order: the room's last seq (null when there is no
+/// such room) and whether the user is a member.
+pub const HEADS_SQL: &str = "SELECT r.last_seq,
+        EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = q.r AND m.user_id = q.u)
+    FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS q(r, u, i)
+    LEFT JOIN rooms r ON r.id = q.r
+    ORDER BY q.i";
+
+/// A member's view of a room: its last seq.
+pub type Head = Result<i64, ApiError>;
+
+/// Runs on the worker that answered the check, with the worker (for further queries).
+pub type Then = Box<dyn FnOnce(&mut Worker, Head) + Send>;
+
+struct Check {
+    room: Uuid,
+    user: Uuid,
+    then: Then,
+}
+
+/// The queue of checks and whether a worker has been asked to drain it.
+pub struct Heads {
+    tx: Sender<Check>,
+    rx: Receiver<Check>,
+    scheduled: AtomicBool,
+}
+
+impl Default for Heads {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        Heads {
+            tx,
+            rx,
+            scheduled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Checks that `user` may read `room`; `then` gets the room's last seq, or
+/// `room_not_found` / `not_member` / the database's error. When no worker can take the
+/// check (queues full), `then` gets `unavailable` at once, on the caller's thread, so a
+/// continuation must only answer when given an error.
+pub fn check(shared: &Arc<Shared>, room: Uuid, user: Uuid, then: Then) {
+    let heads = &shared.heads;
+    if let Err(e) = heads.tx.try_send(Check { room, user, then }) {
+        let (TrySendError::Full(c) | TrySendError::Disconnected(c)) = e;
+        shared.metrics.jobs_rejected.fetch_add(1, Ordering::Relaxed);
+        return refuse(shared, c);
+    }
+    if heads.scheduled.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let s = shared.clone();
+    if shared.db.submit(Box::new(move |w| drain(w, &s))).is_err() {
+        // No worker will come: what waits now was left to this drain.
+        heads.scheduled.store(false, Ordering::Release);
+        for c in heads.rx.try_iter() {
+            refuse(shared, c);
+        }
+    }
+}
+
+/// Answers a check that no worker will run with `unavailable` (the continuation gets a
+/// worker that never connected; on an error it only replies).
+fn refuse(shared: &Shared, c: Check) {
+    let mut idle = Worker::new(shared.pool.clone(), shared.metrics.clone());
+    (c.then)(&mut idle, Err(ApiError::Unavailable));
+}
+
+/// Answers the waiting checks, [`BATCH`] per statement. Checks that arrive once it
+/// started schedule the next drain, which another worker may run at the same time.
+fn drain(w: &mut Worker, shared: &Shared) {
+    loop {
+        shared.heads.scheduled.store(false, Ordering::Release);
+        let batch: Vec<Check> = shared.heads.rx.try_iter().take(BATCH).collect();
+        let full = batch.len() == BATCH;
+        answer(w, batch);
+        // A full batch may have left checks that counted on this drain.
+        if !full {
+            return;
+        }
+    }
+}
+
+fn answer(w: &mut Worker, batch: Vec<Check>) {
+    if batch.is_empty() {
+        return;
+    }
+    match query(w, &batch) {
+        Ok(heads) => {
+            for (c, head) in batch.into_iter().zip(heads) {
+                let head = match head {
+                    None => Err(ApiError::NotFound("room_not_found", "Room not found")),
+                    Some((_, false)) => Err(ApiError::Forbidden(
+                        "not_member",
+                        "Not a member of this room",
+                    )),
+                    Some((seq, true)) => Ok(seq),
+                };
+                (c.then)(w, head);
+            }
+        }
+        Err(e) => {
+            for c in batch {
+                (c.then)(w, Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Per check: the room's last seq and membership, or `None` when there is no room.
+fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<(i64, bool)>>, ApiError> {
+    let rooms: Vec<Uuid> = batch.iter().map(|c| c.room).collect();
+    let users: Vec<Uuid> = batch.iter().map(|c| c.user).collect();
+    let (c, st) = w.prepared(HEADS_SQL)?;
+    let rows = c.query(&st, &[&rooms, &users])?;
+    if rows.len() != batch.len() {
+        return Err(ApiError::Internal);
+    }
+    rows.iter()
+        .map(|r| {
+            let seq: Option<i64> = r.try_get(0)?;
+            let member: bool = r.try_get(1)?;
+            Ok(seq.map(|s| (s, member)))
+        })
+        .collect::<Result<_, postgres::Error>>()
+        .map_err(ApiError::from)
+}
