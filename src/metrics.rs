@@ -73,6 +73,8 @@ pub struct Metrics {
     pub accepted: AtomicU64,
     /// Messages per write transaction.
     pub write_batch_size: Histogram,
+    /// Duration of write transactions (first statement to commit), seconds.
+    pub write_seconds: Histogram,
     /// Messages stored.
     pub messages_stored: AtomicU64,
     /// Write transactions that failed.
@@ -110,6 +112,7 @@ impl Default for Metrics {
             websockets: AtomicI64::new(0),
             accepted: AtomicU64::new(0),
             write_batch_size: Histogram::new(BATCH_BOUNDS),
+            write_seconds: Histogram::new(LATENCY_BOUNDS),
             messages_stored: AtomicU64::new(0),
             write_failures: AtomicU64::new(0),
             pool_timeouts: AtomicU64::new(0),
@@ -173,6 +176,11 @@ impl Metrics {
             &mut out,
             "chatd_write_batch_size",
             "Messages stored per write transaction.",
+        );
+        self.write_seconds.render(
+            &mut out,
+            "chatd_write_seconds",
+            "Time a writer spends storing one batch (from its first statement to the commit).",
         );
         self.listener_lag_seconds.render(
             &mut out,

@@ -177,6 +177,7 @@ const DEDUP_SQL: &str = concat!(
 );
 
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
+    let started = std::time::Instant::now();
     let prepared = worker.prepared_all([
         LOCK_SQL,
         MEMBERS_SQL,
@@ -200,6 +201,9 @@ fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
         Err(e) => Err(e),
     };
     let metrics = worker.metrics();
+    metrics
+        .write_seconds
+        .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(outcomes) => {
             let stored = outcomes.iter().filter(|o| o.1).count();
