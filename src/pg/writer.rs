@@ -158,15 +158,23 @@ enum Slot {
     New,
 }
 
-const LOCK_SQL: &str = "SELECT id FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-const MEMBERS_SQL: &str =
-    "SELECT room_id, user_id FROM room_members WHERE room_id = ANY($1) AND user_id = ANY($2)";
-const SEQ_SQL: &str =
-    "UPDATE rooms SET last_seq = last_seq + v.n FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
-     WHERE rooms.id = v.id RETURNING rooms.id, rooms.last_seq";
-const INSERT_SQL: &str =
-    "INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
-     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+/// Locks the rooms in id order and reads which of `$2` are members, in one round trip:
+/// one row per (room, member of the batch), or (room, null) for a room without one.
+const LOCK_SQL: &str = "SELECT r.id, m.user_id FROM rooms r
+     LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ANY($2)
+     WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r";
+/// Reserves each room's seq range and inserts the messages in one statement: message
+/// `k` (1-based, in arrival order within its room) gets the room's old last seq + `k`.
+const STORE_SQL: &str = "WITH s AS (
+       UPDATE rooms SET last_seq = rooms.last_seq + v.n
+       FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
+       WHERE rooms.id = v.id
+       RETURNING rooms.id, rooms.last_seq - v.n AS base)
+     INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
+     SELECT m.room_id, s.base + m.k, m.user_id, m.username, m.content, m.cmid
+     FROM unnest($3::uuid[], $4::int8[], $5::uuid[], $6::text[], $7::text[], $8::text[])
+          AS m(room_id, k, user_id, username, content, cmid)
+     JOIN s ON s.id = m.room_id
      RETURNING room_id, seq, id, created_at";
 const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 const DEDUP_SQL: &str = concat!(
@@ -178,14 +186,7 @@ const DEDUP_SQL: &str = concat!(
 
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
     let started = std::time::Instant::now();
-    let prepared = worker.prepared_all([
-        LOCK_SQL,
-        MEMBERS_SQL,
-        SEQ_SQL,
-        INSERT_SQL,
-        NOTIFY_SQL,
-        DEDUP_SQL,
-    ]);
+    let prepared = worker.prepared_all([LOCK_SQL, STORE_SQL, NOTIFY_SQL, DEDUP_SQL]);
     let result = match prepared {
         Ok((client, st)) => {
             // A concurrent node may store the same client_msg_id between our check and
@@ -226,7 +227,7 @@ type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
 fn try_store(
     c: &mut postgres::Client,
-    st: &[Statement; 6],
+    st: &[Statement; 4],
     jobs: &[WriteJob],
 ) -> Result<Vec<Outcome>, postgres::Error> {
     let mut tx = c.transaction()?;
@@ -235,17 +236,18 @@ fn try_store(
     rooms.dedup();
     // Lock the rooms in id order: two writers (or nodes) never deadlock on them, and
     // everything below sees the rows committed by whoever held the lock before us.
-    let existing: Vec<Uuid> = tx
-        .query(&st[0], &[&rooms])?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
     let users: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
-    let members: std::collections::HashSet<(Uuid, Uuid)> = tx
-        .query(&st[1], &[&existing, &users])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let mut existing: Vec<Uuid> = Vec::new();
+    let mut members: std::collections::HashSet<(Uuid, Uuid)> = Default::default();
+    for row in tx.query(&st[0], &[&rooms, &users])? {
+        let room: Uuid = row.get(0);
+        if existing.last() != Some(&room) {
+            existing.push(room);
+        }
+        if let Some(user) = row.get::<_, Option<Uuid>>(1) {
+            members.insert((room, user));
+        }
+    }
     let mut slots: Vec<Slot> = jobs
         .iter()
         .map(|j| {
@@ -261,50 +263,45 @@ fn try_store(
             }
         })
         .collect();
-    resolve_duplicates(&mut tx, &st[5], jobs, &mut slots)?;
+    resolve_duplicates(&mut tx, &st[3], jobs, &mut slots)?;
 
-    // One seq range per room, in arrival order within the room.
+    // One seq range per room, in arrival order within the room: message k of a room
+    // gets the room's old last seq + k.
     let mut counts: HashMap<Uuid, i64> = HashMap::new();
-    for (j, s) in jobs.iter().zip(&slots) {
-        if matches!(s, Slot::New) {
-            *counts.entry(j.room_id).or_insert(0) += 1;
-        }
-    }
-    let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
-    let mut next: HashMap<Uuid, i64> = HashMap::new();
-    if !ids.is_empty() {
-        for row in tx.query(&st[2], &[&ids, &ns])? {
-            let id: Uuid = row.get(0);
-            let last: i64 = row.get(1);
-            next.insert(id, last - counts.get(&id).copied().unwrap_or(0) + 1);
-        }
-    }
-    let mut seqs = vec![0i64; jobs.len()];
-    let (mut c_room, mut c_seq, mut c_user, mut c_name, mut c_text, mut c_cmid) =
+    let mut ks = vec![0i64; jobs.len()];
+    let (mut c_room, mut c_k, mut c_user, mut c_name, mut c_text, mut c_cmid) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     for (i, (j, s)) in jobs.iter().zip(&slots).enumerate() {
         if matches!(s, Slot::New) {
-            let n = next.entry(j.room_id).or_insert(1);
-            seqs[i] = *n;
+            let n = counts.entry(j.room_id).or_insert(0);
             *n += 1;
+            ks[i] = *n;
             c_room.push(j.room_id);
-            c_seq.push(seqs[i]);
+            c_k.push(*n);
             c_user.push(j.user_id);
             c_name.push(j.username.as_str());
             c_text.push(j.content.as_str());
             c_cmid.push(j.client_msg_id.as_deref());
         }
     }
-    let mut stored: HashMap<(Uuid, i64), (i64, String)> = HashMap::new();
+    let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
+    // (room, k) -> (seq, id, created_at); a room's rows have seqs base+1 ..= base+n.
+    let mut stored: HashMap<(Uuid, i64), (i64, i64, String)> = HashMap::new();
     if !c_room.is_empty() {
-        for row in tx.query(
-            &st[3],
-            &[&c_room, &c_seq, &c_user, &c_name, &c_text, &c_cmid],
-        )? {
-            stored.insert(
-                (row.get(0), row.get(1)),
-                (row.get(2), messages::iso(row.get(3))),
-            );
+        let rows = tx.query(
+            &st[1],
+            &[&ids, &ns, &c_room, &c_k, &c_user, &c_name, &c_text, &c_cmid],
+        )?;
+        let mut base: HashMap<Uuid, i64> = HashMap::new();
+        for row in &rows {
+            let (room, seq): (Uuid, i64) = (row.get(0), row.get(1));
+            let b = base.entry(room).or_insert(seq - 1);
+            *b = (*b).min(seq - 1);
+        }
+        for row in &rows {
+            let (room, seq): (Uuid, i64) = (row.get(0), row.get(1));
+            let k = seq - base.get(&room).copied().unwrap_or(0);
+            stored.insert((room, k), (seq, row.get(2), messages::iso(row.get(3))));
         }
     }
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
@@ -314,11 +311,11 @@ fn try_store(
             Slot::Failed(e) => (Err(e.clone()), false),
             Slot::Existing(m) => (Ok(m.clone()), false),
             Slot::SameAs(k) => (outcomes[*k].0.clone(), false),
-            Slot::New => match stored.get(&(j.room_id, seqs[i])) {
-                Some((id, at)) => {
+            Slot::New => match stored.get(&(j.room_id, ks[i])) {
+                Some((seq, id, at)) => {
                     let m = Arc::new(Message {
                         id: *id,
-                        seq: seqs[i],
+                        seq: *seq,
                         room_id: j.room_id,
                         user_id: j.user_id,
                         username: j.username.clone(),
@@ -336,7 +333,7 @@ fn try_store(
     }
     let payloads: Vec<String> = per_room.values().map(|msgs| notice_payload(msgs)).collect();
     if !payloads.is_empty() {
-        tx.execute(&st[4], &[&MESSAGES_CHANNEL, &payloads])?;
+        tx.execute(&st[2], &[&MESSAGES_CHANNEL, &payloads])?;
     }
     tx.commit()?;
     Ok(outcomes)
