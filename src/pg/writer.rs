@@ -177,12 +177,14 @@ const STORE_SQL: &str = "WITH s AS (
      JOIN s ON s.id = m.room_id
      RETURNING room_id, seq, id, created_at";
 const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
-const DEDUP_SQL: &str = concat!(
-    "SELECT ",
-    messages::columns!(),
-    " FROM messages WHERE (room_id, user_id, client_msg_id) IN
-       (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]))"
-);
+/// Messages already stored under the batch's (room, user, client_msg_id) keys. A plain
+/// join on the unique index (rather than `IN (SELECT ... unnest)`): PostgreSQL plans it
+/// several times faster and runs it without hashing the keys first. Columns in the
+/// order `messages::from_row` reads them.
+const DEDUP_SQL: &str =
+    "SELECT m.id, m.seq, m.room_id, m.user_id, m.username, m.content, m.created_at, m.client_msg_id
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(r, u, c)
+     JOIN messages m ON m.room_id = k.r AND m.user_id = k.u AND m.client_msg_id = k.c";
 
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
     let started = std::time::Instant::now();
