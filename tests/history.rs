@@ -101,13 +101,12 @@ fn cached_pages_equal_the_table_and_follow_new_messages() {
     assert_eq!((s, seqs(&empty).len()), (200, 0));
     assert_eq!(empty["next_cursor"], Value::Null);
     for i in 1..=130 {
-        let r = c.call(
-            "POST",
-            &format!("/rooms/{room}/messages"),
-            Some(&u.token),
-            Some(&json!({"content": format!("m{i} \"quoted\" \u{e9}\u{1f600}")})),
+        post_message(
+            &mut c,
+            &u.token,
+            &room,
+            &format!("m{i} \"quoted\" \u{e9}\u{1f600}"),
         );
-        assert_eq!(r.status, 201);
     }
     let rows = table(&db, &room);
     // First pass fills the cache, second is served from it: both equal the table.
@@ -122,13 +121,7 @@ fn cached_pages_equal_the_table_and_follow_new_messages() {
     }
     // Every new message is in the very next read, cached or not.
     for i in 131..=160 {
-        let r = c.call(
-            "POST",
-            &format!("/rooms/{room}/messages"),
-            Some(&u.token),
-            Some(&json!({"content": format!("m{i}")})),
-        );
-        assert_eq!(r.status, 201);
+        post_message(&mut c, &u.token, &room, &format!("m{i}"));
         let (_, p) = page(&mut c, &u.token, &room, "limit=3");
         assert_eq!(seqs(&p), vec![i, i - 1, i - 2]);
     }
@@ -154,13 +147,7 @@ fn a_page_on_another_node_includes_a_message_just_stored() {
         } else {
             (&mut c2, &mut c1)
         };
-        let st = w.call(
-            "POST",
-            &format!("/rooms/{room}/messages"),
-            Some(&u.token),
-            Some(&json!({"content": format!("x{i}")})),
-        );
-        assert_eq!(st.status, 201);
+        post_message(w, &u.token, &room, &format!("x{i}"));
         let (_, p) = page(r, &u.token, &room, "limit=2");
         assert_eq!(seqs(&p)[0], i, "node without the write missed seq {i}");
     }
@@ -178,13 +165,7 @@ fn membership_is_checked_on_every_read() {
     join_room(&a, &other.token, &room);
     let mut c = Http::connect(&a);
     for i in 0..5 {
-        let r = c.call(
-            "POST",
-            &format!("/rooms/{room}/messages"),
-            Some(&owner.token),
-            Some(&json!({"content": format!("s{i}")})),
-        );
-        assert_eq!(r.status, 201);
+        post_message(&mut c, &owner.token, &room, &format!("s{i}"));
     }
     for _ in 0..2 {
         assert_eq!(page(&mut c, &other.token, &room, "").0, 200);
@@ -214,13 +195,7 @@ fn concurrent_readers_each_get_their_own_answer() {
     // Room k holds k + 1 messages, so every answer tells which room it came from.
     for (k, room) in rooms.iter().enumerate() {
         for i in 0..=k {
-            let r = c.call(
-                "POST",
-                &format!("/rooms/{room}/messages"),
-                Some(&members[k].token),
-                Some(&json!({"content": format!("r{k}m{i}")})),
-            );
-            assert_eq!(r.status, 201);
+            post_message(&mut c, &members[k].token, &room, &format!("r{k}m{i}"));
         }
     }
     let missing = "00000000-0000-7000-8000-000000000000".to_string();
@@ -268,13 +243,7 @@ fn with_the_cache_off_pages_are_still_right() {
     let room = create_room(&a, &u.token);
     let mut c = Http::connect(&a);
     for i in 0..30 {
-        let r = c.call(
-            "POST",
-            &format!("/rooms/{room}/messages"),
-            Some(&u.token),
-            Some(&json!({"content": format!("o{i}")})),
-        );
-        assert_eq!(r.status, 201);
+        post_message(&mut c, &u.token, &room, &format!("o{i}"));
     }
     let rows = table(&db, &room);
     same_as_table(&all_pages(&mut c, &u.token, &room, 8), &rows);

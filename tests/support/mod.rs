@@ -325,6 +325,18 @@ pub fn create_room(addr: &str, token: &str) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
+/// Posts a message over REST on `c` and asserts it was stored; returns the message.
+pub fn post_message(c: &mut Http, token: &str, room: &str, content: &str) -> Value {
+    let r = c.call(
+        "POST",
+        &format!("/rooms/{room}/messages"),
+        Some(token),
+        Some(&json!({ "content": content })),
+    );
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
 /// Joins a room over REST.
 pub fn join_room(addr: &str, token: &str, room: &str) {
     let (status, body) = request(
