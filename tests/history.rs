@@ -195,7 +195,7 @@ fn concurrent_readers_each_get_their_own_answer() {
     // Room k holds k + 1 messages, so every answer tells which room it came from.
     for (k, room) in rooms.iter().enumerate() {
         for i in 0..=k {
-            post_message(&mut c, &members[k].token, &room, &format!("r{k}m{i}"));
+            post_message(&mut c, &members[k].token, room, &format!("r{k}m{i}"));
         }
     }
     let missing = "00000000-0000-7000-8000-000000000000".to_string();
