@@ -62,6 +62,46 @@ fn login_attempts_are_limited_per_account_and_per_address() {
     assert_eq!((s, b["code"].as_str()), (429, Some("rate_limited")));
 }
 
+/// A login with `X-Forwarded-For: <xff>` on a fresh connection; returns the status.
+fn login_via_proxy(addr: &str, xff: &str, email: &str) -> u16 {
+    let body = json!({"email": email, "password": "x"}).to_string();
+    let mut c = Http::connect(addr);
+    c.send_raw(
+        format!(
+            "POST /auth/login HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {xff}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.read().expect("a response").status
+}
+
+#[test]
+fn behind_a_trusted_proxy_the_address_it_appended_is_limited() {
+    let db = TestDb::new();
+    let node = start_with(&db, |c| {
+        c.limits.trust_forwarded_for = true;
+        c.limits.login_per_ip_per_min = 2;
+        c.limits.login_per_account_per_min = 0;
+    });
+    let a = node.addr();
+    // A client cannot escape its limit by sending addresses of its own first: the proxy
+    // appends the real one, and that one is counted.
+    for i in 0..2 {
+        assert_eq!(
+            login_via_proxy(&a, &format!("10.9.9.{i}, 203.0.113.7"), "x@example.com"),
+            401
+        );
+    }
+    assert_eq!(
+        login_via_proxy(&a, "10.9.9.99, 203.0.113.7", "y@example.com"),
+        429
+    );
+    // Another client behind the same proxy has its own count.
+    assert_eq!(login_via_proxy(&a, "203.0.113.8", "z@example.com"), 401);
+}
+
 #[test]
 fn connections_per_address_are_limited() {
     let db = TestDb::new();

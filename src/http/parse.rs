@@ -84,7 +84,7 @@ pub struct Headers {
     pub ws_version: Option<String>,
     /// `Access-Control-Request-Headers`
     pub ac_request_headers: Option<String>,
-    /// `X-Forwarded-For` (first address)
+    /// `X-Forwarded-For` (last address: the one our proxy appended)
     pub forwarded_for: Option<String>,
 }
 
@@ -180,7 +180,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
         } else if name.eq_ignore_ascii_case("access-control-request-headers") {
             headers.ac_request_headers = Some(value()?);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            headers.forwarded_for = value()?.split(',').next().map(|s| s.trim().to_string());
+            // The last entry is the one the proxy in front of us added; earlier ones come
+            // from the client and prove nothing.
+            headers.forwarded_for = value()?.rsplit(',').next().map(|s| s.trim().to_string());
         }
     }
     // A body framed any way but Content-Length is refused: with both, it would be

@@ -76,8 +76,8 @@ impl Drop for Replier {
     }
 }
 
-/// The route label used in metrics, and how to serve the request.
-/// The client's address: the peer, or X-Forwarded-For's first entry behind a trusted proxy.
+/// The client's address: the peer, or the last X-Forwarded-For entry (the address our
+/// proxy saw) when the proxy is trusted.
 pub fn client_ip(shared: &Shared, head: &Head, peer: IpAddr) -> IpAddr {
     if shared.cfg.limits.trust_forwarded_for
         && let Some(ip) = head
@@ -115,6 +115,7 @@ fn login_allowed(shared: &Shared, head: &Head, peer: IpAddr, body: &[u8]) -> Res
     Ok(())
 }
 
+/// The route label used in metrics, and how to serve the request.
 pub fn dispatch(
     shared: &Arc<Shared>,
     head: &Head,

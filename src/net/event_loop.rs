@@ -326,7 +326,7 @@ impl EventLoop {
                 }
                 return;
             }
-            let conn_peer = conn.peer;
+            let peer = conn.peer;
             let body = h.inbuf[head.head_len..total].to_vec();
             h.inbuf.drain(..total);
             h.head_started = None;
@@ -336,7 +336,6 @@ impl EventLoop {
             let origin = head.headers.origin.clone();
             let head_only = head.method == Method::Head;
             let reply = Replier::new(shared.clone(), self.idx, k, req);
-            let peer = conn_peer;
             let (route, routed) = routes::dispatch(&shared, &head, body, peer, reply);
             match routed {
                 Routed::Now(resp) => self.respond(
