@@ -2,6 +2,11 @@
 
 use crate::http::response::Response;
 
+/// No such room (REST, WebSocket and the writer say it the same way).
+pub const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
+/// The caller is not a member of the room.
+pub const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
+
 /// Everything a request or event can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {

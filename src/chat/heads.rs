@@ -7,7 +7,7 @@
 //! check's continuation on the same worker. Under load one round trip serves many
 //! requests; alone, a check costs one round trip as before.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
 use crate::pg::pool::Worker;
 use crate::shared::Shared;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -28,11 +28,13 @@ pub const HEADS_SQL: &str = "SELECT r.last_seq,
     LEFT JOIN rooms r ON r.id = q.r
     ORDER BY q.i";
 
-/// A member's view of a room: its last seq.
-pub type Head = Result<i64, ApiError>;
+/// What a check found: for a member, the worker that answered (for further queries on
+/// it) and the room's last seq; otherwise why not.
+pub type Head<'a> = Result<(&'a mut Worker, i64), ApiError>;
 
-/// Runs on the worker that answered the check, with the worker (for further queries).
-pub type Then = Box<dyn FnOnce(&mut Worker, Head) + Send>;
+/// Runs with the check's outcome: on the worker that answered it, or on the caller's
+/// thread with `unavailable` when no worker can take it.
+pub type Then = Box<dyn for<'a> FnOnce(Head<'a>) + Send>;
 
 struct Check {
     room: Uuid,
@@ -60,14 +62,13 @@ impl Default for Heads {
 
 /// Checks that `user` may read `room`; `then` gets the room's last seq, or
 /// `room_not_found` / `not_member` / the database's error. When no worker can take the
-/// check (queues full), `then` gets `unavailable` at once, on the caller's thread, so a
-/// continuation must only answer when given an error.
+/// check (queues full), `then` gets `unavailable` at once, on the caller's thread.
 pub fn check(shared: &Arc<Shared>, room: Uuid, user: Uuid, then: Then) {
     let heads = &shared.heads;
     if let Err(e) = heads.tx.try_send(Check { room, user, then }) {
         let (TrySendError::Full(c) | TrySendError::Disconnected(c)) = e;
         shared.metrics.jobs_rejected.fetch_add(1, Ordering::Relaxed);
-        return refuse(shared, c);
+        return (c.then)(Err(ApiError::Unavailable));
     }
     if heads.scheduled.swap(true, Ordering::AcqRel) {
         return;
@@ -77,16 +78,9 @@ pub fn check(shared: &Arc<Shared>, room: Uuid, user: Uuid, then: Then) {
         // No worker will come: what waits now was left to this drain.
         heads.scheduled.store(false, Ordering::Release);
         for c in heads.rx.try_iter() {
-            refuse(shared, c);
+            (c.then)(Err(ApiError::Unavailable));
         }
     }
-}
-
-/// Answers a check that no worker will run with `unavailable` (the continuation gets a
-/// worker that never connected; on an error it only replies).
-fn refuse(shared: &Shared, c: Check) {
-    let mut idle = Worker::new(shared.pool.clone(), shared.metrics.clone());
-    (c.then)(&mut idle, Err(ApiError::Unavailable));
 }
 
 /// Answers the waiting checks, [`BATCH`] per statement. Checks that arrive once it
@@ -111,20 +105,16 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
     match query(w, &batch) {
         Ok(heads) => {
             for (c, head) in batch.into_iter().zip(heads) {
-                let head = match head {
-                    None => Err(ApiError::NotFound("room_not_found", "Room not found")),
-                    Some((_, false)) => Err(ApiError::Forbidden(
-                        "not_member",
-                        "Not a member of this room",
-                    )),
-                    Some((seq, true)) => Ok(seq),
-                };
-                (c.then)(w, head);
+                (c.then)(match head {
+                    None => Err(ROOM_NOT_FOUND),
+                    Some((_, false)) => Err(NOT_MEMBER),
+                    Some((seq, true)) => Ok((&mut *w, seq)),
+                });
             }
         }
         Err(e) => {
             for c in batch {
-                (c.then)(w, Err(e.clone()));
+                (c.then)(Err(e.clone()));
             }
         }
     }

@@ -5,7 +5,6 @@
 //! of seqs, served from the history cache when it holds them all and otherwise read
 //! from the messages table (and cached).
 
-use crate::auth::tokens::Identity;
 use crate::chat::heads;
 use crate::chat::history::{self, HistoryCache, Json};
 use crate::chat::messages;
@@ -20,7 +19,7 @@ use uuid::Uuid;
 /// One history request.
 pub struct PageReq {
     /// Reader.
-    pub who: Identity,
+    pub user: Uuid,
     /// Room.
     pub room: Uuid,
     /// Only messages with `seq < cursor`.
@@ -34,14 +33,14 @@ pub struct PageReq {
 /// Answers a history request once its check comes back.
 pub fn submit(shared: &Arc<Shared>, req: PageReq) {
     let s = shared.clone();
-    let (room, user) = (req.room, req.who.user_id);
+    let (room, user) = (req.room, req.user);
     heads::check(
         shared,
         room,
         user,
-        Box::new(move |w, head| {
+        Box::new(move |head| {
             let resp = head
-                .and_then(|seq| page(w, &s.history, &req, seq))
+                .and_then(|(w, seq)| page(w, &s.history, &req, seq))
                 .unwrap_or_else(|e| e.response());
             (req.reply)(resp);
         }),

@@ -2,7 +2,7 @@
 
 use crate::auth::tokens::Identity;
 use crate::chat::messages;
-use crate::error::{ApiError, is_unique_violation};
+use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, is_unique_violation};
 use crate::http::body::{Body, finish};
 use crate::http::response::Response;
 use crate::pg::pool::Worker;
@@ -11,8 +11,6 @@ use postgres::{Client, GenericClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
-const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
 /// Columns of `rooms` in the order `room_json` reads them.
 macro_rules! room_columns {
     () => {

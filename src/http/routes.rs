@@ -6,7 +6,7 @@ use crate::auth::tokens::{Identity, bearer};
 use crate::chat::messages::{self, Message};
 use crate::chat::pages::{self, PageReq};
 use crate::chat::rooms;
-use crate::error::ApiError;
+use crate::error::{ApiError, ROOM_NOT_FOUND};
 use crate::http::body::Body;
 use crate::http::parse::{Head, Method, query_param};
 use crate::http::response::Response;
@@ -363,7 +363,7 @@ fn room_route(
 ) -> Routed {
     authed(shared, head, |who| match Uuid::parse_str(id) {
         Ok(room) => f(who, room),
-        Err(_) => Routed::Now(ApiError::NotFound("room_not_found", "Room not found").response()),
+        Err(_) => Routed::Now(ROOM_NOT_FOUND.response()),
     })
 }
 
@@ -430,7 +430,7 @@ fn history(shared: &Arc<Shared>, head: &Head, who: Identity, room: Uuid, reply: 
     pages::submit(
         shared,
         PageReq {
-            who,
+            user: who.user_id,
             room,
             cursor,
             limit,

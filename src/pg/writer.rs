@@ -3,7 +3,7 @@
 //! one multi-row INSERT, one NOTIFY per room batch, one commit).
 
 use crate::chat::messages::{self, Message};
-use crate::error::{ApiError, db_error};
+use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, db_error};
 use crate::metrics::Metrics;
 use crate::pg::pool::{Pool, Worker, next_job};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -165,17 +165,21 @@ const LOCK_SQL: &str = "SELECT r.id, m.user_id FROM rooms r
      WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r";
 /// Reserves each room's seq range and inserts the messages in one statement: message
 /// `k` (1-based, in arrival order within its room) gets the room's old last seq + `k`.
+/// Returns (room, k, seq, id, created_at) per message.
 const STORE_SQL: &str = "WITH s AS (
        UPDATE rooms SET last_seq = rooms.last_seq + v.n
        FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
        WHERE rooms.id = v.id
-       RETURNING rooms.id, rooms.last_seq - v.n AS base)
-     INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
-     SELECT m.room_id, s.base + m.k, m.user_id, m.username, m.content, m.cmid
-     FROM unnest($3::uuid[], $4::int8[], $5::uuid[], $6::text[], $7::text[], $8::text[])
-          AS m(room_id, k, user_id, username, content, cmid)
-     JOIN s ON s.id = m.room_id
-     RETURNING room_id, seq, id, created_at";
+       RETURNING rooms.id, rooms.last_seq - v.n AS base),
+     ins AS (
+       INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
+       SELECT m.room_id, s.base + m.k, m.user_id, m.username, m.content, m.cmid
+       FROM unnest($3::uuid[], $4::int8[], $5::uuid[], $6::text[], $7::text[], $8::text[])
+            AS m(room_id, k, user_id, username, content, cmid)
+       JOIN s ON s.id = m.room_id
+       RETURNING room_id, seq, id, created_at)
+     SELECT ins.room_id, ins.seq - s.base, ins.seq, ins.id, ins.created_at
+     FROM ins JOIN s ON s.id = ins.room_id";
 const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 /// Messages already stored under the batch's (room, user, client_msg_id) keys. A plain
 /// join on the unique index (rather than `IN (SELECT ... unnest)`): PostgreSQL plans it
@@ -254,12 +258,9 @@ fn try_store(
         .iter()
         .map(|j| {
             if !existing.contains(&j.room_id) {
-                Slot::Failed(ApiError::NotFound("room_not_found", "Room not found"))
+                Slot::Failed(ROOM_NOT_FOUND)
             } else if !members.contains(&(j.room_id, j.user_id)) {
-                Slot::Failed(ApiError::Forbidden(
-                    "not_member",
-                    "Not a member of this room",
-                ))
+                Slot::Failed(NOT_MEMBER)
             } else {
                 Slot::New
             }
@@ -287,23 +288,17 @@ fn try_store(
         }
     }
     let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
-    // (room, k) -> (seq, id, created_at); a room's rows have seqs base+1 ..= base+n.
+    // (room, k) -> (seq, id, created_at).
     let mut stored: HashMap<(Uuid, i64), (i64, i64, String)> = HashMap::new();
     if !c_room.is_empty() {
-        let rows = tx.query(
+        for row in tx.query(
             &st[1],
             &[&ids, &ns, &c_room, &c_k, &c_user, &c_name, &c_text, &c_cmid],
-        )?;
-        let mut base: HashMap<Uuid, i64> = HashMap::new();
-        for row in &rows {
-            let (room, seq): (Uuid, i64) = (row.get(0), row.get(1));
-            let b = base.entry(room).or_insert(seq - 1);
-            *b = (*b).min(seq - 1);
-        }
-        for row in &rows {
-            let (room, seq): (Uuid, i64) = (row.get(0), row.get(1));
-            let k = seq - base.get(&room).copied().unwrap_or(0);
-            stored.insert((room, k), (seq, row.get(2), messages::iso(row.get(3))));
+        )? {
+            stored.insert(
+                (row.get(0), row.get(1)),
+                (row.get(2), row.get(3), messages::iso(row.get(4))),
+            );
         }
     }
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());

@@ -70,8 +70,8 @@ impl EventLoop {
         let shared = self.shared.clone();
         // Membership and the room's position come from the batched checks; history, when
         // asked for, is read on the same worker right after.
-        let then: heads::Then = Box::new(move |w, head| {
-            let result = head.and_then(|room_seq| {
+        let then: heads::Then = Box::new(move |head| {
+            let result = head.and_then(|(w, room_seq)| {
                 let history = match last_seen {
                     Some(after) => {
                         let mut rows =
