@@ -2,7 +2,7 @@
 //! their corpora on stable (`tests/fuzz_regressions.rs`). Each function panics only when
 //! a property the server relies on is broken; clients never reach this module.
 
-use crate::config::Config;
+use crate::base::config::Config;
 use crate::http::parse::{Limits, parse_head, percent_decode, query_param};
 use crate::ws::events::{ClientEvent, decode, encode, error};
 
@@ -65,7 +65,7 @@ pub fn ws_event(data: &[u8]) {
         Err(e) => {
             let _ = e.code();
             let _ = e.status();
-            assert!(!error(&e).is_empty());
+            assert!(!error(&e, None).is_empty());
         }
     }
 }

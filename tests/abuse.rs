@@ -132,7 +132,6 @@ fn stalled_consumers_at_scale_are_closed_and_memory_stays_bounded() {
     assert_exact(&seqs, 1, total as i64);
     let closes = node
         .handle
-        .shared
         .metrics
         .slow_consumer_closes
         .load(std::sync::atomic::Ordering::Relaxed);

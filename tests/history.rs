@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use support::*;
 
 fn hits(node: &Node) -> u64 {
-    node.handle.shared.metrics.history_cache_hits.load(Relaxed)
+    node.handle.metrics.history_cache_hits.load(Relaxed)
 }
 
 fn page(c: &mut Http, token: &str, room: &str, query: &str) -> (u16, Value) {

@@ -25,7 +25,7 @@ fn cross_node_delivery_presence_typing_and_revocation() {
     // Alice (node 1) sees Bob come online on node 2.
     let p = wa.expect_where("presence", |p| p["user_id"] == bob.id.as_str());
     assert_eq!(p["status"], "online");
-    assert_eq!(p["node_id"], n2.handle.shared.node_id.as_str());
+    assert_eq!(p["node_id"], n2.handle.node_id.as_str());
     let mut wb3 = Ws::connect(&a3, &bob.token);
     wb3.join(&room, None);
 
@@ -133,7 +133,6 @@ fn listener_backend_killed_during_a_stream_loses_nothing() {
     }
     assert!(
         n1.handle
-            .shared
             .metrics
             .listener_reconnects
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -188,7 +187,6 @@ fn slow_consumer_is_closed_and_others_are_not_delayed() {
     assert_exact(&seqs, 1, total as i64);
     assert!(
         node.handle
-            .shared
             .metrics
             .slow_consumer_closes
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -202,7 +200,6 @@ fn slow_consumer_is_closed_and_others_are_not_delayed() {
             Instant::now() < deadline,
             "slow consumer never closed; read up to {last}; closes {}",
             node.handle
-                .shared
                 .metrics
                 .slow_consumer_closes
                 .load(std::sync::atomic::Ordering::Relaxed)

@@ -322,7 +322,6 @@ fn dead_peers_are_dropped_and_live_ones_kept() {
     );
     assert_eq!(
         node.handle
-            .shared
             .metrics
             .websockets
             .load(std::sync::atomic::Ordering::Relaxed),

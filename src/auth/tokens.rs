@@ -1,5 +1,6 @@
 //! Access tokens (JWT HS256, algorithm pinned) and opaque refresh tokens stored as hashes.
 
+use crate::base::model::{Identity, now_secs};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,17 +21,6 @@ pub struct Claims {
     pub iat: u64,
     /// Expiry (seconds).
     pub exp: u64,
-}
-
-/// The authenticated caller of a request or socket.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    /// User id.
-    pub user_id: Uuid,
-    /// Username.
-    pub username: String,
-    /// Session id.
-    pub session_id: Uuid,
 }
 
 /// Signs and checks tokens.
@@ -111,14 +101,6 @@ impl TokenKeys {
     }
 }
 
-/// Seconds since the epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -128,15 +110,6 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn random_secret() -> Vec<u8> {
     let bytes: [u8; 32] = rand::random();
     bytes.to_vec()
-}
-
-/// The token of an `Authorization: Bearer <token>` header value.
-pub fn bearer(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -202,13 +175,5 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert_ne!(k.refresh_hash(&t), t.as_bytes());
         assert_eq!(k.refresh_hash(&t), k.refresh_hash(&t));
-    }
-
-    #[test]
-    fn bearer_header() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer  abc "), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearer"), None);
     }
 }

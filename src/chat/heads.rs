@@ -7,9 +7,9 @@
 //! check's continuation on the same worker. Under load one round trip serves many
 //! requests; alone, a check costs one round trip as before.
 
-use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
-use crate::pg::pool::Worker;
-use crate::shared::Shared;
+use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::metrics::Metrics;
+use crate::pg::pool::{JobQueue, Worker};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,53 +42,58 @@ struct Check {
     then: Then,
 }
 
-/// The queue of checks and whether a worker has been asked to drain it.
+/// The queue of checks, whether a worker has been asked to drain it, and the query
+/// workers that do.
 pub struct Heads {
     tx: Sender<Check>,
     rx: Receiver<Check>,
     scheduled: AtomicBool,
+    db: JobQueue,
+    metrics: Arc<Metrics>,
 }
 
-impl Default for Heads {
-    fn default() -> Self {
+impl Heads {
+    /// Checks answered on the workers of `db`.
+    pub fn new(db: JobQueue, metrics: Arc<Metrics>) -> Arc<Heads> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-        Heads {
+        Arc::new(Heads {
             tx,
             rx,
             scheduled: AtomicBool::new(false),
-        }
+            db,
+            metrics,
+        })
     }
-}
 
-/// Checks that `user` may read `room`; `then` gets the room's last seq, or
-/// `room_not_found` / `not_member` / the database's error. When no worker can take the
-/// check (queues full), `then` gets `unavailable` at once, on the caller's thread.
-pub fn check(shared: &Arc<Shared>, room: Uuid, user: Uuid, then: Then) {
-    let heads = &shared.heads;
-    if let Err(e) = heads.tx.try_send(Check { room, user, then }) {
-        let (TrySendError::Full(c) | TrySendError::Disconnected(c)) = e;
-        shared.metrics.jobs_rejected.fetch_add(1, Ordering::Relaxed);
-        return (c.then)(Err(ApiError::Unavailable));
-    }
-    if heads.scheduled.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let s = shared.clone();
-    if shared.db.submit(Box::new(move |w| drain(w, &s))).is_err() {
-        // No worker will come: what waits now was left to this drain.
-        heads.scheduled.store(false, Ordering::Release);
-        for c in heads.rx.try_iter() {
-            (c.then)(Err(ApiError::Unavailable));
+    /// Checks that `user` may read `room`; `then` gets the room's last seq, or
+    /// `room_not_found` / `not_member` / the database's error. When no worker can take
+    /// the check (queues full), `then` gets `unavailable` at once, on the caller's thread.
+    pub fn check(self: &Arc<Heads>, room: Uuid, user: Uuid, then: Then) {
+        if let Err(e) = self.tx.try_send(Check { room, user, then }) {
+            let (TrySendError::Full(c) | TrySendError::Disconnected(c)) = e;
+            self.metrics.jobs_rejected.fetch_add(1, Ordering::Relaxed);
+            return (c.then)(Err(ApiError::Unavailable));
+        }
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let heads = self.clone();
+        if self.db.submit(Box::new(move |w| drain(w, &heads))).is_err() {
+            // No worker will come: what waits now was left to this drain.
+            self.scheduled.store(false, Ordering::Release);
+            for c in self.rx.try_iter() {
+                (c.then)(Err(ApiError::Unavailable));
+            }
         }
     }
 }
 
 /// Answers the waiting checks, [`BATCH`] per statement. Checks that arrive once it
 /// started schedule the next drain, which another worker may run at the same time.
-fn drain(w: &mut Worker, shared: &Shared) {
+fn drain(w: &mut Worker, heads: &Heads) {
     loop {
-        shared.heads.scheduled.store(false, Ordering::Release);
-        let batch: Vec<Check> = shared.heads.rx.try_iter().take(BATCH).collect();
+        heads.scheduled.store(false, Ordering::Release);
+        let batch: Vec<Check> = heads.rx.try_iter().take(BATCH).collect();
         let full = batch.len() == BATCH;
         answer(w, batch);
         // A full batch may have left checks that counted on this drain.

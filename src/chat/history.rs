@@ -8,7 +8,7 @@
 //! answer. Notifications extend cached runs as messages commit; a miss reads the rows
 //! and fills the cache.
 
-use crate::chat::messages::Message;
+use crate::base::model::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;

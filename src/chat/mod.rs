@@ -1,7 +1,6 @@
-//! Chat domain: rooms, messages, presence, the per-loop fan-out registry and the
-//! history cache.
+//! Chat domain: rooms, messages, presence, history pages, the batched membership checks
+//! and the history cache. Returns values and errors; imports only base and pg.
 
-pub mod fanout;
 pub mod heads;
 pub mod history;
 pub mod messages;

@@ -5,13 +5,11 @@
 //! of seqs, served from the history cache when it holds them all and otherwise read
 //! from the messages table (and cached).
 
-use crate::chat::heads;
+use crate::base::error::ApiError;
+use crate::chat::heads::Heads;
 use crate::chat::history::{self, HistoryCache, Json};
-use crate::chat::messages;
-use crate::error::ApiError;
-use crate::http::response::Response;
+use crate::pg::messages;
 use crate::pg::pool::Worker;
-use crate::shared::Shared;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use uuid::Uuid;
@@ -26,23 +24,20 @@ pub struct PageReq {
     pub cursor: Option<i64>,
     /// Page size (1..=100).
     pub limit: i64,
-    /// Takes the answer to the client.
-    pub reply: Box<dyn FnOnce(Response) + Send>,
+    /// Takes the answer (a JSON body) to the client.
+    pub reply: Box<dyn FnOnce(Result<Vec<u8>, ApiError>) + Send>,
 }
 
 /// Answers a history request once its check comes back.
-pub fn submit(shared: &Arc<Shared>, req: PageReq) {
-    let s = shared.clone();
+pub fn submit(heads: &Arc<Heads>, cache: &Arc<HistoryCache>, req: PageReq) {
+    let cache = cache.clone();
     let (room, user) = (req.room, req.user);
-    heads::check(
-        shared,
+    heads.check(
         room,
         user,
         Box::new(move |head| {
-            let resp = head
-                .and_then(|(w, seq)| page(w, &s.history, &req, seq))
-                .unwrap_or_else(|e| e.response());
-            (req.reply)(resp);
+            let page = head.and_then(|(w, seq)| page(w, &cache, &req, seq));
+            (req.reply)(page);
         }),
     );
 }
@@ -54,7 +49,7 @@ fn page(
     cache: &HistoryCache,
     req: &PageReq,
     head: i64,
-) -> Result<Response, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let top = req.cursor.map_or(head, |c| head.min(c - 1));
     let lo = (top - req.limit + 1).max(1);
     if top < 1 {
@@ -82,7 +77,7 @@ fn page(
 
 /// `{messages, next_cursor}` from serialised messages, newest first; `oldest` is the
 /// last one's seq, the cursor of the next page when this one is full.
-fn body(page: &[Json], limit: i64, oldest: i64) -> Response {
+fn body(page: &[Json], limit: i64, oldest: i64) -> Vec<u8> {
     let mut body = Vec::with_capacity(40 + page.iter().map(|m| m.len() + 1).sum::<usize>());
     body.extend_from_slice(b"{\"messages\":[");
     for (i, m) in page.iter().enumerate() {
@@ -98,5 +93,5 @@ fn body(page: &[Json], limit: i64, oldest: i64) -> Response {
         body.extend_from_slice(b"null");
     }
     body.push(b'}');
-    Response::raw(200, "application/json; charset=utf-8", body)
+    body
 }

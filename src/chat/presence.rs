@@ -2,16 +2,13 @@
 //! batches), heartbeats the node, removes the rows of nodes that stopped, and announces
 //! users online/offline. Ephemeral room events travel by NOTIFY alone.
 
-use crate::auth::tokens::Identity;
-use crate::chat::messages::iso;
-use crate::pg::EVENTS_CHANNEL;
-use crate::pg::pool::Worker;
-use crate::shared::Shared;
+use crate::base::model::{Identity, now_iso};
+use crate::pg::notify::{self, Event, PresenceData, RoomEvent, TypingData, WhoData};
+use crate::pg::pool::{JobQueue, Worker};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use postgres::GenericClient;
-use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -64,24 +61,28 @@ impl Presence {
     }
 }
 
-/// Publishes an ephemeral event to a room on every node (through the events channel).
-pub fn publish(
-    shared: &Arc<Shared>,
-    room: Uuid,
-    except: Option<Uuid>,
-    event: &'static str,
-    data: Value,
-) {
-    let payload = json!({ "t": "room", "r": room, "x": except, "e": event, "d": data }).to_string();
+/// Relays a typing start or stop to the room's other members on every node. Ephemeral:
+/// under overload an indicator may be dropped, never a message.
+pub fn typing(db: &JobQueue, who: &Identity, room: Uuid, typing: bool) {
+    let event = Event::Room {
+        room,
+        except: Some(who.user_id),
+        event: RoomEvent::Typing(TypingData {
+            user_id: who.user_id,
+            room_id: room,
+            username: who.username.clone(),
+            typing,
+            started_at: now_iso(),
+        }),
+    };
     let job: crate::pg::pool::Job = Box::new(move |w| {
         if let Ok(c) = w.client()
-            && let Err(e) = c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &payload])
+            && let Err(e) = notify::publish(c, &[event])
         {
             log::debug!("event not published: {e}");
         }
     });
-    // Ephemeral: under overload an indicator may be dropped, never a message.
-    let _ = shared.db.submit(job);
+    let _ = db.submit(job);
 }
 
 fn announce(
@@ -92,20 +93,35 @@ fn announce(
     username: &str,
     online: bool,
 ) -> Result<(), postgres::Error> {
-    let now = iso(chrono::Utc::now());
-    let presence = json!({
-        "user_id": user, "room_id": room, "node_id": node, "last_seen": now,
-        "username": username, "status": if online { "online" } else { "offline" },
-    });
-    let who = json!({ "user_id": user, "room_id": room, "username": username });
-    let payloads = [
-        json!({ "t": "room", "r": room, "x": null, "e": "presence", "d": presence }).to_string(),
-        json!({ "t": "room", "r": room, "x": null, "e": if online { "user_joined" } else { "user_left" }, "d": who }).to_string(),
-    ];
-    for p in payloads {
-        c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &p])?;
-    }
-    Ok(())
+    let presence = PresenceData {
+        user_id: user,
+        room_id: room,
+        node_id: node.to_string(),
+        last_seen: now_iso(),
+        username: username.to_string(),
+        status: if online { "online" } else { "offline" }.into(),
+    };
+    let who = WhoData {
+        user_id: user,
+        room_id: room,
+        username: username.to_string(),
+    };
+    let room_event = |event| Event::Room {
+        room,
+        except: None,
+        event,
+    };
+    notify::publish(
+        c,
+        &[
+            room_event(RoomEvent::Presence(presence)),
+            room_event(if online {
+                RoomEvent::UserJoined(who)
+            } else {
+                RoomEvent::UserLeft(who)
+            }),
+        ],
+    )
 }
 
 /// Applies a batch of operations in one transaction, in order.
@@ -208,16 +224,29 @@ fn heartbeat(
     Ok(())
 }
 
+/// What the presence thread needs.
+pub struct PresenceThread {
+    /// This node's id in presence rows.
+    pub node_id: String,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Age after which another node's rows are removed.
+    pub node_timeout: Duration,
+    /// Set when the node shuts down.
+    pub stop: Arc<AtomicBool>,
+    /// Set while heartbeats reach the database (readiness).
+    pub db_ok: Arc<AtomicBool>,
+}
+
 /// The presence thread: applies operations in arrival order and heartbeats.
-pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
-    let node = shared.node_id.clone();
-    let period = Duration::from_secs(shared.cfg.presence.heartbeat_secs);
-    let timeout = Duration::from_secs(shared.cfg.presence.node_timeout_secs);
+pub fn run(t: PresenceThread, rx: Receiver<PresenceOp>, mut worker: Worker) {
+    let node = t.node_id.clone();
+    let (period, timeout) = (t.heartbeat, t.node_timeout);
     let mut next_beat = Instant::now();
     let mut cleared_self = false;
     let mut backlog: Vec<PresenceOp> = Vec::new();
     loop {
-        if shared.shutting_down.load(Ordering::Acquire) && rx.is_empty() && backlog.is_empty() {
+        if t.stop.load(Ordering::Acquire) && rx.is_empty() && backlog.is_empty() {
             break;
         }
         if Instant::now() >= next_beat {
@@ -234,7 +263,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
                 }
                 Err(_) => false,
             };
-            shared.db_ok.store(ok, Ordering::Release);
+            t.db_ok.store(ok, Ordering::Release);
         }
         let wait = next_beat
             .saturating_duration_since(Instant::now())
@@ -264,7 +293,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<PresenceOp>, mut worker: Worker) {
             Err(()) => {
                 // Shutting down with the database away: the rows are cleared by the
                 // other nodes once our heartbeat stops, so give up rather than hang.
-                if backlog.len() > 100_000 || shared.shutting_down.load(Ordering::Acquire) {
+                if backlog.len() > 100_000 || t.stop.load(Ordering::Acquire) {
                     backlog.clear();
                 }
                 std::thread::sleep(Duration::from_millis(200));

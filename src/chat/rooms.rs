@@ -1,17 +1,16 @@
-//! Rooms and membership over REST (run on worker threads).
+//! Rooms and membership (run on worker threads).
 
-use crate::auth::tokens::Identity;
-use crate::chat::messages;
-use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, is_unique_violation};
-use crate::http::body::{Body, finish};
-use crate::http::response::Response;
+use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, check};
+use crate::base::model::{Identity, iso};
+use crate::pg::is_unique_violation;
+use crate::pg::notify::{self, Event};
 use crate::pg::pool::Worker;
 use chrono::{DateTime, Utc};
 use postgres::{Client, GenericClient};
-use serde_json::{Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
-/// Columns of `rooms` in the order `room_json` reads them.
+/// Columns of `rooms` in the order [`Room::from_row`] reads them.
 macro_rules! room_columns {
     () => {
         "id, name, description, created_by, created_at"
@@ -28,46 +27,93 @@ const CREATE_SQL: &str = concat!(
     room_columns!()
 );
 
-fn room_json(row: &postgres::Row) -> Value {
-    let created: DateTime<Utc> = row.get(4);
-    json!({
-        "id": row.get::<_, Uuid>(0),
-        "name": row.get::<_, String>(1),
-        "description": row.get::<_, Option<String>>(2),
-        "created_by": row.get::<_, Option<Uuid>>(3),
-        "created_at": messages::iso(created),
-    })
+/// A room as clients see it.
+#[derive(Debug, Serialize)]
+pub struct Room {
+    /// Room id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Creator (null once the account is gone).
+    pub created_by: Option<Uuid>,
+    /// Creation time.
+    pub created_at: String,
 }
 
-/// GET /rooms: newest first (at most 1000).
-pub fn list(w: &mut Worker) -> Result<Response, ApiError> {
+impl Room {
+    fn from_row(row: &postgres::Row) -> Room {
+        let created: DateTime<Utc> = row.get(4);
+        Room {
+            id: row.get(0),
+            name: row.get(1),
+            description: row.get(2),
+            created_by: row.get(3),
+            created_at: iso(created),
+        }
+    }
+}
+
+/// A new room's fields.
+pub struct NewRoom {
+    /// Name (trimmed before use).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+}
+
+impl NewRoom {
+    /// Every rule the request breaks, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let n = self.name.trim().chars().count();
+        if !(1..=100).contains(&n) {
+            errs.push("name must be 1 to 100 characters".into());
+        }
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 1000)
+        {
+            errs.push("description must be at most 1000 characters".into());
+        }
+        errs
+    }
+}
+
+/// A member as `GET /rooms/:id/members` shows it.
+#[derive(Debug, Serialize)]
+pub struct Member {
+    /// User id.
+    pub id: Uuid,
+    /// Username.
+    pub username: String,
+    /// When the user joined.
+    pub joined_at: String,
+    /// Has a joined socket somewhere.
+    pub online: bool,
+}
+
+/// Every room, newest first (at most 1000).
+pub fn list(w: &mut Worker) -> Result<Vec<Room>, ApiError> {
     let rows = w.client()?.query(LIST_SQL, &[])?;
-    let rooms: Vec<Value> = rows.iter().map(room_json).collect();
-    Ok(Response::json(200, &rooms))
+    Ok(rows.iter().map(Room::from_row).collect())
 }
 
-/// POST /rooms: the creator becomes a member.
-pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, ApiError> {
-    let body = Body::parse(body)?;
-    let mut errs = Vec::new();
-    let name = body.req_str("name", &mut errs);
-    let description = body.opt_str("description", &mut errs);
-    let n = name.trim().chars().count();
-    if !(1..=100).contains(&n) {
-        errs.push("name must be 1 to 100 characters".into());
-    }
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 1000)
-    {
-        errs.push("description must be at most 1000 characters".into());
-    }
-    finish(errs)?;
+/// Creates a room; the creator becomes a member.
+pub fn create(w: &mut Worker, who: &Identity, new: NewRoom) -> Result<Room, ApiError> {
+    check(new.problems())?;
     let c = w.client()?;
     let mut tx = c.transaction()?;
     let row = match tx.query_one(
         CREATE_SQL,
-        &[&Uuid::now_v7(), &name.trim(), &description, &who.user_id],
+        &[
+            &Uuid::now_v7(),
+            &new.name.trim(),
+            &new.description,
+            &who.user_id,
+        ],
     ) {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e, "rooms_name_key") => {
@@ -78,25 +124,25 @@ pub fn create(w: &mut Worker, who: &Identity, body: &[u8]) -> Result<Response, A
         }
         Err(e) => return Err(e.into()),
     };
-    let id: Uuid = row.get(0);
+    let room = Room::from_row(&row);
     tx.execute(
         "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)",
-        &[&id, &who.user_id],
+        &[&room.id, &who.user_id],
     )?;
     tx.commit()?;
-    Ok(Response::json(201, &room_json(&row)))
+    Ok(room)
 }
 
-/// GET /rooms/:id
-pub fn get(w: &mut Worker, room: Uuid) -> Result<Response, ApiError> {
+/// One room.
+pub fn get(w: &mut Worker, room: Uuid) -> Result<Room, ApiError> {
     match w.client()?.query_opt(GET_SQL, &[&room])? {
-        Some(row) => Ok(Response::json(200, &room_json(&row))),
+        Some(row) => Ok(Room::from_row(&row)),
         None => Err(ROOM_NOT_FOUND),
     }
 }
 
-/// POST /rooms/:id/join: idempotent.
-pub fn join(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiError> {
+/// Joins a room (idempotent).
+pub fn join(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError> {
     let rows = w.client()?.query(
         "WITH r AS (SELECT id FROM rooms WHERE id = $1),
               ins AS (INSERT INTO room_members (room_id, user_id) SELECT id, $2 FROM r
@@ -107,11 +153,11 @@ pub fn join(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiE
     if rows.is_empty() {
         return Err(ROOM_NOT_FOUND);
     }
-    Ok(Response::json(201, &json!({ "success": true })))
+    Ok(())
 }
 
-/// POST /rooms/:id/leave: live delivery to the user's sockets in the room stops too.
-pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiError> {
+/// Leaves a room; live delivery to the user's sockets in the room stops too.
+pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
     if tx
@@ -125,14 +171,16 @@ pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, Api
         &[&room, &who.user_id],
     )?;
     if n > 0 {
-        let payload = json!({ "t": "kick", "r": room, "u": who.user_id }).to_string();
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&crate::pg::EVENTS_CHANNEL, &payload],
+        notify::publish(
+            &mut tx,
+            &[Event::Kick {
+                room,
+                user: who.user_id,
+            }],
         )?;
     }
     tx.commit()?;
-    Ok(Response::json(201, &json!({ "success": true })))
+    Ok(())
 }
 
 /// Whether the room exists and the user is a member of it.
@@ -161,8 +209,8 @@ pub fn require_member(c: &mut Client, room: Uuid, user: Uuid) -> Result<(), ApiE
     }
 }
 
-/// GET /rooms/:id/members: each member with an `online` flag from presence rows.
-pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, ApiError> {
+/// A room's members, each with an `online` flag from presence rows.
+pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Vec<Member>, ApiError> {
     let c = w.client()?;
     require_member(c, room, who.user_id)?;
     let rows = c.query(
@@ -172,16 +220,13 @@ pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Response, A
          WHERE m.room_id = $1 ORDER BY m.joined_at, u.id LIMIT 10000",
         &[&room],
     )?;
-    let list: Vec<Value> = rows
+    Ok(rows
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.get::<_, Uuid>(0),
-                "username": r.get::<_, String>(1),
-                "joined_at": messages::iso(r.get(2)),
-                "online": r.get::<_, bool>(3),
-            })
+        .map(|r| Member {
+            id: r.get(0),
+            username: r.get(1),
+            joined_at: iso(r.get(2)),
+            online: r.get(3),
         })
-        .collect();
-    Ok(Response::json(200, &list))
+        .collect())
 }

@@ -1,6 +1,12 @@
-//! HTTP/1.1: parsing, responses, request bodies and routing.
+//! HTTP/1.1: parsing, request bodies, responses (the one place an error becomes an
+//! HTTP answer), routes and their handlers, and the WebSocket opening handshake.
+//! Protocol adapter: imports base, pg and the domain; never ws/ or net/.
 
+pub mod api;
 pub mod body;
+pub mod context;
+pub mod ops;
 pub mod parse;
 pub mod response;
 pub mod routes;
+pub mod upgrade;

@@ -1,5 +1,6 @@
 //! HTTP responses: JSON bodies, the error shape clients expect, CORS, serialisation.
 
+use crate::base::error::ApiError;
 use serde::Serialize;
 use std::io::Write;
 
@@ -56,6 +57,21 @@ impl Response {
             "code": code,
         });
         Response::json(status, &body)
+    }
+
+    /// The answer to an error: the one mapping of error kinds to HTTP.
+    pub fn from_error(e: &ApiError) -> Response {
+        let status = e.status();
+        let resp = match e {
+            ApiError::Validation(msgs) => Response::errors(status, e.code(), msgs.clone()),
+            ApiError::TooLarge(m) => Response::error(status, "payload_too_large", m),
+            other => Response::error(status, other.code(), &other.to_string()),
+        };
+        match e {
+            ApiError::RateLimited(secs) => resp.with_header("Retry-After", secs.to_string()),
+            ApiError::Unavailable => resp.with_header("Retry-After", "1"),
+            _ => resp,
+        }
     }
 
     /// Adds a header.

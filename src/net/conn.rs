@@ -1,7 +1,7 @@
 //! A connection: its socket, buffers and protocol state (HTTP, WebSocket, or closing).
 
 use crate::net::buffer::OutQueue;
-use crate::ws::WsConn;
+use crate::ws::Session;
 use mio::net::TcpStream;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -40,7 +40,7 @@ pub enum State {
     /// Serving HTTP requests.
     Http(HttpConn),
     /// An upgraded WebSocket.
-    Ws(Box<WsConn>),
+    Ws(Box<Session>),
     /// Write side shut down; reading and discarding until EOF or the deadline, so the
     /// last response is not destroyed by a reset.
     Lingering(Instant),

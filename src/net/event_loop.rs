@@ -1,15 +1,22 @@
 //! One event-loop thread: accepts on its own SO_REUSEPORT listener, owns its connections
-//! outright, speaks HTTP/1.1 and WebSocket, and never blocks: database work leaves as jobs
-//! and comes back as `LoopMsg`s through the channel and the Waker.
+//! outright, speaks HTTP/1.1 (through http::routes) and hands upgraded sockets to the
+//! WebSocket hub, and never blocks: database work leaves as jobs and comes back as
+//! `LoopMsg`s through the channel and the Waker.
 
-use crate::chat::fanout::Registry;
-use crate::error::ApiError;
-use crate::http::parse::{self, Limits, Method, ParseError};
+use crate::base::config::Config;
+use crate::base::error::ApiError;
+use crate::base::limits::PerIp;
+use crate::base::metrics::Metrics;
+use crate::base::model::Identity;
+use crate::http::context::{HttpCtx, ReplyTo};
+use crate::http::parse::{self, Head, Limits, Method, ParseError};
 use crate::http::response::Response;
-use crate::http::routes::{self, Replier, Routed};
+use crate::http::routes::{self, Routed};
 use crate::net::buffer::Flush;
 use crate::net::conn::{Conn, InFlight, State};
-use crate::shared::{LoopMsg, Shared};
+use crate::net::handle::{LoopHandle, LoopMsg};
+use crate::net::sockets::Table;
+use crate::ws::{Hub, Outcome, Outcomes};
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -28,31 +35,39 @@ const MAX_MSGS_PER_TURN: usize = 8192;
 /// How long a closing connection may linger to let its last response reach the peer.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// What a loop needs from the node.
+pub struct LoopCtx {
+    /// Effective configuration.
+    pub cfg: Arc<Config>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Open connections per address, shared by the node's loops.
+    pub per_ip: Arc<PerIp>,
+    /// What the HTTP routes need.
+    pub http: Arc<HttpCtx>,
+}
+
 /// The state of one event-loop thread.
 pub struct EventLoop {
-    /// Index among the node's loops.
-    pub idx: usize,
-    /// The mio poll.
-    pub poll: Poll,
+    idx: usize,
+    poll: Poll,
     listener: Option<TcpListener>,
-    /// Connections, by token.
-    pub conns: Slab<Conn>,
+    conns: Slab<Conn>,
     rx: Receiver<LoopMsg>,
-    /// Node-wide state.
-    pub shared: Arc<Shared>,
+    /// This loop's own handle: the address workers answer to.
+    handle: Arc<LoopHandle>,
+    ctx: LoopCtx,
+    /// The WebSocket side.
+    hub: Hub,
     limits: Limits,
     /// Connections with output queued during this turn.
-    pub dirty: Vec<usize>,
-    /// Connections to close at the end of this turn.
-    pub doomed: Vec<usize>,
+    dirty: Vec<usize>,
+    /// Connections with input left unread when their turn's budget ran out.
+    again: Vec<usize>,
     /// Accepting is paused until then (EMFILE, connection limit).
     accept_paused_until: Option<Instant>,
-    /// Request (and socket) ids, unique within the loop.
-    pub next_id: u64,
-    /// Rooms with joined sockets on this loop.
-    pub rooms: Registry,
-    /// Gap fetches to retry: (room, after, not before).
-    pub retry: Vec<(uuid::Uuid, i64, Instant)>,
+    /// Request ids, unique within the loop.
+    next_req: u64,
     stopping: Option<Instant>,
     last_sweep: Instant,
 }
@@ -64,11 +79,13 @@ impl EventLoop {
         poll: Poll,
         mut listener: TcpListener,
         rx: Receiver<LoopMsg>,
-        shared: Arc<Shared>,
+        handle: Arc<LoopHandle>,
+        ctx: LoopCtx,
+        hub: Hub,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let h = &shared.cfg.http;
+        let h = &ctx.cfg.http;
         let limits = Limits {
             max_header_bytes: h.max_header_bytes,
             max_headers: h.max_headers,
@@ -80,17 +97,28 @@ impl EventLoop {
             listener: Some(listener),
             conns: Slab::with_capacity(1024),
             rx,
-            shared,
+            handle,
+            ctx,
+            hub,
             limits,
             dirty: Vec::new(),
-            doomed: Vec::new(),
+            again: Vec::new(),
             accept_paused_until: None,
-            next_id: 1,
-            rooms: Registry::default(),
-            retry: Vec::new(),
+            next_req: 1,
             stopping: None,
             last_sweep: Instant::now(),
         })
+    }
+
+    /// The connection table as the WebSocket hub sees it.
+    fn table(&mut self) -> (&mut Hub, Table<'_>) {
+        (
+            &mut self.hub,
+            Table {
+                conns: &mut self.conns,
+                dirty: &mut self.dirty,
+            },
+        )
     }
 
     /// Runs until shutdown completes.
@@ -103,6 +131,10 @@ impl EventLoop {
             {
                 log::error!("loop {}: poll failed: {e}", self.idx);
                 return;
+            }
+            // Connections whose budget ran out last turn go first: they waited longest.
+            for k in std::mem::take(&mut self.again) {
+                self.on_readable(k);
             }
             let mut woken = false;
             for ev in events.iter() {
@@ -122,7 +154,8 @@ impl EventLoop {
             if woken || !self.rx.is_empty() {
                 self.drain_channel();
             }
-            self.rooms_flush();
+            let (hub, mut table) = self.table();
+            hub.flush(&mut table);
             if self.last_sweep.elapsed() >= self.sweep_interval() {
                 self.sweep();
             }
@@ -137,40 +170,62 @@ impl EventLoop {
     }
 
     fn sweep_interval(&self) -> Duration {
-        Duration::from_millis((self.shared.cfg.http.header_timeout_ms / 4).clamp(50, 250))
+        Duration::from_millis((self.ctx.cfg.http.header_timeout_ms / 4).clamp(50, 250))
     }
 
     fn poll_timeout(&self) -> Duration {
-        let mut t = self.sweep_interval();
-        if self.rooms.has_held() {
-            t = t.min(Duration::from_millis(
-                self.shared.cfg.websocket.coalesce_ms.max(1),
-            ));
+        if !self.again.is_empty() {
+            return Duration::ZERO;
         }
-        t
+        let t = self.sweep_interval();
+        self.hub.deadline().map_or(t, |d| t.min(d))
     }
 
     fn drain_channel(&mut self) {
-        self.shared.loops[self.idx].clear_pending();
+        self.handle.clear_pending();
         for _ in 0..MAX_MSGS_PER_TURN {
             match self.rx.try_recv() {
                 Ok(LoopMsg::Http { key, req, resp }) => self.on_http_reply(key, req, resp),
-                Ok(LoopMsg::Ws(ev)) => self.on_ws_event(ev),
+                Ok(LoopMsg::Ws(ev)) => {
+                    let (hub, mut table) = self.table();
+                    let out = hub.on_event(ev, &mut table);
+                    self.apply_all(out);
+                }
                 Ok(LoopMsg::Shutdown) => self.begin_shutdown(),
                 Err(_) => return,
             }
         }
         // Left the rest for the next turn; make sure there is one.
-        self.shared.loops[self.idx].rewake();
+        self.handle.rewake();
+    }
+
+    /// Does what the WebSocket layer asked for connection `k`.
+    fn apply(&mut self, k: usize, o: Outcome) {
+        match o {
+            Outcome::Continue => {}
+            Outcome::Again => {
+                if !self.again.contains(&k) {
+                    self.again.push(k);
+                }
+            }
+            Outcome::Close => self.close_after_flush(k),
+            Outcome::Drop => self.drop_conn(k),
+        }
+    }
+
+    fn apply_all(&mut self, out: Outcomes) {
+        for (k, o) in out {
+            self.apply(k, o);
+        }
     }
 
     fn accept(&mut self) {
         if self.accept_paused_until.is_some() {
             return;
         }
-        let max = self.shared.cfg.server.max_connections as i64;
+        let max = self.ctx.cfg.server.max_connections as i64;
         loop {
-            if self.shared.metrics.connections.load(Relaxed) >= max {
+            if self.ctx.metrics.connections.load(Relaxed) >= max {
                 // Leave the rest in the backlog; resume below 90 % (see `sweep`).
                 self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                 return;
@@ -191,15 +246,15 @@ impl EventLoop {
                         log::warn!("register failed: {e}");
                         continue;
                     }
-                    let limit = self.shared.cfg.limits.connections_per_ip;
-                    let counted = self.shared.per_ip.acquire(addr.ip(), limit);
+                    let limit = self.ctx.cfg.limits.connections_per_ip;
+                    let counted = self.ctx.per_ip.acquire(addr.ip(), limit);
                     let conn = entry.insert(Conn::new(sock, addr.ip()));
                     conn.counted = counted;
-                    self.shared.metrics.connections.fetch_add(1, Relaxed);
-                    self.shared.metrics.accepted.fetch_add(1, Relaxed);
+                    self.ctx.metrics.connections.fetch_add(1, Relaxed);
+                    self.ctx.metrics.accepted.fetch_add(1, Relaxed);
                     if !counted {
                         // Over the per-address limit: say so, then close.
-                        let resp = ApiError::RateLimited(1).response();
+                        let resp = Response::from_error(&ApiError::RateLimited(1));
                         conn.out.push_owned(resp.to_bytes(None, false, false));
                         conn.close_soon();
                         self.mark_dirty(key);
@@ -227,16 +282,23 @@ impl EventLoop {
         };
         match &conn.state {
             State::Http(_) => self.read_http(k),
-            State::Ws(_) => self.ws_readable(k),
+            State::Ws(_) => {
+                if conn.closing {
+                    return;
+                }
+                let (hub, mut table) = self.table();
+                let o = hub.readable(k, &mut table);
+                self.apply(k, o);
+            }
             State::Lingering(_) => {
                 let mut buf = [0u8; 4096];
                 loop {
                     match conn.sock.read(&mut buf) {
-                        Ok(0) => return self.doom(k),
+                        Ok(0) => return self.drop_conn(k),
                         Ok(_) => continue,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => return self.doom(k),
+                        Err(_) => return self.drop_conn(k),
                     }
                 }
             }
@@ -282,7 +344,6 @@ impl EventLoop {
     /// Serves every complete request in the buffer, in order, one at a time.
     fn process_http(&mut self, k: usize) {
         loop {
-            let shared = self.shared.clone();
             let Some(conn) = self.conns.get_mut(k) else {
                 return;
             };
@@ -330,17 +391,20 @@ impl EventLoop {
             let body = h.inbuf[head.head_len..total].to_vec();
             h.inbuf.drain(..total);
             h.head_started = None;
-            let req = self.next_id;
-            self.next_id += 1;
+            let req = self.next_req;
+            self.next_req += 1;
             let started = Instant::now();
-            let origin = head.headers.origin.clone();
+            let reply = ReplyTo {
+                to: self.handle.clone(),
+                key: k,
+                req,
+            };
+            let (route, routed) = routes::dispatch(&self.ctx.http, &head, body, peer, &reply);
             let head_only = head.method == Method::Head;
-            let reply = Replier::new(shared.clone(), self.idx, k, req);
-            let (route, routed) = routes::dispatch(&shared, &head, body, peer, reply);
             match routed {
                 Routed::Now(resp) => self.respond(
                     k,
-                    origin.as_deref(),
+                    head.headers.origin.as_deref(),
                     head.keep_alive,
                     head_only,
                     route,
@@ -355,7 +419,7 @@ impl EventLoop {
                     {
                         h.in_flight = Some(InFlight {
                             req,
-                            origin,
+                            origin: head.headers.origin.clone(),
                             keep_alive: head.keep_alive,
                             head_only,
                             route,
@@ -365,23 +429,37 @@ impl EventLoop {
                     return;
                 }
                 Routed::Upgrade(who) => {
-                    self.shared
+                    self.ctx
                         .metrics
                         .record_request(route, 101, started.elapsed().as_secs_f64());
-                    self.upgrade(k, &head, who, false);
-                    return;
+                    return self.upgrade(k, &head, who, false);
                 }
                 Routed::UpgradeEcho => {
-                    let nobody = crate::auth::tokens::Identity {
+                    let nobody = Identity {
                         user_id: uuid::Uuid::nil(),
                         username: String::new(),
                         session_id: uuid::Uuid::nil(),
                     };
-                    self.upgrade(k, &head, nobody, true);
-                    return;
+                    return self.upgrade(k, &head, nobody, true);
                 }
             }
         }
+    }
+
+    /// Completes the upgrade: answers 101 and moves the connection to the WebSocket state.
+    fn upgrade(&mut self, k: usize, head: &Head, who: Identity, echo: bool) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let State::Http(h) = &mut conn.state else {
+            return;
+        };
+        let leftover = std::mem::take(&mut h.inbuf);
+        conn.out
+            .push_owned(crate::http::upgrade::accept_response(head));
+        conn.state = State::Ws(Box::new(self.hub.session(who, echo, leftover)));
+        self.mark_dirty(k);
+        self.on_readable(k);
     }
 
     fn on_http_reply(&mut self, k: usize, req: u64, resp: Response) {
@@ -422,7 +500,7 @@ impl EventLoop {
         started: Instant,
         resp: Response,
     ) {
-        self.shared
+        self.ctx
             .metrics
             .record_request(route, resp.status, started.elapsed().as_secs_f64());
         let Some(conn) = self.conns.get_mut(k) else {
@@ -444,7 +522,7 @@ impl EventLoop {
     }
 
     /// Schedules a flush of `k` at the end of this turn.
-    pub fn mark_dirty(&mut self, k: usize) {
+    fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k)
             && !conn.dirty
         {
@@ -453,22 +531,16 @@ impl EventLoop {
         }
     }
 
-    /// Schedules `k` to be dropped at the end of this turn.
-    pub fn doom(&mut self, k: usize) {
-        self.doomed.push(k);
-    }
-
     fn flush_dirty(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for k in &dirty {
             self.flush(*k);
         }
+        // Keep the allocation; a flush may have marked connections for the next turn.
+        let mut dirty = dirty;
+        dirty.clear();
+        dirty.append(&mut self.dirty);
         self.dirty = dirty;
-        self.dirty.clear();
-        let doomed = std::mem::take(&mut self.doomed);
-        for k in doomed {
-            self.drop_conn(k);
-        }
     }
 
     fn flush(&mut self, k: usize) {
@@ -490,12 +562,16 @@ impl EventLoop {
                     self.start_linger(k);
                 } else if let State::Ws(_) = conn.state {
                     // The queue drained: a socket paused for backpressure may read again.
-                    self.ws_resume(k);
+                    let (hub, mut table) = self.table();
+                    let o = hub.drained(k, &mut table);
+                    self.apply(k, o);
                 }
             }
             Ok(Flush::Blocked) => {
                 if matches!(conn.state, State::Ws(_)) && !conn.closing {
-                    self.ws_backlogged(k);
+                    let (hub, mut table) = self.table();
+                    let o = hub.backlogged(k, &mut table);
+                    self.apply(k, o);
                 }
                 let Some(conn) = self.conns.get_mut(k) else {
                     return;
@@ -516,10 +592,10 @@ impl EventLoop {
     /// Everything was sent and the connection should end: half-close, then drain the
     /// peer's remaining bytes for a moment so our last response is not reset away.
     fn start_linger(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else {
-            return;
-        };
-        if matches!(conn.state, State::Lingering(_)) {
+        if matches!(
+            self.conns.get(k).map(|c| &c.state),
+            None | Some(State::Lingering(_))
+        ) {
             return;
         }
         self.before_close(k);
@@ -532,7 +608,7 @@ impl EventLoop {
     }
 
     /// Removes a connection now.
-    pub fn drop_conn(&mut self, k: usize) {
+    fn drop_conn(&mut self, k: usize) {
         if !self.conns.contains(k) {
             return;
         }
@@ -540,30 +616,30 @@ impl EventLoop {
         if let Some(mut conn) = self.conns.try_remove(k) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
             if conn.counted {
-                self.shared
+                self.ctx
                     .per_ip
-                    .release(conn.peer, self.shared.cfg.limits.connections_per_ip);
+                    .release(conn.peer, self.ctx.cfg.limits.connections_per_ip);
             }
-            self.shared.metrics.connections.fetch_sub(1, Relaxed);
+            self.ctx.metrics.connections.fetch_sub(1, Relaxed);
         }
         self.maybe_resume_accept();
     }
 
     /// Protocol clean-up that must run once, whichever way a connection ends.
     fn before_close(&mut self, k: usize) {
-        let is_ws = matches!(self.conns.get(k).map(|c| &c.state), Some(State::Ws(_)));
-        if is_ws {
-            self.ws_closed(k);
-            if let Some(conn) = self.conns.get_mut(k) {
-                conn.state = State::Lingering(Instant::now() + LINGER);
-            }
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        if let State::Ws(session) = &mut conn.state {
+            self.hub.closed(k, session);
+            conn.state = State::Lingering(Instant::now() + LINGER);
         }
     }
 
     fn maybe_resume_accept(&mut self) {
         if let Some(until) = self.accept_paused_until {
-            let max = self.shared.cfg.server.max_connections as i64;
-            let below = self.shared.metrics.connections.load(Relaxed) < max * 9 / 10 || max < 10;
+            let max = self.ctx.cfg.server.max_connections as i64;
+            let below = self.ctx.metrics.connections.load(Relaxed) < max * 9 / 10 || max < 10;
             if Instant::now() >= until && below {
                 self.accept_paused_until = None;
                 self.accept();
@@ -575,8 +651,8 @@ impl EventLoop {
     fn sweep(&mut self) {
         let now = Instant::now();
         self.last_sweep = now;
-        let header_timeout = Duration::from_millis(self.shared.cfg.http.header_timeout_ms);
-        let idle_timeout = Duration::from_secs(self.shared.cfg.http.idle_timeout_secs);
+        let header_timeout = Duration::from_millis(self.ctx.cfg.http.header_timeout_ms);
+        let idle_timeout = Duration::from_secs(self.ctx.cfg.http.idle_timeout_secs);
         let mut timed_out = Vec::new();
         let mut idle = Vec::new();
         for (k, conn) in self.conns.iter() {
@@ -619,7 +695,9 @@ impl EventLoop {
         for k in idle {
             self.drop_conn(k);
         }
-        self.ws_sweep(now);
+        let (hub, mut table) = self.table();
+        let out = hub.sweep(now, &mut table);
+        self.apply_all(out);
         self.maybe_resume_accept();
     }
 
@@ -636,7 +714,9 @@ impl EventLoop {
             let busy = match self.conns.get(k).map(|c| &c.state) {
                 Some(State::Http(h)) => h.in_flight.is_some(),
                 Some(State::Ws(_)) => {
-                    self.ws_close(k, 1001, "server shutting down");
+                    let (hub, mut table) = self.table();
+                    let o = hub.close(k, &mut table, 1001, "server shutting down");
+                    self.apply(k, o);
                     continue;
                 }
                 _ => continue,

@@ -1,242 +1,180 @@
 //! The LISTEN thread: one connection of its own (never from the pool, never through a
-//! transaction pooler) receives every notification and forwards it to the loops. It
-//! never waits on the loops, so PostgreSQL's notification queue is always drained.
+//! transaction pooler) receives every notification, decodes it, and hands the typed
+//! value to the [`Sink`] it was given. It never waits on its consumers, so
+//! PostgreSQL's notification queue is always drained.
 
-use crate::chat::history;
-use crate::chat::messages::{self, Message};
-use crate::pg::EVENTS_CHANNEL;
-use crate::pg::writer::{MESSAGES_CHANNEL, Notice};
-use crate::shared::{LoopMsg, Shared};
-use crate::ws::codec::text_frame;
-use crate::ws::events;
-use crate::ws::{LiveBatch, LoopEvent};
+use crate::base::metrics::Metrics;
+use crate::base::model::Message;
+use crate::pg::messages;
+use crate::pg::notify::{self, EVENTS_CHANNEL, Event, MESSAGES_CHANNEL, Notification};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
-use serde_json::Value;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Most notifications handled before looking at the shutdown flag again.
+/// Most notifications handled before looking at the stop flag again.
 const BATCH: usize = 4096;
 
-/// Runs until the node shuts down, reconnecting with backoff.
-pub fn run(shared: Arc<Shared>) {
-    let mut backoff = Duration::from_millis(100);
-    let mut first = true;
-    while !shared.shutting_down.load(Ordering::Acquire) {
-        match connect(&shared) {
-            Ok(mut client) => {
-                backoff = Duration::from_millis(100);
-                if !first {
-                    shared
-                        .metrics
-                        .listener_reconnects
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                first = false;
-                // LISTEN is active: whatever commits from now on is notified, and the
-                // resync below fetches whatever was committed while we were away.
-                broadcast(&shared, || LoopEvent::Resync);
-                shared.listener_up.store(true, Ordering::Release);
-                log::info!("listener connected");
-                if let Err(e) = listen_loop(&shared, &mut client) {
-                    log::warn!("listener connection lost: {e}");
-                }
-                shared.listener_up.store(false, Ordering::Release);
-            }
-            Err(e) => {
-                log::warn!("listener cannot connect: {e}");
-            }
-        }
-        if shared.shutting_down.load(Ordering::Acquire) {
-            break;
-        }
-        std::thread::sleep(backoff);
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+/// Where the listener hands what it receives.
+pub trait Sink: Send + Sync {
+    /// Whether anyone here wants the messages of `room` (asked before a batch that
+    /// travelled as a pointer is read from the database).
+    fn wants(&self, room: Uuid) -> bool;
+    /// A room's newly stored messages, ascending.
+    fn messages(&self, room: Uuid, msgs: Vec<Arc<Message>>);
+    /// Any other event.
+    fn event(&self, event: Event);
+    /// The listener is connected and LISTENing again: what committed while it was away
+    /// must be fetched before live delivery resumes.
+    fn resync(&self);
+    /// Whether the listener is connected (readiness).
+    fn connected(&self, up: bool);
 }
 
-fn connect(shared: &Shared) -> Result<Client, postgres::Error> {
-    let mut config: postgres::Config = shared.cfg.database.url.parse()?;
-    config.connect_timeout(Duration::from_secs(
-        shared.cfg.database.connect_timeout_secs,
-    ));
-    config.application_name("chatd-listener");
-    // Detect a silently dead server instead of waiting forever for notifications.
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(10));
-    let mut client = config.connect(NoTls)?;
-    client.batch_execute(&format!(
-        "LISTEN {MESSAGES_CHANNEL}; LISTEN {EVENTS_CHANNEL};"
-    ))?;
-    // Sessions revoked while we were away (or before this node started).
-    let ttl = shared.keys.access_ttl as f64 + 5.0;
-    let revoked: Vec<Uuid> = client
-        .query(
-            "SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)",
-            &[&ttl],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if !revoked.is_empty() {
-        shared.mark_revoked(&revoked);
-        let ids = Arc::new(revoked);
-        broadcast(shared, || LoopEvent::Revoke(ids.clone()));
-    }
-    Ok(client)
+/// What the listener needs to run.
+pub struct Listener {
+    /// Database URL.
+    pub url: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// How far back revocations still matter (the access token lifetime and a margin).
+    pub revoked_window: Duration,
+    /// Set when the node shuts down.
+    pub stop: Arc<AtomicBool>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
 }
 
-fn broadcast(shared: &Shared, mut ev: impl FnMut() -> LoopEvent) {
-    for l in &shared.loops {
-        l.send(LoopMsg::Ws(ev()));
-    }
+/// Sessions revoked within `window`: their access tokens may still be unexpired.
+pub fn revoked_since(c: &mut Client, window: Duration) -> Result<Vec<Uuid>, postgres::Error> {
+    Ok(c.query(
+        "SELECT id FROM sessions WHERE revoked_at > now() - make_interval(secs => $1)",
+        &[&window.as_secs_f64()],
+    )?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
 }
 
-fn listen_loop(shared: &Shared, client: &mut Client) -> Result<(), postgres::Error> {
-    let mut batch = Vec::new();
-    while !shared.shutting_down.load(Ordering::Acquire) {
-        {
-            let mut notes = client.notifications();
-            // `timeout_iter` hides a lost connection as a timeout: check it directly.
-            let first = notes.timeout_iter(Duration::from_millis(500)).next()?;
-            match first {
-                Some(n) => batch.push(n),
-                None => {
-                    drop(notes);
-                    if client.is_closed() {
-                        return client.batch_execute("SELECT 1");
+impl Listener {
+    /// Runs until the node shuts down, reconnecting with backoff.
+    pub fn run(self, sink: Arc<dyn Sink>) {
+        let mut backoff = Duration::from_millis(100);
+        let mut first = true;
+        while !self.stop.load(Ordering::Acquire) {
+            match self.connect(&*sink) {
+                Ok(mut client) => {
+                    backoff = Duration::from_millis(100);
+                    if !first {
+                        self.metrics
+                            .listener_reconnects
+                            .fetch_add(1, Ordering::Relaxed);
                     }
-                    continue;
+                    first = false;
+                    // LISTEN is active: whatever commits from now on is notified, and the
+                    // resync fetches whatever was committed while we were away.
+                    sink.resync();
+                    sink.connected(true);
+                    log::info!("listener connected");
+                    if let Err(e) = self.listen_loop(&mut client, &*sink) {
+                        log::warn!("listener connection lost: {e}");
+                    }
+                    sink.connected(false);
                 }
+                Err(e) => log::warn!("listener cannot connect: {e}"),
             }
-            let mut more = notes.iter();
-            while batch.len() < BATCH {
-                match more.next()? {
+            if self.stop.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn connect(&self, sink: &dyn Sink) -> Result<Client, postgres::Error> {
+        let mut config: postgres::Config = self.url.parse()?;
+        config.connect_timeout(self.connect_timeout);
+        config.application_name("chatd-listener");
+        // Detect a silently dead server instead of waiting forever for notifications.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        let mut client = config.connect(NoTls)?;
+        client.batch_execute(&format!(
+            "LISTEN {MESSAGES_CHANNEL}; LISTEN {EVENTS_CHANNEL};"
+        ))?;
+        // Sessions revoked while we were away.
+        let revoked = revoked_since(&mut client, self.revoked_window)?;
+        if !revoked.is_empty() {
+            sink.event(Event::Revoke { sessions: revoked });
+        }
+        Ok(client)
+    }
+
+    fn listen_loop(&self, client: &mut Client, sink: &dyn Sink) -> Result<(), postgres::Error> {
+        let mut batch = Vec::new();
+        while !self.stop.load(Ordering::Acquire) {
+            {
+                let mut notes = client.notifications();
+                // `timeout_iter` hides a lost connection as a timeout: check it directly.
+                let first = notes.timeout_iter(Duration::from_millis(500)).next()?;
+                match first {
                     Some(n) => batch.push(n),
-                    None => break,
+                    None => {
+                        drop(notes);
+                        if client.is_closed() {
+                            return client.batch_execute("SELECT 1");
+                        }
+                        continue;
+                    }
+                }
+                let mut more = notes.iter();
+                while batch.len() < BATCH {
+                    match more.next()? {
+                        Some(n) => batch.push(n),
+                        None => break,
+                    }
+                }
+            }
+            for n in batch.drain(..) {
+                self.metrics.notifications.fetch_add(1, Ordering::Relaxed);
+                match notify::decode(n.channel(), n.payload()) {
+                    Some(Notification::Messages(b)) => self.on_batch(client, sink, b)?,
+                    Some(Notification::Event(e)) => sink.event(e),
+                    None => {}
                 }
             }
         }
-        for n in batch.drain(..) {
-            shared.metrics.notifications.fetch_add(1, Ordering::Relaxed);
-            if n.channel() == MESSAGES_CHANNEL {
-                on_messages(shared, client, n.payload())?;
-            } else {
-                on_event(shared, n.payload());
-            }
-        }
+        Ok(())
     }
-    Ok(())
-}
 
-fn on_messages(shared: &Shared, client: &mut Client, payload: &str) -> Result<(), postgres::Error> {
-    let Ok(notice) = serde_json::from_str::<Notice>(payload) else {
-        log::warn!("ignoring malformed message notification");
-        return Ok(());
-    };
-    let lag = chrono::Utc::now().timestamp_micros() - notice.t;
-    shared
-        .metrics
-        .listener_lag_seconds
-        .observe(lag.max(0) as f64 / 1e6);
-    let cached = shared.history.holds(notice.r);
-    if !cached && !shared.has_interest(notice.r) {
-        return Ok(());
-    }
-    let msgs: Vec<Arc<Message>> = match notice.m {
-        Some(m) => m.into_iter().map(Arc::new).collect(),
-        // Too large for a payload: resolve the pointer with one query.
-        None => messages::range(
-            client,
-            messages::RANGE_SQL,
-            notice.r,
-            notice.f - 1,
-            notice.l,
-            notice.l - notice.f + 1,
-        )?
-        .into_iter()
-        .map(Arc::new)
-        .collect(),
-    };
-    // A writer's batch is one contiguous seq range; anything else is not cached.
-    let contiguous = msgs.windows(2).all(|p| p[1].seq == p[0].seq + 1);
-    if cached
-        && contiguous
-        && let Some(first) = msgs.first()
-    {
-        let json: Vec<_> = msgs.iter().map(|m| history::encode(m)).collect();
-        shared.history.extend(notice.r, first.seq, &json);
-    }
-    if !shared.has_interest(notice.r) {
-        return Ok(());
-    }
-    let batch = Arc::new(LiveBatch {
-        room: notice.r,
-        msgs,
-    });
-    broadcast(shared, || LoopEvent::Live(batch.clone()));
-    Ok(())
-}
-
-fn on_event(shared: &Shared, payload: &str) {
-    let Ok(v) = serde_json::from_str::<Value>(payload) else {
-        return;
-    };
-    match v.get("t").and_then(Value::as_str) {
-        Some("revoke") => {
-            let ids: Vec<Uuid> = v
-                .get("s")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().and_then(|s| s.parse().ok()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            shared.mark_revoked(&ids);
-            let ids = Arc::new(ids);
-            broadcast(shared, || LoopEvent::Revoke(ids.clone()));
+    fn on_batch(
+        &self,
+        client: &mut Client,
+        sink: &dyn Sink,
+        b: notify::Batch,
+    ) -> Result<(), postgres::Error> {
+        let lag = chrono::Utc::now().timestamp_micros() - b.at_micros;
+        self.metrics
+            .listener_lag_seconds
+            .observe(lag.max(0) as f64 / 1e6);
+        if !sink.wants(b.room) {
+            return Ok(());
         }
-        Some("room") => {
-            let (Some(room), Some(event)) = (
-                v.get("r")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<Uuid>().ok()),
-                v.get("e").and_then(Value::as_str),
-            ) else {
-                return;
-            };
-            if !shared.has_interest(room) {
-                return;
-            }
-            let except = v
-                .get("x")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok());
-            let data = v.get("d").cloned().unwrap_or(Value::Null);
-            let frame: Arc<[u8]> = Arc::from(text_frame(&events::encode(event, &data)));
-            broadcast(shared, || LoopEvent::RoomEvent {
-                room,
-                except,
-                frame: frame.clone(),
-            });
-        }
-        Some("kick") => {
-            let room = v
-                .get("r")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok());
-            let user = v
-                .get("u")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok());
-            if let (Some(room), Some(user)) = (room, user) {
-                broadcast(shared, || LoopEvent::Kick { room, user });
-            }
-        }
-        _ => {}
+        let msgs = match b.msgs {
+            Some(m) => m,
+            // Too large for a payload: resolve the pointer with one query.
+            None => messages::range(
+                client,
+                messages::RANGE_SQL,
+                b.room,
+                b.first - 1,
+                b.last,
+                b.last - b.first + 1,
+            )?,
+        };
+        sink.messages(b.room, msgs.into_iter().map(Arc::new).collect());
+        Ok(())
     }
 }

@@ -1,9 +1,48 @@
-//! PostgreSQL: pool and workers, the batched writer, the LISTEN thread, migrations.
+//! PostgreSQL: the pool and job queues, migrations, the batched writer, the LISTEN
+//! thread, message rows, and the typed notifications that travel between nodes.
+//! Imports only the base layer.
 
 pub mod listener;
+pub mod messages;
 pub mod migrate;
+pub mod notify;
 pub mod pool;
 pub mod writer;
 
-/// Channel for ephemeral events (presence, typing, revocations, membership changes).
-pub const EVENTS_CHANNEL: &str = "chat_events";
+use crate::base::error::ApiError;
+
+impl From<postgres::Error> for ApiError {
+    fn from(e: postgres::Error) -> ApiError {
+        db_error(&e)
+    }
+}
+
+/// Classifies a database error: a lost connection is `Unavailable`, anything else a bug.
+pub fn db_error(e: &postgres::Error) -> ApiError {
+    use postgres::error::SqlState;
+    if e.is_closed() || e.code().is_none() {
+        log::warn!("database unavailable: {e}");
+        ApiError::Unavailable
+    } else if [
+        SqlState::QUERY_CANCELED,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::ADMIN_SHUTDOWN,
+    ]
+    .iter()
+    .any(|s| e.code() == Some(s))
+    {
+        log::warn!("database busy: {e}");
+        ApiError::Unavailable
+    } else {
+        log::error!("database error: {e}");
+        ApiError::Internal
+    }
+}
+
+/// True when a database error is a unique violation of `constraint` (409 material).
+pub fn is_unique_violation(e: &postgres::Error, constraint: &str) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error()
+            .and_then(|d| d.constraint())
+            .is_some_and(|c| c == constraint)
+}

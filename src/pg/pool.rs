@@ -1,7 +1,7 @@
 //! The r2d2 pool and the worker threads that run database and password jobs off the loops.
 
-use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::base::error::ApiError;
+use crate::base::metrics::Metrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use postgres::{Client, NoTls, Statement};
 use r2d2_postgres::PostgresConnectionManager;

@@ -2,24 +2,21 @@
 //! batch in one transaction (room rows locked in a fixed order, one seq range per room,
 //! one multi-row INSERT, one NOTIFY per room batch, one commit).
 
-use crate::chat::messages::{self, Message};
-use crate::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, db_error};
-use crate::metrics::Metrics;
+use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::metrics::Metrics;
+use crate::base::model::{Message, iso};
+use crate::pg::messages::{self, message_columns};
+use crate::pg::notify::{Batch, MESSAGES_CHANNEL};
 use crate::pg::pool::{Pool, Worker, next_job};
+use crate::pg::{db_error, is_unique_violation};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use postgres::Statement;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use uuid::Uuid;
-
-/// Channel carrying message batches between nodes.
-pub const MESSAGES_CHANNEL: &str = "chat_messages";
-/// NOTIFY payloads must stay under 8000 bytes; keep a margin.
-const MAX_NOTIFY_BYTES: usize = 7900;
 
 /// Where a stored message (or its error) is reported.
 pub type WriteReply = Box<dyn FnOnce(Result<Arc<Message>, ApiError>) + Send>;
@@ -38,23 +35,6 @@ pub struct WriteJob {
     pub client_msg_id: Option<String>,
     /// Called once with the outcome, after commit.
     pub reply: WriteReply,
-}
-
-/// A room's batch as carried by a notification: the messages when they fit, or only
-/// the seq range (a pointer the receiver resolves with one query).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Notice {
-    /// Room.
-    pub r: Uuid,
-    /// First seq of the batch.
-    pub f: i64,
-    /// Last seq of the batch.
-    pub l: i64,
-    /// Commit time in µs since the epoch (for lag metrics).
-    pub t: i64,
-    /// The messages, when they fit in one payload.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub m: Option<Vec<Message>>,
 }
 
 /// Senders to the writer threads; a room always maps to the same writer.
@@ -185,10 +165,13 @@ const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 /// join on the unique index (rather than `IN (SELECT ... unnest)`): PostgreSQL plans it
 /// several times faster and runs it without hashing the keys first. Columns in the
 /// order `messages::from_row` reads them.
-const DEDUP_SQL: &str =
-    "SELECT m.id, m.seq, m.room_id, m.user_id, m.username, m.content, m.created_at, m.client_msg_id
-     FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(r, u, c)
-     JOIN messages m ON m.room_id = k.r AND m.user_id = k.u AND m.client_msg_id = k.c";
+/// (The key columns are named r, u, c so that the message columns need no qualifier.)
+const DEDUP_SQL: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(r, u, c)
+     JOIN messages m ON m.room_id = k.r AND m.user_id = k.u AND m.client_msg_id = k.c"
+);
 
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
     let started = std::time::Instant::now();
@@ -198,7 +181,7 @@ fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
             // A concurrent node may store the same client_msg_id between our check and
             // our insert; the unique index then fails the batch and one retry resolves it.
             match try_store(client, &st, &jobs) {
-                Err(e) if crate::error::is_unique_violation(&e, "messages_client_msg_idx") => {
+                Err(e) if is_unique_violation(&e, "messages_client_msg_idx") => {
                     try_store(client, &st, &jobs)
                 }
                 other => other,
@@ -297,7 +280,7 @@ fn try_store(
         )? {
             stored.insert(
                 (row.get(0), row.get(1)),
-                (row.get(2), row.get(3), messages::iso(row.get(4))),
+                (row.get(2), row.get(3), iso(row.get(4))),
             );
         }
     }
@@ -328,7 +311,7 @@ fn try_store(
         };
         outcomes.push(outcome);
     }
-    let payloads: Vec<String> = per_room.values().map(|msgs| notice_payload(msgs)).collect();
+    let payloads: Vec<String> = per_room.values().map(|msgs| Batch::payload(msgs)).collect();
     if !payloads.is_empty() {
         tx.execute(&st[2], &[&MESSAGES_CHANNEL, &payloads])?;
     }
@@ -378,55 +361,4 @@ fn resolve_duplicates(
         }
     }
     Ok(())
-}
-
-/// The notification for one room's batch: the messages, or a pointer when too large.
-pub fn notice_payload(msgs: &[Arc<Message>]) -> String {
-    let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
-        return String::new();
-    };
-    let t = chrono::Utc::now().timestamp_micros();
-    let mut notice = Notice {
-        r: first.room_id,
-        f: first.seq,
-        l: last.seq,
-        t,
-        m: Some(msgs.iter().map(|m| (**m).clone()).collect()),
-    };
-    let full = serde_json::to_string(&notice).unwrap_or_default();
-    if !full.is_empty() && full.len() < MAX_NOTIFY_BYTES {
-        return full;
-    }
-    notice.m = None;
-    serde_json::to_string(&notice).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(seq: i64, content: &str) -> Arc<Message> {
-        Arc::new(Message {
-            id: seq,
-            seq,
-            room_id: Uuid::nil(),
-            user_id: Uuid::nil(),
-            username: "u".into(),
-            content: content.into(),
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            client_msg_id: None,
-        })
-    }
-
-    #[test]
-    fn small_batches_travel_whole_large_ones_as_pointers() {
-        let small = notice_payload(&[msg(1, "a"), msg(2, "b")]);
-        let n: Notice = serde_json::from_str(&small).unwrap();
-        assert_eq!((n.f, n.l, n.m.map(|m| m.len())), (1, 2, Some(2)));
-        let big = notice_payload(&[msg(3, &"x".repeat(8000))]);
-        assert!(big.len() < 8000);
-        let n: Notice = serde_json::from_str(&big).unwrap();
-        assert_eq!((n.f, n.l), (3, 3));
-        assert!(n.m.is_none());
-    }
 }

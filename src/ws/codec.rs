@@ -1,8 +1,7 @@
 //! Frames: outgoing text frames are encoded once (tungstenite's header code) and shared;
 //! incoming bytes go through tungstenite's protocol state machine over our socket.
 
-use crate::net::buffer::OutQueue;
-use mio::net::TcpStream;
+use crate::ws::Transport;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -36,27 +35,21 @@ fn frame(kind: Data, payload: &[u8]) -> Vec<u8> {
 
 /// The stream tungstenite sees: reads come from the socket, writes (pongs, close
 /// frames) go to the connection's outbound queue so that they stay in order with the
-/// shared frames we queue ourselves.
+/// shared frames queued by the hub.
 pub struct WsIo<'a> {
-    /// The socket.
-    pub sock: &'a mut TcpStream,
-    /// The connection's outbound queue.
-    pub out: &'a mut OutQueue,
-    /// Bytes read, for activity tracking.
-    pub read_bytes: usize,
+    /// The connection.
+    pub t: &'a mut dyn Transport,
 }
 
 impl Read for WsIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
-        self.read_bytes += n;
-        Ok(n)
+        self.t.read(buf)
     }
 }
 
 impl Write for WsIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push_owned(buf.to_vec());
+        self.t.send(buf.to_vec());
         Ok(buf.len())
     }
 

@@ -1,68 +1,90 @@
 //! Live delivery: rooms' fetches when a gap shows, one shared frame per room per turn,
-//! and ephemeral room events.
+//! ephemeral room events and kicks.
 
-use crate::chat::fanout::Gap;
-use crate::chat::messages::{self, Message};
-use crate::net::conn::State;
-use crate::net::event_loop::EventLoop;
-use crate::ws::LoopEvent;
+use crate::base::error::ApiError;
+use crate::base::model::Message;
+use crate::pg::messages;
 use crate::ws::codec::text_frame;
 use crate::ws::events;
-use crate::ws::session::FETCH_PAGE;
+use crate::ws::hub::{FETCH_PAGE, Hub};
+use crate::ws::registry::Gap;
+use crate::ws::{LoopEvent, Sockets};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-impl EventLoop {
+impl Hub {
     /// Queues an ephemeral event (presence, typing, joins) on the room's joined sockets.
-    pub(crate) fn room_event(&mut self, room: Uuid, except: Option<Uuid>, frame: Arc<[u8]>) {
-        let Some(r) = self.rooms.rooms.get_mut(&room) else {
+    pub(crate) fn room_event(
+        &mut self,
+        room: Uuid,
+        except: Option<Uuid>,
+        frame: Arc<[u8]>,
+        socks: &mut impl Sockets,
+    ) {
+        let Some(r) = self.rooms.rooms.get(&room) else {
             return;
         };
-        // Borrowed out of the registry (nothing below touches it) instead of copied.
-        let subs = std::mem::take(&mut r.subs);
-        for &k in &subs {
-            let Some(conn) = self.conns.get_mut(k) else {
-                continue;
-            };
-            let State::Ws(ws) = &mut conn.state else {
-                continue;
-            };
-            if Some(ws.who.user_id) == except || ws.sub(room).is_none_or(|s| s.joining) {
-                continue;
-            }
-            conn.out.push_shared(frame.clone());
-            self.mark_dirty(k);
-        }
-        if let Some(r) = self.rooms.rooms.get_mut(&room) {
-            r.subs = subs;
+        for &k in &r.subs {
+            socks.with(k, |s, t| {
+                if Some(s.who.user_id) != except && s.sub(room).is_some_and(|s| !s.joining) {
+                    t.send_shared(frame.clone());
+                }
+            });
         }
     }
 
     /// A user lost membership: their sockets leave the room and are told so.
-    pub(crate) fn kick(&mut self, room: Uuid, user: Uuid) {
+    pub(crate) fn kick(&mut self, room: Uuid, user: Uuid, socks: &mut impl Sockets) {
         let Some(r) = self.rooms.rooms.get(&room) else {
             return;
         };
         for k in r.subs.clone() {
-            let Some(ws) = self.ws_parts(k) else { continue };
-            if ws.who.user_id != user {
+            if socks.with(k, |s, _| s.who.user_id == user) != Some(true) {
                 continue;
             }
-            let who = ws.who.clone();
-            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
-                let s = ws.subs.swap_remove(pos);
-                self.release_sub(k, &who, &s);
-                self.send_owned(k, events::encode("left_room", &json!({ "room_id": room })));
+            if self.leave(k, room, socks) {
+                self.send_owned(
+                    socks,
+                    k,
+                    events::encode("left_room", &json!({ "room_id": room })),
+                );
             }
+        }
+    }
+
+    /// A gap fetch came back: apply it, and fetch again while there is more.
+    pub(crate) fn on_room_fetched(
+        &mut self,
+        room: Uuid,
+        after: i64,
+        result: Result<(Vec<Arc<Message>>, bool), ApiError>,
+    ) {
+        match result {
+            Ok((rows, full)) => {
+                let gap = self.rooms.fetched(room, &rows);
+                let seq = self.rooms.rooms.get(&room).and_then(|r| r.seq);
+                match (gap, seq) {
+                    (Some(g), _) => self.fetch_room(room, g),
+                    (None, Some(s)) if full => self.fetch_room(
+                        room,
+                        Gap {
+                            after: s,
+                            upto: i64::MAX,
+                        },
+                    ),
+                    _ => {}
+                }
+            }
+            Err(_) => self.retry_fetch(room, after),
         }
     }
 
     /// Marks the room as fetching (live messages wait) and fetches the gap.
     pub(crate) fn fetch_room(&mut self, room: Uuid, gap: Gap) {
-        self.shared.metrics.gap_fetches.fetch_add(1, Relaxed);
+        self.ctx.metrics.gap_fetches.fetch_add(1, Relaxed);
         if let Some(r) = self.rooms.rooms.get_mut(&room) {
             r.fetching = true;
         }
@@ -71,23 +93,19 @@ impl EventLoop {
 
     /// Asks a worker for the room's rows in the gap; the answer comes back as `RoomFetched`.
     pub(crate) fn submit_fetch(&mut self, room: Uuid, gap: Gap) {
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
+        let mailbox = self.mailbox.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
             let result = messages::range_on(w, room, gap.after, gap.upto, FETCH_PAGE).map(|rows| {
                 let full = rows.len() as i64 == FETCH_PAGE;
                 (rows, full)
             });
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::RoomFetched {
-                    room,
-                    after: gap.after,
-                    result,
-                },
-            );
+            mailbox.post(LoopEvent::RoomFetched {
+                room,
+                after: gap.after,
+                result,
+            });
         });
-        if self.shared.db.submit(job).is_err() {
+        if self.ctx.db.submit(job).is_err() {
             self.retry_fetch(room, gap.after);
         }
     }
@@ -101,13 +119,32 @@ impl EventLoop {
         }
     }
 
+    /// Submits the retries that are due.
+    pub(crate) fn retry_due(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retry)
+            .into_iter()
+            .partition(|r| r.2 <= now);
+        self.retry = later;
+        for (room, after, _) in due {
+            if self.rooms.rooms.contains_key(&room) {
+                self.submit_fetch(
+                    room,
+                    Gap {
+                        after,
+                        upto: i64::MAX,
+                    },
+                );
+            }
+        }
+    }
+
     /// Fans out what the rooms accepted this turn: one frame per room (per chunk of a
     /// large batch), encoded once and shared by every socket of the room on this loop.
-    pub fn rooms_flush(&mut self) {
+    pub fn flush(&mut self, socks: &mut impl Sockets) {
         if self.rooms.dirty.is_empty() {
             return;
         }
-        let window = Duration::from_millis(self.shared.cfg.websocket.coalesce_ms);
+        let window = Duration::from_millis(self.ctx.cfg.coalesce_ms);
         let now = Instant::now();
         let dirty = std::mem::take(&mut self.rooms.dirty);
         for room in dirty {
@@ -120,54 +157,47 @@ impl EventLoop {
             }
             r.held_since = None;
             let msgs = std::mem::take(&mut r.outbox);
-            // Borrowed out of the registry (fan-out does not touch it) instead of copied.
-            let subs = std::mem::take(&mut r.subs);
             for chunk in chunks(&msgs) {
-                self.fan_out(room, &subs, chunk);
-            }
-            if let Some(r) = self.rooms.rooms.get_mut(&room) {
-                r.subs = subs;
+                self.fan_out(room, chunk, socks);
             }
         }
     }
 
     /// Queues one contiguous run of a room's messages on each subscribed socket.
-    pub(crate) fn fan_out(&mut self, room: Uuid, subs: &[usize], msgs: &[Arc<Message>]) {
+    fn fan_out(&mut self, room: Uuid, msgs: &[Arc<Message>], socks: &mut impl Sockets) {
         let (Some(first), Some(last)) = (msgs.first().map(|m| m.seq), msgs.last().map(|m| m.seq))
         else {
             return;
         };
+        let Some(r) = self.rooms.rooms.get(&room) else {
+            return;
+        };
         let frame: Arc<[u8]> = Arc::from(text_frame(&events::live(msgs)));
         let mut delivered = 0u64;
-        for &k in subs {
-            let Some(conn) = self.conns.get_mut(k) else {
-                continue;
-            };
-            let State::Ws(ws) = &mut conn.state else {
-                continue;
-            };
-            let Some(sub) = ws.sub(room) else { continue };
-            if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
-                // Joining, already has these, or behind and catching up by itself.
-                continue;
-            }
-            if sub.delivered == first - 1 {
-                conn.out.push_shared(frame.clone());
-                delivered += msgs.len() as u64;
-            } else {
-                let tail: Vec<Arc<Message>> = msgs
-                    .iter()
-                    .filter(|m| m.seq > sub.delivered)
-                    .cloned()
-                    .collect();
-                delivered += tail.len() as u64;
-                conn.out.push_owned(text_frame(&events::live(&tail)));
-            }
-            sub.delivered = last;
-            self.mark_dirty(k);
+        for &k in &r.subs {
+            socks.with(k, |s, t| {
+                let Some(sub) = s.sub(room) else { return };
+                if sub.joining || sub.delivered >= last || sub.delivered < first - 1 {
+                    // Joining, already has these, or behind and catching up by itself.
+                    return;
+                }
+                if sub.delivered == first - 1 {
+                    t.send_shared(frame.clone());
+                    delivered += msgs.len() as u64;
+                } else {
+                    let tail: Vec<Arc<Message>> = msgs
+                        .iter()
+                        .filter(|m| m.seq > sub.delivered)
+                        .cloned()
+                        .collect();
+                    delivered += tail.len() as u64;
+                    t.send(text_frame(&events::live(&tail)));
+                }
+                sub.delivered = last;
+            });
         }
-        self.shared.metrics.deliveries.fetch_add(delivered, Relaxed);
-        self.shared.metrics.ws_frames_out.fetch_add(1, Relaxed);
+        self.ctx.metrics.deliveries.fetch_add(delivered, Relaxed);
+        self.ctx.metrics.ws_frames_out.fetch_add(1, Relaxed);
     }
 }
 

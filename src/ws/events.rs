@@ -1,7 +1,9 @@
 //! The JSON event protocol: decoding client frames, encoding server frames.
 
-use crate::chat::messages::{self, Message};
-use crate::error::ApiError;
+use crate::base::error::ApiError;
+use crate::base::model::Message;
+use crate::chat::messages;
+use crate::pg::notify::RoomEvent;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -143,16 +145,23 @@ pub fn encode<T: Serialize + ?Sized>(name: &str, data: &T) -> Vec<u8> {
     serde_json::to_vec(&Frame { event: name, data }).unwrap_or_default()
 }
 
-/// An `error` event for an error.
-pub fn error(e: &ApiError) -> Vec<u8> {
-    let message = match e {
-        ApiError::Validation(m) => m.join("; "),
-        other => other.to_string(),
-    };
-    encode(
-        "error",
-        &serde_json::json!({ "message": message, "code": e.code() }),
-    )
+/// The `error` event for an error: the one mapping of error kinds to the socket's
+/// answer, naming the `client_msg_id` it answers when there was one.
+pub fn error(e: &ApiError, client_msg_id: Option<&str>) -> Vec<u8> {
+    let mut data = serde_json::json!({ "message": e.message(), "code": e.code() });
+    if let Some(c) = client_msg_id {
+        data["client_msg_id"] = serde_json::json!(c);
+    }
+    encode("error", &data)
+}
+
+/// An ephemeral room event as clients receive it.
+pub fn room_event(e: &RoomEvent) -> Vec<u8> {
+    match e {
+        RoomEvent::Presence(d) => encode(e.name(), d),
+        RoomEvent::Typing(d) => encode(e.name(), d),
+        RoomEvent::UserJoined(d) | RoomEvent::UserLeft(d) => encode(e.name(), d),
+    }
 }
 
 /// Live messages: one alone as `new_message`, several as `new_message_batch`.

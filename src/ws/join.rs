@@ -1,15 +1,16 @@
 //! Joining a room: the membership check, `history`, and bringing a socket from its own
 //! position up to the room's live stream without a gap or a duplicate.
 
-use crate::chat::heads;
-use crate::chat::messages::{self, Message};
+use crate::base::error::ApiError;
+use crate::base::model::Message;
+use crate::chat::heads::Then;
 use crate::chat::presence::PresenceOp;
-use crate::error::ApiError;
-use crate::net::event_loop::EventLoop;
+use crate::pg::messages;
 use crate::ws::deliver::chunks;
 use crate::ws::events;
-use crate::ws::session::FETCH_PAGE;
-use crate::ws::{JoinData, LoopEvent, Sub};
+use crate::ws::hub::{FETCH_PAGE, Hub};
+use crate::ws::session::Sub;
+use crate::ws::{JoinData, LoopEvent, Outcomes, Sockets};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -27,50 +28,51 @@ struct History<'a> {
     has_more: bool,
 }
 
-impl EventLoop {
+impl Hub {
     /// `join_room`: subscribes at once (so nothing committed after the check is missed),
     /// then checks membership and reads history on a worker.
-    pub(crate) fn join(&mut self, k: usize, room: Uuid, last_seen: Option<i64>) {
-        let join_id = self.next_id;
-        self.next_id += 1;
-        let Some(ws) = self.ws_parts(k) else { return };
-        let sock = ws.id;
-        let user = ws.who.user_id;
-        match ws.sub(room) {
-            Some(s) => {
-                s.joining = true;
-                s.join_id = join_id;
-            }
-            None => {
-                if ws.subs.len() >= MAX_ROOMS_PER_SOCKET {
-                    let e = ApiError::BadRequest(
-                        "invalid_payload",
-                        format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"),
-                    );
-                    return self.send_error(k, &e);
+    pub(crate) fn join(
+        &mut self,
+        k: usize,
+        room: Uuid,
+        last_seen: Option<i64>,
+        socks: &mut impl Sockets,
+    ) {
+        let join_id = self.next_id();
+        let joined = socks.with(k, |s, _| {
+            let (sock, user) = (s.id, s.who.user_id);
+            let full = s.subs.len() >= MAX_ROOMS_PER_SOCKET;
+            match s.sub(room) {
+                Some(sub) => {
+                    sub.joining = true;
+                    sub.join_id = join_id;
                 }
-                ws.subs.push(Sub {
-                    room,
-                    delivered: 0,
-                    joining: true,
-                    catching_up: false,
-                    join_id,
-                    present: false,
-                    typing_since: None,
-                });
+                None if full => return None,
+                None => s.subs.push(Sub::joining(room, join_id)),
             }
-        }
+            Some((sock, user))
+        });
+        let (sock, user) = match joined {
+            Some(Some(v)) => v,
+            Some(None) => {
+                let e = ApiError::BadRequest(
+                    "invalid_payload",
+                    format!("at most {MAX_ROOMS_PER_SOCKET} rooms per socket"),
+                );
+                return self.send_error(socks, k, &e);
+            }
+            None => return,
+        };
         // Subscribe before checking: every notification committed after the check then
         // reaches this loop, and the registry sorts out what history already covered.
         if self.rooms.subscribe(room, k) {
-            self.shared.gain_interest(room);
+            self.ctx.interest.gain(room, self.idx);
         }
-        self.publish_loop_stats();
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
+        self.publish_stats();
+        let mailbox = self.mailbox.clone();
         // Membership and the room's position come from the batched checks; history, when
         // asked for, is read on the same worker right after.
-        let then: heads::Then = Box::new(move |head| {
+        let then: Then = Box::new(move |head| {
             let result = head.and_then(|(w, room_seq)| {
                 let history = match last_seen {
                     Some(after) => {
@@ -84,33 +86,19 @@ impl EventLoop {
                 };
                 Ok(JoinData { room_seq, history })
             });
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::Joined {
-                    key: k,
-                    sock,
-                    room,
-                    join_id,
-                    result,
-                },
-            );
+            mailbox.post(LoopEvent::Joined {
+                key: k,
+                sock,
+                room,
+                join_id,
+                result,
+            });
         });
-        heads::check(&self.shared, room, user, then);
-    }
-
-    /// A refused join: the subscription is undone and the socket told why.
-    pub(crate) fn fail_join(&mut self, k: usize, room: Uuid, e: &ApiError) {
-        if let Some(ws) = self.ws_parts(k) {
-            let who = ws.who.clone();
-            if let Some(pos) = ws.subs.iter().position(|s| s.room == room) {
-                let s = ws.subs.swap_remove(pos);
-                self.release_sub(k, &who, &s);
-            }
-        }
-        self.send_error(k, e);
+        self.ctx.heads.check(room, user, then);
     }
 
     /// The join's answer: position the socket, send `history` and `joined_room`, catch up.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_joined(
         &mut self,
         k: usize,
@@ -118,96 +106,122 @@ impl EventLoop {
         room: Uuid,
         join_id: u64,
         result: Result<JoinData, ApiError>,
+        socks: &mut impl Sockets,
+        out: &mut Outcomes,
     ) {
-        let Some(ws) = self.ws_parts(k) else { return };
-        if ws.id != sock || ws.sub(room).map(|s| s.join_id) != Some(join_id) {
+        let current = socks.with(k, |s, _| {
+            s.id == sock && s.sub(room).map(|s| s.join_id) == Some(join_id)
+        });
+        if current != Some(true) {
             return; // the socket left, closed, or joined again since
         }
         let data = match result {
             Ok(d) => d,
-            Err(e) => return self.fail_join(k, room, &e),
+            Err(e) => {
+                // A refused join: the subscription is undone and the socket told why.
+                self.leave(k, room, socks);
+                return self.send_error(socks, k, &e);
+            }
         };
-        let who = ws.who.clone();
         if let Some(gap) = self.rooms.init_seq(room, data.room_seq) {
             self.fetch_room(room, gap);
         }
-        let mut frames = Vec::new();
-        let Some(ws) = self.ws_parts(k) else { return };
-        let Some(sub) = ws.sub(room) else { return };
-        sub.joining = false;
-        match data.history {
-            Some((msgs, has_more, after)) => {
-                // A client claiming more than exists starts from what exists.
-                sub.delivered = msgs
-                    .last()
-                    .map(|m| m.seq)
-                    .unwrap_or(after.min(data.room_seq));
-                frames.push(events::encode(
-                    "history",
-                    &History {
-                        room_id: room,
-                        messages: &msgs,
-                        next_cursor: sub.delivered,
-                        has_more,
-                    },
-                ));
+        let done = socks.with(k, |s, _| {
+            let who = s.who.clone();
+            let sub = s.sub(room)?;
+            sub.joining = false;
+            let mut frames = Vec::new();
+            match data.history {
+                Some((msgs, has_more, after)) => {
+                    // A client claiming more than exists starts from what exists.
+                    sub.delivered = msgs
+                        .last()
+                        .map(|m| m.seq)
+                        .unwrap_or(after.min(data.room_seq));
+                    frames.push(events::encode(
+                        "history",
+                        &History {
+                            room_id: room,
+                            messages: &msgs,
+                            next_cursor: sub.delivered,
+                            has_more,
+                        },
+                    ));
+                }
+                None => sub.delivered = data.room_seq,
             }
-            None => sub.delivered = data.room_seq,
-        }
-        let newly_present = !sub.present;
-        sub.present = true;
-        frames.push(events::encode("joined_room", &json!({ "room_id": room })));
+            let newly_present = !sub.present;
+            sub.present = true;
+            frames.push(events::encode("joined_room", &json!({ "room_id": room })));
+            Some((who, newly_present, frames))
+        });
+        let Some(Some((who, newly_present, frames))) = done else {
+            return;
+        };
         for f in frames {
-            self.send_owned(k, f);
+            self.send_owned(socks, k, f);
         }
         if newly_present {
-            self.shared.presence.send(PresenceOp::join(room, &who));
+            self.ctx.presence.send(PresenceOp::join(room, &who));
         }
-        self.reconcile(k, room);
+        self.reconcile(k, room, socks, out);
     }
 
     /// Brings a socket from its own position up to the room's live position, from the
     /// recent buffer when it has the rows, else from the database.
-    pub(crate) fn reconcile(&mut self, k: usize, room: Uuid) {
+    pub(crate) fn reconcile(
+        &mut self,
+        k: usize,
+        room: Uuid,
+        socks: &mut impl Sockets,
+        out: &mut Outcomes,
+    ) {
         let Some(room_seq) = self.rooms.rooms.get(&room).and_then(|r| r.seq) else {
             return;
         };
-        let Some(ws) = self.ws_parts(k) else { return };
-        let sock = ws.id;
-        let Some(sub) = ws.sub(room) else { return };
-        if sub.joining || sub.catching_up || sub.delivered >= room_seq {
+        let behind = socks.with(k, |s, _| {
+            let sock = s.id;
+            let sub = s.sub(room)?;
+            if sub.joining || sub.catching_up || sub.delivered >= room_seq {
+                return None;
+            }
+            Some((sock, sub.delivered))
+        });
+        let Some(Some((sock, after))) = behind else {
             return;
-        }
-        let after = sub.delivered;
+        };
         if let Some(msgs) = self.rooms.recent_range(room, after, room_seq) {
-            if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
-                sub.delivered = room_seq;
-            }
+            socks.with(k, |s, _| {
+                if let Some(sub) = s.sub(room) {
+                    sub.delivered = room_seq;
+                }
+            });
             for chunk in chunks(&msgs) {
-                self.send_owned(k, events::encode("new_message_batch", chunk));
+                self.send_owned(socks, k, events::encode("new_message_batch", chunk));
             }
             return;
         }
-        if let Some(sub) = self.ws_parts(k).and_then(|ws| ws.sub(room)) {
-            sub.catching_up = true;
-        }
-        let loop_idx = self.idx;
-        let shared = self.shared.clone();
+        socks.with(k, |s, _| {
+            if let Some(sub) = s.sub(room) {
+                sub.catching_up = true;
+            }
+        });
+        let mailbox = self.mailbox.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
             let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE);
-            shared.to_loop(
-                loop_idx,
-                LoopEvent::CatchUp {
-                    key: k,
-                    sock,
-                    room,
-                    result,
-                },
-            );
+            mailbox.post(LoopEvent::CatchUp {
+                key: k,
+                sock,
+                room,
+                result,
+            });
         });
-        if self.shared.db.submit(job).is_err() {
+        if self.ctx.db.submit(job).is_err() {
             // Cannot catch this socket up now; closing it lets the client retry later.
-            self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq");
+            out.push((
+                k,
+                self.close(k, socks, 1013, "server busy: reconnect with last_seen_seq"),
+            ));
         }
     }
 
@@ -218,24 +232,41 @@ impl EventLoop {
         sock: u64,
         room: Uuid,
         result: Result<Vec<Arc<Message>>, ApiError>,
+        socks: &mut impl Sockets,
+        out: &mut Outcomes,
     ) {
-        let Some(ws) = self.ws_parts(k) else { return };
-        if ws.id != sock {
-            return;
-        }
-        let Some(sub) = ws.sub(room) else { return };
-        sub.catching_up = false;
-        let rows = match result {
-            Ok(r) => r,
-            Err(_) => return self.ws_close(k, 1013, "server busy: reconnect with last_seen_seq"),
-        };
-        let fresh: Vec<Arc<Message>> = rows.into_iter().filter(|m| m.seq > sub.delivered).collect();
-        if let Some(last) = fresh.last() {
-            sub.delivered = last.seq;
-            for chunk in chunks(&fresh) {
-                self.send_owned(k, events::encode("new_message_batch", chunk));
+        let fresh = socks.with(k, |s, _| {
+            if s.id != sock {
+                return None;
             }
+            let sub = s.sub(room)?;
+            sub.catching_up = false;
+            let rows = match &result {
+                Ok(r) => r,
+                Err(_) => return Some(Err(())),
+            };
+            let fresh: Vec<Arc<Message>> = rows
+                .iter()
+                .filter(|m| m.seq > sub.delivered)
+                .cloned()
+                .collect();
+            if let Some(last) = fresh.last() {
+                sub.delivered = last.seq;
+            }
+            Some(Ok(fresh))
+        });
+        match fresh {
+            Some(Some(Ok(fresh))) => {
+                for chunk in chunks(&fresh) {
+                    self.send_owned(socks, k, events::encode("new_message_batch", chunk));
+                }
+                self.reconcile(k, room, socks, out);
+            }
+            Some(Some(Err(()))) => out.push((
+                k,
+                self.close(k, socks, 1013, "server busy: reconnect with last_seen_seq"),
+            )),
+            _ => {}
         }
-        self.reconcile(k, room);
     }
 }

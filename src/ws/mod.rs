@@ -1,65 +1,82 @@
-//! WebSocket: handshake, frame codec, JSON events, and the per-socket session logic.
+//! WebSocket: frame codec, JSON events, per-socket sessions and the per-loop
+//! [`Hub`] that joins rooms, sends, and fans out.
+//!
+//! The event loop (net/) drives this layer through the narrow interface defined here:
+//! it hands the hub its connections as [`Sockets`] (each a [`Session`] over a
+//! [`Transport`]), calls the hub when a socket is readable, drained, backlogged, closed
+//! or swept, or when a [`LoopEvent`] arrives, and applies the [`Outcome`]s the hub
+//! answers with. This layer never names the loop's types.
 
 pub mod codec;
-pub mod deliver;
+mod deliver;
 pub mod events;
-pub mod handshake;
-pub mod join;
+pub mod hub;
+pub mod interest;
+mod join;
+pub mod registry;
 pub mod session;
 
-use crate::auth::tokens::Identity;
-use crate::chat::messages::Message;
-use crate::error::ApiError;
+use crate::base::error::ApiError;
+use crate::base::model::Message;
+use std::io::Read;
 use std::sync::Arc;
-use std::time::Instant;
-use tungstenite::protocol::WebSocketContext;
 use uuid::Uuid;
 
-/// One room subscription of a socket.
-pub struct Sub {
-    /// Room.
-    pub room: Uuid,
-    /// Last seq this socket was sent.
-    pub delivered: i64,
-    /// The join is being checked; nothing is delivered yet.
-    pub joining: bool,
-    /// A catch-up fetch is in flight for this socket.
-    pub catching_up: bool,
-    /// Id of the latest join request (a re-join supersedes the previous one).
-    pub join_id: u64,
-    /// This subscription counts in the presence table.
-    pub present: bool,
-    /// Last time a typing start was relayed, while typing.
-    pub typing_since: Option<Instant>,
+pub use hub::{Hub, WsCtx};
+pub use interest::Interest;
+pub use session::Session;
+
+/// What the loop does with a connection after the WebSocket layer handled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing more to do now.
+    Continue,
+    /// The read budget of this turn is spent and more may wait: call
+    /// [`Hub::readable`] again next turn (the socket is edge-triggered, no event
+    /// would come).
+    Again,
+    /// A close frame is queued: close once the queue is flushed.
+    Close,
+    /// Drop the connection now (dead peer, I/O error).
+    Drop,
 }
 
-/// WebSocket state of a connection.
-pub struct WsConn {
-    /// tungstenite's protocol state (reading, control frames, close handshake).
-    pub ctx: WebSocketContext,
-    /// Who is connected.
-    pub who: Identity,
-    /// Socket id, unique within the loop: replies for a closed socket are recognised.
-    pub id: u64,
-    /// Room subscriptions.
-    pub subs: Vec<Sub>,
-    /// A ping is outstanding since then.
-    pub ping_sent: Option<Instant>,
-    /// Last ping round started.
-    pub last_ping: Instant,
-    /// Reading stopped because our outbound queue is too full (backpressure).
-    pub paused: bool,
-    /// Start of the current rate-limit window and events counted in it.
-    pub window: (Instant, u32),
-    /// Echo socket of the conformance endpoint: frames come back as they came.
-    pub echo: bool,
+/// Outcomes for several connections at once.
+pub type Outcomes = Vec<(usize, Outcome)>;
+
+/// A connection's bytes as this layer sees them: reads come from the socket, writes go
+/// to the connection's outbound queue (in order with shared fan-out frames).
+pub trait Transport: Read {
+    /// Queues bytes only this connection sends.
+    fn send(&mut self, bytes: Vec<u8>);
+    /// Queues a frame shared with other sockets.
+    fn send_shared(&mut self, frame: Arc<[u8]>);
+    /// Bytes queued and not yet written.
+    fn queued(&self) -> usize;
+    /// Bytes queued behind the chunk being written (what the peer has not started to
+    /// take).
+    fn backlog(&self) -> usize;
+    /// Drops everything queued (a client that stopped reading will not get it).
+    fn discard(&mut self);
 }
 
-impl WsConn {
-    /// The subscription to `room`, if any.
-    pub fn sub(&mut self, room: Uuid) -> Option<&mut Sub> {
-        self.subs.iter_mut().find(|s| s.room == room)
-    }
+/// The loop's WebSocket connections, by connection key.
+pub trait Sockets {
+    /// Runs `f` on the session and transport of connection `k`, when it is a
+    /// WebSocket; what `f` queues is flushed at the end of the loop's turn.
+    fn with<R>(
+        &mut self,
+        k: usize,
+        f: impl FnOnce(&mut Session, &mut dyn Transport) -> R,
+    ) -> Option<R>;
+    /// Keys of every WebSocket connection.
+    fn keys(&self) -> Vec<usize>;
+}
+
+/// How other threads reach one loop's WebSocket side.
+pub trait Mailbox: Send + Sync {
+    /// Posts an event to the loop and wakes it.
+    fn post(&self, ev: LoopEvent);
 }
 
 /// A stored message batch of one room, as received from the listener.

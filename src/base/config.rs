@@ -657,7 +657,7 @@ mod tests {
 
     #[test]
     fn example_file_parses_and_matches_defaults() {
-        let text = include_str!("../chat.toml");
+        let text = include_str!("../../chat.toml");
         let cfg = Config::from_toml(text, "chat.toml").unwrap();
         cfg.validate().unwrap();
         assert_eq!(

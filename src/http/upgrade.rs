@@ -1,4 +1,5 @@
-//! The WebSocket opening handshake (RFC 6455 §4.2) on top of our own HTTP parser.
+//! The WebSocket opening handshake (RFC 6455 §4.2): an HTTP exchange, checked and
+//! answered here; the connection then belongs to ws/.
 
 use crate::http::parse::Head;
 use crate::http::response::Response;

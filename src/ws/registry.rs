@@ -4,7 +4,7 @@
 //! Pure bookkeeping, no I/O: the loop feeds it live batches and fetch results, and it
 //! answers with what to deliver and which gaps to fetch.
 
-use crate::chat::messages::Message;
+use crate::base::model::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,6 +1,5 @@
-//! Error kinds and their one mapping to HTTP statuses and WebSocket `error` codes.
-
-use crate::http::response::Response;
+//! Error kinds: a status number and a stable code per kind. The protocol adapters map
+//! them to their answers (http/response.rs, ws/events.rs); nothing here knows HTTP.
 
 /// No such room (REST, WebSocket and the writer say it the same way).
 pub const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room not found");
@@ -74,49 +73,20 @@ impl ApiError {
         }
     }
 
-    /// The HTTP answer.
-    pub fn response(&self) -> Response {
-        let status = self.status();
-        let resp = match self {
-            ApiError::Validation(msgs) => Response::errors(status, self.code(), msgs.clone()),
-            ApiError::TooLarge(m) => Response::error(status, "payload_too_large", m),
-            other => Response::error(status, other.code(), &other.to_string()),
-        };
+    /// The human-readable message (validation lines joined).
+    pub fn message(&self) -> String {
         match self {
-            ApiError::RateLimited(secs) => resp.with_header("Retry-After", secs.to_string()),
-            ApiError::Unavailable => resp.with_header("Retry-After", "1"),
-            _ => resp,
+            ApiError::Validation(m) => m.join("; "),
+            other => other.to_string(),
         }
     }
 }
 
-impl From<postgres::Error> for ApiError {
-    fn from(e: postgres::Error) -> ApiError {
-        db_error(&e)
-    }
-}
-
-/// Classifies a database error: a lost connection is `Unavailable`, anything else a bug.
-pub fn db_error(e: &postgres::Error) -> ApiError {
-    if e.is_closed() || e.code().is_none() {
-        log::warn!("database unavailable: {e}");
-        ApiError::Unavailable
-    } else if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED)
-        || e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
-        || e.code() == Some(&postgres::error::SqlState::ADMIN_SHUTDOWN)
-    {
-        log::warn!("database busy: {e}");
-        ApiError::Unavailable
+/// Fails with every validation line of `errs` when there is one.
+pub fn check(errs: Vec<String>) -> Result<(), ApiError> {
+    if errs.is_empty() {
+        Ok(())
     } else {
-        log::error!("database error: {e}");
-        ApiError::Internal
+        Err(ApiError::Validation(errs))
     }
-}
-
-/// True when a database error is a unique violation (409 material).
-pub fn is_unique_violation(e: &postgres::Error, constraint: &str) -> bool {
-    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-        && e.as_db_error()
-            .and_then(|d| d.constraint())
-            .is_some_and(|c| c == constraint)
 }

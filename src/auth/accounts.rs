@@ -1,0 +1,299 @@
+//! Accounts and sessions: register, log in, refresh, log out (run on worker threads).
+
+use crate::auth::Auth;
+use crate::base::error::{ApiError, check};
+use crate::base::model::{Identity, iso};
+use crate::pg::is_unique_violation;
+use crate::pg::notify;
+use crate::pg::pool::Worker;
+use chrono::{DateTime, Utc};
+use postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+const INVALID_CREDENTIALS: ApiError =
+    ApiError::Unauthorized("invalid_credentials", "Invalid credentials");
+const INVALID_REFRESH: ApiError =
+    ApiError::Unauthorized("invalid_token", "Invalid or expired refresh token");
+
+/// An account as clients see it.
+#[derive(Debug, Serialize)]
+pub struct User {
+    /// User id.
+    pub id: Uuid,
+    /// Username.
+    pub username: String,
+    /// E-mail address (lower-cased).
+    pub email: String,
+    /// Registration time.
+    pub created_at: String,
+}
+
+impl User {
+    fn new(id: Uuid, username: &str, email: &str, created_at: DateTime<Utc>) -> User {
+        User {
+            id,
+            username: username.to_string(),
+            email: email.to_string(),
+            created_at: iso(created_at),
+        }
+    }
+}
+
+/// A session's tokens.
+#[derive(Debug, Serialize)]
+pub struct Tokens {
+    /// Access token (JWT).
+    #[serde(rename = "accessToken")]
+    pub access: String,
+    /// Refresh token (opaque).
+    #[serde(rename = "refreshToken")]
+    pub refresh: String,
+}
+
+/// The answer to register, login and refresh.
+#[derive(Debug, Serialize)]
+pub struct Signed {
+    /// The account.
+    pub user: User,
+    /// The session's tokens.
+    pub tokens: Tokens,
+}
+
+/// A registration request.
+pub struct Register {
+    /// Wanted username.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+impl Register {
+    /// Every rule the request breaks, one line each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let n = self.username.chars().count();
+        if !(3..=50).contains(&n) {
+            errs.push("username must be 3 to 50 characters".into());
+        } else if self.username.chars().any(|c| c.is_control()) {
+            errs.push("username must not contain control characters".into());
+        }
+        if !valid_email(&self.email.to_lowercase()) {
+            errs.push("email must be an email".into());
+        }
+        if !(8..=1024).contains(&self.password.chars().count()) {
+            errs.push("password must be 8 to 1024 characters".into());
+        }
+        errs
+    }
+}
+
+/// A login request.
+pub struct Login {
+    /// E-mail address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// Free text naming the device, kept with the session.
+    pub device: Option<String>,
+}
+
+/// A plausible e-mail address: one `@`, non-empty parts, a dot in the domain, no spaces.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Opens a session and returns its tokens.
+fn open_session(
+    c: &mut impl GenericClient,
+    auth: &Auth,
+    user_id: Uuid,
+    username: &str,
+    device: Option<&str>,
+) -> Result<Tokens, ApiError> {
+    let session = Uuid::now_v7();
+    let ttl = auth.keys.refresh_ttl as f64;
+    c.execute(
+        "INSERT INTO sessions (id, user_id, device_info, expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        &[&session, &user_id, &device, &ttl],
+    )?;
+    let refresh = auth.keys.new_refresh();
+    c.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        &[&auth.keys.refresh_hash(&refresh), &session],
+    )?;
+    Ok(Tokens {
+        access: auth.keys.issue_access(user_id, username, session),
+        refresh,
+    })
+}
+
+/// Creates an account and its first session.
+pub fn register(w: &mut Worker, auth: &Auth, r: Register) -> Result<Signed, ApiError> {
+    check(r.problems())?;
+    let (username, email, password) = (r.username, r.email.to_lowercase(), r.password);
+    let hash = auth.hasher.hash(&password).map_err(|e| {
+        log::error!("{e}");
+        ApiError::Internal
+    })?;
+    let c = w.client()?;
+    let mut tx = c.transaction()?;
+    let id = Uuid::now_v7();
+    let row = tx.query_one(
+        "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4)
+         RETURNING created_at",
+        &[&id, &username, &email, &hash],
+    );
+    let created: DateTime<Utc> = match row {
+        Ok(r) => r.get(0),
+        Err(e) if is_unique_violation(&e, "users_username_key") => {
+            return Err(ApiError::Conflict(
+                "username_taken",
+                "Username already taken",
+            ));
+        }
+        Err(e) if is_unique_violation(&e, "users_email_key") => {
+            return Err(ApiError::Conflict(
+                "email_taken",
+                "Email already registered",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tokens = open_session(&mut tx, auth, id, &username, None)?;
+    tx.commit()?;
+    Ok(Signed {
+        user: User::new(id, &username, &email, created),
+        tokens,
+    })
+}
+
+/// Opens a session for the right password.
+pub fn login(w: &mut Worker, auth: &Auth, l: Login) -> Result<Signed, ApiError> {
+    let (email, password) = (l.email.to_lowercase(), l.password);
+    let c = w.client()?;
+    let row = c.query_opt(
+        "SELECT id, username, email, password_hash, created_at FROM users WHERE email = $1",
+        &[&email],
+    )?;
+    let stored: Option<String> = row.as_ref().map(|r| r.get(3));
+    // Always pay for one verification, so timing does not reveal which emails exist.
+    if !auth.hasher.verify(&password, stored.as_deref()) {
+        return Err(INVALID_CREDENTIALS);
+    }
+    let Some(row) = row else {
+        return Err(INVALID_CREDENTIALS);
+    };
+    let (id, username): (Uuid, String) = (row.get(0), row.get(1));
+    let device = l.device.map(|d| d.chars().take(256).collect::<String>());
+    let tokens = open_session(c, auth, id, &username, device.as_deref())?;
+    Ok(Signed {
+        user: User::new(id, &username, row.get(2), row.get(4)),
+        tokens,
+    })
+}
+
+/// Rotates a refresh token; a reused one revokes its session.
+pub fn refresh(w: &mut Worker, auth: &Auth, token: &str) -> Result<Signed, ApiError> {
+    let hash = auth.keys.refresh_hash(token);
+    let c = w.client()?;
+    let mut tx = c.transaction()?;
+    let row = tx.query_opt(
+        "SELECT rt.session_id, rt.used_at IS NOT NULL, s.revoked_at IS NOT NULL, s.expires_at < now(),
+                u.id, u.username, u.email, u.created_at
+         FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id JOIN users u ON u.id = s.user_id
+         WHERE rt.token_hash = $1 FOR UPDATE OF rt, s",
+        &[&hash],
+    )?;
+    let Some(row) = row else {
+        return Err(INVALID_REFRESH);
+    };
+    let (session, used, revoked, expired): (Uuid, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if used {
+        // A rotated token came back: someone holds a copy. End the session everywhere.
+        if !revoked {
+            tx.execute(
+                "UPDATE sessions SET revoked_at = now() WHERE id = $1",
+                &[&session],
+            )?;
+            notify::publish(&mut tx, &notify::revocations(&[session]))?;
+        }
+        tx.commit()?;
+        auth.mark_revoked(&[session]);
+        log::warn!("refresh token reuse: session {session} revoked");
+        return Err(INVALID_REFRESH);
+    }
+    if revoked || expired {
+        return Err(INVALID_REFRESH);
+    }
+    let (user_id, username): (Uuid, String) = (row.get(4), row.get(5));
+    tx.execute(
+        "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
+        &[&hash],
+    )?;
+    let next = auth.keys.new_refresh();
+    tx.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
+        &[&auth.keys.refresh_hash(&next), &session],
+    )?;
+    tx.execute(
+        "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = $1",
+        &[&session, &(auth.keys.refresh_ttl as f64)],
+    )?;
+    tx.commit()?;
+    Ok(Signed {
+        user: User::new(user_id, &username, row.get(6), row.get(7)),
+        tokens: Tokens {
+            access: auth.keys.issue_access(user_id, &username, session),
+            refresh: next,
+        },
+    })
+}
+
+/// Revokes the given session of the caller, or all of them.
+pub fn logout(
+    w: &mut Worker,
+    auth: &Auth,
+    who: &Identity,
+    session: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let c = w.client()?;
+    let mut tx = c.transaction()?;
+    let rows = tx.query(
+        "UPDATE sessions SET revoked_at = now()
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id = $2)
+         RETURNING id",
+        &[&who.user_id, &session],
+    )?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    notify::publish(&mut tx, &notify::revocations(&ids))?;
+    tx.commit()?;
+    auth.mark_revoked(&ids);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(valid_email("a@b.co"));
+        for bad in ["a", "@b.co", "a@b", "a@.b", "a b@c.d", "a@b@c.d"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+}

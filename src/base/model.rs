@@ -1,0 +1,104 @@
+//! What every layer talks about: who is calling, what a message is, and how times look
+//! on the wire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The authenticated caller of a request or socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User id.
+    pub user_id: Uuid,
+    /// Username.
+    pub username: String,
+    /// Session id.
+    pub session_id: Uuid,
+}
+
+/// A stored message, as clients see it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    /// Row id (bigint).
+    pub id: i64,
+    /// Per-room gapless sequence number.
+    pub seq: i64,
+    /// Room.
+    pub room_id: Uuid,
+    /// Author.
+    pub user_id: Uuid,
+    /// Author's username.
+    pub username: String,
+    /// Text.
+    pub content: String,
+    /// Commit time, ISO-8601 UTC with milliseconds.
+    pub created_at: String,
+    /// The sender's idempotency key, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// Formats a timestamp the way clients expect: `2026-03-18T07:02:30.123Z`.
+/// Written by hand: chrono's `format` re-parses its pattern on every call, and this
+/// runs for every message of every history page.
+pub fn iso(t: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let mut s = String::with_capacity(24);
+    let d = |s: &mut String, v: u32, width: usize| {
+        let mut buf = [b'0'; 4];
+        let mut v = v;
+        for i in (0..width).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        s.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0"));
+    };
+    d(&mut s, t.year().clamp(0, 9999) as u32, 4);
+    s.push('-');
+    d(&mut s, t.month(), 2);
+    s.push('-');
+    d(&mut s, t.day(), 2);
+    s.push('T');
+    d(&mut s, t.hour(), 2);
+    s.push(':');
+    d(&mut s, t.minute(), 2);
+    s.push(':');
+    d(&mut s, t.second(), 2);
+    s.push('.');
+    d(&mut s, (t.nanosecond() / 1_000_000).min(999), 3);
+    s.push('Z');
+    s
+}
+
+/// The current time in the wire format.
+pub fn now_iso() -> String {
+    iso(Utc::now())
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_has_millis_and_z() {
+        for (input, want) in [
+            ("2026-03-18T07:02:30.123456Z", "2026-03-18T07:02:30.123Z"),
+            ("0999-12-31T23:59:59.999999Z", "0999-12-31T23:59:59.999Z"),
+            ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.000Z"),
+        ] {
+            let t = DateTime::parse_from_rfc3339(input)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(iso(t), want);
+            assert_eq!(iso(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The node: the one place that sees every part. `run` builds each role's handles
+//! (what the loops, the HTTP routes, the WebSocket hubs, the listener and the presence
+//! thread need) from the configuration, starts the threads, and returns a handle.
+
+mod sink;
+mod status;
+
+use crate::auth::Auth;
+use crate::auth::password::Hasher;
+use crate::auth::tokens::{TokenKeys, hex, random_secret};
+use crate::base::config::{Config, Mode, mask_url_password};
+use crate::base::metrics::Metrics;
+use crate::chat::heads::Heads;
+use crate::chat::history::HistoryCache;
+use crate::chat::presence::{self, Presence, PresenceThread};
+use crate::http::context::HttpCtx;
+use crate::net::event_loop::{EventLoop, LoopCtx, WAKER};
+use crate::net::handle::{LoopHandle, LoopMsg};
+use crate::pg::listener::{self, Listener};
+use crate::pg::pool::{JobQueue, Worker, build_pool};
+use crate::pg::writer::Writers;
+use crate::ws::{Hub, Interest, WsCtx};
+use sink::NodeSink;
+use status::NodeStatus;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A running node.
+pub struct ServerHandle {
+    /// The bound address (the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// This node's id in presence rows.
+    pub node_id: String,
+    /// The node's metrics.
+    pub metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    writers: Writers,
+    handles: Vec<Arc<LoopHandle>>,
+    loops: Vec<JoinHandle<()>>,
+    others: Vec<JoinHandle<()>>,
+    stopped: bool,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be prepared.
+    #[error("database: {0}")]
+    Database(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Threads or polls could not be created.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Applies the migrations (creating the database when missing), retrying for a while
+/// when the database is not up yet.
+pub fn migrate(cfg: &Config) -> Result<usize, StartError> {
+    let deadline =
+        Instant::now() + Duration::from_secs(cfg.database.connect_timeout_secs.max(10) * 3);
+    loop {
+        let attempt = crate::pg::migrate::connect_creating(
+            &cfg.database.url,
+            cfg.database.connect_timeout_secs,
+        )
+        .and_then(|mut c| crate::pg::migrate::migrate(&mut c));
+        match attempt {
+            Ok(n) => return Ok(n),
+            Err(e) if Instant::now() < deadline && e.code().is_none() => {
+                log::warn!("database not reachable yet ({e}); retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(StartError::Database(format!(
+                    "{e} ({})",
+                    mask_url_password(&cfg.database.url)
+                )));
+            }
+        }
+    }
+}
+
+/// Fills in development-mode secrets, or refuses to run without real ones.
+fn secrets(cfg: &mut Config) -> Result<(), StartError> {
+    if !cfg.secrets_missing() {
+        return Ok(());
+    }
+    if cfg.mode == Mode::Production {
+        return Err(StartError::Config(
+            "production mode needs JWT_ACCESS_SECRET and JWT_REFRESH_SECRET".into(),
+        ));
+    }
+    log::warn!("**************************************************************");
+    log::warn!("DEVELOPMENT MODE: no JWT secrets configured; using random ones.");
+    log::warn!("Tokens die with this process and other nodes reject them.");
+    log::warn!("Set JWT_ACCESS_SECRET and JWT_REFRESH_SECRET (or auth.*_secret).");
+    log::warn!("**************************************************************");
+    if cfg.auth.access_secret.is_empty() {
+        cfg.auth.access_secret = hex(&random_secret());
+    }
+    if cfg.auth.refresh_secret.is_empty() {
+        cfg.auth.refresh_secret = hex(&random_secret());
+    }
+    Ok(())
+}
+
+/// Starts a node.
+pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
+    // A Config built in code has not been through `load`.
+    cfg.validate()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    secrets(&mut cfg)?;
+    migrate(&cfg)?;
+    let keys = TokenKeys::new(
+        cfg.auth.access_secret.as_bytes(),
+        cfg.auth.refresh_secret.as_bytes(),
+        cfg.auth.access_ttl_secs,
+        cfg.auth.refresh_ttl_secs,
+    )
+    .map_err(StartError::Config)?;
+    let hasher = Hasher::new(
+        cfg.auth.argon2_memory_kib,
+        cfg.auth.argon2_iterations,
+        cfg.auth.argon2_parallelism,
+    )
+    .map_err(StartError::Config)?;
+    let auth = Arc::new(Auth::new(keys, hasher));
+    let revoked_window = Duration::from_secs(cfg.auth.access_ttl_secs + 5);
+    // Know every revocation before the first token is accepted.
+    let revoked =
+        crate::pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
+            .and_then(|mut c| listener::revoked_since(&mut c, revoked_window))
+            .map_err(|e| StartError::Database(e.to_string()))?;
+    auth.mark_revoked(&revoked);
+
+    let listeners = bind(&cfg)?;
+    let addr = listeners[0].local_addr()?;
+    if cfg.node_id.is_empty() {
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "node".into());
+        cfg.node_id = format!("{}-{}", host.trim(), addr.port());
+    }
+    let cfg = Arc::new(cfg);
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let pool = build_pool(
+        &cfg.database.url,
+        cfg.database.pool_size,
+        cfg.database.connect_timeout_secs,
+    )
+    .map_err(StartError::Config)?;
+    let bound = cfg.database.max_queued_jobs;
+    let mut others = Vec::new();
+    let (db, h) = JobQueue::start("db", cfg.database.db_workers, bound, &pool, &metrics, &stop);
+    others.extend(h);
+    let (authq, h) = JobQueue::start("auth", cfg.auth_workers(), bound, &pool, &metrics, &stop);
+    others.extend(h);
+    let (writers, h) = Writers::start(
+        cfg.database.writers,
+        cfg.database.write_batch_size,
+        bound,
+        &pool,
+        &metrics,
+        &stop,
+    );
+    others.extend(h);
+    let heads = Heads::new(db.clone(), metrics.clone());
+    let history = Arc::new(HistoryCache::new(cfg.http.history_cache_mb << 20));
+    let (presence, presence_rx) = Presence::channel();
+    let interest = Arc::new(Interest::new(listeners.len()));
+    let listener_up = Arc::new(AtomicBool::new(false));
+    let db_ok = Arc::new(AtomicBool::new(false));
+
+    let mut polls = Vec::new();
+    let mut handles = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..listeners.len() {
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        handles.push(Arc::new(LoopHandle::new(tx, waker)));
+        receivers.push(rx);
+        polls.push(poll);
+    }
+    let status = Arc::new(NodeStatus {
+        pool: pool.clone(),
+        queues: vec![db.clone(), authq.clone()],
+        writers: writers.clone(),
+        loops: handles.clone(),
+        interest: interest.clone(),
+        history: history.clone(),
+        listener_up: listener_up.clone(),
+        db_ok: db_ok.clone(),
+        stopping: stop.clone(),
+    });
+    let http = Arc::new(HttpCtx {
+        cfg: cfg.clone(),
+        auth: auth.clone(),
+        db: db.clone(),
+        authq,
+        writers: writers.clone(),
+        heads: heads.clone(),
+        history: history.clone(),
+        metrics: metrics.clone(),
+        logins: Default::default(),
+        status,
+    });
+    let ws = Arc::new(WsCtx {
+        cfg: cfg.websocket.clone(),
+        metrics: metrics.clone(),
+        writers: writers.clone(),
+        db: db.clone(),
+        heads,
+        presence,
+        interest: interest.clone(),
+    });
+    let per_ip = Arc::new(Default::default());
+    let mut loops = Vec::new();
+    let parts = polls.into_iter().zip(listeners).zip(receivers);
+    for (idx, ((poll, listener), rx)) in parts.enumerate() {
+        listener.set_nonblocking(true)?;
+        let handle = handles[idx].clone();
+        let hub = Hub::new(ws.clone(), idx, handle.clone());
+        let ctx = LoopCtx {
+            cfg: cfg.clone(),
+            metrics: metrics.clone(),
+            per_ip: Arc::clone(&per_ip),
+            http: http.clone(),
+        };
+        let el = EventLoop::new(
+            idx,
+            poll,
+            mio::net::TcpListener::from_std(listener),
+            rx,
+            handle,
+            ctx,
+            hub,
+        )?;
+        loops.push(
+            std::thread::Builder::new()
+                .name(format!("loop-{idx}"))
+                .spawn(move || el.run())?,
+        );
+    }
+    let listener = Listener {
+        url: cfg.database.url.clone(),
+        connect_timeout: Duration::from_secs(cfg.database.connect_timeout_secs),
+        revoked_window,
+        stop: stop.clone(),
+        metrics: metrics.clone(),
+    };
+    let sink = Arc::new(NodeSink {
+        loops: handles.clone(),
+        interest,
+        history,
+        auth,
+        listener_up,
+    });
+    others.push(
+        std::thread::Builder::new()
+            .name("listener".into())
+            .spawn(move || listener.run(sink))?,
+    );
+    let presence_thread = PresenceThread {
+        node_id: cfg.node_id.clone(),
+        heartbeat: Duration::from_secs(cfg.presence.heartbeat_secs),
+        node_timeout: Duration::from_secs(cfg.presence.node_timeout_secs),
+        stop: stop.clone(),
+        db_ok,
+    };
+    let worker = Worker::new(pool, metrics.clone());
+    others.push(
+        std::thread::Builder::new()
+            .name("presence".into())
+            .spawn(move || presence::run(presence_thread, presence_rx, worker))?,
+    );
+    log::info!(
+        "chatd node {} listening on {addr} with {} event loops",
+        cfg.node_id,
+        handles.len()
+    );
+    Ok(ServerHandle {
+        addr,
+        node_id: cfg.node_id.clone(),
+        metrics,
+        stop,
+        writers,
+        handles,
+        loops,
+        others,
+        stopped: false,
+    })
+}
+
+/// Opens one SO_REUSEPORT listener per event loop on the same address, so the kernel
+/// spreads new connections over the loops without a shared accept lock.
+fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
+    let ip: std::net::IpAddr = cfg
+        .server
+        .listen
+        .parse()
+        .map_err(|_| StartError::Config("server.listen: not an IP address".into()))?;
+    let mut addr = SocketAddr::new(ip, cfg.server.port);
+    let mut out = Vec::new();
+    if !cfg.server.reuse_port {
+        let shared = reuseport_listener(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        for _ in 1..cfg.event_loops() {
+            out.push(shared.try_clone()?);
+        }
+        out.push(shared);
+        return Ok(out);
+    }
+    for _ in 0..cfg.event_loops() {
+        let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        addr = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+impl ServerHandle {
+    /// Graceful shutdown: stop accepting, let queued writes commit and be acknowledged,
+    /// close sockets with 1001, stop every thread.
+    pub fn shutdown(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.stop.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.writers.in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for l in &self.handles {
+            l.send(LoopMsg::Shutdown);
+        }
+        for h in self.loops.drain(..) {
+            let _ = h.join();
+        }
+        for h in self.others.drain(..) {
+            let _ = h.join();
+        }
+        log::info!("node {} stopped", self.node_id);
+    }
+
+    /// Base URL for HTTP clients (loopback when bound to all interfaces).
+    pub fn url(&self) -> String {
+        let ip = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            self.addr.ip().to_string()
+        };
+        format!("{ip}:{}", self.addr.port())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,107 @@
+//! Where the listener's notifications go on this node: revocations to the
+//! authenticator and every loop, message batches to the history cache and to the loops
+//! that have the room, room events framed once for those loops.
+
+use crate::auth::Auth;
+use crate::base::model::Message;
+use crate::chat::history::{self, HistoryCache};
+use crate::net::handle::LoopHandle;
+use crate::pg::listener::Sink;
+use crate::pg::notify::Event;
+use crate::ws::codec::text_frame;
+use crate::ws::interest::Loops;
+use crate::ws::{Interest, LiveBatch, LoopEvent, Mailbox, events};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use uuid::Uuid;
+
+/// The listener's sink on this node.
+pub struct NodeSink {
+    /// The event loops.
+    pub loops: Vec<Arc<LoopHandle>>,
+    /// Which loops have which rooms.
+    pub interest: Arc<Interest>,
+    /// History pages' cache, kept current by the notifications.
+    pub history: Arc<HistoryCache>,
+    /// Revoked sessions are recorded here.
+    pub auth: Arc<Auth>,
+    /// Readiness: the listener is connected.
+    pub listener_up: Arc<AtomicBool>,
+}
+
+impl NodeSink {
+    fn post(&self, to: Loops, mut ev: impl FnMut() -> LoopEvent) {
+        for l in to.iter() {
+            if let Some(h) = self.loops.get(l) {
+                h.post(ev());
+            }
+        }
+    }
+
+    fn broadcast(&self, mut ev: impl FnMut() -> LoopEvent) {
+        for h in &self.loops {
+            h.post(ev());
+        }
+    }
+}
+
+impl Sink for NodeSink {
+    fn wants(&self, room: Uuid) -> bool {
+        self.history.holds(room) || self.interest.has(room)
+    }
+
+    fn messages(&self, room: Uuid, msgs: Vec<Arc<Message>>) {
+        // A writer's batch is one contiguous seq range; anything else is not cached.
+        let contiguous = msgs.windows(2).all(|p| p[1].seq == p[0].seq + 1);
+        if contiguous
+            && self.history.holds(room)
+            && let Some(first) = msgs.first()
+        {
+            let json: Vec<_> = msgs.iter().map(|m| history::encode(m)).collect();
+            self.history.extend(room, first.seq, &json);
+        }
+        let to = self.interest.loops(room);
+        if to.is_empty() {
+            return;
+        }
+        let batch = Arc::new(LiveBatch { room, msgs });
+        self.post(to, || LoopEvent::Live(batch.clone()));
+    }
+
+    fn event(&self, event: Event) {
+        match event {
+            Event::Revoke { sessions } => {
+                self.auth.mark_revoked(&sessions);
+                let ids = Arc::new(sessions);
+                self.broadcast(|| LoopEvent::Revoke(ids.clone()));
+            }
+            Event::Room {
+                room,
+                except,
+                event,
+            } => {
+                let to = self.interest.loops(room);
+                if to.is_empty() {
+                    return;
+                }
+                let frame: Arc<[u8]> = Arc::from(text_frame(&events::room_event(&event)));
+                self.post(to, || LoopEvent::RoomEvent {
+                    room,
+                    except,
+                    frame: frame.clone(),
+                });
+            }
+            Event::Kick { room, user } => {
+                self.post(self.interest.loops(room), || LoopEvent::Kick { room, user })
+            }
+        }
+    }
+
+    fn resync(&self) {
+        self.broadcast(|| LoopEvent::Resync);
+    }
+
+    fn connected(&self, up: bool) {
+        self.listener_up.store(up, Ordering::Release);
+    }
+}

@@ -1,0 +1,283 @@
+//! Every notification that travels between nodes, typed, and its one encoding.
+//!
+//! Writers, the presence thread and the account and room routes publish these values;
+//! the listener decodes them and hands them on as values. The JSON shapes (short keys,
+//! a `t` tag) are the wire between nodes of different versions during a rolling
+//! restart: change them only by adding optional fields.
+
+use crate::base::model::Message;
+use postgres::GenericClient;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Channel carrying message batches between nodes.
+pub const MESSAGES_CHANNEL: &str = "chat_messages";
+/// Channel for ephemeral events (presence, typing, revocations, membership changes).
+pub const EVENTS_CHANNEL: &str = "chat_events";
+/// NOTIFY payloads must stay under 8000 bytes; keep a margin.
+const MAX_NOTIFY_BYTES: usize = 7900;
+
+/// A room's stored batch: the messages when they fit in one payload, or only the seq
+/// range (a pointer the receiver resolves with one query).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Batch {
+    /// Room.
+    #[serde(rename = "r")]
+    pub room: Uuid,
+    /// First seq of the batch.
+    #[serde(rename = "f")]
+    pub first: i64,
+    /// Last seq of the batch.
+    #[serde(rename = "l")]
+    pub last: i64,
+    /// Commit time in µs since the epoch (for lag metrics).
+    #[serde(rename = "t")]
+    pub at_micros: i64,
+    /// The messages, when they fit in one payload.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub msgs: Option<Vec<Message>>,
+}
+
+/// Everything carried on the events channel.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum Event {
+    /// Sessions were revoked: their tokens are refused and their sockets closed.
+    Revoke {
+        /// Session ids.
+        #[serde(rename = "s")]
+        sessions: Vec<Uuid>,
+    },
+    /// An ephemeral event for the joined sockets of a room.
+    Room {
+        /// Room.
+        #[serde(rename = "r")]
+        room: Uuid,
+        /// Not sent to this user's sockets.
+        #[serde(rename = "x", default)]
+        except: Option<Uuid>,
+        /// What happened.
+        #[serde(flatten)]
+        event: RoomEvent,
+    },
+    /// A user lost membership of a room: their sockets leave it.
+    Kick {
+        /// Room.
+        #[serde(rename = "r")]
+        room: Uuid,
+        /// User.
+        #[serde(rename = "u")]
+        user: Uuid,
+    },
+}
+
+/// Ephemeral room events; the payload is what clients receive as `data`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "e", content = "d", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// A user came online or went offline in the room.
+    Presence(PresenceData),
+    /// A user started or stopped typing.
+    Typing(TypingData),
+    /// A user's first socket joined the room.
+    UserJoined(WhoData),
+    /// A user's last socket left the room.
+    UserLeft(WhoData),
+}
+
+impl RoomEvent {
+    /// The WebSocket event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RoomEvent::Presence(_) => "presence",
+            RoomEvent::Typing(_) => "typing",
+            RoomEvent::UserJoined(_) => "user_joined",
+            RoomEvent::UserLeft(_) => "user_left",
+        }
+    }
+}
+
+/// `presence` data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PresenceData {
+    /// User.
+    pub user_id: Uuid,
+    /// Room.
+    pub room_id: Uuid,
+    /// Node holding the socket.
+    pub node_id: String,
+    /// When.
+    pub last_seen: String,
+    /// Username.
+    pub username: String,
+    /// `online` or `offline`.
+    pub status: String,
+}
+
+/// `typing` data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TypingData {
+    /// User.
+    pub user_id: Uuid,
+    /// Room.
+    pub room_id: Uuid,
+    /// Username.
+    pub username: String,
+    /// Started (true) or stopped.
+    pub typing: bool,
+    /// When.
+    pub started_at: String,
+}
+
+/// `user_joined` / `user_left` data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WhoData {
+    /// User.
+    pub user_id: Uuid,
+    /// Room.
+    pub room_id: Uuid,
+    /// Username.
+    pub username: String,
+}
+
+/// A notification as the listener hands it on.
+#[derive(Debug, PartialEq)]
+pub enum Notification {
+    /// A room's stored batch.
+    Messages(Batch),
+    /// Anything else.
+    Event(Event),
+}
+
+/// Decodes a payload received on `channel`.
+pub fn decode(channel: &str, payload: &str) -> Option<Notification> {
+    let n = if channel == MESSAGES_CHANNEL {
+        serde_json::from_str(payload).map(Notification::Messages)
+    } else {
+        serde_json::from_str(payload).map(Notification::Event)
+    };
+    n.map_err(|e| log::warn!("ignoring malformed notification on {channel}: {e}"))
+        .ok()
+}
+
+impl Batch {
+    /// The payload for one room's batch (ascending, contiguous): the messages, or a
+    /// pointer when they do not fit.
+    pub fn payload(msgs: &[Arc<Message>]) -> String {
+        let (Some(first), Some(last)) = (msgs.first(), msgs.last()) else {
+            return String::new();
+        };
+        let mut batch = Batch {
+            room: first.room_id,
+            first: first.seq,
+            last: last.seq,
+            at_micros: chrono::Utc::now().timestamp_micros(),
+            msgs: Some(msgs.iter().map(|m| (**m).clone()).collect()),
+        };
+        let full = serde_json::to_string(&batch).unwrap_or_default();
+        if !full.is_empty() && full.len() < MAX_NOTIFY_BYTES {
+            return full;
+        }
+        batch.msgs = None;
+        serde_json::to_string(&batch).unwrap_or_default()
+    }
+}
+
+/// Publishes events on the events channel inside the caller's transaction (delivered
+/// at commit) or at once.
+pub fn publish(c: &mut impl GenericClient, events: &[Event]) -> Result<(), postgres::Error> {
+    for e in events {
+        let payload = serde_json::to_string(e).unwrap_or_default();
+        c.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &payload])?;
+    }
+    Ok(())
+}
+
+/// Revocation events for `sessions`, in chunks far below the 8000-byte payload limit.
+pub fn revocations(sessions: &[Uuid]) -> Vec<Event> {
+    sessions
+        .chunks(100)
+        .map(|c| Event::Revoke {
+            sessions: c.to_vec(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: i64, content: &str) -> Arc<Message> {
+        Arc::new(Message {
+            id: seq,
+            seq,
+            room_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            username: "u".into(),
+            content: content.into(),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            client_msg_id: None,
+        })
+    }
+
+    #[test]
+    fn small_batches_travel_whole_large_ones_as_pointers() {
+        let small = Batch::payload(&[msg(1, "a"), msg(2, "b")]);
+        let Some(Notification::Messages(b)) = decode(MESSAGES_CHANNEL, &small) else {
+            panic!("{small}")
+        };
+        assert_eq!((b.first, b.last, b.msgs.map(|m| m.len())), (1, 2, Some(2)));
+        let big = Batch::payload(&[msg(3, &"x".repeat(8000))]);
+        assert!(big.len() < 8000);
+        let Some(Notification::Messages(b)) = decode(MESSAGES_CHANNEL, &big) else {
+            panic!("{big}")
+        };
+        assert_eq!((b.first, b.last), (3, 3));
+        assert!(b.msgs.is_none());
+    }
+
+    /// The shapes other nodes (of this or the previous version) send and expect.
+    #[test]
+    fn events_keep_their_wire_shape() {
+        let room: Uuid = "0190b7a4-7c1e-7000-8000-000000000001".parse().unwrap();
+        let user: Uuid = "0190b7a4-7c1e-7000-8000-000000000002".parse().unwrap();
+        let cases = [
+            (
+                Event::Revoke {
+                    sessions: vec![user],
+                },
+                serde_json::json!({"t": "revoke", "s": [user]}),
+            ),
+            (
+                Event::Kick { room, user },
+                serde_json::json!({"t": "kick", "r": room, "u": user}),
+            ),
+            (
+                Event::Room {
+                    room,
+                    except: Some(user),
+                    event: RoomEvent::UserLeft(WhoData {
+                        user_id: user,
+                        room_id: room,
+                        username: "ann".into(),
+                    }),
+                },
+                serde_json::json!({"t": "room", "r": room, "x": user, "e": "user_left",
+                    "d": {"user_id": user, "room_id": room, "username": "ann"}}),
+            ),
+        ];
+        for (event, want) in cases {
+            let text = serde_json::to_string(&event).unwrap();
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                want
+            );
+            assert_eq!(
+                decode(EVENTS_CHANNEL, &want.to_string()),
+                Some(Notification::Event(event))
+            );
+        }
+        assert_eq!(decode(EVENTS_CHANNEL, r#"{"t":"dance"}"#), None);
+    }
+}
