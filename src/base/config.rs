@@ -97,6 +97,8 @@ pub struct HttpConfig {
     pub idle_timeout_secs: u64,
     /// Memory for the cache of each room's newest messages (history reads), MiB; 0 = off.
     pub history_cache_mb: usize,
+    /// Serve the web app at `/` (the client library at `/chatd.js` is always served).
+    pub web_app: bool,
 }
 
 /// `[websocket]`
@@ -210,6 +212,7 @@ impl Default for HttpConfig {
             header_timeout_ms: 10_000,
             idle_timeout_secs: 60,
             history_cache_mb: 64,
+            web_app: true,
         }
     }
 }

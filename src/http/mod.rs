@@ -1,5 +1,6 @@
 //! HTTP/1.1: parsing, request bodies, responses (the one place an error becomes an
-//! HTTP answer), routes and their handlers, and the WebSocket opening handshake.
+//! HTTP answer), routes and their handlers, the WebSocket opening handshake, and the
+//! embedded web app and client library.
 //! Protocol adapter: imports base, pg and the domain; never ws/ or net/.
 
 pub mod api;
@@ -10,3 +11,4 @@ pub mod parse;
 pub mod response;
 pub mod routes;
 pub mod upgrade;
+pub mod web;
