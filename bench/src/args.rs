@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Options that take no value.
-const FLAGS: [&str; 2] = ["quick", "help"];
+const FLAGS: [&str; 3] = ["quick", "help", "allow-server-closes"];
 
 /// Parsed command line.
 pub struct Args {

@@ -68,6 +68,10 @@ pub struct Conn {
     pub due: u64,
     /// Sender reached its count.
     pub done: bool,
+    /// Reconnected at least once after setup.
+    pub reconnected: bool,
+    /// Typing events received, per typing user: (user, starts, stops).
+    pub typing_seen: Vec<(u32, u32, u32)>,
 }
 
 impl Conn {
@@ -92,7 +96,34 @@ impl Conn {
             inflight: 0,
             due: 0,
             done: false,
+            reconnected: false,
+            typing_seen: Vec::new(),
         }
+    }
+
+    /// Counts one typing event from `user`.
+    pub fn typing_event(&mut self, user: u32, typing: bool) {
+        let i = match self.typing_seen.iter().position(|e| e.0 == user) {
+            Some(i) => i,
+            None => {
+                self.typing_seen.push((user, 0, 0));
+                self.typing_seen.len() - 1
+            }
+        };
+        let e = &mut self.typing_seen[i];
+        if typing {
+            e.1 += 1;
+        } else {
+            e.2 += 1;
+        }
+    }
+
+    /// (starts, stops) received from `user`.
+    pub fn typing_got(&self, user: u32) -> (u64, u64) {
+        self.typing_seen
+            .iter()
+            .find(|e| e.0 == user)
+            .map_or((0, 0), |e| (u64::from(e.1), u64::from(e.2)))
     }
 
     /// Starts a TCP connect; the upgrade request is queued to go out once connected.

@@ -18,8 +18,52 @@ use std::time::{Duration, Instant};
 pub enum PhaseId {
     /// Setup done; value `[ok, failed]` (summed); reply `[start unix µs]`.
     Ready,
-    /// Sending done; value `[max acked seq per room.., acked per room..]`; reply the merge.
+    /// Sending done; value a [`SentValue`] (see there); reply the merge.
     Sent,
+}
+
+/// What every driver knows when it stops sending, merged over all of them: the
+/// highest acked seq and the number of acks per room, and the typing events each
+/// typer of the plan sent. As a barrier value it is one `Vec<u64>`:
+/// `[rooms, max seq per room.., acks per room.., starts per typer.., stops per typer..]`,
+/// merged by taking the maximum of the first block and summing the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SentValue {
+    /// Highest acked seq per room.
+    pub room_max: Vec<u64>,
+    /// Acks per room.
+    pub room_acked: Vec<u64>,
+    /// typing_start events sent, per typer of the plan (`Plan::typers` order).
+    pub typer_starts: Vec<u64>,
+    /// typing_stop events sent, per typer of the plan.
+    pub typer_stops: Vec<u64>,
+}
+
+impl SentValue {
+    /// The barrier value.
+    pub fn encode(&self) -> Vec<u64> {
+        let mut v = vec![self.room_max.len() as u64];
+        v.extend_from_slice(&self.room_max);
+        v.extend_from_slice(&self.room_acked);
+        v.extend_from_slice(&self.typer_starts);
+        v.extend_from_slice(&self.typer_stops);
+        v
+    }
+
+    /// Back from a barrier value.
+    pub fn decode(v: &[u64]) -> SentValue {
+        let rooms = v.first().copied().unwrap_or(0) as usize;
+        let rest = v.get(1..).unwrap_or(&[]);
+        let (room_max, rest) = rest.split_at(rooms.min(rest.len()));
+        let (room_acked, rest) = rest.split_at(rooms.min(rest.len()));
+        let (typer_starts, typer_stops) = rest.split_at(rest.len() / 2);
+        SentValue {
+            room_max: room_max.to_vec(),
+            room_acked: room_acked.to_vec(),
+            typer_starts: typer_starts.to_vec(),
+            typer_stops: typer_stops.to_vec(),
+        }
+    }
 }
 
 /// From a member (driver thread or child) to its coordinator.
@@ -68,10 +112,16 @@ fn merge(phase: PhaseId, acc: &mut Vec<u64>, v: &[u64]) {
         acc.extend_from_slice(v);
         return;
     }
-    let half = acc.len() / 2;
+    // Sent: the first value is the number of rooms (the same everywhere), then that
+    // many maxima; everything else is summed.
+    let maxima = match phase {
+        PhaseId::Sent => acc[0] as usize,
+        PhaseId::Ready => 0,
+    };
     for (i, (a, b)) in acc.iter_mut().zip(v).enumerate() {
         *a = match phase {
-            PhaseId::Sent if i < half => (*a).max(*b),
+            PhaseId::Sent if i == 0 => *a,
+            PhaseId::Sent if i <= maxima => (*a).max(*b),
             _ => *a + b,
         };
     }
@@ -369,9 +419,30 @@ mod tests {
         merge(PhaseId::Ready, &mut a, &[3, 1]);
         merge(PhaseId::Ready, &mut a, &[2, 0]);
         assert_eq!(a, vec![5, 1]);
+        let one = SentValue {
+            room_max: vec![10, 4],
+            room_acked: vec![10, 4],
+            typer_starts: vec![3],
+            typer_stops: vec![2],
+        };
+        let two = SentValue {
+            room_max: vec![7, 9],
+            room_acked: vec![7, 5],
+            typer_starts: vec![0],
+            typer_stops: vec![1],
+        };
+        assert_eq!(SentValue::decode(&one.encode()), one);
         let mut s = Vec::new();
-        merge(PhaseId::Sent, &mut s, &[10, 4, 10, 4]);
-        merge(PhaseId::Sent, &mut s, &[7, 9, 7, 5]);
-        assert_eq!(s, vec![10, 9, 17, 9]);
+        merge(PhaseId::Sent, &mut s, &one.encode());
+        merge(PhaseId::Sent, &mut s, &two.encode());
+        assert_eq!(
+            SentValue::decode(&s),
+            SentValue {
+                room_max: vec![10, 9],
+                room_acked: vec![17, 9],
+                typer_starts: vec![3],
+                typer_stops: vec![3],
+            }
+        );
     }
 }

@@ -2,8 +2,9 @@
 //! timers, and the run's phases (setup, run, drain, catch-up) in step with the other
 //! threads and processes through the coordinator.
 
+use crate::checks;
 use crate::client::{Conn, State};
-use crate::coord::{Down, PhaseId, Up};
+use crate::coord::{Down, PhaseId, SentValue, Up};
 use crate::plan::{Plan, Role};
 use crate::stats::{Live, Stats};
 use crate::util::{Rng, now_us};
@@ -97,7 +98,17 @@ pub struct Driver {
     pub(crate) next_check: u64,
     pub(crate) room_max: Vec<u64>,
     pub(crate) room_acked: Vec<u64>,
+    /// Every seq acked to this driver's senders, per room (checked at the end).
+    pub(crate) acked_seqs: Vec<Vec<u64>>,
     pub(crate) expect: Vec<u64>,
+    /// Users typing in each room (from the whole plan): typing events from anyone
+    /// else are foreign.
+    pub(crate) room_typers: Vec<Vec<u32>>,
+    /// Per room, per typing user: (user, starts, stops) sent in the whole run;
+    /// known after the Sent barrier.
+    pub(crate) typing_expect: Vec<Vec<(u32, u64, u64)>>,
+    /// Position in `plan.typers` of each of this driver's typers, by slot.
+    pub(crate) typer_pos: HashMap<usize, usize>,
     pub(crate) churners: Vec<u32>,
     pub(crate) churn_cursor: usize,
     pub(crate) churn_every_us: u64,
@@ -130,6 +141,24 @@ impl Driver {
         let churners = (0..conns.len() as u32)
             .filter(|&i| conns[i as usize].spec.role == Role::Churner)
             .collect();
+        let mut room_typers = vec![Vec::new(); rooms];
+        for t in &plan.typers {
+            let users: &mut Vec<u32> = &mut room_typers[t.room as usize];
+            if !users.contains(&t.user) {
+                users.push(t.user);
+            }
+        }
+        let pos: HashMap<u32, usize> = plan
+            .typers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id, i))
+            .collect();
+        let typer_pos = conns
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| pos.get(&c.spec.id).map(|&p| (slot, p)))
+            .collect();
         Ok(Driver {
             poll: Poll::new()?,
             conns,
@@ -139,6 +168,7 @@ impl Driver {
             rng: Rng::seeded(seed),
             stats: Stats {
                 typing_sent_by_room: vec![0; rooms],
+                unacked_by_room: vec![0; rooms],
                 ..Stats::default()
             },
             ctx,
@@ -156,7 +186,11 @@ impl Driver {
             next_check: 0,
             room_max: vec![0; rooms],
             room_acked: vec![0; rooms],
+            acked_seqs: vec![Vec::new(); rooms],
             expect: vec![0; rooms],
+            room_typers,
+            typing_expect: vec![Vec::new(); rooms],
+            typer_pos,
             churners,
             churn_cursor: 0,
             churn_every_us: 0,
@@ -314,8 +348,20 @@ impl Driver {
             match d.phase {
                 PhaseId::Ready => self.go(d.value.first().copied().unwrap_or_else(now_us)),
                 PhaseId::Sent => {
+                    let v = SentValue::decode(&d.value);
                     let n = self.expect.len();
-                    self.expect.copy_from_slice(&d.value[..n]);
+                    self.expect.copy_from_slice(&v.room_max[..n]);
+                    for (i, t) in self.plan.typers.iter().enumerate() {
+                        let (starts, stops) = (v.typer_starts[i], v.typer_stops[i]);
+                        let room = &mut self.typing_expect[t.room as usize];
+                        match room.iter_mut().find(|e| e.0 == t.user) {
+                            Some(e) => {
+                                e.1 += starts;
+                                e.2 += stops;
+                            }
+                            None => room.push((t.user, starts, stops)),
+                        }
+                    }
                     self.phase = Phase::CatchUp;
                     self.deadline = now_us() + self.plan.knobs.drain_ms * 1000;
                 }
@@ -397,17 +443,31 @@ impl Driver {
                 let inflight: u64 = self.conns.iter().map(|c| u64::from(c.inflight)).sum();
                 if inflight == 0 || now >= self.deadline {
                     self.stats.c.unacked += inflight;
+                    for c in &self.conns {
+                        self.stats.unacked_by_room[c.spec.room as usize] += u64::from(c.inflight);
+                    }
                     self.phase = Phase::WaitSent;
-                    let mut v = self.room_max.clone();
-                    v.extend_from_slice(&self.room_acked);
-                    self.submit(PhaseId::Sent, v);
+                    let typers = self.plan.typers.len();
+                    let mut v = SentValue {
+                        room_max: self.room_max.clone(),
+                        room_acked: self.room_acked.clone(),
+                        typer_starts: vec![0; typers],
+                        typer_stops: vec![0; typers],
+                    };
+                    for (&slot, &p) in &self.typer_pos {
+                        // Typers alternate, starting with a start.
+                        let n = self.conns[slot].n;
+                        v.typer_starts[p] = n.div_ceil(2);
+                        v.typer_stops[p] = n / 2;
+                    }
+                    self.submit(PhaseId::Sent, v.encode());
                 }
             }
             Phase::CatchUp => {
-                let behind = self
-                    .conns
-                    .iter()
-                    .any(|c| is_tracker(c) && c.track.last < self.expect[c.spec.room as usize]);
+                let behind = self.conns.iter().any(|c| {
+                    (is_tracker(c) && c.track.last < self.expect[c.spec.room as usize])
+                        || (is_typing_watcher(c) && self.typing_behind(c))
+                });
                 if !behind || now >= self.deadline {
                     return true;
                 }
@@ -446,14 +506,64 @@ impl Driver {
                 });
             }
         }
+        self.check_typing(&mut stats);
+        for seqs in &mut self.acked_seqs {
+            let (ranges, dups) = checks::compress(seqs);
+            stats.c.ack_dup_seqs += dups;
+            stats.acked_ranges.push(ranges);
+        }
         for slot in 0..self.conns.len() {
             self.close_socket(slot);
         }
         let _ = self.ctx.up.send(Up::Result(Box::new(stats)));
+    }
+
+    /// Whether a watcher still misses typing events it is due.
+    fn typing_behind(&self, c: &Conn) -> bool {
+        self.typing_expect[c.spec.room as usize]
+            .iter()
+            .filter(|e| e.0 != c.spec.user)
+            .any(|&(user, starts, stops)| {
+                let got = c.typing_got(user);
+                got.0 < starts || got.1 < stops
+            })
+    }
+
+    /// Every typing watcher must have seen every typing event of every other user
+    /// typing in its room, once (see `checks::typing`).
+    fn check_typing(&self, stats: &mut Stats) {
+        for c in self.conns.iter().filter(|c| is_typing_watcher(c)) {
+            for &(user, starts, stops) in &self.typing_expect[c.spec.room as usize] {
+                if user == c.spec.user {
+                    continue;
+                }
+                let got = c.typing_got(user);
+                let r = checks::typing((starts, stops), got);
+                stats.c.typing_checked += 1;
+                stats.c.typing_missed_starts += r.missed_starts;
+                stats.c.typing_missed_stops += r.missed_stops;
+                stats.c.typing_repeated += r.repeated;
+                if r != checks::TypingCheck::default() {
+                    stats.sample(|| {
+                        format!(
+                            "socket {} room {}: typing of user {user}: sent {starts} starts / {stops} stops, got {} / {}",
+                            c.spec.id, c.spec.room, got.0, got.1
+                        )
+                    });
+                }
+            }
+        }
     }
 }
 
 /// Sockets whose message stream is checked at the end.
 pub(crate) fn is_tracker(c: &Conn) -> bool {
     matches!(c.spec.role, Role::Receiver | Role::Reconnector) && !c.dead
+}
+
+/// Sockets whose typing events are checked at the end: joined for the whole run
+/// (typing events are not replayed, so a socket that reconnected may miss some by
+/// design; a reconnect forced by the server fails the run anyway).
+pub(crate) fn is_typing_watcher(c: &Conn) -> bool {
+    matches!(c.spec.role, Role::Receiver | Role::Typer) && !c.dead && !c.reconnected
 }

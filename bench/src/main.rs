@@ -3,8 +3,10 @@
 //! `chat-bench <scenario> [options]`; `chat-bench --help` lists scenarios and options.
 
 mod args;
+mod checks;
 mod client;
 mod coord;
+mod db;
 mod driver;
 mod http;
 mod plan;

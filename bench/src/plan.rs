@@ -65,6 +65,8 @@ pub struct Knobs {
     /// Longest a reconnecting receiver stays away after a planned drop, in ms
     /// (uniformly random; 0 = reconnect at once).
     pub offline_ms: u64,
+    /// Length of the intervals of the per-interval figures, in ms (0 = none).
+    pub interval_ms: u64,
 }
 
 /// Everything a process needs to drive its share of the sockets.
@@ -82,8 +84,22 @@ pub struct Plan {
     pub rooms: Vec<String>,
     /// The sockets.
     pub conns: Vec<ConnSpec>,
+    /// Every typer of the whole run (not only this share), in socket order: what a
+    /// watcher checks the typing events it gets against.
+    pub typers: Vec<TyperSpec>,
     /// Settings.
     pub knobs: Knobs,
+}
+
+/// A typer, as every watcher needs to know it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TyperSpec {
+    /// Socket index in the run.
+    pub id: u32,
+    /// User index.
+    pub user: u32,
+    /// Room index.
+    pub room: u32,
 }
 
 impl Plan {
@@ -109,6 +125,19 @@ impl Plan {
             knobs,
             ..self.clone()
         }
+    }
+
+    /// The typers among `conns`.
+    pub fn typer_specs(conns: &[ConnSpec]) -> Vec<TyperSpec> {
+        conns
+            .iter()
+            .filter(|c| c.role == Role::Typer)
+            .map(|c| TyperSpec {
+                id: c.id,
+                user: c.user,
+                room: c.room,
+            })
+            .collect()
     }
 
     /// Total churn slots in the plan.

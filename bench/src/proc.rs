@@ -49,6 +49,29 @@ pub struct Sample {
     pub harness_ticks: u64,
     /// Harness RSS in KiB (this process and its children).
     pub harness_rss_kb: u64,
+    /// Open descriptors of the server (entries of /proc/<pid>/fd; 0 without a pid).
+    pub server_fds: u64,
+}
+
+/// Open descriptors of `pid` (entries of /proc/<pid>/fd), if readable.
+pub fn fd_count(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Seconds since process `pid` started (from field 22 of /proc/<pid>/stat and the
+/// system uptime), if known.
+pub fn age_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After ")" come fields 3 onwards: starttime is field 22.
+    let start: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(uptime - start / crate::util::clock_ticks() as f64)
 }
 
 /// Samples the server, PostgreSQL and the harness.
@@ -118,6 +141,7 @@ impl Sampler {
         }
         Sample {
             t_us: crate::util::now_us(),
+            server_fds: self.server.and_then(fd_count).unwrap_or(0),
             server_rss_kb: server.rss_kb,
             server_ticks: server.ticks,
             pg_ticks: self.postgres(),
@@ -151,5 +175,8 @@ mod tests {
     fn reads_own_usage() {
         let u = usage(std::process::id()).unwrap();
         assert!(u.rss_kb > 0);
+        assert!(fd_count(std::process::id()).unwrap() >= 3);
+        let age = age_secs(std::process::id()).unwrap();
+        assert!((0.0..3600.0).contains(&age), "{age}");
     }
 }

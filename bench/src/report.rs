@@ -1,9 +1,36 @@
 //! The end of a run: the summary table on stdout and `--json FILE` with every figure
 //! (the plot is in `plot.rs`).
 
+use crate::checks::{DbCheck, growth_pct, rss_per_conn};
 use crate::proc::{Sample, cpu_pct};
 use crate::stats::{Hist, Stats};
 use serde_json::{Value, json};
+
+/// The soak settings the report needs.
+#[derive(Clone, Copy, Debug)]
+pub struct SoakCfg {
+    /// Interval length, ms.
+    pub interval_ms: u64,
+    /// Growth is measured from the first interval starting at or after this, ms.
+    pub warmup_ms: u64,
+    /// Run length, ms.
+    pub duration_ms: u64,
+    /// Largest growth allowed, % (0 = not checked).
+    pub max_growth_pct: f64,
+}
+
+/// How the RSS baseline of `connections` was taken.
+#[derive(Clone, Copy, Debug)]
+pub struct RssBaseline {
+    /// The RSS stopped moving before the baseline was taken.
+    pub settled: bool,
+    /// How long we waited for it.
+    pub waited_secs: f64,
+    /// Server RSS before provisioning (KiB).
+    pub before_provision_kb: u64,
+    /// Age of the server process when the run began.
+    pub server_age_secs: Option<f64>,
+}
 
 /// Everything known at the end of a run.
 pub struct Report {
@@ -41,44 +68,225 @@ pub struct Report {
     pub server_pid: Option<u32>,
     /// Typing events that should have arrived (every other socket in the room).
     pub typing_expected: u64,
+    /// `--allow-server-closes`.
+    pub allow_server_closes: bool,
+    /// `--database-url`: the database check, or why it could not be done.
+    pub db: Option<Result<DbCheck, String>>,
+    /// `connections`: how the RSS baseline was taken (None: the sample just before
+    /// the sockets were opened).
+    pub rss_baseline: Option<RssBaseline>,
+    /// Soak settings (per-interval figures and growth checks).
+    pub soak: Option<SoakCfg>,
 }
 
-/// Why a run did not pass, if it did not.
+/// One interval of a soak.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct IntervalRow {
+    /// Seconds from the start to the end of the interval.
+    pub t_end_s: f64,
+    /// Messages sent in it.
+    pub sent: u64,
+    /// Messages delivered in it.
+    pub delivered: u64,
+    /// Latency of its deliveries.
+    pub p50_us: u64,
+    /// See `p50_us`.
+    pub p99_us: u64,
+    /// See `p50_us`.
+    pub max_us: u64,
+    /// Mean server RSS of its samples (KiB; 0 = not sampled).
+    pub server_rss_kb: u64,
+    /// Mean server descriptors of its samples.
+    pub server_fds: u64,
+    /// Samples it holds.
+    pub samples: usize,
+}
+
+/// The per-interval series of a soak, and the growth after warm-up.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Series {
+    /// Interval length, s.
+    pub interval_secs: f64,
+    /// The intervals of the run.
+    pub rows: Vec<IntervalRow>,
+    /// Index of the interval growth is measured from (first after warm-up).
+    pub base: Option<usize>,
+    /// Index of the interval growth is measured to (the last).
+    pub end: Option<usize>,
+    /// Server RSS growth from `base` to `end`, %.
+    pub rss_growth_pct: Option<f64>,
+    /// Server descriptor growth from `base` to `end`, %.
+    pub fd_growth_pct: Option<f64>,
+    /// Largest growth allowed, %.
+    pub max_growth_pct: f64,
+}
+
+/// The interval series of a soak (None for other scenarios).
+pub fn series(r: &Report) -> Option<Series> {
+    let cfg = r.soak?;
+    let every = cfg.interval_ms.max(1) * 1000;
+    let n = (cfg.duration_ms * 1000).div_ceil(every) as usize;
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        let t0 = r.go_us + i as u64 * every;
+        let t1 = t0 + every;
+        let inside: Vec<&Sample> = r
+            .samples
+            .iter()
+            .filter(|s| s.t_us >= t0 && s.t_us < t1 && s.server_rss_kb > 0)
+            .collect();
+        let k = inside.len() as u64;
+        let mean = |f: fn(&Sample) -> u64| inside.iter().map(|s| f(s)).sum::<u64>() / k.max(1);
+        let st = r.stats.intervals.get(i);
+        rows.push(IntervalRow {
+            t_end_s: (i + 1) as f64 * every as f64 / 1e6,
+            sent: st.map_or(0, |s| s.sent),
+            delivered: st.map_or(0, |s| s.delivered),
+            p50_us: st.map_or(0, |s| s.latency.pct(50.0)),
+            p99_us: st.map_or(0, |s| s.latency.pct(99.0)),
+            max_us: st.map_or(0, |s| s.latency.0.max()),
+            server_rss_kb: mean(|s| s.server_rss_kb),
+            server_fds: mean(|s| s.server_fds),
+            samples: inside.len(),
+        });
+    }
+    let sampled = |i: &usize| rows[*i].samples > 0;
+    let base = (0..n)
+        .filter(|&i| i as u64 * every >= cfg.warmup_ms * 1000)
+        .find(sampled);
+    let end = (0..n)
+        .rev()
+        .find(sampled)
+        .filter(|&e| base.is_some_and(|b| b < e));
+    let growth = |f: fn(&IntervalRow) -> u64| match (base, end) {
+        (Some(b), Some(e)) => Some(growth_pct(f(&rows[b]) as f64, f(&rows[e]) as f64)),
+        _ => None,
+    };
+    Some(Series {
+        interval_secs: every as f64 / 1e6,
+        rss_growth_pct: growth(|x| x.server_rss_kb),
+        fd_growth_pct: growth(|x| x.server_fds),
+        base,
+        end,
+        rows,
+        max_growth_pct: cfg.max_growth_pct,
+    })
+}
+
+/// Message-carrying frames per delivered message (None before any delivery).
+pub fn frames_per_message(s: &Stats) -> Option<f64> {
+    (s.c.delivered > 0).then(|| s.c.message_frames as f64 / s.c.delivered as f64)
+}
+
+/// Why a run did not pass, if it did not: exit 1 when the server misbehaved (any
+/// check below other than the completeness ones), 2 when the run was incomplete, 0
+/// when neither. Every reason names its counter.
 pub fn verdict(r: &Report) -> (i32, Vec<String>) {
     let c = &r.stats.c;
-    let mut why = Vec::new();
+    let mut bad = Vec::new();
+    let mut incomplete = Vec::new();
     if c.violations() > 0 {
-        why.push(format!(
-            "correctness: lost {} duplicated {} out_of_order {} gaps {}",
+        bad.push(format!(
+            "stream: lost {} duplicated {} out_of_order {} gaps {}",
             c.lost, c.duplicated, c.out_of_order, c.gaps
         ));
-        return (1, why);
+    }
+    if c.server_closed > 0 && !r.allow_server_closes {
+        bad.push(format!(
+            "server_closed {}: the server closed sockets unasked (close code: count, 0 = no close frame) {:?}; pass --allow-server-closes if the scenario expects it",
+            c.server_closed, r.stats.close_codes
+        ));
+    }
+    if c.wrong_room > 0 {
+        bad.push(format!(
+            "wrong_room {}: messages of a room the socket did not join",
+            c.wrong_room
+        ));
+    }
+    if c.bad_frames > 0 {
+        bad.push(format!(
+            "bad_frames {}: frames that could not be parsed",
+            c.bad_frames
+        ));
+    }
+    if c.ack_dup_seqs > 0 {
+        bad.push(format!(
+            "ack_dup_seqs {}: seqs acked for two sends",
+            c.ack_dup_seqs
+        ));
+    }
+    if c.ack_seq_holes > 0 {
+        bad.push(format!(
+            "ack_seq_holes {}: seqs below a room's highest acked seq that no ack carried",
+            c.ack_seq_holes
+        ));
+    }
+    if c.typing_violations() > 0 {
+        bad.push(format!(
+            "typing: typing_missed_starts {} typing_missed_stops {} typing_repeated {} typing_foreign {}",
+            c.typing_missed_starts, c.typing_missed_stops, c.typing_repeated, c.typing_foreign
+        ));
+    }
+    match &r.db {
+        Some(Ok(d)) if d.failures() > 0 => bad.push(format!(
+            "database: db_missing {} db_extra {} db_dup_seqs {} db_seq_gaps {}",
+            d.missing, d.extra, d.dup_seqs, d.seq_gaps
+        )),
+        Some(Err(e)) => incomplete.push(format!("database check not done: {e}")),
+        _ => {}
+    }
+    if let Some(s) = series(r).filter(|s| s.max_growth_pct > 0.0) {
+        let limit = s.max_growth_pct;
+        if let Some(g) = s.rss_growth_pct.filter(|&g| g > limit) {
+            bad.push(format!(
+                "rss_growth {g:.1}%: server RSS grew more than {limit}% after warm-up"
+            ));
+        }
+        if let Some(g) = s.fd_growth_pct.filter(|&g| g > limit) {
+            bad.push(format!(
+                "fd_growth {g:.1}%: server descriptors grew more than {limit}% after warm-up"
+            ));
+        }
     }
     if c.connect_failed + c.upgrade_failed + c.join_failed > 0 {
-        why.push(format!(
+        incomplete.push(format!(
             "setup failures: connect {} upgrade {} join {}",
             c.connect_failed, c.upgrade_failed, c.join_failed
         ));
     }
     if c.unacked > 0 {
-        why.push(format!("{} messages never acknowledged", c.unacked));
+        incomplete.push(format!(
+            "unacked {}: messages never acknowledged",
+            c.unacked
+        ));
     }
     if c.error_frames > 0 {
-        why.push(format!(
-            "{} error frames: {:?}",
+        incomplete.push(format!(
+            "error_frames {}: {:?}",
             c.error_frames, r.stats.error_codes
         ));
     }
     if c.cycles_failed > 0 {
-        why.push(format!("{} churn cycles failed", c.cycles_failed));
+        incomplete.push(format!(
+            "cycles_failed {}: churn cycles failed",
+            c.cycles_failed
+        ));
     }
     if c.acked > 0 && c.tracked > 0 && c.delivered == 0 {
-        why.push("messages were acked but nothing was delivered".into());
+        incomplete.push("messages were acked but nothing was delivered".into());
     }
     if r.server_pid.is_some() && r.marks[3].server_rss_kb == 0 {
-        why.push("the server process is gone".into());
+        incomplete.push("the server process is gone".into());
     }
-    (if why.is_empty() { 0 } else { 2 }, why)
+    let code = if !bad.is_empty() {
+        1
+    } else if !incomplete.is_empty() {
+        2
+    } else {
+        0
+    };
+    bad.extend(incomplete);
+    (code, bad)
 }
 
 fn secs(a: u64, b: u64) -> f64 {
@@ -157,11 +365,7 @@ fn derive(r: &Report) -> Derived {
         server_cpu_peak,
         pg_cpu: cpu_pct(ready, sent, |x| x.pg_ticks),
         harness_cpu: cpu_pct(ready, sent, |x| x.harness_ticks),
-        rss_per_conn: if s.c.connected > 0 && sent.server_rss_kb > 0 {
-            (sent.server_rss_kb as f64 - base.server_rss_kb as f64) * 1024.0 / s.c.connected as f64
-        } else {
-            0.0
-        },
+        rss_per_conn: rss_per_conn(base.server_rss_kb, sent.server_rss_kb, s.c.connected),
         server_rss_peak_kb: r
             .samples
             .iter()
@@ -250,6 +454,13 @@ pub fn table(r: &Report) -> String {
             mb(c.bytes_in / 1024),
             mb(c.bytes_out / 1024)
         ));
+        line(format!(
+            "frames       {} message frames for {} deliveries = {} frames per delivered message ({} data frames to receivers in all)",
+            c.message_frames,
+            c.delivered,
+            frames_per_message(s).map_or("-".into(), |f| format!("{f:.3}")),
+            c.receiver_data_frames
+        ));
     }
     if c.cycles + c.cycles_failed + c.cycles_skipped > 0 {
         line(format!(
@@ -262,11 +473,15 @@ pub fn table(r: &Report) -> String {
     }
     if c.typing_sent > 0 {
         line(format!(
-            "typing       sent {}, received {} of {} expected ({} missing, best-effort)",
+            "typing       sent {}, received {} ({} if every socket of the room watched); {} watcher x user pairs checked: missed starts {} stops {}, repeated {}, foreign {}",
             c.typing_sent,
             c.typing_recv,
             r.typing_expected,
-            r.typing_expected.saturating_sub(c.typing_recv)
+            c.typing_checked,
+            c.typing_missed_starts,
+            c.typing_missed_stops,
+            c.typing_repeated,
+            c.typing_foreign
         ));
     }
     line(format!(
@@ -290,11 +505,58 @@ pub fn table(r: &Report) -> String {
         ));
         if r.scenario == "connections" && c.connected > 0 {
             line(format!(
-                "             rss growth per connection {:.1} KiB ({} sockets; true only on a freshly started server)",
+                "             rss growth per connection {:.1} KiB ({} sockets): {}",
                 d.rss_per_conn / 1024.0,
-                c.connected
+                c.connected,
+                baseline_words(r)
             ));
         }
+    }
+    if let Some(sr) = series(r) {
+        line(format!(
+            "intervals    {:>8} {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7}",
+            "end", "sent", "delivered", "p50", "p99", "max", "rss", "fds"
+        ));
+        for (i, row) in sr.rows.iter().enumerate() {
+            let mark = match (sr.base, sr.end) {
+                (Some(b), _) if b == i => " <- growth from",
+                (_, Some(e)) if e == i => " <- growth to",
+                _ => "",
+            };
+            line(format!(
+                "             {:>7.0}s {:>8} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7}{mark}",
+                row.t_end_s,
+                row.sent,
+                row.delivered,
+                ms(row.p50_us),
+                ms(row.p99_us),
+                ms(row.max_us),
+                if row.samples > 0 {
+                    mb(row.server_rss_kb)
+                } else {
+                    "-".into()
+                },
+                if row.samples > 0 {
+                    row.server_fds.to_string()
+                } else {
+                    "-".into()
+                },
+            ));
+        }
+        let pct = |g: Option<f64>| g.map_or("not measured".into(), |g| format!("{g:+.1}%"));
+        line(format!(
+            "growth       after warm-up: server rss {}, descriptors {} (limit {}%){}",
+            pct(sr.rss_growth_pct),
+            pct(sr.fd_growth_pct),
+            sr.max_growth_pct,
+            if r.server_pid.is_none() {
+                "; no --server-pid: not checked"
+            } else if sr.end.is_none() {
+                "; too few sampled intervals after warm-up: not checked"
+            } else {
+                ""
+            }
+        ));
     }
     line(format!(
         "postgres     cpu {:.0}% avg during the run (every `postgres` process on the machine)",
@@ -306,6 +568,7 @@ pub fn table(r: &Report) -> String {
         mb(d.harness_rss_peak_kb)
     ));
     let (code, why) = verdict(r);
+    let ok = |bad: bool| if bad { "FAILED" } else { "OK" };
     line(format!(
         "correctness  lost {}  duplicated {}  out of order {}  gaps {}  ({} receiver streams checked)  {}",
         c.lost,
@@ -313,8 +576,46 @@ pub fn table(r: &Report) -> String {
         c.out_of_order,
         c.gaps,
         c.tracked,
-        if c.violations() == 0 { "OK" } else { "FAILED" }
+        ok(c.violations() > 0)
     ));
+    line(format!(
+        "             server_closed {}{}  wrong_room {}  bad_frames {}  {}",
+        c.server_closed,
+        if r.allow_server_closes {
+            " (allowed)"
+        } else {
+            ""
+        },
+        c.wrong_room,
+        c.bad_frames,
+        ok((c.server_closed > 0 && !r.allow_server_closes) || c.wrong_room + c.bad_frames > 0)
+    ));
+    line(format!(
+        "             acks: {} rooms, ack_dup_seqs {}  ack_seq_holes {}  {}",
+        r.rooms,
+        c.ack_dup_seqs,
+        c.ack_seq_holes,
+        ok(c.ack_dup_seqs + c.ack_seq_holes > 0)
+    ));
+    match &r.db {
+        Some(Ok(db)) => {
+            line(format!(
+                "             database: {} rooms, {} rows; db_missing {}  db_extra {}  db_dup_seqs {}  db_seq_gaps {}  {}",
+                db.rooms,
+                db.rows,
+                db.missing,
+                db.extra,
+                db.dup_seqs,
+                db.seq_gaps,
+                ok(db.failures() > 0)
+            ));
+            for smp in &db.samples {
+                line(format!("  e.g. {smp}"));
+            }
+        }
+        Some(Err(e)) => line(format!("             database: not checked: {e}")),
+        None => line("             database: not checked (no --database-url)".into()),
+    }
     for smp in &s.samples {
         line(format!("  e.g. {smp}"));
     }
@@ -327,6 +628,25 @@ pub fn table(r: &Report) -> String {
         }
     ));
     o
+}
+
+/// What the RSS baseline of a run was, in words.
+fn baseline_words(r: &Report) -> String {
+    match r.rss_baseline {
+        Some(b) => format!(
+            "baseline after provisioning, {} after {:.1} s; server {} ({} before provisioning)",
+            if b.settled {
+                "settled"
+            } else {
+                "NOT settled (figure unreliable)"
+            },
+            b.waited_secs,
+            b.server_age_secs
+                .map_or("age unknown".into(), |a| format!("started {a:.0} s before")),
+            mb(b.before_provision_kb)
+        ),
+        None => "baseline just before the sockets opened (not settled)".into(),
+    }
 }
 
 /// Every figure as JSON (`--json FILE`).
@@ -358,7 +678,38 @@ pub fn to_json(r: &Report) -> Value {
             "rss_kb_before": r.marks[0].server_rss_kb, "rss_kb_after_setup": r.marks[1].server_rss_kb,
             "rss_kb_after_run": r.marks[2].server_rss_kb, "rss_kb_peak": d.server_rss_peak_kb,
             "rss_bytes_per_connection": d.rss_per_conn,
+            "rss_baseline": r.rss_baseline.map_or_else(
+                || json!({ "kind": "before_sockets", "rss_kb": r.marks[0].server_rss_kb }),
+                |b| json!({
+                    "kind": if b.settled { "after_provisioning_settled" } else { "after_provisioning_not_settled" },
+                    "rss_kb": r.marks[0].server_rss_kb,
+                    "waited_secs": b.waited_secs,
+                    "rss_kb_before_provisioning": b.before_provision_kb,
+                    "server_age_secs": b.server_age_secs,
+                }),
+            ),
+            "fds_before": r.marks[0].server_fds, "fds_after_run": r.marks[2].server_fds,
         },
+        "frames_per_message": frames_per_message(&r.stats),
+        "checks": {
+            "server_closed": r.stats.c.server_closed,
+            "server_closes_allowed": r.allow_server_closes,
+            "wrong_room": r.stats.c.wrong_room,
+            "bad_frames": r.stats.c.bad_frames,
+            "ack_dup_seqs": r.stats.c.ack_dup_seqs,
+            "ack_seq_holes": r.stats.c.ack_seq_holes,
+            "typing_checked": r.stats.c.typing_checked,
+            "typing_missed_starts": r.stats.c.typing_missed_starts,
+            "typing_missed_stops": r.stats.c.typing_missed_stops,
+            "typing_repeated": r.stats.c.typing_repeated,
+            "typing_foreign": r.stats.c.typing_foreign,
+        },
+        "database": match &r.db {
+            None => Value::Null,
+            Some(Ok(d)) => json!(d),
+            Some(Err(e)) => json!({ "error": e }),
+        },
+        "soak": series(r),
         "postgres": { "cpu_pct_avg": d.pg_cpu },
         "harness": { "cpu_pct_avg": d.harness_cpu, "rss_kb_peak": d.harness_rss_peak_kb },
         "typing_expected": r.typing_expected,
@@ -400,6 +751,10 @@ pub(crate) mod tests {
             samples: Vec::new(),
             server_pid: None,
             typing_expected: 0,
+            allow_server_closes: false,
+            db: None,
+            rss_baseline: None,
+            soak: None,
         }
     }
 
@@ -413,6 +768,133 @@ pub(crate) mod tests {
         r.stats.c.duplicated = 0;
         r.stats.c.unacked = 2;
         assert_eq!(verdict(&r).0, 2);
+        // A server fault outranks an incomplete run.
+        r.stats.c.wrong_room = 1;
+        assert_eq!(verdict(&r).0, 1);
+    }
+
+    /// Each new counter fails the run on its own and is named in the reasons.
+    #[test]
+    fn each_server_fault_fails_with_its_name() {
+        type Set = fn(&mut Report);
+        let cases: [(&str, Set); 9] = [
+            ("server_closed", |r| r.stats.c.server_closed = 1),
+            ("wrong_room", |r| r.stats.c.wrong_room = 1),
+            ("bad_frames", |r| r.stats.c.bad_frames = 1),
+            ("ack_dup_seqs", |r| r.stats.c.ack_dup_seqs = 1),
+            ("ack_seq_holes", |r| r.stats.c.ack_seq_holes = 1),
+            ("typing_missed_stops", |r| r.stats.c.typing_missed_stops = 1),
+            ("typing_foreign", |r| r.stats.c.typing_foreign = 1),
+            ("db_seq_gaps", |r| {
+                r.db = Some(Ok(DbCheck {
+                    seq_gaps: 1,
+                    ..DbCheck::default()
+                }))
+            }),
+            ("lost", |r| r.stats.c.lost = 1),
+        ];
+        for (name, set) in cases {
+            let mut r = report();
+            set(&mut r);
+            let (code, why) = verdict(&r);
+            assert_eq!(code, 1, "{name}");
+            assert!(why.iter().any(|w| w.contains(name)), "{name}: {why:?}");
+            assert!(table(&r).contains("FAIL ("), "{name}");
+            assert_eq!(to_json(&r)["exit_code"], 1, "{name}");
+        }
+        // Server closes a scenario expects pass with --allow-server-closes.
+        let mut r = report();
+        r.stats.c.server_closed = 3;
+        r.allow_server_closes = true;
+        assert_eq!(verdict(&r).0, 0);
+        // A database that could not be read leaves the run incomplete.
+        let mut r = report();
+        r.db = Some(Err("connection refused".into()));
+        assert_eq!(verdict(&r).0, 2);
+    }
+
+    #[test]
+    fn frames_per_message_is_in_the_json() {
+        let mut r = report();
+        r.stats.c.message_frames = 250;
+        let j = to_json(&r);
+        assert_eq!(j["frames_per_message"], 0.25);
+        for key in ["exit_code", "rates", "server"] {
+            assert!(!j[key].is_null(), "{key}");
+        }
+        r.stats.c.delivered = 0;
+        assert!(to_json(&r)["frames_per_message"].is_null());
+    }
+
+    /// The soak's growth check: shown to fail on a server whose RSS grows 20 % after
+    /// warm-up, and to pass on a flat one.
+    #[test]
+    fn soak_growth_fails_above_the_limit() {
+        let soak = |rss_end: u64, fds_end: u64| {
+            let mut r = report();
+            r.scenario = "soak".into();
+            r.server_pid = Some(1);
+            r.marks[3].server_rss_kb = 1;
+            r.go_us = 1_000_000;
+            r.soak = Some(SoakCfg {
+                interval_ms: 1000,
+                warmup_ms: 1000,
+                duration_ms: 4000,
+                max_growth_pct: 10.0,
+            });
+            for i in 0..8u64 {
+                let late = i >= 6;
+                r.samples.push(Sample {
+                    t_us: r.go_us + i * 500_000 + 1,
+                    server_rss_kb: if late { rss_end } else { 100_000 },
+                    server_fds: if late { fds_end } else { 1000 },
+                    ..Sample::default()
+                });
+            }
+            r
+        };
+        let flat = soak(100_000, 1000);
+        let s = series(&flat).unwrap();
+        assert_eq!((s.base, s.end, s.rows.len()), (Some(1), Some(3), 4));
+        assert_eq!(verdict(&flat).0, 0);
+        assert!(table(&flat).contains("growth to"));
+        let fat = soak(120_000, 1000);
+        let (code, why) = verdict(&fat);
+        assert_eq!(code, 1);
+        assert!(why[0].contains("rss_growth 20.0%"), "{why:?}");
+        let leaky = soak(100_000, 1200);
+        assert!(verdict(&leaky).1[0].contains("fd_growth"));
+        assert!(to_json(&leaky)["soak"]["fd_growth_pct"].as_f64().unwrap() > 19.0);
+    }
+
+    /// connections: the output says which baseline the RSS per connection is from.
+    #[test]
+    fn rss_baseline_is_named() {
+        let mut r = report();
+        r.scenario = "connections".into();
+        r.server_pid = Some(1);
+        r.stats.c.connected = 100;
+        r.marks[0].server_rss_kb = 10_000;
+        r.marks[2].server_rss_kb = 11_000;
+        r.marks[3].server_rss_kb = 11_000;
+        assert!(table(&r).contains("baseline just before the sockets opened (not settled)"));
+        r.rss_baseline = Some(RssBaseline {
+            settled: false,
+            waited_secs: 10.0,
+            before_provision_kb: 9000,
+            server_age_secs: Some(3.0),
+        });
+        assert!(table(&r).contains("NOT settled"));
+        r.rss_baseline.as_mut().unwrap().settled = true;
+        let t = table(&r);
+        assert!(
+            t.contains("10.0 KiB") && t.contains("after provisioning, settled"),
+            "{t}"
+        );
+        assert_eq!(
+            to_json(&r)["server"]["rss_baseline"]["kind"],
+            "after_provisioning_settled"
+        );
     }
 
     #[test]

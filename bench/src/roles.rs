@@ -57,6 +57,8 @@ struct ErrorIn<'a> {
 struct TypingIn<'a> {
     #[serde(borrow)]
     user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    room_id: Cow<'a, str>,
     typing: bool,
 }
 
@@ -135,19 +137,29 @@ impl Driver {
         self.flush(slot);
     }
 
+    /// A frame that could not be understood: a server fault, counted and sampled.
+    pub(crate) fn bad_frame(&mut self, slot: usize, why: &str, payload: &[u8]) {
+        self.stats.c.bad_frames += 1;
+        Live::add(&self.ctx.live.errors, 1);
+        let id = self.conns[slot].spec.id;
+        let head = String::from_utf8_lossy(&payload[..payload.len().min(120)]).into_owned();
+        self.stats
+            .sample(|| format!("socket {id}: bad frame ({why}): {head:?}"));
+    }
+
     /// One text frame from the server.
     pub(crate) fn on_text(&mut self, slot: usize, payload: &[u8]) {
+        let tracker = crate::driver::is_tracker(&self.conns[slot]);
+        if tracker {
+            self.stats.c.receiver_data_frames += 1;
+        }
         let env: Envelope = match serde_json::from_slice(payload) {
             Ok(e) => e,
-            Err(_) => {
-                *self
-                    .stats
-                    .error_codes
-                    .entry("bad_frame".into())
-                    .or_default() += 1;
-                return;
-            }
+            Err(_) => return self.bad_frame(slot, "not a JSON event", payload),
         };
+        if tracker && matches!(&*env.event, "new_message" | "new_message_batch" | "history") {
+            self.stats.c.message_frames += 1;
+        }
         let data = env.data.map_or("null", |d| d.get());
         let parsed = match &*env.event {
             "new_message" => serde_json::from_str::<MsgIn>(data)
@@ -163,7 +175,7 @@ impl Driver {
             }),
             "message_ack" => serde_json::from_str::<AckIn>(data).map(|a| self.on_ack(slot, a)),
             "error" => serde_json::from_str::<ErrorIn>(data).map(|e| self.on_error(slot, &e.code)),
-            "typing" => serde_json::from_str::<TypingIn>(data).map(|t| self.on_typing(t)),
+            "typing" => serde_json::from_str::<TypingIn>(data).map(|t| self.on_typing(slot, t)),
             "joined_room" => {
                 self.on_joined(slot);
                 Ok(())
@@ -172,14 +184,12 @@ impl Driver {
                 self.stats.c.presence_recv += 1;
                 Ok(())
             }
+            // Clients must ignore events they do not know (PROTOCOL.md 1).
             _ => Ok(()),
         };
-        if parsed.is_err() {
-            *self
-                .stats
-                .error_codes
-                .entry(format!("bad_{}", env.event))
-                .or_default() += 1;
+        if let Err(e) = parsed {
+            let why = format!("malformed {}: {e}", env.event);
+            self.bad_frame(slot, &why, payload);
         }
     }
 
@@ -232,13 +242,24 @@ impl Driver {
         let room = self.plan.rooms[c.spec.room as usize].as_str();
         let mut fresh = 0u64;
         let mut max_lat = 0u64;
+        let every = self.plan.knobs.interval_ms * 1000;
+        let interval = self.stats.interval(self.start_us, every, now);
+        // Per-interval latency is that of steady receivers: a rejoiner's catch-up
+        // includes its time offline (it is in the overall histogram and `reconnect`).
+        let steady = c.spec.role == Role::Receiver;
         for m in msgs {
             if m.room_id != room {
-                *self
-                    .stats
-                    .error_codes
-                    .entry("wrong_room".into())
-                    .or_default() += 1;
+                // A message of a room this socket did not join: the server routed it
+                // wrongly. It is not tracked (it would corrupt this room's stream).
+                self.stats.c.wrong_room += 1;
+                Live::add(&self.ctx.live.errors, 1);
+                let (id, other) = (c.spec.id, m.room_id.to_string());
+                self.stats.sample(|| {
+                    format!(
+                        "socket {id}: message seq {} of room {other}, not joined",
+                        m.seq
+                    )
+                });
                 continue;
             }
             match c.track.see(m.seq) {
@@ -247,6 +268,9 @@ impl Driver {
                     if let Some(t) = sent_time(&m.content) {
                         let lat = now.saturating_sub(t);
                         self.stats.latency.record(lat);
+                        if let Some(i) = interval.filter(|_| steady) {
+                            self.stats.intervals[i].latency.record(lat);
+                        }
                         max_lat = max_lat.max(lat);
                     }
                 }
@@ -254,6 +278,9 @@ impl Driver {
             }
         }
         if fresh > 0 {
+            if let Some(i) = interval {
+                self.stats.intervals[i].delivered += fresh;
+            }
             self.stats.c.delivered += fresh;
             if history {
                 self.stats.c.via_history += fresh;
@@ -277,6 +304,7 @@ impl Driver {
         }
         self.room_max[room] = self.room_max[room].max(a.seq);
         self.room_acked[room] += 1;
+        self.acked_seqs[room].push(a.seq);
         self.stats.c.acked += 1;
         self.stats.last_ack_us = now;
         Live::add(&self.ctx.live.acked, 1);
@@ -314,10 +342,36 @@ impl Driver {
         }
     }
 
-    fn on_typing(&mut self, t: TypingIn<'_>) {
+    fn on_typing(&mut self, slot: usize, t: TypingIn<'_>) {
         let now = now_us();
         self.stats.c.typing_recv += 1;
         Live::add(&self.ctx.live.typing, 1);
+        let c = &mut self.conns[slot];
+        if matches!(
+            c.spec.role,
+            Role::Receiver | Role::Typer | Role::Reconnector
+        ) {
+            // Only from another user typing in this socket's room.
+            let room = c.spec.room as usize;
+            let user = self.user_index.get(&*t.user_id).copied();
+            match user {
+                Some(u)
+                    if t.room_id == self.plan.rooms[room]
+                        && u != c.spec.user
+                        && self.room_typers[room].contains(&u) =>
+                {
+                    c.typing_event(u, t.typing)
+                }
+                _ => {
+                    self.stats.c.typing_foreign += 1;
+                    let id = c.spec.id;
+                    let (who, r) = (t.user_id.to_string(), t.room_id.to_string());
+                    self.stats.sample(|| {
+                        format!("socket {id} (room {room}): typing from user {who} in room {r}")
+                    });
+                }
+            }
+        }
         if let Some(&u) = self.user_index.get(&*t.user_id) {
             let v = self.ctx.typing[u as usize].load(Ordering::Relaxed);
             // Only when the sender is in this process and this is its latest event.
@@ -399,6 +453,10 @@ impl Driver {
             c.done = true;
         }
         self.stats.c.sent += 1;
+        let every = self.plan.knobs.interval_ms * 1000;
+        if let Some(i) = self.stats.interval(self.start_us, every, now) {
+            self.stats.intervals[i].sent += 1;
+        }
         self.stats.c.send_lag_max_us = self.stats.c.send_lag_max_us.max(now.saturating_sub(t));
         if self.stats.first_send_us == 0 {
             self.stats.first_send_us = now;

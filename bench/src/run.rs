@@ -2,10 +2,11 @@
 //! (threads or child processes), sampling, and the report.
 
 use crate::args::Args;
-use crate::coord::{self, PhaseId, Upstream};
+use crate::checks;
+use crate::coord::{self, PhaseId, SentValue, Upstream};
 use crate::plan::{ConnSpec, Knobs, Plan, Role};
 use crate::proc::{Sample, Sampler, cpu_pct};
-use crate::report::{self, Report};
+use crate::report::{self, Report, RssBaseline, SoakCfg};
 use crate::scenarios;
 use crate::stats::LIVE_FIELDS;
 use crate::util::{Rng, now_us};
@@ -31,11 +32,17 @@ Common options:
   --drain-secs S       wait for acks and catch-up after the run (10)
   --settle-ms MS       pause between setup and the run (1000; quick 200)
   --json FILE          write every figure as JSON
-  --plot FILE.svg      draw the latency percentile curves
+  --plot FILE.svg      draw the latency percentile curves (soak: and p99, RSS over time)
   --quick              small sizes, a few seconds (for CI)
-Exit status: 0 pass; 1 a correctness counter (lost, duplicated, out of order, gaps)
-is not 0; 2 the run was incomplete (setup failures, unacked messages, error frames,
-failed churn cycles, server gone); 3 the run could not be done.";
+  --allow-server-closes  the scenario expects the server to close sockets (restarts,
+                       slow consumers): server closes are reported, not failures
+  --database-url URL   after the run, check the messages table against the acks
+Exit status: 0 pass; 1 the server misbehaved: a stream counter (lost, duplicated,
+out_of_order, gaps), server_closed (without --allow-server-closes), wrong_room,
+bad_frames, ack_dup_seqs, ack_seq_holes, a typing counter, a database counter, or
+(soak) RSS/descriptor growth is not 0; 2 the run was incomplete (setup failures,
+unacked messages, error frames, failed churn cycles, server gone, database
+unreadable); 3 the run could not be done. bench/README.md says what each means.";
 
 /// `host:port` out of `http://host:port/...`, `ws://host:port/ws` or `host:port`.
 fn normalize(url: &str) -> String {
@@ -75,8 +82,7 @@ impl Upstream for Top {
                 vec![self.go_us]
             }
             PhaseId::Sent => {
-                let half = merged.len() / 2;
-                let acked: u64 = merged[half..].iter().sum();
+                let acked: u64 = SentValue::decode(&merged).room_acked.iter().sum();
                 eprintln!(
                     "[{:6.1}s] sending done: {acked} acked; waiting for receivers",
                     self.started.elapsed().as_secs_f64()
@@ -94,8 +100,9 @@ impl Upstream for Top {
         let l = self.last;
         let server = if s.server_rss_kb > 0 {
             format!(
-                " | server cpu {cpu:.0}% rss {:.0} MB",
-                s.server_rss_kb as f64 / 1024.0
+                " | server cpu {cpu:.0}% rss {:.0} MB fds {}",
+                s.server_rss_kb as f64 / 1024.0,
+                s.server_fds
             )
         } else {
             String::new()
@@ -166,11 +173,14 @@ pub fn run(a: &Args) -> Result<i32, String> {
         typing_interval_ms: shape.typing_interval_ms,
         threads,
         offline_ms: shape.offline_ms,
+        interval_ms: shape.interval_ms,
     };
     let workers = a.num("workers", 8usize)?.max(1);
     let settle_us = a.sized("settle-ms", 1000u64, 200)? * 1000;
     let json_path = a.str("json");
     let plot_path = a.str("plot");
+    let database_url = a.str("database-url");
+    let allow_server_closes = a.flag("allow-server-closes");
     a.check_unused()?;
 
     let per_proc = total.div_ceil(procs) as u64 + 64;
@@ -199,6 +209,15 @@ pub fn run(a: &Args) -> Result<i32, String> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut sampler = Sampler::new(server_pid);
+    if server_pid.is_some() && !sampler.server_alive() {
+        return Err(format!(
+            "--server-pid {}: no such process",
+            server_pid.unwrap_or(0)
+        ));
+    }
+    let before_provision = sampler.sample();
+    let server_age = server_pid.and_then(crate::proc::age_secs);
     let tag = format!("{:08x}", Rng::seeded(7).next() as u32);
     eprintln!(
         "provisioning {users} users, {} rooms, {} memberships on {} (run tag {tag})",
@@ -223,12 +242,19 @@ pub fn run(a: &Args) -> Result<i32, String> {
         tokens: p.tokens,
         user_ids: p.user_ids,
         rooms: p.rooms,
+        typers: Plan::typer_specs(&conns),
         conns,
         knobs,
     };
     let plan_churners = plan.churners();
+    let rss_baseline = if shape.settle_rss && server_pid.is_some() {
+        let max = if a.flag("quick") { 3.0 } else { 10.0 };
+        Some(settle_rss(&mut sampler, max, before_provision, server_age))
+    } else {
+        None
+    };
     let mut top = Top {
-        sampler: Sampler::new(server_pid),
+        sampler,
         samples: Vec::new(),
         marks: Vec::new(),
         started: Instant::now(),
@@ -236,12 +262,6 @@ pub fn run(a: &Args) -> Result<i32, String> {
         go_us: 0,
         settle_us,
     };
-    if server_pid.is_some() && !top.sampler.server_alive() {
-        return Err(format!(
-            "--server-pid {}: no such process",
-            server_pid.unwrap_or(0)
-        ));
-    }
     let baseline = top.sampler.sample();
     let (tx, rx) = unbounded();
     let (members, mut children) = if procs > 1 {
@@ -259,7 +279,30 @@ pub fn run(a: &Args) -> Result<i32, String> {
         }
         let _ = c.wait();
     }
-    let stats = result?;
+    let mut stats = result?;
+    // Acked seqs per room: unique, and exactly 1..n (holes excused up to the room's
+    // unacked sends, which may have taken seqs).
+    let acked: Vec<checks::AckCheck> = (0..shape.rooms)
+        .map(|i| checks::acks(stats.acked_ranges.get(i).map_or(&[][..], |r| &r[..])))
+        .collect();
+    for (i, ac) in acked.iter().enumerate() {
+        let unacked = stats.unacked_by_room.get(i).copied().unwrap_or(0);
+        let holes = ac.holes.saturating_sub(unacked);
+        stats.c.ack_dup_seqs += ac.dups;
+        stats.c.ack_seq_holes += holes;
+        if ac.dups + holes > 0 {
+            stats.sample(|| {
+                format!(
+                    "room {i}: {} distinct seqs acked up to {}, {} acked twice, {} never acked ({unacked} sends unacked)",
+                    ac.unique, ac.max, ac.dups, ac.holes
+                )
+            });
+        }
+    }
+    let db = database_url.map(|url| {
+        eprintln!("checking the messages table of {} rooms", plan.rooms.len());
+        crate::db::check(&url, &plan.rooms, &acked, &stats.unacked_by_room)
+    });
     let mark = |i: usize| top.marks.get(i).copied().unwrap_or(end);
     let typing_expected = stats
         .typing_sent_by_room
@@ -285,6 +328,15 @@ pub fn run(a: &Args) -> Result<i32, String> {
         samples: top.samples,
         server_pid,
         typing_expected,
+        allow_server_closes,
+        db,
+        rss_baseline,
+        soak: (shape.interval_ms > 0).then_some(SoakCfg {
+            interval_ms: shape.interval_ms,
+            warmup_ms: shape.warmup_ms,
+            duration_ms: shape.duration_ms,
+            max_growth_pct: shape.max_growth_pct,
+        }),
     };
     print!("{}", report::table(&r));
     if let Some(path) = json_path {
@@ -295,6 +347,36 @@ pub fn run(a: &Args) -> Result<i32, String> {
         std::fs::write(&path, crate::plot::svg(&r)).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(report::verdict(&r).0)
+}
+
+/// Waits (up to `max_secs`) for the server's RSS to stop moving after provisioning:
+/// sampled every 250 ms, settled when four samples in a row (a second) agree within
+/// 1 % (see `checks::settled`). The baseline is the last sample either way.
+fn settle_rss(
+    sampler: &mut Sampler,
+    max_secs: f64,
+    before_provision: Sample,
+    server_age_secs: Option<f64>,
+) -> RssBaseline {
+    let start = Instant::now();
+    let mut rss = vec![sampler.sample().server_rss_kb];
+    while !checks::settled(&rss, 4) && start.elapsed().as_secs_f64() < max_secs {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        rss.push(sampler.sample().server_rss_kb);
+    }
+    let settled = checks::settled(&rss, 4);
+    eprintln!(
+        "server rss baseline {:.1} MB after provisioning, {} after {:.1} s",
+        *rss.last().unwrap_or(&0) as f64 / 1024.0,
+        if settled { "settled" } else { "NOT settled" },
+        start.elapsed().as_secs_f64()
+    );
+    RssBaseline {
+        settled,
+        waited_secs: start.elapsed().as_secs_f64(),
+        before_provision_kb: before_provision.server_rss_kb,
+        server_age_secs,
+    }
 }
 
 #[cfg(test)]

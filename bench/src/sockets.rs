@@ -142,8 +142,11 @@ impl Driver {
                     self.on_frame(slot, f);
                 }
                 Err(e) => {
-                    *self.stats.error_codes.entry(e.to_string()).or_default() += 1;
-                    self.on_lost(slot, None);
+                    // Broken framing from the server: a bad frame; the stream cannot
+                    // be read further, so the socket is dropped and reconnects.
+                    let head = data[at..data.len().min(at + 16)].to_vec();
+                    self.bad_frame(slot, e, &head);
+                    self.drop_and_reconnect(slot);
                     return data.len();
                 }
             }
@@ -245,10 +248,25 @@ impl Driver {
                 .entry("reconnect_failed".into())
                 .or_default() += 1;
         } else {
-            *self.stats.close_codes.entry(code.unwrap_or(0)).or_default() += 1;
+            let code = code.unwrap_or(0);
+            *self.stats.close_codes.entry(code).or_default() += 1;
             self.stats.c.server_closed += 1;
+            let (id, phase) = (c.spec.id, self.phase);
+            self.stats.sample(|| {
+                format!("socket {id}: closed by the server (code {code}; 0 = no close frame) in phase {phase:?}")
+            });
         }
         Live::add(&self.ctx.live.errors, 1);
+        self.drop_and_reconnect(slot);
+    }
+
+    /// Drops the socket of a set-up slot and reconnects it (a churn slot's cycle fails
+    /// instead). Sends in flight on it count as unacked.
+    pub(crate) fn drop_and_reconnect(&mut self, slot: usize) {
+        let c = &self.conns[slot];
+        if !c.settled {
+            return self.fail_setup(slot);
+        }
         if c.spec.role == Role::Churner {
             self.stats.c.cycles_failed += 1;
             return self.close_socket(slot);
@@ -260,6 +278,7 @@ impl Driver {
         if self.phase < Phase::Done {
             let c = &mut self.conns[slot];
             self.stats.c.unacked += u64::from(c.inflight);
+            self.stats.unacked_by_room[c.spec.room as usize] += u64::from(c.inflight);
             c.inflight = 0;
             if failed_attempt {
                 let g = c.generation;
@@ -290,6 +309,7 @@ impl Driver {
         }
         // Timed from the first attempt to the rejoin (retries included), and counted
         // once per outage.
+        c.reconnected = true;
         if c.t_reconnect == 0 {
             c.t_reconnect = now_us();
             self.stats.c.reconnects += 1;

@@ -194,6 +194,34 @@ pub struct Counters {
     pub out_of_order: u64,
     /// Correctness: jumps forward in a receiver's seq stream.
     pub gaps: u64,
+    /// Server fault: messages of a room the receiving socket did not join.
+    pub wrong_room: u64,
+    /// Server fault: frames that could not be parsed (not a JSON event, a known event
+    /// with malformed data, or broken WebSocket framing).
+    pub bad_frames: u64,
+    /// Frames carrying messages (`new_message`, `new_message_batch`, `history`)
+    /// received by tracking sockets.
+    pub message_frames: u64,
+    /// Text frames of every kind received by tracking sockets.
+    pub receiver_data_frames: u64,
+    /// Server fault: acked seqs of a room that were acked more than once (two sends
+    /// stored under one seq).
+    pub ack_dup_seqs: u64,
+    /// Server fault: seqs in 1..max acked seq of a room that no ack carried (beyond
+    /// the room's unacked sends, which may have taken them).
+    pub ack_seq_holes: u64,
+    /// (watcher, typing user) pairs whose typing events were checked.
+    pub typing_checked: u64,
+    /// Server fault: typing starts a watcher should have seen and did not.
+    pub typing_missed_starts: u64,
+    /// Server fault: typing stops a watcher should have seen and did not.
+    pub typing_missed_stops: u64,
+    /// Server fault: typing events from a user who is not typing in the watcher's
+    /// room (a non-member, another room, or the watcher's own user).
+    pub typing_foreign: u64,
+    /// Server fault: typing events beyond those sent (a stop after a last start,
+    /// from a disconnect or the 6 s timeout, is allowed).
+    pub typing_repeated: u64,
 }
 
 impl Counters {
@@ -232,14 +260,33 @@ impl Counters {
             lost,
             duplicated,
             out_of_order,
-            gaps
+            gaps,
+            wrong_room,
+            bad_frames,
+            message_frames,
+            receiver_data_frames,
+            ack_dup_seqs,
+            ack_seq_holes,
+            typing_checked,
+            typing_missed_starts,
+            typing_missed_stops,
+            typing_foreign,
+            typing_repeated
         );
         self.send_lag_max_us = self.send_lag_max_us.max(o.send_lag_max_us);
     }
 
-    /// Sum of the counters that must stay 0.
+    /// Sum of the per-receiver stream counters that must stay 0.
     pub fn violations(&self) -> u64 {
         self.lost + self.duplicated + self.out_of_order + self.gaps
+    }
+
+    /// Sum of the typing counters that must stay 0.
+    pub fn typing_violations(&self) -> u64 {
+        self.typing_missed_starts
+            + self.typing_missed_stops
+            + self.typing_foreign
+            + self.typing_repeated
     }
 }
 
@@ -284,6 +331,26 @@ pub struct Stats {
     pub typing_sent_by_room: Vec<u64>,
     /// A few examples of violations, for the report.
     pub samples: Vec<String>,
+    /// Acked seqs per room, as sorted inclusive ranges (per driver; concatenated by
+    /// `merge`, checked by `checks::acks`).
+    pub acked_ranges: Vec<Vec<(u64, u64)>>,
+    /// Sends per room that were never acked (lost socket or drain timeout): they may
+    /// have been stored, so they excuse as many holes in the acked seqs.
+    pub unacked_by_room: Vec<u64>,
+    /// Per-interval figures (`--interval-secs`, soak), indexed from the start.
+    pub intervals: Vec<IntervalStats>,
+}
+
+/// What happened in one interval of a run (by the time of the event).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IntervalStats {
+    /// Send → receive latency of the deliveries to steady receivers (not rejoiners)
+    /// that arrived in the interval.
+    pub latency: Hist,
+    /// Messages delivered to tracking sockets.
+    pub delivered: u64,
+    /// Messages sent.
+    pub sent: u64,
 }
 
 fn min_nz(a: u64, b: u64) -> u64 {
@@ -333,6 +400,43 @@ impl Stats {
                 self.samples.push(s.clone());
             }
         }
+        if self.acked_ranges.len() < o.acked_ranges.len() {
+            self.acked_ranges.resize(o.acked_ranges.len(), Vec::new());
+        }
+        for (a, b) in self.acked_ranges.iter_mut().zip(&o.acked_ranges) {
+            a.extend_from_slice(b);
+        }
+        if self.unacked_by_room.len() < o.unacked_by_room.len() {
+            self.unacked_by_room.resize(o.unacked_by_room.len(), 0);
+        }
+        for (a, b) in self.unacked_by_room.iter_mut().zip(&o.unacked_by_room) {
+            *a += b;
+        }
+        if self.intervals.len() < o.intervals.len() {
+            self.intervals
+                .resize_with(o.intervals.len(), IntervalStats::default);
+        }
+        for (a, b) in self.intervals.iter_mut().zip(&o.intervals) {
+            a.latency.merge(&b.latency);
+            a.delivered += b.delivered;
+            a.sent += b.sent;
+        }
+    }
+
+    /// The index of the interval `now` falls in, created on demand (`None` when
+    /// intervals are off or `now` is before the start).
+    pub fn interval(&mut self, start_us: u64, every_us: u64, now: u64) -> Option<usize> {
+        if every_us == 0 || start_us == 0 || now < start_us {
+            return None;
+        }
+        let i = ((now - start_us) / every_us) as usize;
+        if i >= 100_000 {
+            return None;
+        }
+        if self.intervals.len() <= i {
+            self.intervals.resize_with(i + 1, IntervalStats::default);
+        }
+        Some(i)
     }
 
     /// Keeps a violation example (bounded).

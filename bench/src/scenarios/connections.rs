@@ -1,6 +1,7 @@
 //! `connections`: N idle authenticated sockets, each joined to a room, held open for
 //! a while. Measures connect and join latency, the connect+join rate and, with
-//! `--server-pid`, the server's resident memory per connection.
+//! `--server-pid`, the server's resident memory per connection, measured from a
+//! baseline taken after provisioning once the server's RSS has stopped moving.
 
 use super::{Shape, many, positive};
 use crate::args::Args;
@@ -26,5 +27,6 @@ pub fn shape(a: &Args) -> Result<Shape, String> {
     );
     shape.duration_ms = hold.max(1) * 1000;
     shape.users = (n as usize).min(500);
+    shape.settle_rss = true;
     Ok(shape)
 }

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod delivery;
 pub mod fanout;
 pub mod reconnect;
+pub mod soak;
 pub mod throughput;
 pub mod typing;
 
@@ -34,6 +35,16 @@ pub struct Shape {
     pub offline_ms: u64,
     /// The shape in words, for the report header.
     pub summary: String,
+    /// Length of the per-interval figures, in ms (0 = none).
+    pub interval_ms: u64,
+    /// Growth of the server's RSS and descriptors is measured from this long after
+    /// the start (soak).
+    pub warmup_ms: u64,
+    /// Largest growth of RSS or descriptors after warm-up, in % (soak; 0 = not checked).
+    pub max_growth_pct: f64,
+    /// Take the server RSS baseline after provisioning once it has settled
+    /// (connections).
+    pub settle_rss: bool,
 }
 
 impl Shape {
@@ -51,12 +62,16 @@ impl Shape {
             typing_interval_ms: 500,
             offline_ms: 0,
             summary,
+            interval_ms: 0,
+            warmup_ms: 0,
+            max_growth_pct: 0.0,
+            settle_rss: false,
         }
     }
 }
 
 /// Every scenario name.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "delivery",
     "throughput",
     "fanout",
@@ -64,6 +79,7 @@ pub const NAMES: [&str; 7] = [
     "churn",
     "reconnect",
     "typing",
+    "soak",
 ];
 
 /// The shape of scenario `name`.
@@ -76,6 +92,7 @@ pub fn build(name: &str, a: &Args) -> Result<Shape, String> {
         "churn" => churn::shape(a),
         "reconnect" => reconnect::shape(a),
         "typing" => typing::shape(a),
+        "soak" => soak::shape(a),
         _ => Err(format!(
             "unknown scenario `{name}`; one of: {}",
             NAMES.join(", ")
@@ -93,6 +110,7 @@ pub fn help(name: &str) -> Option<&'static str> {
         "churn" => churn::HELP,
         "reconnect" => reconnect::HELP,
         "typing" => typing::HELP,
+        "soak" => soak::HELP,
         _ => return None,
     })
 }

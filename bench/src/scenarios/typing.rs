@@ -1,6 +1,8 @@
 //! `typing`: typers alternate typing_start and typing_stop in their rooms; every
-//! other socket in the room should see each event. Typing is best-effort, so missed
-//! events are reported but are not correctness failures.
+//! socket of another user joined to the room must see each event exactly once (a
+//! start, then its stop), and none from a user not typing in its room. The protocol
+//! calls typing best-effort under overload; this scenario is not overload, so a
+//! missed, repeated or foreign event fails the run.
 
 use super::{Shape, many, positive};
 use crate::args::Args;
@@ -12,7 +14,11 @@ typing: typers alternate typing_start / typing_stop; the room's other sockets wa
   --typers T       (50; quick 10)      --watchers W  silent sockets (50; quick 10)
   --rooms N        (5; quick 2)        --interval-ms I between a typer's events (500; quick 300)
   --duration SEC   (10; quick 3)
-  Each typer needs a user of its own (latency is matched by user).";
+  Each typer needs a user of its own (latency is matched by user).
+Pass: every watcher (typers watch too) gets every start and stop of every other
+user typing in its room, once (typing_missed_starts, typing_missed_stops,
+typing_repeated = 0; one extra stop after a last start is allowed), and none from
+anyone else (typing_foreign = 0).";
 
 /// The shape.
 pub fn shape(a: &Args) -> Result<Shape, String> {
