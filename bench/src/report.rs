@@ -854,6 +854,8 @@ pub(crate) mod tests {
             r
         };
         let flat = soak(100_000, 1000);
+        let svg = crate::plot::plot(&flat);
+        assert!(svg.matches("<svg").count() == 3 && svg.contains("server RSS (MB)"));
         let s = series(&flat).unwrap();
         assert_eq!((s.base, s.end, s.rows.len()), (Some(1), Some(3), 4));
         assert_eq!(verdict(&flat).0, 0);

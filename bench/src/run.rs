@@ -344,7 +344,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
     }
     if let Some(path) = plot_path {
-        std::fs::write(&path, crate::plot::svg(&r)).map_err(|e| format!("{path}: {e}"))?;
+        std::fs::write(&path, crate::plot::plot(&r)).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(report::verdict(&r).0)
 }
