@@ -5,15 +5,20 @@
 #   bench/run-quick.sh http://127.0.0.1:3000     against a running chatd
 #   bench/run-quick.sh                           starts its own chatd from $CHATD_BIN
 #                                                (default target/release/chatd) on a free
-#                                                port, database $TEST_PG_URL/chatd_benchquick
+#                                                port, on a database of its own
+#                                                ($TEST_PG_URL/chatd_benchquick_<pid>, dropped
+#                                                at the end when psql is available)
 #
 # Environment:
 #   CHAT_BENCH   chat-bench binary (default: built with cargo build --release -p chat-bench)
 #   CHATD_BIN    chatd binary when the script starts the server
 #   TEST_PG_URL  PostgreSQL base URL without a database (postgres://postgres@127.0.0.1:5432)
 #   CHATD_PID    pid of an already running server, to sample its CPU and memory
+#   BENCH_DATABASE_URL  database of an already running server: each run then checks the
+#                messages table against its acks (set automatically when the script
+#                starts its own chatd)
 #   BENCH_OUT    directory for the JSON and SVG of each scenario (default: a temp dir)
-#   SCENARIOS    subset to run (default: all seven)
+#   SCENARIOS    subset to run (default: all eight, soak last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +31,7 @@ out=${BENCH_OUT:-$(mktemp -d /tmp/chat-bench-quick.XXXXXX)}
 mkdir -p "$out"
 url=${1:-}
 pid=${CHATD_PID:-}
+dburl=${BENCH_DATABASE_URL:-}
 server=
 
 http_ok() { # http_ok PORT PATH: true when GET answers 200
@@ -37,11 +43,15 @@ http_ok() { # http_ok PORT PATH: true when GET answers 200
     [[ $line == *" 200 "* ]]
 }
 
+dbname=
 stop_server() {
     if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
         kill -TERM "$server"
         for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$server" 2>/dev/null || true
+    fi
+    if [ -n "$dbname" ] && command -v psql >/dev/null; then
+        psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $dbname WITH (FORCE)" >/dev/null 2>&1 || true
     fi
 }
 
@@ -58,7 +68,11 @@ if [ -z "$url" ]; then
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
     done
     [ -n "$port" ] || { echo "run-quick: no free port" >&2; exit 3; }
-    DATABASE_URL="$pg/chatd_benchquick" PORT=$port \
+    # A database of its own (chatd creates it): a shared one may be migrated under us
+    # by another chatd version.
+    dbname=chatd_benchquick_$$
+    dburl="$pg/$dbname"
+    DATABASE_URL="$dburl" PORT=$port \
         JWT_ACCESS_SECRET=bench-quick-access-secret-0123456789abcdef \
         JWT_REFRESH_SECRET=bench-quick-refresh-secret-0123456789abcdef \
         RUST_LOG=warn "$chatd" >"$out/chatd.log" 2>&1 &
@@ -75,10 +89,10 @@ if [ -z "$url" ]; then
 fi
 
 failed=()
-for s in ${SCENARIOS:-delivery throughput fanout connections churn reconnect typing}; do
+for s in ${SCENARIOS:-delivery throughput fanout connections churn reconnect typing soak}; do
     echo "=== $s ==="
     code=0
-    "$bench" "$s" --quick --url "$url" ${pid:+--server-pid "$pid"} \
+    "$bench" "$s" --quick --url "$url" ${pid:+--server-pid "$pid"} ${dburl:+--database-url "$dburl"} \
         --json "$out/$s.json" --plot "$out/$s.svg" 2>"$out/$s.log" || code=$?
     if [ "$code" -ne 0 ]; then
         failed+=("$s (exit $code)")
