@@ -224,7 +224,7 @@ cmd_up() {
         (cd "$ROOT" && cargo build --release --bin chatd) || die "build failed"
     fi
     [[ -x $BIN ]] || die "$BIN is not an executable"
-    CONFIG=$ROOT/chat.toml
+    CONFIG=${CHATD_CONFIG:-$ROOT/chat.toml}
 
     if [[ ! -s $STATE/secrets.env ]]; then
         log "generating the cluster's JWT secrets ($STATE/secrets.env)"

@@ -17,4 +17,4 @@ pub mod pg;
 pub mod ws;
 
 pub use base::{config, logger};
-pub use node::{ServerHandle, StartError, migrate, run};
+pub use node::{ServerHandle, StartError, migrate, run, run_until};

@@ -3,6 +3,8 @@
 use chatd::config::{Config, ProcessEnv};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const HELP: &str = "\
 chatd - real-time chat server on PostgreSQL
@@ -110,14 +112,28 @@ fn serve(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut handle = match chatd::run(cfg) {
+    // A signal during start-up (waiting for the database) stops it at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            flag.store(true, Ordering::Release);
+            let _ = tx.send(sig);
+        }
+    });
+    let mut handle = match chatd::run_until(cfg, &stop) {
         Ok(h) => h,
+        Err(chatd::StartError::Stopped) => {
+            log::info!("stopped during start-up");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("chatd: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(sig) = signals.forever().next() {
+    if let Ok(sig) = rx.recv() {
         log::info!("signal {sig}: shutting down");
     }
     handle.shutdown();

@@ -100,6 +100,10 @@ fn cluster_for(db: &TestDb, nginx_port: u16, base: u16) -> Cluster {
             ("CLUSTER_PORT".into(), nginx_port.to_string()),
             ("CLUSTER_BASE_PORT".into(), base.to_string()),
             ("CHATD_BIN".into(), chatd_bin()),
+            (
+                "CHATD_CONFIG".into(),
+                loadtest_config().to_string_lossy().into_owned(),
+            ),
         ],
     }
 }

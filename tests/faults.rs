@@ -197,7 +197,10 @@ fn a_node_killed_with_sigkill_loses_nothing_and_its_users_go_offline() {
         std::env::temp_dir().join(format!("chatd-kill-{}.toml", uuid::Uuid::new_v4().simple()));
     std::fs::write(
         &cfg_path,
-        "[presence]\nheartbeat_secs = 1\nnode_timeout_secs = 3\n",
+        format!(
+            "{}\n[presence]\nheartbeat_secs = 1\nnode_timeout_secs = 3\n",
+            std::fs::read_to_string(loadtest_config()).unwrap()
+        ),
     )
     .unwrap();
     let start = |name: &str| {

@@ -166,33 +166,52 @@ fn keep_alive_and_pipelining_answer_in_order() {
 }
 
 #[test]
-fn cors_reflects_origin_and_answers_preflight() {
+fn cors_allows_configured_origins_without_credentials() {
     let db = TestDb::new();
+    // Default: any origin, as `*`, never with credentials (bearer tokens, no cookies).
     let node = start(&db);
     let mut c = Http::connect(&node.addr());
-    c.send_raw(b"OPTIONS /rooms HTTP/1.1\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization,content-type\r\n\r\n");
+    c.send_raw(b"OPTIONS /rooms HTTP/1.1\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization,content-type,x-evil\r\n\r\n");
     let r = c.read().unwrap();
     assert_eq!(r.status, 204);
-    assert_eq!(
-        r.header("access-control-allow-origin"),
-        Some("http://app.example")
-    );
-    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    // Only the headers the API reads, never an echo of what was asked.
     assert_eq!(
         r.header("access-control-allow-headers"),
-        Some("authorization,content-type")
+        Some("authorization, content-type")
     );
     assert!(
         r.header("access-control-allow-methods")
             .unwrap()
             .contains("POST")
     );
-    c.send_raw(b"GET /health HTTP/1.1\r\nOrigin: http://other.example\r\n\r\n");
+    c.send_raw(b"GET /health HTTP/1.1\r\nOrigin: null\r\n\r\n");
+    let r = c.read().unwrap();
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    drop(node);
+
+    // A list: listed origins by name, others and `null` get nothing.
+    let node = start_with(&db, |c| {
+        c.http.cors_origins = vec!["https://app.example".into(), "null".into()]
+    });
+    let mut c = Http::connect(&node.addr());
+    c.send_raw(b"GET /health HTTP/1.1\r\nOrigin: https://app.example\r\n\r\n");
     let r = c.read().unwrap();
     assert_eq!(
         r.header("access-control-allow-origin"),
-        Some("http://other.example")
+        Some("https://app.example")
     );
+    assert_eq!(r.header("vary"), Some("Origin"));
+    for other in ["https://evil.example", "null"] {
+        c.send_raw(format!("GET /health HTTP/1.1\r\nOrigin: {other}\r\n\r\n").as_bytes());
+        let r = c.read().unwrap();
+        assert_eq!(r.header("access-control-allow-origin"), None, "{other}");
+    }
+    c.send_raw(b"OPTIONS /rooms HTTP/1.1\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n");
+    let r = c.read().unwrap();
+    assert_eq!(r.header("access-control-allow-methods"), None);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use support::*;
 fn login_attempts_are_limited_per_account_and_per_address() {
     let db = TestDb::new();
     let node = start_with(&db, |c| {
-        c.limits.login_per_account_per_min = 3;
+        c.limits.login_per_account_ip_per_min = 3;
         c.limits.login_per_ip_per_min = 6;
     });
     let a = node.addr();
@@ -84,6 +84,7 @@ fn behind_a_trusted_proxy_the_address_it_appended_is_limited() {
         c.limits.trust_forwarded_for = true;
         c.limits.login_per_ip_per_min = 2;
         c.limits.login_per_account_per_min = 0;
+        c.limits.login_per_account_ip_per_min = 0;
     });
     let a = node.addr();
     // A client cannot escape its limit by sending addresses of its own first: the proxy

@@ -9,9 +9,11 @@ use support::*;
 #[test]
 fn cross_node_delivery_presence_typing_and_revocation() {
     let db = TestDb::new();
-    let n1 = start(&db);
-    let n2 = start(&db);
-    let n3 = start(&db);
+    // No refresh grace: the reuse below must count as theft at once.
+    let no_grace = |c: &mut chatd::config::Config| c.auth.refresh_grace_secs = 0;
+    let n1 = start_with(&db, no_grace);
+    let n2 = start_with(&db, no_grace);
+    let n3 = start_with(&db, no_grace);
     let (a1, a2, a3) = (n1.addr(), n2.addr(), n3.addr());
     let alice = register(&a1, "alice");
     let bob = register(&a2, "bob");

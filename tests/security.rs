@@ -69,7 +69,16 @@ fn tokens_and_passwords_never_reach_the_log() {
     let db = TestDb::new();
     let log = std::env::temp_dir().join(format!("chatd-log-{}.txt", uuid::Uuid::new_v4().simple()));
     let file = std::fs::File::create(&log).unwrap();
-    let mut p = Process::start_with(&db, "log-1", "trace", file.into(), None);
+    // No refresh grace: the reuse below must count as theft at once.
+    let cfg =
+        std::env::temp_dir().join(format!("chatd-log-{}.toml", uuid::Uuid::new_v4().simple()));
+    let loadtest = std::fs::read_to_string(loadtest_config()).unwrap();
+    std::fs::write(
+        &cfg,
+        loadtest.replace("[limits]", "[auth]\nrefresh_grace_secs = 0\n\n[limits]"),
+    )
+    .unwrap();
+    let mut p = Process::start_with(&db, "log-1", "trace", file.into(), Some(&cfg));
     let a = p.addr.clone();
     let password = "correct-horse-battery-staple";
     let (s, r) = request(
@@ -126,6 +135,7 @@ fn tokens_and_passwords_never_reach_the_log() {
     assert_eq!(p.terminate(), Some(0));
     let text = std::fs::read_to_string(&log).unwrap();
     let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&cfg);
     assert!(
         text.contains("refresh token reuse"),
         "the log should say what happened:\n{text}"

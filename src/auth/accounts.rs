@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 const INVALID_CREDENTIALS: ApiError =
     ApiError::Unauthorized("invalid_credentials", "Invalid credentials");
+const USERNAME_TAKEN: ApiError = ApiError::Conflict("username_taken", "Username already taken");
+const EMAIL_TAKEN: ApiError = ApiError::Conflict("email_taken", "Email already registered");
 const INVALID_REFRESH: ApiError =
     ApiError::Unauthorized("invalid_token", "Invalid or expired refresh token");
 
@@ -74,11 +76,8 @@ impl Register {
     /// Every rule the request breaks, one line each.
     pub fn problems(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        let n = self.username.chars().count();
-        if !(3..=50).contains(&n) {
-            errs.push("username must be 3 to 50 characters".into());
-        } else if self.username.chars().any(|c| c.is_control()) {
-            errs.push("username must not contain control characters".into());
+        if let Err(e) = username(&self.username) {
+            errs.push(e);
         }
         if !valid_email(&self.email.to_lowercase()) {
             errs.push("email must be an email".into());
@@ -98,6 +97,53 @@ pub struct Login {
     pub password: String,
     /// Free text naming the device, kept with the session.
     pub device: Option<String>,
+}
+
+/// Which alphabet a letter belongs to, for the one-script rule (the scripts whose
+/// letters look alike).
+fn script(c: char) -> Option<u8> {
+    match c as u32 {
+        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0x24F | 0x1E00..=0x1EFF => Some(0),
+        0x370..=0x3FF | 0x1F00..=0x1FFF => Some(1),
+        0x400..=0x52F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Some(2),
+        _ => None,
+    }
+}
+
+/// A username as stored, and its unique key: NFC-normalised and trimmed, 3 to 50
+/// characters of letters, combining marks, digits, single inner spaces and `_ - . '`;
+/// no control, invisible or bidirectional formatting character; Latin, Greek and
+/// Cyrillic letters not mixed in one name. The key folds case, so that names differing
+/// only by case are one name.
+pub fn username(raw: &str) -> Result<(String, String), String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let name: String = raw.trim().nfc().collect();
+    let n = name.chars().count();
+    if !(3..=50).contains(&n) {
+        return Err("username must be 3 to 50 characters".into());
+    }
+    if name.contains("  ") {
+        return Err("username must not contain consecutive spaces".into());
+    }
+    let allowed = |c: char| c.is_alphanumeric() || is_combining_mark(c) || " _-.'".contains(c);
+    if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "username must not contain U+{:04X}: letters, digits, spaces and _ - . ' only",
+            bad as u32
+        ));
+    }
+    if !name.chars().any(char::is_alphanumeric) {
+        return Err("username must contain a letter or a digit".into());
+    }
+    let mut scripts = name.chars().filter_map(script);
+    if let Some(first) = scripts.next()
+        && scripts.any(|s| s != first)
+    {
+        return Err("username must not mix Latin, Greek and Cyrillic letters".into());
+    }
+    let key = name.to_lowercase().nfc().collect();
+    Ok((name, key))
 }
 
 /// A plausible e-mail address: one `@`, non-empty parts, a dot in the domain, no spaces.
@@ -143,7 +189,22 @@ fn open_session(
 /// Creates an account and its first session.
 pub fn register(w: &mut Worker, auth: &Auth, r: Register) -> Result<Signed, ApiError> {
     check(r.problems())?;
-    let (username, email, password) = (r.username, r.email.to_lowercase(), r.password);
+    let (username, key) = username(&r.username).map_err(|e| ApiError::Validation(vec![e]))?;
+    let (email, password) = (r.email.to_lowercase(), r.password);
+    // Refuse a taken name or address before paying for a password hash. (The insert's
+    // unique indexes still decide a race between two registrations.)
+    let c = w.client()?;
+    let taken = c.query_opt(
+        "SELECT username_key = $1, email = $2 FROM users WHERE username_key = $1 OR email = $2 LIMIT 1",
+        &[&key, &email],
+    )?;
+    if let Some(row) = taken {
+        return Err(if row.get(0) {
+            USERNAME_TAKEN
+        } else {
+            EMAIL_TAKEN
+        });
+    }
     let hash = auth.hasher.hash(&password).map_err(|e| {
         log::error!("{e}");
         ApiError::Internal
@@ -152,24 +213,19 @@ pub fn register(w: &mut Worker, auth: &Auth, r: Register) -> Result<Signed, ApiE
     let mut tx = c.transaction()?;
     let id = Uuid::now_v7();
     let row = tx.query_one(
-        "INSERT INTO users (id, username, email, password_hash) VALUES ($1, $2, $3, $4)
-         RETURNING created_at",
-        &[&id, &username, &email, &hash],
+        "INSERT INTO users (id, username, username_key, email, password_hash)
+         VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
+        &[&id, &username, &key, &email, &hash],
     );
     let created: DateTime<Utc> = match row {
         Ok(r) => r.get(0),
-        Err(e) if is_unique_violation(&e, "users_username_key") => {
-            return Err(ApiError::Conflict(
-                "username_taken",
-                "Username already taken",
-            ));
+        Err(e)
+            if is_unique_violation(&e, "users_username_key")
+                || is_unique_violation(&e, "users_username_key_idx") =>
+        {
+            return Err(USERNAME_TAKEN);
         }
-        Err(e) if is_unique_violation(&e, "users_email_key") => {
-            return Err(ApiError::Conflict(
-                "email_taken",
-                "Email already registered",
-            ));
-        }
+        Err(e) if is_unique_violation(&e, "users_email_key") => return Err(EMAIL_TAKEN),
         Err(e) => return Err(e.into()),
     };
     let tokens = open_session(&mut tx, auth, id, &username, None)?;
@@ -208,6 +264,10 @@ pub fn login(w: &mut Worker, auth: &Auth, l: Login) -> Result<Signed, ApiError> 
 /// Rotates a refresh token; a reused one revokes its session.
 pub fn refresh(w: &mut Worker, auth: &Auth, token: &str) -> Result<Signed, ApiError> {
     let hash = auth.keys.refresh_hash(token);
+    // The successor is derived from the token (and the server's secret), so a refresh
+    // retried within the grace window answers the same new token again.
+    let next = auth.keys.successor(token);
+    let next_hash = auth.keys.refresh_hash(&next);
     let c = w.client()?;
     let mut tx = c.transaction()?;
     let row = tx.query_opt(
@@ -222,6 +282,34 @@ pub fn refresh(w: &mut Worker, auth: &Auth, token: &str) -> Result<Signed, ApiEr
     };
     let (session, used, revoked, expired): (Uuid, bool, bool, bool) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (user_id, username): (Uuid, String) = (row.get(4), row.get(5));
+    let signed = |tx: postgres::Transaction<'_>| -> Result<Signed, ApiError> {
+        tx.commit()?;
+        Ok(Signed {
+            user: User::new(user_id, &username, row.get(6), row.get(7)),
+            tokens: Tokens {
+                access: auth.keys.issue_access(user_id, &username, session),
+                refresh: next.clone(),
+            },
+        })
+    };
+    // A statement of its own, after the lock: it sees the rotation a concurrent
+    // refresh committed while we waited (the locking read's subqueries would not).
+    let retried = used
+        && tx
+            .query_one(
+                "SELECT rt.used_at > now() - make_interval(secs => $2)
+                        AND EXISTS (SELECT 1 FROM refresh_tokens n
+                                    WHERE n.token_hash = $3 AND n.used_at IS NULL)
+                 FROM refresh_tokens rt WHERE rt.token_hash = $1",
+                &[&hash, &(auth.refresh_grace.as_secs_f64()), &next_hash],
+            )?
+            .get::<_, Option<bool>>(0)
+            == Some(true);
+    if retried && !revoked && !expired {
+        // Two tabs, or a retried request, refreshing at once: the same new pair.
+        return signed(tx);
+    }
     if used {
         // A rotated token came back: someone holds a copy. End the session everywhere.
         if !revoked {
@@ -239,28 +327,19 @@ pub fn refresh(w: &mut Worker, auth: &Auth, token: &str) -> Result<Signed, ApiEr
     if revoked || expired {
         return Err(INVALID_REFRESH);
     }
-    let (user_id, username): (Uuid, String) = (row.get(4), row.get(5));
     tx.execute(
         "UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1",
         &[&hash],
     )?;
-    let next = auth.keys.new_refresh();
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)",
-        &[&auth.keys.refresh_hash(&next), &session],
+        &[&next_hash, &session],
     )?;
     tx.execute(
         "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) WHERE id = $1",
         &[&session, &(auth.keys.refresh_ttl as f64)],
     )?;
-    tx.commit()?;
-    Ok(Signed {
-        user: User::new(user_id, &username, row.get(6), row.get(7)),
-        tokens: Tokens {
-            access: auth.keys.issue_access(user_id, &username, session),
-            refresh: next,
-        },
-    })
+    signed(tx)
 }
 
 /// Revokes the given session of the caller, or all of them.
@@ -288,6 +367,34 @@ pub fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_are_normalised_and_look_alikes_refused() {
+        let (name, key) = username("  Alice  ").unwrap();
+        assert_eq!((name.as_str(), key.as_str()), ("Alice", "alice"));
+        // NFD and NFC spellings are one name.
+        assert_eq!(
+            username("Zoe\u{301}").unwrap(),
+            username("Zo\u{e9}").unwrap()
+        );
+        assert_eq!(username("ALICE").unwrap().1, key);
+        assert!(username("Jean-Luc O'Neil").is_ok());
+        assert!(username("ユーザー名").is_ok());
+        for bad in [
+            "   ",
+            "ab",
+            "a\u{200b}lice",
+            "alice\u{202e}",
+            "al\u{0}ice",
+            "al\tice",
+            "a  b c",
+            "p\u{430}ypal",
+            "___",
+            "alice\u{feff}",
+        ] {
+            assert!(username(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn emails() {

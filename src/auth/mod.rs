@@ -19,16 +19,19 @@ pub struct Auth {
     pub keys: TokenKeys,
     /// Password hasher (used on auth workers only).
     pub hasher: Hasher,
+    /// How long a just-rotated refresh token still answers with its successor.
+    pub refresh_grace: std::time::Duration,
     /// Revoked session ids with the time (s) after which their tokens are expired anyway.
     revoked: RwLock<HashMap<Uuid, u64>>,
 }
 
 impl Auth {
     /// An authenticator with no revoked session known yet.
-    pub fn new(keys: TokenKeys, hasher: Hasher) -> Auth {
+    pub fn new(keys: TokenKeys, hasher: Hasher, refresh_grace: std::time::Duration) -> Auth {
         Auth {
             keys,
             hasher,
+            refresh_grace,
             revoked: RwLock::new(HashMap::new()),
         }
     }

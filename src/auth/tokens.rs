@@ -92,6 +92,16 @@ impl TokenKeys {
         hex(&bytes)
     }
 
+    /// The token that replaces `token` when it is rotated: derived (keyed hash), so that
+    /// a retried rotation answers the same successor; unguessable without the secret.
+    pub fn successor(&self, token: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(&self.refresh_secret);
+        h.update(b"\0successor\0");
+        h.update(token.as_bytes());
+        hex(&h.finalize())
+    }
+
     /// The stored form of a refresh token: keyed hash, so a database leak gives nothing usable.
     pub fn refresh_hash(&self, token: &str) -> Vec<u8> {
         let mut h = Sha256::new();
@@ -175,5 +185,10 @@ mod tests {
         assert_eq!(t.len(), 64);
         assert_ne!(k.refresh_hash(&t), t.as_bytes());
         assert_eq!(k.refresh_hash(&t), k.refresh_hash(&t));
+        let next = k.successor(&t);
+        assert_eq!(next.len(), 64);
+        assert_eq!(next, k.successor(&t));
+        assert_ne!(next, k.successor(&k.new_refresh()));
+        assert_ne!(k.refresh_hash(&next), k.refresh_hash(&t));
     }
 }

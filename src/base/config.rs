@@ -46,8 +46,12 @@ pub struct Config {
 pub struct LimitsConfig {
     /// Login attempts per client address per minute (0 = unlimited).
     pub login_per_ip_per_min: u32,
-    /// Login attempts per account (email) per minute (0 = unlimited).
+    /// Login attempts per (account, client address) per minute (0 = unlimited).
+    pub login_per_account_ip_per_min: u32,
+    /// Login attempts per account (email) from all addresses per minute (0 = unlimited).
     pub login_per_account_per_min: u32,
+    /// Registrations per client address per minute (0 = unlimited).
+    pub register_per_ip_per_min: u32,
     /// Open connections per client address (0 = unlimited).
     pub connections_per_ip: u32,
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
@@ -58,7 +62,9 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             login_per_ip_per_min: 60,
-            login_per_account_per_min: 10,
+            login_per_account_ip_per_min: 10,
+            login_per_account_per_min: 100,
+            register_per_ip_per_min: 30,
             connections_per_ip: 0,
             trust_forwarded_for: false,
         }
@@ -79,6 +85,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// One SO_REUSEPORT listener per loop (kernel balances) instead of one shared.
     pub reuse_port: bool,
+    /// Start even when another process serves the port, sharing it (for handing a port
+    /// over between two chatd processes); otherwise such a start is refused.
+    pub shared_port: bool,
 }
 
 /// `[http]`
@@ -99,6 +108,9 @@ pub struct HttpConfig {
     pub history_cache_mb: usize,
     /// Serve the web app at `/` (the client library at `/chatd.js` is always served).
     pub web_app: bool,
+    /// Origins allowed to call the API from a browser page (CORS): exact origins, or
+    /// `*` for any; empty allows none (the web app is same-origin and needs none).
+    pub cors_origins: Vec<String>,
 }
 
 /// `[websocket]`
@@ -154,6 +166,9 @@ pub struct AuthConfig {
     pub access_ttl_secs: u64,
     /// Refresh token lifetime.
     pub refresh_ttl_secs: u64,
+    /// A refresh token presented again this soon after its rotation answers the same
+    /// new token (parallel refreshes) instead of being treated as stolen.
+    pub refresh_grace_secs: u64,
     /// Password hashing threads (0 = number of cores).
     pub auth_workers: usize,
     /// argon2id memory cost.
@@ -199,6 +214,7 @@ impl Default for ServerConfig {
             event_loops: 0,
             max_connections: 20000,
             reuse_port: true,
+            shared_port: false,
         }
     }
 }
@@ -213,6 +229,7 @@ impl Default for HttpConfig {
             idle_timeout_secs: 60,
             history_cache_mb: 64,
             web_app: true,
+            cors_origins: vec!["*".into()],
         }
     }
 }
@@ -225,7 +242,7 @@ impl Default for WsConfig {
             max_outbound_bytes: 4 << 20,
             ping_interval_secs: 30,
             coalesce_ms: 0,
-            max_events_per_sec: 0,
+            max_events_per_sec: 100,
             echo_endpoint: false,
         }
     }
@@ -252,6 +269,7 @@ impl Default for AuthConfig {
             refresh_secret: String::new(),
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_grace_secs: 10,
             auth_workers: 0,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
@@ -461,6 +479,13 @@ impl Config {
                 "must be a postgres:// or postgresql:// URL",
             ));
         }
+        // An unparseable URL is a configuration error, not a database that is down.
+        if let Err(e) = self.database.url.parse::<postgres::Config>() {
+            return Err(invalid(
+                "database.url",
+                format!("{e} ({})", mask_url_password(&self.database.url)),
+            ));
+        }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
         range("database.writers", self.database.writers, 1, 64)?;
         range(
@@ -504,6 +529,12 @@ impl Config {
             86_400 * 365,
         )?;
         range("auth.auth_workers", self.auth.auth_workers, 0, 256)?;
+        range(
+            "auth.refresh_grace_secs",
+            self.auth.refresh_grace_secs,
+            0,
+            300,
+        )?;
         range(
             "auth.argon2_memory_kib",
             self.auth.argon2_memory_kib as usize,
@@ -552,10 +583,61 @@ impl Config {
                 ));
             }
         }
+        for (key, secret) in [
+            ("auth.access_secret", &self.auth.access_secret),
+            ("auth.refresh_secret", &self.auth.refresh_secret),
+        ] {
+            if entropy_bits(secret) < 100.0 {
+                return Err(invalid(
+                    key,
+                    "production mode needs a random secret (it looks guessable: too few \
+                     distinct characters); e.g. `openssl rand -hex 32`",
+                ));
+            }
+        }
         if self.auth.access_secret == self.auth.refresh_secret {
             return Err(invalid(
                 "auth.refresh_secret",
                 "must differ from auth.access_secret",
+            ));
+        }
+        if self.websocket.echo_endpoint {
+            return Err(invalid(
+                "websocket.echo_endpoint",
+                "the unauthenticated echo socket is for conformance tests, never production",
+            ));
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.login_per_ip_per_min", l.login_per_ip_per_min),
+            (
+                "limits.login_per_account_ip_per_min",
+                l.login_per_account_ip_per_min,
+            ),
+            (
+                "limits.login_per_account_per_min",
+                l.login_per_account_per_min,
+            ),
+            ("limits.register_per_ip_per_min", l.register_per_ip_per_min),
+        ] {
+            if v == 0 {
+                return Err(invalid(
+                    key,
+                    "production mode needs a limit (0 means unlimited password guessing)",
+                ));
+            }
+        }
+        if self.auth.access_ttl_secs > 3600 {
+            return Err(invalid(
+                "auth.access_ttl_secs",
+                "production mode allows at most 3600: a stolen access token lives that long \
+                 (clients refresh)",
+            ));
+        }
+        if self.auth.argon2_memory_kib > 262_144 {
+            return Err(invalid(
+                "auth.argon2_memory_kib",
+                "production mode allows at most 262144 (256 MiB per hashing thread)",
             ));
         }
         // OWASP's floor for argon2id: 19 MiB with 2 passes.
@@ -608,6 +690,24 @@ impl Config {
     }
 }
 
+/// Estimated entropy of a secret in bits: its length times the Shannon entropy of its
+/// character frequencies. `aaaa…` scores 0; 64 random hex digits about 250.
+fn entropy_bits(secret: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in secret.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = secret.chars().count() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -626,24 +726,41 @@ fn range<T: PartialOrd + fmt::Display + Copy>(
     Ok(())
 }
 
-/// Replaces the password of a `postgres://user:pass@host` URL with asterisks.
+/// A database URL fit to print: the password of `user:password@` (up to the last `@`,
+/// since an unencoded `@` may be part of it: masking too much beats leaking a tail) and
+/// the value of every query parameter whose name contains `password`, as asterisks.
 pub fn mask_url_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
-    };
-    match rest[..at].find(':') {
-        Some(colon) => format!(
-            "{}{}:********{}",
-            &url[..scheme_end + 3],
-            &rest[..colon],
+    let mut out = url[..scheme_end].to_string();
+    let rest = &url[scheme_end..];
+    let rest = match (rest.find(':'), rest.rfind('@')) {
+        (Some(colon), Some(at)) if colon < at && !rest[..colon].contains('@') => {
+            out.push_str(&rest[..colon]);
+            out.push_str(":********");
             &rest[at..]
-        ),
-        None => url.to_string(),
+        }
+        _ => rest,
+    };
+    match rest.split_once('?') {
+        None => out.push_str(rest),
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=********")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            out.push_str(&pairs.join("&"));
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -673,6 +790,17 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::from_toml("[server]\nprot = 1\n", "x.toml").unwrap_err();
         assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn unparseable_database_url_is_refused() {
+        let mut cfg = Config::default();
+        cfg.database.url = "postgres://me:secret@db:notaport/chat".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("database.url") && !err.contains("secret"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -718,7 +846,25 @@ mod tests {
         );
         cfg.auth.access_secret = "a".repeat(32);
         cfg.auth.refresh_secret = "b".repeat(32);
+        assert!(cfg.validate().unwrap_err().to_string().contains("random"));
+        cfg.auth.access_secret = "3f9c1e0a7b5d2c4e8f6a1b3d5c7e9f0a2b4c6d8e0f1a3b5c".into();
+        cfg.auth.refresh_secret = "b7e2d9c4a1f6e3b8d5c2a9f4e1b6d3c8a5f2e9b4d1c6a3f8".into();
         cfg.validate().unwrap();
+        for (tweak, key) in [
+            (
+                (|c: &mut Config| c.websocket.echo_endpoint = true) as fn(&mut Config),
+                "echo_endpoint",
+            ),
+            (|c| c.limits.login_per_ip_per_min = 0, "login_per_ip"),
+            (|c| c.limits.register_per_ip_per_min = 0, "register"),
+            (|c| c.auth.access_ttl_secs = 7 * 86400, "access_ttl"),
+            (|c| c.auth.argon2_memory_kib = 4 << 20, "argon2_memory"),
+        ] {
+            let mut bad = cfg.clone();
+            tweak(&mut bad);
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]
@@ -727,8 +873,8 @@ mod tests {
             mode: Mode::Production,
             ..Default::default()
         };
-        cfg.auth.access_secret = "a".repeat(32);
-        cfg.auth.refresh_secret = "a".repeat(32);
+        cfg.auth.access_secret = "3f9c1e0a7b5d2c4e8f6a1b3d5c7e9f0a2b4c6d8e0f1a3b5c".into();
+        cfg.auth.refresh_secret = cfg.auth.access_secret.clone();
         assert!(
             cfg.validate()
                 .unwrap_err()
@@ -742,7 +888,7 @@ mod tests {
                 .to_string()
                 .contains("refresh_secret")
         );
-        cfg.auth.refresh_secret = "b".repeat(32);
+        cfg.auth.refresh_secret = "b7e2d9c4a1f6e3b8d5c2a9f4e1b6d3c8a5f2e9b4d1c6a3f8".into();
         cfg.auth.argon2_memory_kib = 4096;
         assert!(cfg.validate().unwrap_err().to_string().contains("argon2"));
         cfg.auth.argon2_memory_kib = 19456;
@@ -758,5 +904,27 @@ mod tests {
         let shown = cfg.masked_toml();
         assert!(!shown.contains("topsecret") && !shown.contains("hunter2"));
         assert!(shown.contains("postgres://me:********@db/chat"));
+        for (url, secret, shown) in [
+            (
+                "postgres://me@db/chat?password=hunter2",
+                "hunter2",
+                "postgres://me@db/chat?password=********",
+            ),
+            (
+                "postgres://me:p@ss@db/chat",
+                "ss",
+                "postgres://me:********@db/chat",
+            ),
+            (
+                "postgres://me:a:b@db/chat?sslpassword=x1y2&x=1",
+                "x1y2",
+                "postgres://me:********@db/chat?sslpassword=********&x=1",
+            ),
+            ("postgres://db/chat", "", "postgres://db/chat"),
+        ] {
+            let m = mask_url_password(url);
+            assert_eq!(m, shown);
+            assert!(secret.is_empty() || !m.contains(secret), "{m}");
+        }
     }
 }

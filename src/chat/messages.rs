@@ -14,6 +14,12 @@ pub fn check_content(content: &str) -> Result<(), ApiError> {
             "content must not be empty".into(),
         ]));
     }
+    if content.contains('\0') {
+        return Err(ApiError::BadRequest(
+            "invalid_payload",
+            "content must not contain the NUL character (\\u0000)".into(),
+        ));
+    }
     // Cheap upper bound first: a string of at most N bytes has at most N chars.
     if content.len() > MAX_CONTENT_CHARS && content.chars().count() > MAX_CONTENT_CHARS {
         return Err(ApiError::TooLarge(
@@ -25,10 +31,10 @@ pub fn check_content(content: &str) -> Result<(), ApiError> {
 
 /// Checks a client-chosen idempotency key.
 pub fn check_client_msg_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID {
+    if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID || id.contains('\0') {
         return Err(ApiError::BadRequest(
             "invalid_payload",
-            "client_msg_id must be 1 to 64 characters".into(),
+            "client_msg_id must be 1 to 64 characters, without NUL".into(),
         ));
     }
     Ok(())
@@ -49,5 +55,7 @@ mod tests {
         );
         assert!(check_client_msg_id(&"x".repeat(65)).is_err());
         assert!(check_client_msg_id("abc").is_ok());
+        assert_eq!(check_content("a\0b").unwrap_err().code(), "invalid_payload");
+        assert!(check_client_msg_id("a\0").is_err());
     }
 }

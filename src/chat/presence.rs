@@ -192,6 +192,23 @@ pub fn clear_node(c: &mut postgres::Client, node: &str) -> Result<usize, postgre
     Ok(rows.len())
 }
 
+/// Takes `node` for this process: true unless a node of that id heartbeated within
+/// `fresh` (it runs: two nodes under one id would clear each other's presence rows).
+pub fn claim_node(
+    c: &mut postgres::Client,
+    node: &str,
+    fresh: Duration,
+) -> Result<bool, postgres::Error> {
+    let row = c.query_opt(
+        "INSERT INTO nodes (node_id) VALUES ($1)
+         ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = now(), started_at = now()
+         WHERE nodes.heartbeat_at < now() - make_interval(secs => $2)
+         RETURNING 1",
+        &[&node, &fresh.as_secs_f64()],
+    )?;
+    Ok(row.is_some())
+}
+
 fn heartbeat(
     c: &mut postgres::Client,
     node: &str,

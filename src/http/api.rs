@@ -20,6 +20,7 @@ fn success() -> serde_json::Value {
 
 /// `POST /auth/register`
 pub fn register(r: &Req) -> Result<Routed, ApiError> {
+    ops::register_allowed(r.ctx, r.head, r.peer)?;
     let body = r.body.take();
     r.job(&r.ctx.authq, 201, move |w, ctx| {
         let b = Body::parse(&body)?;

@@ -13,7 +13,15 @@ impl Body {
             return Ok(Body(Map::new()));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(m)) => Ok(Body(m)),
+            Ok(Value::Object(m)) => {
+                if let Some(field) = m.iter().find(|(_, v)| has_nul(v)).map(|(k, _)| k) {
+                    return Err(ApiError::BadRequest(
+                        "invalid_payload",
+                        format!("{field} must not contain the NUL character (\\u0000)"),
+                    ));
+                }
+                Ok(Body(m))
+            }
             Ok(_) => Err(ApiError::BadRequest(
                 "invalid_json",
                 "request body must be a JSON object".into(),
@@ -52,6 +60,16 @@ impl Body {
     }
 }
 
+/// True when a string anywhere in `v` holds U+0000, which PostgreSQL text cannot store.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +79,10 @@ mod tests {
         assert!(Body::parse(b"").is_ok());
         assert_eq!(Body::parse(b"[1]").err().unwrap().code(), "invalid_json");
         assert_eq!(Body::parse(b"{x").err().unwrap().code(), "invalid_json");
+        let nul = Body::parse(br#"{"name":"a\u0000b"}"#).err().unwrap();
+        assert_eq!(nul.code(), "invalid_payload");
+        assert!(nul.to_string().contains("name"));
+        assert!(Body::parse(br#"{"a":[{"b":"\u0000"}]}"#).is_err());
         let b = Body::parse(br#"{"a":"x","n":3}"#).unwrap();
         let mut errs = vec![];
         assert_eq!(b.req_str("a", &mut errs), "x");

@@ -15,18 +15,34 @@ pub fn method_not_allowed(allow: &'static str) -> Response {
     Response::error(405, "method_not_allowed", "Method not allowed").with_header("Allow", allow)
 }
 
-/// CORS preflight, answered the permissive way clients of this API expect.
-pub fn preflight(_cfg: &Config, head: &Head) -> Response {
-    let mut r = Response::raw(204, "text/plain", Vec::new())
-        .with_header(
-            "Access-Control-Allow-Methods",
-            "GET,HEAD,PUT,PATCH,POST,DELETE",
-        )
-        .with_header("Access-Control-Max-Age", "600");
-    if let Some(h) = &head.headers.ac_request_headers {
-        r = r.with_header("Access-Control-Allow-Headers", h.clone());
+/// The `Access-Control-Allow-Origin` value for a request from `origin`: `*` when
+/// `http.cors_origins` allows any, the origin itself when it is listed, else none. The
+/// opaque origin `null` (sandboxed frames, `file:` pages) is never allowed by name.
+pub fn cors_origin<'a>(cfg: &Config, origin: Option<&'a str>) -> Option<&'a str> {
+    let origin = origin?;
+    let allowed = &cfg.http.cors_origins;
+    if allowed.iter().any(|o| o == "*") {
+        return Some("*");
     }
-    r
+    (origin != "null" && allowed.iter().any(|o| o.eq_ignore_ascii_case(origin))).then_some(origin)
+}
+
+/// CORS preflight: the methods and the two request headers the API uses, for an
+/// allowed origin (the loop adds the origin header).
+pub fn preflight(cfg: &Config, head: &Head) -> Response {
+    let r = Response::raw(204, "text/plain", Vec::new());
+    if cors_origin(cfg, head.headers.origin.as_deref()).is_none() {
+        return r;
+    }
+    r.with_header(
+        "Access-Control-Allow-Methods",
+        "GET, HEAD, POST, PUT, PATCH, DELETE",
+    )
+    .with_header(
+        "Access-Control-Allow-Headers",
+        "authorization, content-type",
+    )
+    .with_header("Access-Control-Max-Age", "600")
 }
 
 /// `GET /ready`.
@@ -109,7 +125,9 @@ pub fn client_ip(cfg: &Config, head: &Head, peer: IpAddr) -> IpAddr {
     peer
 }
 
-/// Login attempts are limited per address and per account, before any hashing.
+/// Login attempts are limited per address, per (account, address) and per account,
+/// before any password is checked. The pair limit is the tight one: a guesser from
+/// elsewhere does not lock the owner out.
 pub fn login_allowed(
     ctx: &HttpCtx,
     head: &Head,
@@ -122,19 +140,49 @@ pub fn login_allowed(
         .hit(&format!("ip:{ip}"), l.login_per_ip_per_min)
         .map_err(ApiError::RateLimited)?;
     if let Some(email) = email {
+        let email = email.trim().to_lowercase();
         ctx.logins
             .hit(
-                &format!("acct:{}", email.to_lowercase()),
-                l.login_per_account_per_min,
+                &format!("pair:{ip}:{email}"),
+                l.login_per_account_ip_per_min,
             )
+            .map_err(ApiError::RateLimited)?;
+        ctx.logins
+            .hit(&format!("acct:{email}"), l.login_per_account_per_min)
             .map_err(ApiError::RateLimited)?;
     }
     Ok(())
 }
 
+/// Registrations are limited per address (each costs a password hash).
+pub fn register_allowed(ctx: &HttpCtx, head: &Head, peer: IpAddr) -> Result<(), ApiError> {
+    let ip = client_ip(&ctx.cfg, head, peer);
+    ctx.logins
+        .hit(&format!("reg:{ip}"), ctx.cfg.limits.register_per_ip_per_min)
+        .map_err(ApiError::RateLimited)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins() {
+        let mut cfg = Config::default();
+        assert_eq!(cors_origin(&cfg, Some("http://a.example")), Some("*"));
+        assert_eq!(cors_origin(&cfg, None), None);
+        cfg.http.cors_origins = vec!["https://app.example".into()];
+        assert_eq!(
+            cors_origin(&cfg, Some("https://app.example")),
+            Some("https://app.example")
+        );
+        assert_eq!(cors_origin(&cfg, Some("https://evil.example")), None);
+        assert_eq!(cors_origin(&cfg, Some("null")), None);
+        cfg.http.cors_origins = vec!["null".into()];
+        assert_eq!(cors_origin(&cfg, Some("null")), None);
+        cfg.http.cors_origins.clear();
+        assert_eq!(cors_origin(&cfg, Some("https://app.example")), None);
+    }
 
     #[test]
     fn bearer_header() {

@@ -152,7 +152,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
         };
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let v: usize = value()?.parse().map_err(|_| ParseError::Malformed)?;
+            // RFC 9110: 1*DIGIT. Rust's parse also takes a leading '+', which a lenient
+            // proxy in front of us might read differently (request smuggling).
+            let v = value()?;
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::Malformed);
+            }
+            let v: usize = v.parse().map_err(|_| ParseError::Malformed)?;
             if content_length.is_some_and(|old| old != v) {
                 return Err(ParseError::Malformed);
             }
@@ -296,6 +302,14 @@ mod tests {
         assert_eq!(parse_head(big, &L).unwrap_err(), ParseError::BodyTooLarge);
         let lying = b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n";
         assert_eq!(parse_head(lying, &L).unwrap_err(), ParseError::Malformed);
+        for signed in ["+2", "-0", " 2 2", "0x2", "2.0"] {
+            let req = format!("POST / HTTP/1.1\r\nContent-Length: {signed}\r\n\r\nab");
+            assert_eq!(
+                parse_head(req.as_bytes(), &L).unwrap_err(),
+                ParseError::Malformed,
+                "{signed}"
+            );
+        }
         let twice = b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(parse_head(twice, &L).unwrap_err(), ParseError::Malformed);
     }

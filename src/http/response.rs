@@ -86,9 +86,9 @@ impl Response {
         self
     }
 
-    /// Serialises status line, headers and body. `origin` is reflected for CORS;
-    /// `head_only` drops the body (HEAD).
-    pub fn to_bytes(&self, origin: Option<&str>, keep_alive: bool, head_only: bool) -> Vec<u8> {
+    /// Serialises status line, headers and body. `cors` is the allowed origin to name
+    /// (see `ops::cors_origin`); `head_only` drops the body (HEAD).
+    pub fn to_bytes(&self, cors: Option<&str>, keep_alive: bool, head_only: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(192 + self.body.len());
         let _ = write!(
             out,
@@ -98,13 +98,12 @@ impl Response {
             self.content_type,
             self.body.len()
         );
-        if let Some(o) = origin {
-            // Any origin is allowed, with credentials, by reflecting it (what browser clients
-            // of this API expect).
-            let _ = write!(
-                out,
-                "Access-Control-Allow-Origin: {o}\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
-            );
+        if let Some(o) = cors {
+            // No credentials: the API authenticates by bearer token, never by cookie.
+            let _ = write!(out, "Access-Control-Allow-Origin: {o}\r\n");
+            if o != "*" {
+                out.extend_from_slice(b"Vary: Origin\r\n");
+            }
         }
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
@@ -155,7 +154,8 @@ mod tests {
         let r = Response::error(401, "invalid_credentials", "Invalid credentials");
         let text = String::from_utf8(r.to_bytes(Some("http://x"), true, false)).unwrap();
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"));
-        assert!(text.contains("Access-Control-Allow-Origin: http://x\r\n"));
+        assert!(text.contains("Access-Control-Allow-Origin: http://x\r\nVary: Origin\r\n"));
+        assert!(!text.contains("Credentials"));
         let body: serde_json::Value =
             serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(body["statusCode"], 401);

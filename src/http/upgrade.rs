@@ -27,10 +27,7 @@ pub fn check(head: &Head) -> Result<(), Response> {
                 .with_header("Sec-WebSocket-Version", "13"),
         );
     }
-    let key_ok = h
-        .ws_key
-        .as_deref()
-        .is_some_and(|k| k.len() == 24 && k.ends_with("=="));
+    let key_ok = h.ws_key.as_deref().is_some_and(valid_key);
     if !key_ok {
         return Err(Response::error(
             400,
@@ -39,6 +36,17 @@ pub fn check(head: &Head) -> Result<(), Response> {
         ));
     }
     Ok(())
+}
+
+/// RFC 6455 §4.1: the key is 16 bytes in base64, i.e. 22 base64 characters whose last
+/// one carries 2 bits (so it is one of `AQgw`), then `==`.
+fn valid_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    let b64 = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    b.len() == 24
+        && k.ends_with("==")
+        && b[..22].iter().all(b64)
+        && matches!(b[21], b'A' | b'Q' | b'g' | b'w')
 }
 
 /// The `101 Switching Protocols` answer for a checked request.
@@ -69,6 +77,20 @@ mod tests {
         assert!(check(&head).is_ok());
         let resp = String::from_utf8(accept_response(&head)).unwrap();
         assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+
+    #[test]
+    fn keys_must_be_16_bytes_of_base64() {
+        assert!(valid_key("dGhlIHNhbXBsZSBub25jZQ=="));
+        for bad in [
+            "!!!!!!!!!!!!!!!!!!!!!!==",
+            "dGhlIHNhbXBsZSBub25jZR==",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            "dGhlIHNhbXBsZSBub25j ZQ==",
+            "",
+        ] {
+            assert!(!valid_key(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct HttpConn {
     pub head_started: Option<Instant>,
     /// The peer closed its side; answer what is in flight, then close.
     pub peer_closed: bool,
+    /// Parsing stopped because the answers queued for the peer passed the bound.
+    pub paused: bool,
 }
 
 /// Protocol state; the upgrade moves a connection from `Http` to `Ws`.
@@ -64,6 +66,9 @@ pub struct Conn {
     pub close_deadline: Option<Instant>,
     /// Last time bytes arrived.
     pub last_read: Instant,
+    /// Last time the peer took bytes (or the queue was empty): a peer that takes
+    /// nothing for the idle timeout while answers wait is dropped.
+    pub last_write: Instant,
     /// Already queued in this turn's flush list.
     pub dirty: bool,
     /// Holds a slot of the per-address connection limit.
@@ -90,6 +95,7 @@ impl Conn {
             closing: false,
             close_deadline: None,
             last_read: Instant::now(),
+            last_write: Instant::now(),
             dirty: false,
             counted: false,
         }

@@ -34,6 +34,12 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 const MAX_MSGS_PER_TURN: usize = 8192;
 /// How long a closing connection may linger to let its last response reach the peer.
 const LINGER: Duration = Duration::from_secs(2);
+/// Answers queued for one HTTP connection before its further pipelined requests wait
+/// (a client that pipelines and never reads cannot grow the node's memory).
+const MAX_HTTP_QUEUED: usize = 256 * 1024;
+/// Requests served from one connection's buffer per loop turn; the rest wait for the
+/// next turn, after the other connections had theirs.
+const HTTP_BUDGET: usize = 32;
 
 /// What a loop needs from the node.
 pub struct LoopCtx {
@@ -174,7 +180,8 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if !self.again.is_empty() {
+        // Work left from the last turn (a budget ran out, or a flush queued more).
+        if !self.again.is_empty() || !self.dirty.is_empty() {
             return Duration::ZERO;
         }
         let t = self.sweep_interval();
@@ -341,20 +348,30 @@ impl EventLoop {
         self.process_http(k);
     }
 
-    /// Serves every complete request in the buffer, in order, one at a time.
+    /// Serves the complete requests in the buffer, in order, one at a time, while the
+    /// answers queued stay under the bound and this turn's budget lasts.
     fn process_http(&mut self, k: usize) {
-        loop {
+        for served in 0.. {
             let Some(conn) = self.conns.get_mut(k) else {
                 return;
             };
             if conn.closing {
                 return;
             }
+            let queued = conn.out.len();
             let State::Http(h) = &mut conn.state else {
                 return;
             };
             if h.in_flight.is_some() {
                 return;
+            }
+            if queued >= MAX_HTTP_QUEUED && !h.inbuf.is_empty() {
+                // Resumed by `flush` once the peer took its answers.
+                h.paused = true;
+                return;
+            }
+            if served == HTTP_BUDGET && !h.inbuf.is_empty() {
+                return self.apply(k, Outcome::Again);
             }
             if h.inbuf.is_empty() {
                 h.head_started = None;
@@ -507,7 +524,8 @@ impl EventLoop {
             return;
         };
         let keep = keep_alive && !resp.close && self.stopping.is_none();
-        conn.out.push_owned(resp.to_bytes(origin, keep, head_only));
+        let cors = crate::http::ops::cors_origin(&self.ctx.cfg, origin);
+        conn.out.push_owned(resp.to_bytes(cors, keep, head_only));
         if !keep {
             conn.close_soon();
         }
@@ -548,7 +566,12 @@ impl EventLoop {
             return;
         };
         conn.dirty = false;
-        match conn.out.write_to(&mut conn.sock) {
+        let before = conn.out.len();
+        let result = conn.out.write_to(&mut conn.sock);
+        if conn.out.len() < before || conn.out.is_empty() {
+            conn.last_write = Instant::now();
+        }
+        match result {
             Ok(Flush::Done) => {
                 if conn.writable_registered {
                     conn.writable_registered = false;
@@ -565,6 +588,11 @@ impl EventLoop {
                     let (hub, mut table) = self.table();
                     let o = hub.drained(k, &mut table);
                     self.apply(k, o);
+                } else if let State::Http(h) = &mut conn.state
+                    && std::mem::take(&mut h.paused)
+                {
+                    // The peer took its answers: serve the requests that waited.
+                    self.read_http(k);
                 }
             }
             Ok(Flush::Blocked) => {
@@ -663,6 +691,11 @@ impl EventLoop {
             }
             match &conn.state {
                 State::Http(h) => {
+                    if !conn.out.is_empty() && now - conn.last_write > idle_timeout {
+                        // Answers wait and the peer takes none of them.
+                        idle.push(k);
+                        continue;
+                    }
                     if h.in_flight.is_some() || conn.closing {
                         continue;
                     }

@@ -64,13 +64,87 @@ pub enum StartError {
     /// Threads or polls could not be created.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Asked to stop (a signal) before the node was up.
+    #[error("stopped before start-up completed")]
+    Stopped,
 }
 
-/// Applies the migrations (creating the database when missing), retrying for a while
-/// when the database is not up yet.
+/// How long start-up waits for a database that refuses connections (not yet up).
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a failed connection is worth retrying: nothing listens yet, the connection
+/// was cut or timed out, or the server is still starting. Anything else (a wrong
+/// password, an unknown host or database user, a refused option) is final.
+fn retryable(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    if let Some(code) = e.code() {
+        return *code == SqlState::CANNOT_CONNECT_NOW;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | NotConnected
+                    | UnexpectedEof
+            );
+        }
+        src = s.source();
+    }
+    // The driver's own connect timeout carries no I/O error.
+    e.to_string().contains("timed out")
+}
+
+/// A database error with its causes ("error connecting to server: Connection refused").
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        text.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    text
+}
+
+/// Says what went wrong in words an operator can act on.
+fn explain(cfg: &Config, e: &postgres::Error) -> StartError {
+    use postgres::error::SqlState;
+    let url = mask_url_password(&cfg.database.url);
+    let code = e.code();
+    if code == Some(&SqlState::INVALID_PASSWORD)
+        || code == Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+    {
+        let user = cfg
+            .database
+            .url
+            .parse::<postgres::Config>()
+            .ok()
+            .and_then(|c| c.get_user().map(str::to_string))
+            .unwrap_or_default();
+        return StartError::Database(format!(
+            "PostgreSQL refused user `{user}`: wrong user or password ({url}): {}",
+            describe(e)
+        ));
+    }
+    StartError::Database(format!("{} ({url})", describe(e)))
+}
+
+/// Applies the migrations (creating the database when missing); waits up to 30 s for a
+/// database that is not up yet, unless `stop` is set meanwhile (SIGTERM).
 pub fn migrate(cfg: &Config) -> Result<usize, StartError> {
-    let deadline =
-        Instant::now() + Duration::from_secs(cfg.database.connect_timeout_secs.max(10) * 3);
+    migrate_until(cfg, &AtomicBool::new(false))
+}
+
+fn migrate_until(cfg: &Config, stop: &AtomicBool) -> Result<usize, StartError> {
+    let deadline = Instant::now() + STARTUP_WAIT;
     loop {
         let attempt = crate::pg::migrate::connect_creating(
             &cfg.database.url,
@@ -79,16 +153,16 @@ pub fn migrate(cfg: &Config) -> Result<usize, StartError> {
         .and_then(|mut c| crate::pg::migrate::migrate(&mut c));
         match attempt {
             Ok(n) => return Ok(n),
-            Err(e) if Instant::now() < deadline && e.code().is_none() => {
-                log::warn!("database not reachable yet ({e}); retrying");
-                std::thread::sleep(Duration::from_secs(1));
+            Err(e) if Instant::now() < deadline && retryable(&e) => {
+                log::warn!("database not reachable yet ({}); retrying", describe(&e));
+                for _ in 0..10 {
+                    if stop.load(Ordering::Acquire) {
+                        return Err(StartError::Stopped);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
-            Err(e) => {
-                return Err(StartError::Database(format!(
-                    "{e} ({})",
-                    mask_url_password(&cfg.database.url)
-                )));
-            }
+            Err(e) => return Err(explain(cfg, &e)),
         }
     }
 }
@@ -118,12 +192,17 @@ fn secrets(cfg: &mut Config) -> Result<(), StartError> {
 }
 
 /// Starts a node.
-pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
+pub fn run(cfg: Config) -> Result<ServerHandle, StartError> {
+    run_until(cfg, &AtomicBool::new(false))
+}
+
+/// Starts a node, giving up as soon as `stop` is set (a signal during start-up).
+pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, StartError> {
     // A Config built in code has not been through `load`.
     cfg.validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
     secrets(&mut cfg)?;
-    migrate(&cfg)?;
+    migrate_until(&cfg, stop)?;
     let keys = TokenKeys::new(
         cfg.auth.access_secret.as_bytes(),
         cfg.auth.refresh_secret.as_bytes(),
@@ -137,7 +216,11 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
         cfg.auth.argon2_parallelism,
     )
     .map_err(StartError::Config)?;
-    let auth = Arc::new(Auth::new(keys, hasher));
+    let auth = Arc::new(Auth::new(
+        keys,
+        hasher,
+        Duration::from_secs(cfg.auth.refresh_grace_secs),
+    ));
     let revoked_window = Duration::from_secs(cfg.auth.access_ttl_secs + 5);
     // Know every revocation before the first token is accepted.
     let revoked =
@@ -149,10 +232,13 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
     let listeners = bind(&cfg)?;
     let addr = listeners[0].local_addr()?;
     if cfg.node_id.is_empty() {
+        // Host and port, plus a per-start suffix: two processes never share an id.
         let host =
             std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "node".into());
-        cfg.node_id = format!("{}-{}", host.trim(), addr.port());
+        let suffix: u16 = rand::random();
+        cfg.node_id = format!("{}-{}-{suffix:04x}", host.trim(), addr.port());
     }
+    claim_node_id(&cfg)?;
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -305,8 +391,28 @@ pub fn run(mut cfg: Config) -> Result<ServerHandle, StartError> {
     })
 }
 
+/// Refuses to start under the id of a node that is running (its heartbeat is fresh).
+fn claim_node_id(cfg: &Config) -> Result<(), StartError> {
+    let fresh = Duration::from_secs(cfg.presence.heartbeat_secs * 2);
+    let mut c =
+        crate::pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
+            .map_err(|e| explain(cfg, &e))?;
+    match presence::claim_node(&mut c, &cfg.node_id, fresh) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StartError::Config(format!(
+            "node id `{}` is in use by a running node (its heartbeat is under {} s old): \
+             give each node its own CHATD_NODE_ID / node_id, or leave it empty",
+            cfg.node_id,
+            fresh.as_secs()
+        ))),
+        Err(e) => Err(explain(cfg, &e)),
+    }
+}
+
 /// Opens one SO_REUSEPORT listener per event loop on the same address, so the kernel
-/// spreads new connections over the loops without a shared accept lock.
+/// spreads new connections over the loops without a shared accept lock. Refuses a port
+/// another process serves (SO_REUSEPORT would silently split its traffic with us)
+/// unless `server.shared_port` asks for exactly that.
 fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
     let ip: std::net::IpAddr = cfg
         .server
@@ -314,12 +420,28 @@ fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
         .parse()
         .map_err(|_| StartError::Config("server.listen: not an IP address".into()))?;
     let mut addr = SocketAddr::new(ip, cfg.server.port);
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    if cfg.server.port != 0 && !cfg.server.shared_port {
+        // Without SO_REUSEPORT this bind fails while anyone listens on the port.
+        listener(addr, false).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                StartError::Config(format!(
+                    "port {} is already served by another process (another chatd?); \
+                     set server.shared_port = true only to hand a port over between two \
+                     chatd processes",
+                    addr.port()
+                ))
+            } else {
+                bind_error(e)
+            }
+        })?;
+    }
     let mut out = Vec::new();
     if !cfg.server.reuse_port {
-        let shared = reuseport_listener(addr).map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let shared = listener(addr, cfg.server.shared_port).map_err(bind_error)?;
         for _ in 1..cfg.event_loops() {
             out.push(shared.try_clone()?);
         }
@@ -327,7 +449,7 @@ fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
         return Ok(out);
     }
     for _ in 0..cfg.event_loops() {
-        let l = reuseport_listener(addr).map_err(|source| StartError::Bind {
+        let l = listener(addr, true).map_err(|source| StartError::Bind {
             addr: addr.to_string(),
             source,
         })?;
@@ -337,11 +459,11 @@ fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
     Ok(out)
 }
 
-fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
     Ok(socket.into())

@@ -4,8 +4,10 @@
 use postgres::{Client, NoTls};
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../../sql/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../../sql/0001_init.sql")),
+    (2, "usernames", include_str!("../../sql/0002_usernames.sql")),
+];
 
 /// Arbitrary constant naming our advisory lock.
 const LOCK_KEY: i64 = 0x6368_6174_645f_6d67; // "chatd_mg"

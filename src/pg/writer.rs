@@ -175,41 +175,69 @@ const DEDUP_SQL: &str = concat!(
 
 fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
     let started = std::time::Instant::now();
-    let prepared = worker.prepared_all([LOCK_SQL, STORE_SQL, NOTIFY_SQL, DEDUP_SQL]);
-    let result = match prepared {
-        Ok((client, st)) => {
-            // A concurrent node may store the same client_msg_id between our check and
-            // our insert; the unique index then fails the batch and one retry resolves it.
-            match try_store(client, &st, &jobs) {
-                Err(e) if is_unique_violation(&e, "messages_client_msg_idx") => {
-                    try_store(client, &st, &jobs)
-                }
-                other => other,
-            }
-            .map_err(|e| db_error(&e))
-        }
-        Err(e) => Err(e),
-    };
+    let outcomes = store_isolating(worker, &jobs);
     let metrics = worker.metrics();
     metrics
         .write_seconds
         .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(outcomes) => {
-            let stored = outcomes.iter().filter(|o| o.1).count();
-            metrics.write_batch_size.observe(stored as f64);
-            metrics.messages_stored.fetch_add(stored as u64, Relaxed);
-            for (job, (outcome, _)) in jobs.into_iter().zip(outcomes) {
-                (job.reply)(outcome);
-            }
-        }
-        Err(e) => {
-            metrics.write_failures.fetch_add(1, Relaxed);
-            for job in jobs {
-                (job.reply)(Err(e.clone()));
-            }
-        }
+    let stored = outcomes.iter().filter(|o| o.1).count();
+    if stored > 0 {
+        metrics.write_batch_size.observe(stored as f64);
+        metrics.messages_stored.fetch_add(stored as u64, Relaxed);
     }
+    for (job, (outcome, _)) in jobs.into_iter().zip(outcomes) {
+        (job.reply)(outcome);
+    }
+}
+
+/// Why a transaction did not store its batch.
+enum Failed {
+    /// PostgreSQL refused something in it (a row, a constraint): worth splitting.
+    Refused(postgres::Error),
+    /// No database, or a lost connection: the same for every message.
+    Unavailable(ApiError),
+}
+
+/// Stores `jobs` in one transaction. When PostgreSQL refuses it, each half is stored on
+/// its own, and so on down to single messages: a row PostgreSQL refuses fails alone
+/// and never takes other users' messages with it. Halves are stored in order, so a
+/// room's messages keep their order.
+fn store_isolating(worker: &mut Worker, jobs: &[WriteJob]) -> Vec<Outcome> {
+    let e = match store(worker, jobs) {
+        Ok(outcomes) => return outcomes,
+        Err(Failed::Refused(_)) if jobs.len() > 1 => {
+            let (left, right) = jobs.split_at(jobs.len() / 2);
+            let mut outcomes = store_isolating(worker, left);
+            outcomes.extend(store_isolating(worker, right));
+            return outcomes;
+        }
+        Err(Failed::Refused(e)) => db_error(&e),
+        Err(Failed::Unavailable(e)) => e,
+    };
+    worker.metrics().write_failures.fetch_add(1, Relaxed);
+    jobs.iter().map(|_| (Err(e.clone()), false)).collect()
+}
+
+/// One attempt at storing `jobs` in one transaction.
+fn store(worker: &mut Worker, jobs: &[WriteJob]) -> Result<Vec<Outcome>, Failed> {
+    let (client, st) = worker
+        .prepared_all([LOCK_SQL, STORE_SQL, NOTIFY_SQL, DEDUP_SQL])
+        .map_err(Failed::Unavailable)?;
+    // A concurrent node may store the same client_msg_id between our check and our
+    // insert; the unique index then fails the batch and one retry resolves it.
+    let result = match try_store(client, &st, jobs) {
+        Err(e) if is_unique_violation(&e, "messages_client_msg_idx") => {
+            try_store(client, &st, jobs)
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        if e.is_closed() || e.code().is_none() {
+            Failed::Unavailable(db_error(&e))
+        } else {
+            Failed::Refused(e)
+        }
+    })
 }
 
 type Outcome = (Result<Arc<Message>, ApiError>, bool);

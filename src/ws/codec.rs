@@ -39,11 +39,22 @@ fn frame(kind: Data, payload: &[u8]) -> Vec<u8> {
 pub struct WsIo<'a> {
     /// The connection.
     pub t: &'a mut dyn Transport,
+    /// Bytes read through it (a session's per-turn read budget).
+    pub read: usize,
+}
+
+impl<'a> WsIo<'a> {
+    /// An adapter over `t`.
+    pub fn new(t: &'a mut dyn Transport) -> WsIo<'a> {
+        WsIo { t, read: 0 }
+    }
 }
 
 impl Read for WsIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.t.read(buf)
+        let n = self.t.read(buf)?;
+        self.read += n;
+        Ok(n)
     }
 }
 

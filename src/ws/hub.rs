@@ -27,9 +27,10 @@ pub(crate) const FETCH_PAGE: i64 = 1000;
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
 /// Typing starts relayed at most this often per socket and room.
 const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(1);
-/// Most frames read from one socket per loop turn, so that one busy client cannot keep
-/// its loop from everyone else.
+/// Most frames, and bytes, read from one socket per loop turn, so that one busy client
+/// cannot keep its loop from everyone else; the rest waits for the next turn.
 const READ_BUDGET: usize = 64;
+const READ_BUDGET_BYTES: usize = 256 * 1024;
 
 /// What WebSocket sessions need from the node.
 pub struct WsCtx {
@@ -93,6 +94,7 @@ impl Hub {
     /// The socket is readable: reads and handles frames, up to this turn's budget.
     pub fn readable(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
         let bound = self.ctx.cfg.max_outbound_bytes / 2;
+        socks.with(k, |s, _| s.read_bytes = 0);
         for _ in 0..READ_BUDGET {
             let Some(frame) = socks.with(k, |s, t| s.read_frame(t, bound)) else {
                 return Outcome::Continue;
@@ -114,6 +116,9 @@ impl Hub {
                 Frame::Handled => {}
                 Frame::Blocked | Frame::Paused => return Outcome::Continue,
                 Frame::End(o) => return o,
+            }
+            if socks.with(k, |s, _| s.read_bytes) > Some(READ_BUDGET_BYTES) {
+                return Outcome::Again;
             }
         }
         Outcome::Again
@@ -362,10 +367,11 @@ impl Hub {
             let sub = s.sub(room).filter(|s| !s.joining)?;
             let relay = if typing {
                 let due = sub
-                    .typing_since
+                    .typing_relayed
                     .is_none_or(|t| now.duration_since(t) >= TYPING_MIN_INTERVAL);
                 if due {
                     sub.typing_since = Some(now);
+                    sub.typing_relayed = Some(now);
                 }
                 due
             } else {

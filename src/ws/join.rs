@@ -38,6 +38,17 @@ impl Hub {
         last_seen: Option<i64>,
         socks: &mut impl Sockets,
     ) {
+        // Already in the room and asking for nothing older: the socket keeps its place in
+        // the stream (re-checking would restart it at the room's head and skip what
+        // arrived meanwhile).
+        let live = socks.with(k, |s, _| s.sub(room).is_some_and(|sub| !sub.joining));
+        if live == Some(true) && last_seen.is_none() {
+            return self.send_owned(
+                socks,
+                k,
+                events::encode("joined_room", &json!({ "room_id": room })),
+            );
+        }
         let join_id = self.next_id();
         let joined = socks.with(k, |s, _| {
             let (sock, user) = (s.id, s.who.user_id);

@@ -28,6 +28,9 @@ pub struct Sub {
     pub present: bool,
     /// Last time a typing start was relayed, while typing.
     pub typing_since: Option<Instant>,
+    /// Last time a typing start was relayed at all: starts go out at most once a second
+    /// however the client alternates start and stop.
+    pub typing_relayed: Option<Instant>,
 }
 
 impl Sub {
@@ -41,6 +44,7 @@ impl Sub {
             join_id,
             present: false,
             typing_since: None,
+            typing_relayed: None,
         }
     }
 }
@@ -82,6 +86,8 @@ pub struct Session {
     echo: bool,
     /// A close frame was queued; nothing more is read or sent.
     closing: bool,
+    /// Bytes read from the socket (the hub's per-turn budget reads and resets it).
+    pub read_bytes: usize,
 }
 
 impl Session {
@@ -111,6 +117,7 @@ impl Session {
             window: (now, 0),
             echo,
             closing: false,
+            read_bytes: 0,
         }
     }
 
@@ -141,7 +148,9 @@ impl Session {
                 self.paused = true;
                 return Frame::Paused;
             }
-            let res = self.ctx.read(&mut WsIo { t: &mut *t });
+            let mut io = WsIo::new(&mut *t);
+            let res = self.ctx.read(&mut io);
+            self.read_bytes += io.read;
             return match res {
                 Ok(WsMessage::Text(text)) if self.echo => {
                     t.send(text_frame(text.as_bytes()));
@@ -162,7 +171,7 @@ impl Session {
                 Ok(WsMessage::Close(_)) => {
                     // tungstenite holds the closing reply until its next write: flush it
                     // into the queue, send it, then end.
-                    let _ = self.ctx.flush(&mut WsIo { t });
+                    let _ = self.ctx.flush(&mut WsIo::new(t));
                     self.closing = true;
                     Frame::End(Outcome::Close)
                 }
@@ -183,7 +192,7 @@ impl Session {
                 code: CloseCode::from(code),
                 reason: reason.to_string().into(),
             };
-            let mut io = WsIo { t };
+            let mut io = WsIo::new(t);
             let _ = self.ctx.close(&mut io, Some(frame));
             let _ = self.ctx.flush(&mut io);
             self.closing = true;
@@ -206,7 +215,7 @@ impl Session {
         }
         self.last_ping = now;
         self.ping_sent = Some(now);
-        let mut io = WsIo { t };
+        let mut io = WsIo::new(t);
         let _ = self.ctx.write(&mut io, WsMessage::Ping(Vec::new().into()));
         let _ = self.ctx.flush(&mut io);
         Outcome::Continue

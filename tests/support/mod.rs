@@ -76,7 +76,16 @@ pub fn config(url: &str) -> Config {
     c.auth.refresh_secret = "test-refresh-secret-0123456789abcdef".into();
     c.presence.heartbeat_secs = 1;
     c.presence.node_timeout_secs = 3;
+    // Tests register many users from one address and send fast; the tests of these
+    // limits set them.
+    c.limits.register_per_ip_per_min = 0;
+    c.websocket.max_events_per_sec = 0;
     c
+}
+
+/// The load-test configuration (abuse limits off) for nodes started as processes.
+pub fn loadtest_config() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("loadtest/server.toml")
 }
 
 /// A node and the database it owns.
@@ -576,9 +585,10 @@ impl Process {
     ) -> Process {
         let port = free_port();
         let mut cmd = std::process::Command::new(chatd_bin());
-        if let Some(c) = config {
-            cmd.env("CHATD_CONFIG", c);
-        }
+        cmd.env(
+            "CHATD_CONFIG",
+            config.map_or_else(loadtest_config, |c| c.to_path_buf()),
+        );
         let child = cmd
             .env("DATABASE_URL", &db.url)
             .env("PORT", port.to_string())
