@@ -125,7 +125,9 @@ pub struct WsConfig {
     pub max_outbound_bytes: usize,
     /// Server ping interval.
     pub ping_interval_secs: u64,
-    /// Extra coalescing window for live messages (0 = one loop turn).
+    /// Adaptive batching window for live messages: a quiet room's message goes out at
+    /// once; while a room is busy, at most one frame per room per window (0 = one
+    /// frame per loop turn).
     pub coalesce_ms: u64,
     /// Messages and typing events per socket per second (0 = unlimited).
     pub max_events_per_sec: u32,
@@ -241,7 +243,7 @@ impl Default for WsConfig {
             read_buffer_bytes: 1024,
             max_outbound_bytes: 4 << 20,
             ping_interval_secs: 30,
-            coalesce_ms: 0,
+            coalesce_ms: 20,
             max_events_per_sec: 100,
             echo_endpoint: false,
         }

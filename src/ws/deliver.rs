@@ -138,25 +138,16 @@ impl Hub {
         }
     }
 
-    /// Fans out what the rooms accepted this turn: one frame per room (per chunk of a
-    /// large batch), encoded once and shared by every socket of the room on this loop.
+    /// Fans out the rooms whose held messages are due (adaptive batching: a quiet
+    /// room's message goes out at once, a busy room's at most once per window): one
+    /// frame per room (per chunk of a large batch), encoded once and shared by every
+    /// socket of the room on this loop.
     pub fn flush(&mut self, socks: &mut impl Sockets) {
         if self.rooms.dirty.is_empty() {
             return;
         }
         let window = Duration::from_millis(self.ctx.cfg.coalesce_ms);
-        let now = Instant::now();
-        let dirty = std::mem::take(&mut self.rooms.dirty);
-        for room in dirty {
-            let Some(r) = self.rooms.rooms.get_mut(&room) else {
-                continue;
-            };
-            if r.held_since.is_some_and(|t| now.duration_since(t) < window) {
-                self.rooms.dirty.push(room);
-                continue;
-            }
-            r.held_since = None;
-            let msgs = std::mem::take(&mut r.outbox);
+        for (room, msgs) in self.rooms.due(Instant::now(), window) {
             for chunk in chunks(&msgs) {
                 self.fan_out(room, chunk, socks);
             }

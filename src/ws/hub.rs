@@ -217,11 +217,13 @@ impl Hub {
             .set_stats(self.idx, self.rooms.rooms.len(), self.rooms.subscriptions);
     }
 
-    /// How long the loop may sleep before the hub needs it (a coalescing window).
+    /// How long the loop may sleep before the hub needs it (a busy room's batching
+    /// window ends).
     pub fn deadline(&self) -> Option<Duration> {
+        let window = Duration::from_millis(self.ctx.cfg.coalesce_ms);
         self.rooms
-            .has_held()
-            .then(|| Duration::from_millis(self.ctx.cfg.coalesce_ms.max(1)))
+            .next_due(window)
+            .map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     /// Queues an event for one socket (not shared).

@@ -7,7 +7,7 @@
 use crate::base::model::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Recent messages kept per room, so a join that completes mid-stream catches up
@@ -30,10 +30,13 @@ pub struct RoomState {
     pub fetching: bool,
     /// The last delivered messages, contiguous, ending at `seq`.
     recent: VecDeque<Arc<Message>>,
-    /// Messages accepted this turn, to fan out.
+    /// Messages accepted and not yet fanned out.
     pub outbox: Vec<Arc<Message>>,
-    /// When the oldest message of `outbox` arrived (coalescing window).
-    pub held_since: Option<Instant>,
+    /// When this loop last sent the room's live frame: within the batching window of
+    /// it, the room is busy and new messages wait for the window's end.
+    pub last_flush: Option<Instant>,
+    /// `outbox` is listed in the registry's dirty rooms.
+    queued: bool,
 }
 
 /// A range this loop must fetch: seq in `(after, upto]`.
@@ -57,9 +60,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// True when some room holds messages for a coalescing window.
-    pub fn has_held(&self) -> bool {
-        !self.dirty.is_empty()
+    /// When the next held room is due, given the batching window; `None` when no room
+    /// holds messages.
+    pub fn next_due(&self, window: std::time::Duration) -> Option<Instant> {
+        self.dirty
+            .iter()
+            .filter_map(|id| self.rooms.get(id))
+            .map(|r| r.last_flush.map_or_else(Instant::now, |t| t + window))
+            .min()
     }
 
     /// Adds a subscriber; returns true when the room is new to this loop.
@@ -174,12 +182,34 @@ impl Registry {
                 r.recent.pop_front();
             }
         }
-        if !r.outbox.is_empty() && r.held_since.is_none() {
-            r.held_since = Some(Instant::now());
+        if !r.outbox.is_empty() && !r.queued {
+            r.queued = true;
             self.dirty.push(room);
         }
         r.seq = Some(seq);
         gap
+    }
+
+    /// The rooms whose held messages are due now: a room goes out at once when its last
+    /// frame left more than `window` ago (a quiet room waits for nothing), else when
+    /// the window since that frame ends, carrying everything that arrived meanwhile.
+    /// Returns each with its messages, and marks it sent now.
+    pub fn due(&mut self, now: Instant, window: Duration) -> Vec<(Uuid, Vec<Arc<Message>>)> {
+        let mut out = Vec::new();
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in dirty {
+            let Some(r) = self.rooms.get_mut(&id) else {
+                continue;
+            };
+            if r.last_flush.is_some_and(|t| now < t + window) {
+                self.dirty.push(id);
+                continue;
+            }
+            r.queued = false;
+            r.last_flush = Some(now);
+            out.push((id, std::mem::take(&mut r.outbox)));
+        }
+        out
     }
 
     /// Messages with seq in `(after, upto]` if the recent buffer still has them all.
@@ -230,6 +260,7 @@ mod tests {
         assert!(reg.subscribe(room, 1));
         assert_eq!(reg.live(room, &[m(4), m(5)]), None);
         assert!(reg.rooms[&room].outbox.is_empty());
+        assert_eq!(reg.next_due(Duration::ZERO), None);
         assert_eq!(reg.init_seq(room, 4), None);
         assert_eq!(seqs(&reg.rooms[&room].outbox), vec![5]);
     }
@@ -280,6 +311,32 @@ mod tests {
         assert!(reg.unsubscribe(room, 2));
         assert!(reg.rooms.is_empty());
         assert_eq!(reg.subscriptions, 0);
+    }
+
+    #[test]
+    fn quiet_rooms_go_at_once_busy_rooms_once_per_window() {
+        let mut reg = Registry::default();
+        let room = Uuid::nil();
+        let w = Duration::from_millis(20);
+        reg.subscribe(room, 1);
+        reg.init_seq(room, 0);
+        let t0 = Instant::now();
+        reg.live(room, &[m(1)]);
+        // Quiet: out at once.
+        let due = reg.due(t0, w);
+        assert_eq!(due.len(), 1);
+        assert_eq!(seqs(&due[0].1), vec![1]);
+        // Busy: what follows within the window waits for its end, then goes as one.
+        reg.live(room, &[m(2)]);
+        reg.live(room, &[m(3)]);
+        assert!(reg.due(t0 + Duration::from_millis(5), w).is_empty());
+        assert_eq!(reg.next_due(w), Some(t0 + w));
+        let due = reg.due(t0 + w, w);
+        assert_eq!(seqs(&due[0].1), vec![2, 3]);
+        // A window of 0 sends every turn.
+        reg.live(room, &[m(4)]);
+        assert_eq!(reg.due(t0 + w, Duration::ZERO).len(), 1);
+        assert_eq!(reg.next_due(w), None);
     }
 
     #[test]
