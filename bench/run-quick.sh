@@ -12,6 +12,8 @@
 # Environment:
 #   CHAT_BENCH   chat-bench binary (default: built with cargo build --release -p chat-bench)
 #   CHATD_BIN    chatd binary when the script starts the server
+#   BENCH_CHATD_CONFIG  config file for that server (default bench/chatd-load.toml: the
+#                per-client limits off; set it empty for a chatd that predates those keys)
 #   TEST_PG_URL  PostgreSQL base URL without a database (postgres://postgres@127.0.0.1:5432)
 #   CHATD_PID    pid of an already running server, to sample its CPU and memory
 #   BENCH_DATABASE_URL  database of an already running server: each run then checks the
@@ -62,6 +64,7 @@ if [ -z "$url" ]; then
         chatd=target/release/chatd
     fi
     pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
+    loadcfg=${BENCH_CHATD_CONFIG-bench/chatd-load.toml}
     port=
     for _ in $(seq 1 50); do
         p=$((20000 + RANDOM % 20000))
@@ -75,7 +78,7 @@ if [ -z "$url" ]; then
     DATABASE_URL="$dburl" PORT=$port \
         JWT_ACCESS_SECRET=bench-quick-access-secret-0123456789abcdef \
         JWT_REFRESH_SECRET=bench-quick-refresh-secret-0123456789abcdef \
-        RUST_LOG=warn "$chatd" >"$out/chatd.log" 2>&1 &
+        RUST_LOG=warn "$chatd" ${loadcfg:+--config "$loadcfg"} >"$out/chatd.log" 2>&1 &
     server=$!
     pid=$server
     trap stop_server EXIT

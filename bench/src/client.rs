@@ -70,6 +70,8 @@ pub struct Conn {
     pub done: bool,
     /// Reconnected at least once after setup.
     pub reconnected: bool,
+    /// When a typer last wrote a typing_start (unix µs; 0 = never).
+    pub last_start_us: u64,
     /// Typing events received, per typing user: (user, starts, stops).
     pub typing_seen: Vec<(u32, u32, u32)>,
 }
@@ -97,6 +99,7 @@ impl Conn {
             due: 0,
             done: false,
             reconnected: false,
+            last_start_us: 0,
             typing_seen: Vec::new(),
         }
     }

@@ -62,6 +62,10 @@ struct TypingIn<'a> {
     typing: bool,
 }
 
+/// Least time between two typing starts of one typer: the server's one-a-second
+/// throttle, with a margin for the jitter of timers and the network.
+const TYPING_START_GAP_US: u64 = 1_250_000;
+
 /// The send time a sender wrote at the start of a message's content (`t=<unix µs> `).
 pub fn sent_time(content: &str) -> Option<u64> {
     let rest = content.strip_prefix("t=")?;
@@ -470,14 +474,21 @@ impl Driver {
         self.run_end().unwrap_or(u64::MAX)
     }
 
-    /// A typer's timer: alternate typing_start and typing_stop (a stop always ends
-    /// the server's one-per-second throttle of starts, so each event is relayed).
+    /// A typer's timer: alternate typing_start and typing_stop. The server relays at
+    /// most one start a second per socket and room (and drops the stop of a start it
+    /// dropped), so a start goes out only `TYPING_START_GAP_US` after the previous one
+    /// was written; until then the tick is skipped. Every event written is then due
+    /// at every watcher, which the typing check relies on.
     pub(crate) fn typing_tick(&mut self, slot: usize, due: u64) {
         let now = now_us();
         let interval = self.plan.knobs.typing_interval_ms.max(1) * 1000;
         let c = &mut self.conns[slot];
-        if c.state == State::Open && c.joined {
-            let start = c.n.is_multiple_of(2);
+        let start = c.n.is_multiple_of(2);
+        let too_soon = start && c.last_start_us > 0 && now < c.last_start_us + TYPING_START_GAP_US;
+        if c.state == State::Open && c.joined && !too_soon {
+            if start {
+                c.last_start_us = now;
+            }
             let room_idx = c.spec.room as usize;
             let room = &self.plan.rooms[room_idx];
             let ev = if start { "typing_start" } else { "typing_stop" };

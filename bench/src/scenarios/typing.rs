@@ -14,7 +14,9 @@ typing: typers alternate typing_start / typing_stop; the room's other sockets wa
   --typers T       (50; quick 10)      --watchers W  silent sockets (50; quick 10)
   --rooms N        (5; quick 2)        --interval-ms I between a typer's events (500; quick 300)
   --duration SEC   (10; quick 3)
-  Each typer needs a user of its own (latency is matched by user).
+  Each typer needs a user of its own (latency is matched by user). The server relays
+  at most one start a second per socket and room, so a typer skips a start due less
+  than 1.25 s after its last one (every event it writes is then due at the watchers).
 Pass: every watcher (typers watch too) gets every start and stop of every other
 user typing in its room, once (typing_missed_starts, typing_missed_stops,
 typing_repeated = 0; one extra stop after a last start is allowed), and none from
