@@ -221,14 +221,22 @@ fn a_node_killed_with_sigkill_loses_nothing_and_its_users_go_offline() {
     let mut wa = Ws::connect(&survivor.addr, &alice.token);
     wa.join(&room, None);
     let mut wb = Ws::connect(&victim.addr, &bob.token);
-    wb.join(&room, Some(0));
+    let history = wb.join(&room, Some(0)).expect("history");
     wa.expect_where("presence", |p| {
         p["user_id"] == bob.id.as_str() && p["status"] == "online"
     });
+    // Bob's join is the room's first entry (a system entry); his history shows it.
+    let head = room_head(&survivor.addr, &alice.token, &room) as usize;
     let mut sender = Ws::connect(&survivor.addr, &alice.token);
     let (acked, _) = send_all(&mut sender, &room, &cmids("k", 30), Duration::from_secs(10));
     assert_eq!(acked.len(), 30);
-    let mut bob_seqs = wb.collect_seqs(30, Duration::from_secs(10));
+    let mut bob_seqs: Vec<i64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    bob_seqs.extend(wb.collect_seqs(30, Duration::from_secs(10)));
 
     victim.child.kill().unwrap();
     let _ = victim.child.wait();
@@ -245,8 +253,9 @@ fn a_node_killed_with_sigkill_loses_nothing_and_its_users_go_offline() {
     let last = *bob_seqs.last().unwrap();
     let mut wb2 = Ws::connect(&survivor.addr, &bob.token);
     wb2.send("join_room", json!({"room_id": room, "last_seen_seq": last}));
-    bob_seqs.extend(wb2.collect_seqs((70 - last) as usize, Duration::from_secs(10)));
-    assert_exact(&bob_seqs, 1, 70);
+    let total = head as i64 + 70;
+    bob_seqs.extend(wb2.collect_seqs((total - last) as usize, Duration::from_secs(10)));
+    assert_exact(&bob_seqs, 1, total);
     let _ = std::fs::remove_file(&cfg_path);
 }
 

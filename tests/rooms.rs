@@ -174,7 +174,8 @@ fn room_lifecycle() {
             m["content"].as_str(),
             m["username"].as_str()
         ),
-        (Some(1), Some("hello"), Some(guest.username.as_str()))
+        // Seq 1 is the guest's join, recorded as a system entry.
+        (Some(2), Some("hello"), Some(guest.username.as_str()))
     );
     assert!(m["id"].is_i64());
 

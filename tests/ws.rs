@@ -84,8 +84,16 @@ fn events_errors_and_acks() {
 
     join_room(&a, &bob.token, &room);
     let history = wb.join(&room, Some(0)).expect("history frame");
-    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
-    assert_eq!(history["next_cursor"], 1);
+    // The message, then Bob's join as a system entry.
+    let msgs = history["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(
+        (msgs[0]["kind"].as_str(), msgs[1]["kind"].as_str()),
+        (Some("message"), Some("system"))
+    );
+    assert_eq!(msgs[1]["data"]["type"], "joined");
+    assert_eq!(msgs[1]["data"]["user_id"], bob.id.as_str());
+    assert_eq!(history["next_cursor"], 2);
     assert_eq!(history["has_more"], false);
     wa.expect_where("user_joined", |j| j["user_id"] == bob.id.as_str());
 
@@ -97,12 +105,13 @@ fn events_errors_and_acks() {
     let ack = wb.expect("message_ack");
     assert_eq!(
         (ack["client_msg_id"].as_str(), ack["seq"].as_i64()),
-        (Some("c-1"), Some(2))
+        (Some("c-1"), Some(3))
     );
-    let live = wa.expect("new_message");
+    // Alice, joined all along, got Bob's join entry (seq 2) live before.
+    let live = wa.expect_where("new_message", |m| m["seq"] != 2);
     assert_eq!(
         (live["seq"].as_i64(), live["client_msg_id"].as_str()),
-        (Some(2), Some("c-1"))
+        (Some(3), Some("c-1"))
     );
     wb.send(
         "send_message",
@@ -111,11 +120,11 @@ fn events_errors_and_acks() {
     let again = wb.expect("message_ack");
     assert_eq!(
         (again["id"].clone(), again["seq"].as_i64()),
-        (ack["id"].clone(), Some(2))
+        (ack["id"].clone(), Some(3))
     );
     let count: i64 = db
         .client()
-        .query_one("SELECT count(*) FROM messages", &[])
+        .query_one("SELECT count(*) FROM messages WHERE kind = 'message'", &[])
         .unwrap()
         .get(0);
     assert_eq!(count, 2);

@@ -38,6 +38,28 @@ pub struct Config {
     pub presence: PresenceConfig,
     /// Abuse limits.
     pub limits: LimitsConfig,
+    /// Rooms: read receipts.
+    pub rooms: RoomsConfig,
+}
+
+/// `[rooms]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Read receipts go out in rooms of at most this many members (0 = never).
+    pub receipts_max_members: u32,
+    /// At most one receipt per member and room per this window; marks within it are
+    /// folded into the next.
+    pub receipt_window_ms: u64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            receipts_max_members: 100,
+            receipt_window_ms: 1000,
+        }
+    }
 }
 
 /// `[limits]`
@@ -204,6 +226,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             presence: PresenceConfig::default(),
             limits: LimitsConfig::default(),
+            rooms: RoomsConfig::default(),
         }
     }
 }
@@ -254,7 +277,7 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
             url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
-            pool_size: 16,
+            pool_size: 20,
             db_workers: 8,
             writers: 2,
             write_batch_size: 1000,
@@ -473,6 +496,12 @@ impl Config {
             3600,
         )?;
         range("websocket.coalesce_ms", self.websocket.coalesce_ms, 0, 1000)?;
+        range(
+            "rooms.receipt_window_ms",
+            self.rooms.receipt_window_ms,
+            0,
+            60_000,
+        )?;
         if !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
         {
@@ -508,12 +537,13 @@ impl Config {
             16,
             10_000_000,
         )?;
-        let needed = self.database.db_workers + self.database.writers + self.auth_workers() + 2;
+        // The presence and read-marks threads hold one each, and one spare.
+        let needed = self.database.db_workers + self.database.writers + self.auth_workers() + 3;
         if (self.database.pool_size as usize) < needed {
             return Err(invalid(
                 "database.pool_size",
                 format!(
-                    "{} is too small: db_workers + writers + auth_workers + 2 = {needed}",
+                    "{} is too small: db_workers + writers + auth_workers + 3 = {needed}",
                     self.database.pool_size
                 ),
             ));

@@ -6,6 +6,21 @@ pub const ROOM_NOT_FOUND: ApiError = ApiError::NotFound("room_not_found", "Room 
 /// The caller is not a member of the room.
 pub const NOT_MEMBER: ApiError = ApiError::Forbidden("not_member", "Not a member of this room");
 
+/// The caller may not do this (a role it lacks, a rule of the room).
+pub const FORBIDDEN: ApiError =
+    ApiError::Forbidden("forbidden", "Not allowed in this room for your role");
+/// The caller is banned from the room.
+pub const BANNED: ApiError = ApiError::Forbidden("banned", "Banned from this room");
+/// The caller is muted in the room: it may read, not send.
+pub const MUTED: ApiError = ApiError::Forbidden("muted", "Muted in this room");
+/// No such user.
+pub const USER_NOT_FOUND: ApiError = ApiError::NotFound("user_not_found", "User not found");
+
+/// A request that makes no sense as asked (acting on yourself, a wrong kind of room).
+pub fn invalid(msg: &str) -> ApiError {
+    ApiError::BadRequest("invalid_payload", msg.to_string())
+}
+
 /// Everything a request or event can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {

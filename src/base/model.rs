@@ -16,8 +16,37 @@ pub struct Identity {
     pub session_id: Uuid,
 }
 
-/// A stored message, as clients see it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// What a stream entry is.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A chat message.
+    #[default]
+    Message,
+    /// A membership change or a room setting, with a structured payload in `data`.
+    System,
+}
+
+impl Kind {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::System => "system",
+        }
+    }
+
+    /// The kind stored under `name` (unknown names read as messages).
+    pub fn parse(name: &str) -> Kind {
+        match name {
+            "system" => Kind::System,
+            _ => Kind::Message,
+        }
+    }
+}
+
+/// A stored stream entry (a message, or a system entry), as clients see it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     /// Row id (bigint).
     pub id: i64,
@@ -36,6 +65,12 @@ pub struct Message {
     /// The sender's idempotency key, when it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    /// What the entry is.
+    #[serde(default)]
+    pub kind: Kind,
+    /// A system entry's payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 /// Formats a timestamp the way clients expect: `2026-03-18T07:02:30.123Z`.

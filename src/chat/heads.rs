@@ -21,9 +21,10 @@ const BATCH: usize = 256;
 const QUEUE: usize = 8192;
 
 /// For each `(room, user)` pair, in order: the room's last seq (null when there is no
-/// such room) and whether the user is a member.
+/// such room), whether the user is a member, and whether the room is public.
 pub const HEADS_SQL: &str = "SELECT r.last_seq,
-        EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = q.r AND m.user_id = q.u)
+        EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = q.r AND m.user_id = q.u),
+        r.visibility = 'public'
     FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS q(r, u, i)
     LEFT JOIN rooms r ON r.id = q.r
     ORDER BY q.i";
@@ -111,9 +112,10 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
         Ok(heads) => {
             for (c, head) in batch.into_iter().zip(heads) {
                 (c.then)(match head {
-                    None => Err(ROOM_NOT_FOUND),
-                    Some((_, false)) => Err(NOT_MEMBER),
-                    Some((seq, true)) => Ok((&mut *w, seq)),
+                    // A private room is invisible to non-members.
+                    None | Some((_, false, false)) => Err(ROOM_NOT_FOUND),
+                    Some((_, false, true)) => Err(NOT_MEMBER),
+                    Some((seq, true, _)) => Ok((&mut *w, seq)),
                 });
             }
         }
@@ -125,8 +127,12 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
     }
 }
 
-/// Per check: the room's last seq and membership, or `None` when there is no room.
-fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<(i64, bool)>>, ApiError> {
+/// What one check found: the room's last seq, whether the user is a member, whether the
+/// room is public.
+type Found = (i64, bool, bool);
+
+/// Per check, what it found, or `None` when there is no room.
+fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<Found>>, ApiError> {
     let rooms: Vec<Uuid> = batch.iter().map(|c| c.room).collect();
     let users: Vec<Uuid> = batch.iter().map(|c| c.user).collect();
     let (c, st) = w.prepared(HEADS_SQL)?;
@@ -138,7 +144,8 @@ fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<(i64, bool)>>, Ap
         .map(|r| {
             let seq: Option<i64> = r.try_get(0)?;
             let member: bool = r.try_get(1)?;
-            Ok(seq.map(|s| (s, member)))
+            let public: Option<bool> = r.try_get(2)?;
+            Ok(seq.map(|s| (s, member, public.unwrap_or(false))))
         })
         .collect::<Result<_, postgres::Error>>()
         .map_err(ApiError::from)

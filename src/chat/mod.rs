@@ -1,9 +1,12 @@
-//! Chat domain: rooms, messages, presence, history pages, the batched membership checks
-//! and the history cache. Returns values and errors; imports only base and pg.
+//! Chat domain: rooms, membership and moderation, direct rooms, messages, read state,
+//! presence, history pages, the batched membership checks and the history cache. Returns values and errors; imports only base and pg.
 
+pub mod direct;
 pub mod heads;
 pub mod history;
 pub mod messages;
+pub mod moderation;
 pub mod pages;
 pub mod presence;
+pub mod reads;
 pub mod rooms;

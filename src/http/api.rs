@@ -91,8 +91,8 @@ pub fn logout(r: &Req) -> Result<Routed, ApiError> {
 
 /// `GET /rooms`
 pub fn list_rooms(r: &Req) -> Result<Routed, ApiError> {
-    r.caller()?;
-    r.job(&r.ctx.db, 200, |w, _| rooms::list(w))
+    let who = r.caller()?;
+    r.job(&r.ctx.db, 200, move |w, _| rooms::list(w, &who))
 }
 
 /// `POST /rooms`
@@ -105,6 +105,7 @@ pub fn create_room(r: &Req) -> Result<Routed, ApiError> {
         let new = NewRoom {
             name: b.req_str("name", &mut errs),
             description: b.opt_str("description", &mut errs),
+            visibility: b.opt_str("visibility", &mut errs),
         };
         errs.extend(new.problems());
         check(errs)?;
@@ -114,8 +115,8 @@ pub fn create_room(r: &Req) -> Result<Routed, ApiError> {
 
 /// `GET /rooms/:id`
 pub fn get_room(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let (_, room) = r.caller_in(id)?;
-    r.job(&r.ctx.db, 200, move |w, _| rooms::get(w, room))
+    let (who, room) = r.caller_in(id)?;
+    r.job(&r.ctx.db, 200, move |w, _| rooms::get(w, &who, room))
 }
 
 /// `POST /rooms/:id/join`

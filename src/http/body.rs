@@ -45,6 +45,50 @@ impl Body {
         }
     }
 
+    /// Whether the field is present (null included).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// A boolean field: `None` when absent or null.
+    pub fn opt_bool(&self, name: &str, errors: &mut Vec<String>) -> Option<bool> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                errors.push(format!("{name} must be a boolean"));
+                None
+            }
+        }
+    }
+
+    /// A required non-negative integer field.
+    pub fn req_count(&self, name: &str, errors: &mut Vec<String>) -> i64 {
+        match self.0.get(name).and_then(Value::as_i64) {
+            Some(n) if n >= 0 => n,
+            _ => {
+                errors.push(format!("{name} must be a non-negative integer"));
+                0
+            }
+        }
+    }
+
+    /// A required uuid field.
+    pub fn req_uuid(&self, name: &str, errors: &mut Vec<String>) -> uuid::Uuid {
+        match self
+            .0
+            .get(name)
+            .and_then(Value::as_str)
+            .map(uuid::Uuid::parse_str)
+        {
+            Some(Ok(id)) => id,
+            _ => {
+                errors.push(format!("{name} must be a uuid"));
+                uuid::Uuid::nil()
+            }
+        }
+    }
+
     /// A required string field.
     pub fn req_str(&self, name: &str, errors: &mut Vec<String>) -> String {
         let before = errors.len();

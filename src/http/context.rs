@@ -8,6 +8,7 @@ use crate::base::limits::Windows;
 use crate::base::metrics::{Metrics, Snapshot};
 use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
+use crate::chat::reads::Reads;
 use crate::http::response::Response;
 use crate::pg::pool::JobQueue;
 use crate::pg::writer::Writers;
@@ -43,6 +44,8 @@ pub struct HttpCtx {
     pub logins: Windows,
     /// Readiness and gauges.
     pub status: Arc<dyn Status>,
+    /// The read-marks thread.
+    pub reads: Reads,
 }
 
 /// How a worker's answer reaches the event loop that owns the connection.

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod body;
 pub mod context;
+pub mod conversations;
 pub mod ops;
 pub mod parse;
 pub mod response;

@@ -3,8 +3,10 @@
 
 use crate::base::error::{ApiError, ROOM_NOT_FOUND};
 use crate::base::model::Identity;
+use crate::chat::moderation::Action;
 use crate::http::api;
 use crate::http::context::{HttpCtx, ReplyTo};
+use crate::http::conversations as conv;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
 use crate::http::response::Response;
@@ -66,11 +68,20 @@ impl Req<'_> {
         status: u16,
         f: impl FnOnce(&mut Worker, &HttpCtx) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<Routed, ApiError> {
+        self.job_status(queue, move |w, ctx| f(w, ctx).map(|v| (status, v)))
+    }
+
+    /// Like [`Req::job`], with the success status chosen by `f`.
+    pub fn job_status<T: serde::Serialize>(
+        &self,
+        queue: &JobQueue,
+        f: impl FnOnce(&mut Worker, &HttpCtx) -> Result<(u16, T), ApiError> + Send + 'static,
+    ) -> Result<Routed, ApiError> {
         let (ctx, reply) = (self.ctx.clone(), self.reply.clone());
         let job: Job = Box::new(move |w| {
             let reply = reply.arm();
             let resp = match f(w, &ctx) {
-                Ok(v) => Response::json(status, &v),
+                Ok((status, v)) => Response::json(status, &v),
                 Err(e) => Response::from_error(&e),
             };
             reply.send(resp);
@@ -96,88 +107,129 @@ pub fn dispatch(
         reply,
     };
     let segs: Vec<&str> = head.path.trim_matches('/').split('/').collect();
-    let m = head.method;
-    if m == Method::Options {
+    if head.method == Method::Options {
         return ("OPTIONS", Routed::Now(ops::preflight(&ctx.cfg, head)));
     }
-    let get = matches!(m, Method::Get | Method::Head);
-    let post = m == Method::Post;
-    // (label, allowed methods, whether the method is one of them, handler)
-    let (label, allow, ok, handler): (&str, &str, bool, &dyn Fn() -> Routed) = match segs.as_slice()
-    {
-        ["health"] => ("GET /health", "GET, HEAD", get, &|| {
-            Routed::Now(Response::json(200, &serde_json::json!({"status": "ok"})))
-        }),
-        ["ready"] => ("GET /ready", "GET, HEAD", get, &|| ops::ready(ctx)),
-        ["metrics"] => ("GET /metrics", "GET, HEAD", get, &|| ops::metrics(ctx)),
-        ["openapi.json"] => ("GET /openapi.json", "GET, HEAD", get, &|| {
-            Routed::Now(Response::raw(
+    // HEAD is served as GET (the loop drops the body), except for the upgrade.
+    let m = match head.method {
+        Method::Head => Method::Get,
+        other => other,
+    };
+    use Method::{Delete, Get, Patch, Post, Put};
+    let now = |resp: Response| Routed::Now(resp);
+    let routed: Option<(&'static str, Routed)> = match (m, segs.as_slice()) {
+        (Get, ["health"]) => Some((
+            "GET /health",
+            now(Response::json(200, &serde_json::json!({"status": "ok"}))),
+        )),
+        (Get, ["ready"]) => Some(("GET /ready", ops::ready(ctx))),
+        (Get, ["metrics"]) => Some(("GET /metrics", ops::metrics(ctx))),
+        (Get, ["openapi.json"]) => Some((
+            "GET /openapi.json",
+            now(Response::raw(
                 200,
                 "application/json",
                 OPENAPI.as_bytes().to_vec(),
-            ))
-        }),
-        ["ws"] => ("GET /ws", "GET", m == Method::Get, &|| {
-            ops::upgrade(ctx, head).into()
-        }),
-        ["echo"] if ctx.cfg.websocket.echo_endpoint => {
+            )),
+        )),
+        (Get, ["ws"]) if head.method == Method::Get => {
+            Some(("GET /ws", ops::upgrade(ctx, head).into()))
+        }
+        (Get, ["echo"]) if ctx.cfg.websocket.echo_endpoint => Some((
+            "GET /echo",
+            match crate::http::upgrade::check(head) {
+                Ok(()) => Routed::UpgradeEcho,
+                Err(resp) => Routed::Now(resp),
+            },
+        )),
+        (Post, ["auth", "register"]) => Some(("POST /auth/register", api::register(&r).into())),
+        (Post, ["auth", "login"]) => Some(("POST /auth/login", api::login(&r).into())),
+        (Post, ["auth", "refresh"]) => Some(("POST /auth/refresh", api::refresh(&r).into())),
+        (Post, ["auth", "logout"]) => Some(("POST /auth/logout", api::logout(&r).into())),
+        (Get, ["rooms"]) => Some(("GET /rooms", api::list_rooms(&r).into())),
+        (Post, ["rooms"]) => Some(("POST /rooms", api::create_room(&r).into())),
+        (Get, ["rooms", id]) => Some(("GET /rooms/:id", api::get_room(&r, id).into())),
+        (Patch, ["rooms", id]) => Some(("PATCH /rooms/:id", conv::update(&r, id).into())),
+        (Delete, ["rooms", id]) => Some(("DELETE /rooms/:id", conv::delete(&r, id).into())),
+        (Post, ["rooms", id, "join"]) => {
+            Some(("POST /rooms/:id/join", api::join_room(&r, id).into()))
+        }
+        (Post, ["rooms", id, "leave"]) => {
+            Some(("POST /rooms/:id/leave", api::leave_room(&r, id).into()))
+        }
+        (Get, ["rooms", id, "members"]) => {
+            Some(("GET /rooms/:id/members", api::members(&r, id).into()))
+        }
+        (Get, ["rooms", id, "messages"]) => {
+            Some(("GET /rooms/:id/messages", api::history(&r, id).into()))
+        }
+        (Post, ["rooms", id, "messages"]) => {
+            Some(("POST /rooms/:id/messages", api::post_message(&r, id).into()))
+        }
+        (Post, ["rooms", id, "invites"]) => {
+            Some(("POST /rooms/:id/invites", conv::invite(&r, id).into()))
+        }
+        (Post, ["rooms", id, "read"]) => {
+            Some(("POST /rooms/:id/read", conv::mark_read(&r, id).into()))
+        }
+        (Put, ["rooms", id, "notifications"]) => Some((
+            "PUT /rooms/:id/notifications",
+            conv::notifications(&r, id).into(),
+        )),
+        (Post, ["rooms", id, "members", user, action]) => Action::parse(action).map(|a| {
             (
-                "GET /echo",
-                "GET",
-                true,
-                &|| match crate::http::upgrade::check(head) {
-                    Ok(()) => Routed::UpgradeEcho,
-                    Err(resp) => Routed::Now(resp),
-                },
+                "POST /rooms/:id/members/:user_id/:action",
+                conv::act(&r, id, user, a).into(),
             )
-        }
-        ["auth", "register"] => ("POST /auth/register", "POST", post, &|| {
-            api::register(&r).into()
         }),
-        ["auth", "login"] => ("POST /auth/login", "POST", post, &|| api::login(&r).into()),
-        ["auth", "refresh"] => ("POST /auth/refresh", "POST", post, &|| {
-            api::refresh(&r).into()
-        }),
-        ["auth", "logout"] => ("POST /auth/logout", "POST", post, &|| {
-            api::logout(&r).into()
-        }),
-        ["rooms"] if get => ("GET /rooms", "GET, HEAD, POST", true, &|| {
-            api::list_rooms(&r).into()
-        }),
-        ["rooms"] => ("POST /rooms", "GET, HEAD, POST", post, &|| {
-            api::create_room(&r).into()
-        }),
-        ["rooms", id] => ("GET /rooms/:id", "GET, HEAD", get, &|| {
-            api::get_room(&r, id).into()
-        }),
-        ["rooms", id, "join"] => ("POST /rooms/:id/join", "POST", post, &|| {
-            api::join_room(&r, id).into()
-        }),
-        ["rooms", id, "leave"] => ("POST /rooms/:id/leave", "POST", post, &|| {
-            api::leave_room(&r, id).into()
-        }),
-        ["rooms", id, "members"] => ("GET /rooms/:id/members", "GET, HEAD", get, &|| {
-            api::members(&r, id).into()
-        }),
-        ["rooms", id, "messages"] if get => {
-            ("GET /rooms/:id/messages", "GET, HEAD, POST", true, &|| {
-                api::history(&r, id).into()
-            })
-        }
-        ["rooms", id, "messages"] => ("POST /rooms/:id/messages", "GET, HEAD, POST", post, &|| {
-            api::post_message(&r, id).into()
-        }),
-        _ => ("other", "", true, &|| {
-            Routed::Now(Response::from_error(&ApiError::NotFound(
-                "not_found",
-                "Cannot find this route",
-            )))
-        }),
+        (Put, ["rooms", id, "members", user, "role"]) => Some((
+            "PUT /rooms/:id/members/:user_id/role",
+            conv::set_role(&r, id, user).into(),
+        )),
+        (Post, ["dm"]) => Some(("POST /dm", conv::open_direct(&r).into())),
+        (Get, ["me", "rooms"]) => Some(("GET /me/rooms", conv::my_rooms(&r).into())),
+        (Get, ["me", "invites"]) => Some(("GET /me/invites", conv::my_invites(&r).into())),
+        _ => None,
     };
-    if !ok {
-        return (label, Routed::Now(ops::method_not_allowed(allow)));
+    if let Some(routed) = routed {
+        return routed;
     }
-    (label, handler())
+    if let Some(allow) = allowed(&segs) {
+        return ("other", Routed::Now(ops::method_not_allowed(allow)));
+    }
+    let asset = (m == Get)
+        .then(|| crate::http::web::asset(&head.path, ctx.cfg.http.web_app))
+        .flatten();
+    let resp = asset.unwrap_or_else(|| {
+        Response::from_error(&ApiError::NotFound("not_found", "Cannot find this route"))
+    });
+    ("other", Routed::Now(resp))
+}
+
+/// The methods a known path allows (for 405), or `None` for an unknown path.
+fn allowed(segs: &[&str]) -> Option<&'static str> {
+    Some(match segs {
+        ["health"] | ["ready"] | ["metrics"] | ["openapi.json"] => "GET, HEAD",
+        ["ws"] => "GET",
+        ["auth", "register" | "login" | "refresh" | "logout"] => "POST",
+        ["rooms"] => "GET, HEAD, POST",
+        ["rooms", _] => "GET, HEAD, PATCH, DELETE",
+        ["rooms", _, "join" | "leave" | "invites" | "read"] => "POST",
+        ["rooms", _, "members"] => "GET, HEAD",
+        ["rooms", _, "messages"] => "GET, HEAD, POST",
+        ["rooms", _, "notifications"] => "PUT",
+        [
+            "rooms",
+            _,
+            "members",
+            _,
+            "kick" | "ban" | "unban" | "mute" | "unmute",
+        ] => "POST",
+        ["rooms", _, "members", _, "role"] => "PUT",
+        ["dm"] => "POST",
+        ["me", "rooms" | "invites"] => "GET, HEAD",
+        _ => return None,
+    })
 }
 
 /// A query parameter parsed as a number, `None` when absent or empty, `bad` when it is
@@ -217,6 +269,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/rooms/{id}/members"),
     ("GET", "/rooms/{id}/messages"),
     ("POST", "/rooms/{id}/messages"),
+    ("PATCH", "/rooms/{id}"),
+    ("DELETE", "/rooms/{id}"),
+    ("POST", "/rooms/{id}/invites"),
+    ("POST", "/rooms/{id}/read"),
+    ("PUT", "/rooms/{id}/notifications"),
+    ("POST", "/rooms/{id}/members/{user_id}/kick"),
+    ("POST", "/rooms/{id}/members/{user_id}/ban"),
+    ("POST", "/rooms/{id}/members/{user_id}/unban"),
+    ("POST", "/rooms/{id}/members/{user_id}/mute"),
+    ("POST", "/rooms/{id}/members/{user_id}/unmute"),
+    ("PUT", "/rooms/{id}/members/{user_id}/role"),
+    ("POST", "/dm"),
+    ("GET", "/me/rooms"),
+    ("GET", "/me/invites"),
 ];
 
 /// The OpenAPI description served at /openapi.json.

@@ -474,7 +474,7 @@ impl EventLoop {
         let leftover = std::mem::take(&mut h.inbuf);
         conn.out
             .push_owned(crate::http::upgrade::accept_response(head));
-        conn.state = State::Ws(Box::new(self.hub.session(who, echo, leftover)));
+        conn.state = State::Ws(Box::new(self.hub.session(k, who, echo, leftover)));
         self.mark_dirty(k);
         self.on_readable(k);
     }

@@ -13,6 +13,7 @@ use crate::base::metrics::Metrics;
 use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
 use crate::chat::presence::{self, Presence, PresenceThread};
+use crate::chat::reads::{self, Reads, ReadsThread};
 use crate::http::context::HttpCtx;
 use crate::net::event_loop::{EventLoop, LoopCtx, WAKER};
 use crate::net::handle::{LoopHandle, LoopMsg};
@@ -266,6 +267,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     let heads = Heads::new(db.clone(), metrics.clone());
     let history = Arc::new(HistoryCache::new(cfg.http.history_cache_mb << 20));
     let (presence, presence_rx) = Presence::channel();
+    let (reads, reads_rx) = Reads::channel();
     let interest = Arc::new(Interest::new(listeners.len()));
     let listener_up = Arc::new(AtomicBool::new(false));
     let db_ok = Arc::new(AtomicBool::new(false));
@@ -303,6 +305,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         metrics: metrics.clone(),
         logins: Default::default(),
         status,
+        reads: reads.clone(),
     });
     let ws = Arc::new(WsCtx {
         cfg: cfg.websocket.clone(),
@@ -312,6 +315,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         heads,
         presence,
         interest: interest.clone(),
+        reads,
     });
     let per_ip = Arc::new(Default::default());
     let mut loops = Vec::new();
@@ -367,11 +371,22 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         stop: stop.clone(),
         db_ok,
     };
-    let worker = Worker::new(pool, metrics.clone());
+    let worker = Worker::new(pool.clone(), metrics.clone());
     others.push(
         std::thread::Builder::new()
             .name("presence".into())
             .spawn(move || presence::run(presence_thread, presence_rx, worker))?,
+    );
+    let reads_thread = ReadsThread {
+        receipts_max_members: cfg.rooms.receipts_max_members,
+        window: Duration::from_millis(cfg.rooms.receipt_window_ms),
+        stop: stop.clone(),
+    };
+    let worker = Worker::new(pool, metrics.clone());
+    others.push(
+        std::thread::Builder::new()
+            .name("reads".into())
+            .spawn(move || reads::run(reads_thread, reads_rx, worker))?,
     );
     log::info!(
         "chatd node {} listening on {addr} with {} event loops",

@@ -91,8 +91,19 @@ impl Sink for NodeSink {
                     frame: frame.clone(),
                 });
             }
-            Event::Kick { room, user } => {
-                self.post(self.interest.loops(room), || LoopEvent::Kick { room, user })
+            Event::Kick { room, user, reason } => {
+                let reason: Arc<str> = Arc::from(reason.as_deref().unwrap_or("left"));
+                self.post(self.interest.loops(room), || LoopEvent::Kick {
+                    room,
+                    user,
+                    reason: reason.clone(),
+                })
+            }
+            Event::Gone { room } => self.post(self.interest.loops(room), || LoopEvent::Gone(room)),
+            // A user's sockets may be on any loop, whatever rooms they joined.
+            Event::Reads { marks } => {
+                let marks = Arc::new(marks);
+                self.broadcast(|| LoopEvent::Reads(marks.clone()));
             }
         }
     }

@@ -2,9 +2,10 @@
 //! read that catch-up, gap fetches, history pages and the listener share.
 
 use crate::base::error::ApiError;
-use crate::base::model::{Message, iso};
+use crate::base::model::{Kind, Message, iso};
+use crate::pg::notify::{Batch, MESSAGES_CHANNEL};
 use crate::pg::pool::Worker;
-use postgres::{Client, ToStatement};
+use postgres::{Client, GenericClient, ToStatement};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use uuid::Uuid;
 /// constants can be built with `concat!`).
 macro_rules! message_columns {
     () => {
-        "id, seq, room_id, user_id, username, content, created_at, client_msg_id"
+        "id, seq, room_id, user_id, username, content, created_at, client_msg_id, kind, data"
     };
 }
 pub(crate) use message_columns;
@@ -26,15 +27,22 @@ pub const RANGE_SQL: &str = concat!(
 
 /// Builds a message from a row selected with [`message_columns!`].
 pub fn from_row(row: &postgres::Row) -> Result<Message, postgres::Error> {
+    from_row_at(row, 0)
+}
+
+/// Builds a message from the columns of [`message_columns!`] starting at `at`.
+pub fn from_row_at(row: &postgres::Row, at: usize) -> Result<Message, postgres::Error> {
     Ok(Message {
-        id: row.try_get(0)?,
-        seq: row.try_get(1)?,
-        room_id: row.try_get(2)?,
-        user_id: row.try_get(3)?,
-        username: row.try_get(4)?,
-        content: row.try_get(5)?,
-        created_at: iso(row.try_get(6)?),
-        client_msg_id: row.try_get(7)?,
+        id: row.try_get(at)?,
+        seq: row.try_get(at + 1)?,
+        room_id: row.try_get(at + 2)?,
+        user_id: row.try_get(at + 3)?,
+        username: row.try_get(at + 4)?,
+        content: row.try_get(at + 5)?,
+        created_at: iso(row.try_get(at + 6)?),
+        client_msg_id: row.try_get(at + 7)?,
+        kind: Kind::parse(row.try_get(at + 8)?),
+        data: row.try_get(at + 9)?,
     })
 }
 
@@ -67,4 +75,34 @@ pub fn range_on(
         .into_iter()
         .map(Arc::new)
         .collect())
+}
+
+/// Appends one entry to a room's stream inside the caller's transaction: the room's
+/// next seq (the room row stays locked until commit, so the writers' seqs and these
+/// never collide), the row, and its notification (delivered at commit), exactly like a
+/// writer's batch of one.
+pub fn append(
+    c: &mut impl GenericClient,
+    room: Uuid,
+    user: Uuid,
+    username: &str,
+    content: &str,
+    kind: Kind,
+    data: Option<&serde_json::Value>,
+) -> Result<Message, postgres::Error> {
+    const SQL: &str = concat!(
+        "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = now()
+                    WHERE id = $1 RETURNING last_seq)
+         INSERT INTO messages (room_id, seq, user_id, username, content, kind, data)
+         SELECT $1, s.last_seq, $2, $3, $4, $5, $6 FROM s RETURNING ",
+        message_columns!()
+    );
+    let row = c.query_one(
+        SQL,
+        &[&room, &user, &username, &content, &kind.as_str(), &data],
+    )?;
+    let m = from_row(&row)?;
+    let payload = Batch::payload(&[Arc::new(m.clone())]);
+    c.execute("SELECT pg_notify($1, $2)", &[&MESSAGES_CHANNEL, &payload])?;
+    Ok(m)
 }

@@ -7,6 +7,11 @@ use postgres::{Client, NoTls};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../../sql/0001_init.sql")),
     (2, "usernames", include_str!("../../sql/0002_usernames.sql")),
+    (
+        3,
+        "conversations",
+        include_str!("../../sql/0003_conversations.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

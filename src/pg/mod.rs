@@ -34,7 +34,15 @@ pub fn db_error(e: &postgres::Error) -> ApiError {
         log::warn!("database busy: {e}");
         ApiError::Unavailable
     } else {
-        log::error!("database error: {e}");
+        match e.as_db_error() {
+            Some(db) => log::error!(
+                "database error: {} {}: {}",
+                db.severity(),
+                db.code().code(),
+                db.message()
+            ),
+            None => log::error!("database error: {e}"),
+        }
         ApiError::Internal
     }
 }

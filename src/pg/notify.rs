@@ -69,7 +69,51 @@ pub enum Event {
         /// User.
         #[serde(rename = "u")]
         user: Uuid,
+        /// Why: `left`, `kicked` or `banned` (absent from older nodes: `left`).
+        #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
+    /// A room was deleted: every socket leaves it.
+    Gone {
+        /// Room.
+        #[serde(rename = "r")]
+        room: Uuid,
+    },
+    /// Read marks moved: the users' sockets learn their read state, and rooms with
+    /// receipts learn who read how far.
+    Reads {
+        /// The marks.
+        #[serde(rename = "m")]
+        marks: Vec<ReadMark>,
+    },
+}
+
+/// One member's read position in a room.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReadMark {
+    /// Room.
+    #[serde(rename = "r")]
+    pub room: Uuid,
+    /// Member.
+    #[serde(rename = "u")]
+    pub user: Uuid,
+    /// The member's last read seq.
+    #[serde(rename = "s")]
+    pub seq: i64,
+    /// Whether the user's own sockets get `read_state`.
+    #[serde(rename = "o", default)]
+    pub own: bool,
+    /// Whether the room's other members get a `receipt`.
+    #[serde(rename = "c", default)]
+    pub receipt: bool,
+}
+
+/// Read marks in chunks far below the 8000-byte payload limit.
+pub fn reads(marks: &[ReadMark]) -> Vec<Event> {
+    marks
+        .chunks(60)
+        .map(|c| Event::Reads { marks: c.to_vec() })
+        .collect()
 }
 
 /// Ephemeral room events; the payload is what clients receive as `data`.
@@ -218,6 +262,7 @@ mod tests {
             content: content.into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             client_msg_id: None,
+            ..Default::default()
         })
     }
 
@@ -250,8 +295,20 @@ mod tests {
                 serde_json::json!({"t": "revoke", "s": [user]}),
             ),
             (
-                Event::Kick { room, user },
+                Event::Kick {
+                    room,
+                    user,
+                    reason: None,
+                },
                 serde_json::json!({"t": "kick", "r": room, "u": user}),
+            ),
+            (
+                Event::Kick {
+                    room,
+                    user,
+                    reason: Some("banned".into()),
+                },
+                serde_json::json!({"t": "kick", "r": room, "u": user, "w": "banned"}),
             ),
             (
                 Event::Room {

@@ -2,7 +2,7 @@
 //! batch in one transaction (room rows locked in a fixed order, one seq range per room,
 //! one multi-row INSERT, one NOTIFY per room batch, one commit).
 
-use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::error::{ApiError, MUTED, NOT_MEMBER, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
 use crate::base::model::{Message, iso};
 use crate::pg::messages::{self, message_columns};
@@ -138,16 +138,17 @@ enum Slot {
     New,
 }
 
-/// Locks the rooms in id order and reads which of `$2` are members, in one round trip:
-/// one row per (room, member of the batch), or (room, null) for a room without one.
-const LOCK_SQL: &str = "SELECT r.id, m.user_id FROM rooms r
+/// Locks the rooms in id order and reads which of `$2` are members (and whether they
+/// are muted), in one round trip: one row per (room, member of the batch), or (room,
+/// null) for a room without one; with the room's visibility.
+const LOCK_SQL: &str = "SELECT r.id, m.user_id, m.muted, r.visibility = 'public' FROM rooms r
      LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ANY($2)
      WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r";
 /// Reserves each room's seq range and inserts the messages in one statement: message
 /// `k` (1-based, in arrival order within its room) gets the room's old last seq + `k`.
 /// Returns (room, k, seq, id, created_at) per message.
 const STORE_SQL: &str = "WITH s AS (
-       UPDATE rooms SET last_seq = rooms.last_seq + v.n
+       UPDATE rooms SET last_seq = rooms.last_seq + v.n, last_activity_at = now()
        FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
        WHERE rooms.id = v.id
        RETURNING rooms.id, rooms.last_seq - v.n AS base),
@@ -254,26 +255,28 @@ fn try_store(
     // Lock the rooms in id order: two writers (or nodes) never deadlock on them, and
     // everything below sees the rows committed by whoever held the lock before us.
     let users: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
-    let mut existing: Vec<Uuid> = Vec::new();
-    let mut members: std::collections::HashSet<(Uuid, Uuid)> = Default::default();
+    // Room -> whether it is public (a non-member of a private room is told it does
+    // not exist); (room, member) -> muted.
+    let mut existing: HashMap<Uuid, bool> = HashMap::new();
+    let mut members: HashMap<(Uuid, Uuid), bool> = HashMap::new();
     for row in tx.query(&st[0], &[&rooms, &users])? {
         let room: Uuid = row.get(0);
-        if existing.last() != Some(&room) {
-            existing.push(room);
-        }
+        existing.insert(room, row.get(3));
         if let Some(user) = row.get::<_, Option<Uuid>>(1) {
-            members.insert((room, user));
+            members.insert((room, user), row.get(2));
         }
     }
     let mut slots: Vec<Slot> = jobs
         .iter()
         .map(|j| {
-            if !existing.contains(&j.room_id) {
-                Slot::Failed(ROOM_NOT_FOUND)
-            } else if !members.contains(&(j.room_id, j.user_id)) {
-                Slot::Failed(NOT_MEMBER)
-            } else {
-                Slot::New
+            match (
+                existing.get(&j.room_id),
+                members.get(&(j.room_id, j.user_id)),
+            ) {
+                (None, _) | (Some(false), None) => Slot::Failed(ROOM_NOT_FOUND),
+                (Some(true), None) => Slot::Failed(NOT_MEMBER),
+                (Some(_), Some(true)) => Slot::Failed(MUTED),
+                (Some(_), Some(false)) => Slot::New,
             }
         })
         .collect();
@@ -330,6 +333,7 @@ fn try_store(
                         content: j.content.clone(),
                         created_at: at.clone(),
                         client_msg_id: j.client_msg_id.clone(),
+                        ..Default::default()
                     });
                     per_room.entry(j.room_id).or_default().push(m.clone());
                     (Ok(m), true)

@@ -4,6 +4,7 @@
 use crate::base::error::ApiError;
 use crate::base::model::Message;
 use crate::pg::messages;
+use crate::pg::notify::ReadMark;
 use crate::ws::codec::text_frame;
 use crate::ws::events;
 use crate::ws::hub::{FETCH_PAGE, Hub};
@@ -36,21 +37,50 @@ impl Hub {
         }
     }
 
-    /// A user lost membership: their sockets leave the room and are told so.
-    pub(crate) fn kick(&mut self, room: Uuid, user: Uuid, socks: &mut impl Sockets) {
+    /// A user lost membership (or, with no user, the room is gone): their sockets leave
+    /// the room and are told why.
+    pub(crate) fn kick(
+        &mut self,
+        room: Uuid,
+        user: Option<Uuid>,
+        reason: &str,
+        socks: &mut impl Sockets,
+    ) {
         let Some(r) = self.rooms.rooms.get(&room) else {
             return;
         };
+        let frame = events::encode("left_room", &json!({ "room_id": room, "reason": reason }));
         for k in r.subs.clone() {
-            if socks.with(k, |s, _| s.who.user_id == user) != Some(true) {
+            if user.is_some() && socks.with(k, |s, _| Some(s.who.user_id) == user) != Some(true) {
                 continue;
             }
             if self.leave(k, room, socks) {
-                self.send_owned(
-                    socks,
-                    k,
-                    events::encode("left_room", &json!({ "room_id": room })),
-                );
+                self.send_owned(socks, k, frame.clone());
+            }
+        }
+    }
+
+    /// Read marks: each user's sockets on this loop get `read_state`; the room's other
+    /// joined sockets get `receipt` where the room sends receipts.
+    pub(crate) fn reads(&mut self, marks: &[ReadMark], socks: &mut impl Sockets) {
+        for m in marks {
+            if m.own
+                && let Some(keys) = self.users.get(&m.user)
+            {
+                let frame: Arc<[u8]> = Arc::from(text_frame(&events::encode(
+                    "read_state",
+                    &json!({ "room_id": m.room, "last_read_seq": m.seq }),
+                )));
+                for &k in keys {
+                    socks.with(k, |_, t| t.send_shared(frame.clone()));
+                }
+            }
+            if m.receipt && self.rooms.rooms.contains_key(&m.room) {
+                let frame: Arc<[u8]> = Arc::from(text_frame(&events::encode(
+                    "receipt",
+                    &json!({ "room_id": m.room, "user_id": m.user, "seq": m.seq }),
+                )));
+                self.room_event(m.room, Some(m.user), frame, socks);
             }
         }
     }

@@ -42,6 +42,13 @@ pub enum ClientEvent {
     },
     /// `ping`, answered with `pong` carrying the same data.
     Ping(Value),
+    /// `mark_read`: the user read the room up to `seq`.
+    MarkRead {
+        /// Room.
+        room_id: Uuid,
+        /// Read up to here.
+        seq: i64,
+    },
 }
 
 fn invalid(msg: impl Into<String>) -> ApiError {
@@ -118,6 +125,13 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
             typing: false,
         }),
         "ping" => Ok(ClientEvent::Ping(data)),
+        "mark_read" => Ok(ClientEvent::MarkRead {
+            room_id: room_of(&data)?,
+            seq: match data.get("seq").and_then(Value::as_i64) {
+                Some(n) if n >= 0 => n,
+                _ => return Err(invalid("seq must be a non-negative integer")),
+            },
+        }),
         other => Err(ApiError::BadRequest(
             "unknown_event",
             format!(
@@ -197,6 +211,22 @@ mod tests {
             decode(r#"{"event":"ping","data":{"a":1}}"#).unwrap(),
             ClientEvent::Ping(serde_json::json!({"a":1}))
         );
+        assert_eq!(
+            decode(&format!(
+                r#"{{"event":"mark_read","data":{{"room_id":"{ROOM}","seq":7}}}}"#
+            ))
+            .unwrap(),
+            ClientEvent::MarkRead {
+                room_id: ROOM.parse().unwrap(),
+                seq: 7
+            }
+        );
+        assert!(
+            decode(&format!(
+                r#"{{"event":"mark_read","data":{{"room_id":"{ROOM}","seq":-1}}}}"#
+            ))
+            .is_err()
+        );
     }
 
     #[test]
@@ -242,6 +272,7 @@ mod tests {
             content: "c".into(),
             created_at: "t".into(),
             client_msg_id: None,
+            ..Default::default()
         });
         let one: Value = serde_json::from_slice(&live(std::slice::from_ref(&m))).unwrap();
         assert_eq!(one["event"], "new_message");

@@ -8,6 +8,7 @@ use crate::base::metrics::Metrics;
 use crate::base::model::{Identity, Message};
 use crate::chat::heads::Heads;
 use crate::chat::presence::{self, Presence, PresenceOp};
+use crate::chat::reads::{Mark, Reads};
 use crate::pg::pool::JobQueue;
 use crate::pg::writer::{WriteJob, Writers};
 use crate::ws::codec::text_frame;
@@ -16,6 +17,7 @@ use crate::ws::registry::Registry;
 use crate::ws::session::{Frame, Session, Sub};
 use crate::ws::{Interest, LoopEvent, Mailbox, Outcome, Outcomes, Sockets};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -48,6 +50,8 @@ pub struct WsCtx {
     pub presence: Presence,
     /// Which loops have which rooms.
     pub interest: Arc<Interest>,
+    /// The read-marks thread.
+    pub reads: Reads,
 }
 
 /// The WebSocket side of one loop.
@@ -63,6 +67,8 @@ pub struct Hub {
     pub(crate) retry: Vec<(Uuid, i64, Instant)>,
     /// Socket and join ids, unique within the loop.
     next_id: u64,
+    /// Each user's WebSocket connections on this loop (read state goes to all of them).
+    pub(crate) users: HashMap<Uuid, Vec<usize>>,
 }
 
 impl Hub {
@@ -75,6 +81,7 @@ impl Hub {
             rooms: Registry::default(),
             retry: Vec::new(),
             next_id: 1,
+            users: HashMap::new(),
         }
     }
 
@@ -83,10 +90,13 @@ impl Hub {
         self.next_id
     }
 
-    /// A session for an upgraded connection (`leftover`: bytes sent behind the upgrade
-    /// request).
-    pub fn session(&mut self, who: Identity, echo: bool, leftover: Vec<u8>) -> Session {
+    /// A session for connection `k`, just upgraded (`leftover`: bytes sent behind the
+    /// upgrade request).
+    pub fn session(&mut self, k: usize, who: Identity, echo: bool, leftover: Vec<u8>) -> Session {
         self.ctx.metrics.websockets.fetch_add(1, Relaxed);
+        if !echo {
+            self.users.entry(who.user_id).or_default().push(k);
+        }
         let id = self.next_id();
         Session::new(who, id, echo, &self.ctx.cfg, leftover)
     }
@@ -179,6 +189,12 @@ impl Hub {
     /// Clean-up when a WebSocket ends, however it ends; called once, before the loop
     /// forgets the connection.
     pub fn closed(&mut self, k: usize, session: &mut Session) {
+        if let Some(keys) = self.users.get_mut(&session.who.user_id) {
+            keys.retain(|&x| x != k);
+            if keys.is_empty() {
+                self.users.remove(&session.who.user_id);
+            }
+        }
         let subs = std::mem::take(&mut session.subs);
         for s in subs {
             self.release_sub(k, &session.who, &s);
@@ -297,8 +313,32 @@ impl Hub {
                 }
                 self.typing(k, room_id, typing, socks);
             }
+            ClientEvent::MarkRead { room_id, seq } => self.mark_read(k, room_id, seq, socks),
         }
         None
+    }
+
+    /// `mark_read`: queued for the batched read marks; the user's sockets (this one
+    /// included) learn the result as `read_state`.
+    fn mark_read(&mut self, k: usize, room: Uuid, seq: i64, socks: &mut impl Sockets) {
+        let user = socks.with(k, |s, _| {
+            let user = s.who.user_id;
+            s.sub(room).filter(|sub| !sub.joining).map(|_| user)
+        });
+        match user {
+            Some(Some(user)) => self.ctx.reads.mark(Mark {
+                room,
+                user,
+                seq,
+                reply: None,
+            }),
+            Some(None) => self.send_error(
+                socks,
+                k,
+                &ApiError::Forbidden("not_member", "Join the room before marking it read"),
+            ),
+            None => {}
+        }
     }
 
     fn send_message(
@@ -431,7 +471,9 @@ impl Hub {
                 except,
                 frame,
             } => self.room_event(room, except, frame, socks),
-            LoopEvent::Kick { room, user } => self.kick(room, user, socks),
+            LoopEvent::Kick { room, user, reason } => self.kick(room, Some(user), &reason, socks),
+            LoopEvent::Gone(room) => self.kick(room, None, "deleted", socks),
+            LoopEvent::Reads(marks) => self.reads(&marks, socks),
             LoopEvent::Revoke(ids) => {
                 for k in socks.keys() {
                     let revoked = socks.with(k, |s, _| ids.contains(&s.who.session_id));

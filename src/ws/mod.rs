@@ -18,6 +18,7 @@ pub mod session;
 
 use crate::base::error::ApiError;
 use crate::base::model::Message;
+use crate::pg::notify::ReadMark;
 use std::io::Read;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -153,13 +154,19 @@ pub enum LoopEvent {
         /// The frame.
         frame: Arc<[u8]>,
     },
-    /// A user lost membership: their sockets leave the room.
+    /// A user lost membership: their sockets leave the room, told why.
     Kick {
         /// Room.
         room: Uuid,
         /// User.
         user: Uuid,
+        /// `left`, `kicked` or `banned`.
+        reason: Arc<str>,
     },
+    /// A room was deleted: every socket leaves it.
+    Gone(Uuid),
+    /// Read marks moved (the users' sockets and the rooms' receipts).
+    Reads(Arc<Vec<ReadMark>>),
     /// Sessions were revoked: close their sockets.
     Revoke(Arc<Vec<Uuid>>),
     /// The listener reconnected: back-fill every room before live delivery resumes.

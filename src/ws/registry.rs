@@ -246,6 +246,7 @@ mod tests {
             content: String::new(),
             created_at: String::new(),
             client_msg_id: None,
+            ..Default::default()
         })
     }
 

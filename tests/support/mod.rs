@@ -346,6 +346,21 @@ pub fn post_message(c: &mut Http, token: &str, room: &str, content: &str) -> Val
     r.json()
 }
 
+/// The room's last seq now (0 when empty), read as a member through its history.
+/// Membership changes are entries of the stream too (system entries), so a test that
+/// counts seqs starts from here.
+pub fn room_head(addr: &str, token: &str, room: &str) -> i64 {
+    let (status, body) = request(
+        addr,
+        "GET",
+        &format!("/rooms/{room}/messages?limit=1"),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    body["messages"][0]["seq"].as_i64().unwrap_or(0)
+}
+
 /// Joins a room over REST.
 pub fn join_room(addr: &str, token: &str, room: &str) {
     let (status, body) = request(

@@ -1,0 +1,173 @@
+//! The conversation routes: room settings and deletion, invitations, moderation,
+//! roles, direct rooms, read marks, and the caller's rooms and invitations.
+
+use crate::base::error::{ApiError, check};
+use crate::chat::direct;
+use crate::chat::moderation::{self, Action, Patch};
+use crate::chat::reads::{self, Mark};
+use crate::chat::rooms::{self, Role};
+use crate::http::body::Body;
+use crate::http::parse::query_param;
+use crate::http::response::Response;
+use crate::http::routes::{Req, Routed, number_param};
+use serde_json::json;
+use uuid::Uuid;
+
+fn success() -> serde_json::Value {
+    json!({ "success": true })
+}
+
+fn user_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| crate::base::error::USER_NOT_FOUND)
+}
+
+/// `PATCH /rooms/:id`
+pub fn update(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let body = r.body.take();
+    r.job(&r.ctx.db, 200, move |w, _| {
+        let b = Body::parse(&body)?;
+        let mut errs = Vec::new();
+        let patch = Patch {
+            name: b.opt_str("name", &mut errs),
+            description: b
+                .has("description")
+                .then(|| b.opt_str("description", &mut errs)),
+            visibility: b.opt_str("visibility", &mut errs),
+            receipts: b.opt_bool("receipts", &mut errs),
+        };
+        errs.extend(patch.problems());
+        check(errs)?;
+        moderation::update(w, &who, room, patch)
+    })
+}
+
+/// `DELETE /rooms/:id`
+pub fn delete(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    r.job(&r.ctx.db, 200, move |w, _| {
+        moderation::delete(w, &who, room)?;
+        Ok(success())
+    })
+}
+
+/// `POST /rooms/:id/invites {user_id}`
+pub fn invite(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let body = r.body.take();
+    r.job(&r.ctx.db, 201, move |w, _| {
+        let b = Body::parse(&body)?;
+        let mut errs = Vec::new();
+        let user = b.req_uuid("user_id", &mut errs);
+        check(errs)?;
+        moderation::invite(w, &who, room, user)?;
+        Ok(success())
+    })
+}
+
+/// `POST /rooms/:id/members/:user_id/{kick,ban,unban,mute,unmute}`
+pub fn act(r: &Req, id: &str, user: &str, action: Action) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let user = user_id(user)?;
+    r.job(&r.ctx.db, 200, move |w, _| {
+        moderation::act(w, &who, room, user, action)?;
+        Ok(success())
+    })
+}
+
+/// `PUT /rooms/:id/members/:user_id/role {role}`
+pub fn set_role(r: &Req, id: &str, user: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let user = user_id(user)?;
+    let body = r.body.take();
+    r.job(&r.ctx.db, 200, move |w, _| {
+        let b = Body::parse(&body)?;
+        let mut errs = Vec::new();
+        let role = b.req_str("role", &mut errs);
+        let role = match Role::parse(&role) {
+            Some(r @ (Role::Admin | Role::Member)) => r,
+            _ => {
+                errs.push("role must be admin or member".into());
+                Role::Member
+            }
+        };
+        check(errs)?;
+        moderation::set_role(w, &who, room, user, role)?;
+        Ok(success())
+    })
+}
+
+/// `PUT /rooms/:id/notifications {muted}`: the caller silences (or not) the room.
+pub fn notifications(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let body = r.body.take();
+    r.job(&r.ctx.db, 200, move |w, _| {
+        let b = Body::parse(&body)?;
+        let mut errs = Vec::new();
+        let muted = b.opt_bool("muted", &mut errs);
+        if muted.is_none() && errs.is_empty() {
+            errs.push("muted must be a boolean".into());
+        }
+        check(errs)?;
+        rooms::set_notifications(w, &who, room, muted.unwrap_or(false))?;
+        Ok(json!({ "room_id": room, "notifications_muted": muted }))
+    })
+}
+
+/// `POST /dm {user_id}`: 201 when the room was created, 200 when it existed.
+pub fn open_direct(r: &Req) -> Result<Routed, ApiError> {
+    let who = r.caller()?;
+    let body = r.body.take();
+    r.job_status(&r.ctx.db, move |w, _| {
+        let b = Body::parse(&body)?;
+        let mut errs = Vec::new();
+        let user = b.req_uuid("user_id", &mut errs);
+        check(errs)?;
+        let (room, created) = direct::open(w, &who, user)?;
+        Ok((if created { 201 } else { 200 }, room))
+    })
+}
+
+/// `POST /rooms/:id/read {seq}`: answered once the batched mark is stored.
+pub fn mark_read(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let b = Body::parse(&r.body.take())?;
+    let mut errs = Vec::new();
+    let seq = b.req_count("seq", &mut errs);
+    check(errs)?;
+    let reply = r.reply.clone();
+    r.ctx.reads.mark(Mark {
+        room,
+        user: who.user_id,
+        seq,
+        reply: Some(Box::new(move |res| {
+            reply.arm().send(match res {
+                Ok(last) => Response::json(200, &json!({ "room_id": room, "last_read_seq": last })),
+                Err(e) => Response::from_error(&e),
+            })
+        })),
+    });
+    Ok(Routed::Pending)
+}
+
+/// `GET /me/rooms?cursor=&limit=`
+pub fn my_rooms(r: &Req) -> Result<Routed, ApiError> {
+    let who = r.caller()?;
+    let limit = number_param(
+        r.head,
+        "limit",
+        |n| (1..=100).contains(&n),
+        || ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()]),
+    )?
+    .unwrap_or(50);
+    let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
+    r.job(&r.ctx.db, 200, move |w, _| {
+        reads::my_rooms(w, &who, cursor.as_deref(), limit)
+    })
+}
+
+/// `GET /me/invites`
+pub fn my_invites(r: &Req) -> Result<Routed, ApiError> {
+    let who = r.caller()?;
+    r.job(&r.ctx.db, 200, move |w, _| reads::my_invites(w, &who))
+}
