@@ -414,6 +414,7 @@ class Session {
 export class Rest {
   #http;
   #session;
+  #noMyRooms = false;
 
   constructor(http, session) {
     this.#http = http;
@@ -436,11 +437,13 @@ export class Rest {
   listRooms() { return this.request('GET', '/rooms'); }
   /** The caller's rooms with unread counts (GET /me/rooms), or null where the server lacks the route. */
   async myRooms() {
+    if (this.#noMyRooms) return null;
     try {
       return await this.request('GET', '/me/rooms');
     } catch (e) {
-      if (e.status === 404 || e.status === 405) return null;
-      throw e;
+      if (e.status !== 404 && e.status !== 405) throw e;
+      this.#noMyRooms = true; // asked once per client: servers do not grow routes while running
+      return null;
     }
   }
   /** Create a room; the creator becomes a member. */
