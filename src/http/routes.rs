@@ -102,6 +102,10 @@ pub fn dispatch(
     }
     let get = matches!(m, Method::Get | Method::Head);
     let post = m == Method::Post;
+    // The embedded web app and client library (src/web); no API path is among them.
+    if get && let Some(resp) = crate::http::web::asset(&head.path, ctx.cfg.http.web_app) {
+        return ("GET /<web file>", Routed::Now(resp));
+    }
     // (label, allowed methods, whether the method is one of them, handler)
     let (label, allow, ok, handler): (&str, &str, bool, &dyn Fn() -> Routed) = match segs.as_slice()
     {
