@@ -907,7 +907,10 @@ class Rooms {
     if (out.length) {
       if (room.firstSeq == null) room.firstSeq = out[0].seq;
       this.#emit('messages', { room_id: roomId, messages: out });
-      for (const m of out) this.#emit('message', m);
+      for (const m of out) {
+        this.#opts.onDeliver?.(m);
+        this.#emit('message', m);
+      }
     }
     if (room.pending.size === 0) {
       clearTimeout(room.gapTimer);
@@ -1107,6 +1110,7 @@ class Outbox {
 /** Our own typing state per room: start on input, stop after a pause. */
 class Typing {
   #rooms = new Map(); // room_id -> { lastStart, timer }
+  #latest = new Map(); // "room/user" -> newest typing or message time seen (ms)
   #transport;
   #opts;
 
@@ -1139,6 +1143,33 @@ class Typing {
   clear() {
     for (const t of this.#rooms.values()) clearTimeout(t.timer);
     this.#rooms.clear();
+  }
+
+  // Others' typing events can arrive out of order (a start relayed after its stop, or
+  // after the message it announced): keep the newest per user and room, by the time
+  // the server stamped on it, and drop older ones.
+  fresh(event) {
+    const at = Date.parse(event.started_at);
+    if (Number.isNaN(at)) return true;
+    const key = `${event.room_id}/${event.user_id}`;
+    const seen = this.#latest.get(key);
+    if (seen !== undefined && at < seen) return false;
+    this.#remember(key, at);
+    return true;
+  }
+
+  // A message ends its author's typing: a start stamped before it is stale.
+  sawMessage(m) {
+    const at = Date.parse(m.created_at);
+    if (Number.isNaN(at)) return;
+    const key = `${m.room_id}/${m.user_id}`;
+    if ((this.#latest.get(key) ?? -Infinity) < at) this.#remember(key, at);
+  }
+
+  #remember(key, at) {
+    this.#latest.delete(key);
+    this.#latest.set(key, at);
+    if (this.#latest.size > 2000) this.#latest.delete(this.#latest.keys().next().value);
   }
 }
 
@@ -1205,7 +1236,7 @@ export class ChatdClient extends Emitter {
       },
       frame: (event, data) => this.#onFrame(event, data),
     });
-    this.#rooms = new Rooms(this.api, this.#transport, emit, this.#opts);
+    this.#rooms = new Rooms(this.api, this.#transport, emit, { ...this.#opts, onDeliver: (m) => this.#typing.sawMessage(m) });
     this.#outbox = new Outbox(this.#transport, emit, this.#opts, () => this.session.user?.id);
     this.#typing = new Typing(this.#transport, this.#opts);
   }
@@ -1390,6 +1421,7 @@ export class ChatdClient extends Emitter {
       default:
         // presence, typing, user_joined, user_left, and whatever the server adds
         // later (read_state, receipt, message_edited, ...): passed through by name.
+        if (event === 'typing' && data && !this.#typing.fresh(data)) break;
         if (!LOCAL_EVENTS.has(event)) this.emit(event, data);
         if (!KNOWN.has(event)) this.emit('unknown_event', { event, data });
     }

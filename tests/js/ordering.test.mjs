@@ -85,4 +85,19 @@ test('disorder, duplicates and gaps: each message once, in seq order', { timeout
   assert.deepEqual(got.unknown_event.map((e) => e.event), ['brand_new_event', 'state']);
   assert.deepEqual(got.state, [], 'a server event cannot pose as a library event');
   assert.equal(got.event.length, 5, 'every frame is also surfaced generically');
+
+  // Typing events that arrive after newer news of the same user are stale and dropped.
+  const typing = [];
+  client.on('typing', (e) => typing.push(e.typing));
+  const tEvent = (typingOn, ms) => ({
+    user_id: 'u2', username: 'bob', room_id: room.id, typing: typingOn, started_at: new Date(ms).toISOString(),
+  });
+  const base = Date.now();
+  ws2.push('typing', tEvent(true, base));
+  ws2.push('typing', tEvent(false, base + 100));
+  ws2.push('typing', tEvent(true, base + 50)); // the start overtaken by its stop
+  ws2.push('new_message', { ...msg(8), seq: 9, id: 999, user_id: 'u2', created_at: new Date(base + 300).toISOString() });
+  ws2.push('typing', tEvent(true, base + 200)); // announced the message above
+  ws2.push('typing', tEvent(true, base + 400));
+  assert.deepEqual(typing, [true, false, true]);
 });
