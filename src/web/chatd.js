@@ -515,6 +515,13 @@ class Transport {
     if (!this.#ws && !this.#timer) this.#open();
   }
 
+  // Connect now, skipping the backoff wait ("Retry now", the network came back).
+  retryNow() {
+    this.#wanted = true;
+    if (this.#ws) return;
+    this.#reconnectNow();
+  }
+
   stop() {
     this.#wanted = false;
     clearTimeout(this.#timer);
@@ -763,6 +770,8 @@ class Rooms {
       status: 'idle',
       joinedOnce: false,
       gapTimer: null,
+      syncTimer: null,
+      syncFailures: 0,
       filling: false,
       loadingOlder: null,
     };
@@ -793,6 +802,7 @@ class Rooms {
 
   #forget(room, err) {
     clearTimeout(room.gapTimer);
+    clearTimeout(room.syncTimer);
     this.#map.delete(room.id);
     room.reject(err);
   }
@@ -832,8 +842,17 @@ class Rooms {
         }
         room.status = 'idle';
         if (e.code !== 'network_error') this.#emit('error', { code: e.code, message: e.message, room_id: room.id });
-        return; // retried on the next open
+        // Transient (unavailable, network): try again while this connection lasts; a
+        // reconnect starts over anyway.
+        const delay = Math.min(10_000, 500 * 2 ** Math.min(5, room.syncFailures++));
+        clearTimeout(room.syncTimer);
+        room.syncTimer = quietTimeout(() => {
+          if (this.#map.get(room.id) === room && room.status === 'idle' && this.#transport.isOpen
+            && this.#transport.generation === generation) this.#sync(room);
+        }, delay);
+        return;
       }
+      room.syncFailures = 0;
     }
     if (this.#map.get(room.id) !== room || generation !== this.#transport.generation) return;
     if (this.#transport.send('join_room', { room_id: room.id, last_seen_seq: room.lastSeq })) {
@@ -1368,7 +1387,7 @@ export class ChatdClient extends Emitter {
   /** Drop the socket as a network failure would (for tests and "retry now" buttons). */
   reconnect() {
     if (this.#transport.state === 'open') this.#transport.drop('reconnect');
-    else this.#transport.start();
+    else this.#transport.retryNow();
   }
 
   #onFrame(event, data) {

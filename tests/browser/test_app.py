@@ -183,6 +183,10 @@ def visible(d, css):
     return bool(found) and found[0].is_displayed()
 
 
+def d_has(d, css):
+    return bool(d.find_elements(By.CSS_SELECTOR, css))
+
+
 def messages(d):
     """(seq, author, content, state) of every message on the page, top to bottom."""
     return [tuple(x) for x in d.execute_script("""
@@ -364,6 +368,10 @@ def run(workdir):
         b.execute_script("document.getElementById('scroller').scrollTop = 0;")
         wait(b, lambda d: [m[0] for m in messages(d)] == list(range(1, 61)), "bob: scrolling up loads the older ones")
         wait(b, lambda d: el(d, "#history-start").is_displayed(), "bob: the start of the room is marked")
+        check(d_has(b, f"{item} .member-mark"), "bob: the archive room is marked as joined")
+        el(b, "#leave-room").click()
+        wait(b, lambda d: not visible(d, "#room-pane") and not d_has(d, f"{item} .member-mark"),
+             "bob: left the archive room")
 
         # A reload keeps the session and reopens the room.
         el(b, f'#room-list button[data-room-name="{room}"]').click()

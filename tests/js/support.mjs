@@ -316,7 +316,8 @@ export function record(client, roomId) {
   const rec = { seqs: [], contents: [], problems: [] };
   client.on('message', (m) => {
     if (m.room_id !== roomId) return;
-    const last = rec.seqs.length ? rec.seqs[rec.seqs.length - 1] : 0;
+    // The first message may be anywhere (a join from the newest page); then no gaps.
+    const last = rec.seqs.length ? rec.seqs[rec.seqs.length - 1] : m.seq - 1;
     if (m.seq !== last + 1) rec.problems.push(`seq ${m.seq} after ${last}`);
     rec.seqs.push(m.seq);
     rec.contents.push(m.content);
