@@ -268,6 +268,8 @@ export interface ChatdOptions {
   gapTimeoutMs?: number;
   /** Most unacknowledged sends kept (default 500); more are refused with `outbox_full`. */
   outboxLimit?: number;
+  /** Most send_message frames put on the socket in any one second (default 50; the server drops what exceeds its limit, 100 by default). */
+  maxSendsPerSecond?: number;
   /** Retries of a send refused as unavailable/rate_limited/internal (default 5), first after sendRetryMs (500). */
   sendRetries?: number;
   sendRetryMs?: number;

@@ -1003,6 +1003,8 @@ class Rooms {
 /** Sends waiting for their ack: sent at once when connected, re-sent after a reconnect. */
 class Outbox {
   #entries = new Map(); // client_msg_id -> entry, in send order
+  #recent = []; // times of the sends within the last second (the pacing window)
+  #flushTimer = null;
   #transport;
   #emit;
   #opts;
@@ -1047,14 +1049,34 @@ class Outbox {
     if (this.#entries.has(client_msg_id)) return refuse('invalid_payload', 'client_msg_id already pending');
     if (this.#entries.size >= this.#opts.outboxLimit) return refuse('outbox_full', 'too many unacknowledged messages');
     this.#entries.set(client_msg_id, entry);
-    this.#transmit(entry);
+    this.#flush();
     return promise;
   }
 
-  #transmit(entry) {
-    if (this.#transport.send('send_message', { room_id: entry.room_id, content: entry.content, client_msg_id: entry.client_msg_id })) {
+  // Put every send not yet on this socket on it, in send order, at most
+  // maxSendsPerSecond in any one second: the server drops what exceeds its own limit
+  // (rate_limited), and a backlog re-sent after a reconnect must not trip it.
+  #flush() {
+    if (!this.#transport.isOpen) return;
+    const generation = this.#transport.generation;
+    for (const entry of this.#entries.values()) {
+      if (entry.sentGeneration === generation) continue;
+      const now = Date.now();
+      while (this.#recent.length && now - this.#recent[0] >= 1000) this.#recent.shift();
+      if (this.#recent.length >= this.#opts.maxSendsPerSecond) {
+        if (!this.#flushTimer) {
+          this.#flushTimer = setTimeout(() => {
+            this.#flushTimer = null;
+            this.#flush();
+          }, 1000 - (now - this.#recent[0]) + 1);
+        }
+        return;
+      }
+      const frame = { room_id: entry.room_id, content: entry.content, client_msg_id: entry.client_msg_id };
+      if (!this.#transport.send('send_message', frame)) return;
+      this.#recent.push(now);
       entry.attempts++;
-      entry.sentGeneration = this.#transport.generation;
+      entry.sentGeneration = generation;
     }
   }
 
@@ -1063,8 +1085,8 @@ class Outbox {
     for (const entry of this.#entries.values()) {
       clearTimeout(entry.retryTimer);
       entry.retryTimer = null;
-      this.#transmit(entry);
     }
+    this.#flush();
   }
 
   onAck(data) {
@@ -1098,7 +1120,9 @@ class Outbox {
       clearTimeout(entry.retryTimer);
       entry.retryTimer = setTimeout(() => {
         entry.retryTimer = null;
-        if (this.#entries.get(entry.client_msg_id) === entry) this.#transmit(entry);
+        if (this.#entries.get(entry.client_msg_id) !== entry) return;
+        entry.sentGeneration = null; // due again on this socket
+        this.#flush();
       }, delay);
       return true;
     }
@@ -1203,6 +1227,7 @@ const DEFAULTS = {
   historyLimit: 50,
   gapTimeoutMs: 1500,
   outboxLimit: 500,
+  maxSendsPerSecond: 50,
   sendRetries: 5,
   sendRetryMs: 500,
   typingIdleMs: 3000,

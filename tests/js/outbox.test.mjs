@@ -90,3 +90,21 @@ test('a full outbox refuses, and server refusals reject with the server code', {
   const refused = alice.send(other.id, 'not a member');
   await assert.rejects(refused, (e) => e.code === 'not_member' && e.clientMsgId === refused.clientMsgId);
 });
+
+test('a burst is paced under the server rate limit and stored in send order', { timeout: 30_000 }, async (t) => {
+  const { nodes: [node] } = await startNodes(t, 1);
+  const alice = await registerClient(t, node.url, 'alice');
+  const room = await alice.api.createRoom({ name: `burst-${Date.now()}` });
+  const limited = [];
+  alice.on('event', ({ event, data }) => {
+    if (event === 'error' && data.code === 'rate_limited') limited.push(data);
+  });
+  await alice.connect();
+  const started = Date.now();
+  const sends = Array.from({ length: 130 }, (_, i) => alice.send(room.id, `burst ${i}`));
+  const acks = await Promise.all(sends);
+  const took = Date.now() - started;
+  assert.deepEqual(limited, [], 'the server never had to drop a send');
+  assert.deepEqual(acks.map((a) => a.seq), acks.map((_, i) => i + 1), 'stored in send order');
+  assert.ok(took >= 2000, `130 sends at 50 a second take over 2 s (took ${took} ms)`);
+});
