@@ -156,6 +156,7 @@ class Http {
     this.fetch = fetchFn;
   }
 
+  // One request; resolves with the JSON body of a 2xx, throws a ChatdError otherwise.
   async call(method, path, body, token) {
     const headers = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -214,14 +215,19 @@ class Session {
     this.user = null;
   }
 
+  /** True while an access token is held. */
   get signedIn() { return this.#access !== null; }
+  /** The session's id (the token's `sid`), for logout. */
   get sessionId() { return this.#claims?.sid ?? null; }
+  /** The current access token as held (maybe about to expire: prefer token()). */
   get accessToken() { return this.#access; }
 
+  /** Create an account; the answer's tokens open the session. */
   async register({ username, email, password }) {
     return this.#adopt(await this.#http.call('POST', '/auth/register', { username, email, password }));
   }
 
+  /** Sign in; the answer's tokens open the session. */
   async login({ email, password, deviceInfo }) {
     const body = { email, password };
     if (deviceInfo !== undefined) body.deviceInfo = deviceInfo;
@@ -314,6 +320,7 @@ class Session {
     await this.#adopt(res);
   }
 
+  /** Revoke this session (or all of the user's) on the server, then forget it here. */
   async logout({ everywhere = false } = {}) {
     const body = everywhere || !this.sessionId ? {} : { sessionId: this.sessionId };
     try {
@@ -339,6 +346,7 @@ class Session {
     if (had) this.#onEnd(reason);
   }
 
+  /** Stop the refresh timer. */
   dispose() {
     clearTimeout(this.#timer);
   }
@@ -507,9 +515,12 @@ class Transport {
     }
   }
 
+  /** Counts connection attempts: work tied to one socket checks it is still current. */
   get generation() { return this.#generation; }
+  /** True while a socket is open. */
   get isOpen() { return this.state === 'open'; }
 
+  /** Connect, and keep reconnecting until stop(). */
   start() {
     this.#wanted = true;
     if (!this.#ws && !this.#timer) this.#open();
@@ -522,6 +533,7 @@ class Transport {
     this.#reconnectNow();
   }
 
+  /** Close deliberately: no reconnect. */
   stop() {
     this.#wanted = false;
     clearTimeout(this.#timer);
@@ -753,7 +765,9 @@ class Rooms {
     this.#opts = opts;
   }
 
+  /** The subscribed room ids. */
   get ids() { return [...this.#map.keys()]; }
+  /** One room's state, if subscribed. */
   get(roomId) { return this.#map.get(roomId); }
 
   // Subscribe; resolves once the server confirmed the join (after the first catch-up page).
@@ -796,6 +810,7 @@ class Rooms {
     return true;
   }
 
+  /** Forget every room (the session ended). */
   clear(reason) {
     for (const room of [...this.#map.values()]) this.#forget(room, new ChatdError(reason, reason));
   }
@@ -812,6 +827,7 @@ class Rooms {
     for (const room of this.#map.values()) this.#sync(room);
   }
 
+  // The socket is gone: every room waits for the next one.
   onDown() {
     for (const room of this.#map.values()) room.status = 'idle';
     this.#leaving.clear();
@@ -862,6 +878,7 @@ class Rooms {
     }
   }
 
+  // The first frame of a join from a position (then joined_room, then any catch-up).
   onHistory(data) {
     const room = this.#map.get(data.room_id);
     if (!room) return;
@@ -869,6 +886,7 @@ class Rooms {
     this.accept(room.id, data.messages || []);
   }
 
+  // The join completed: resolve whoever waits for it.
   onJoined(data) {
     const room = this.#map.get(data.room_id);
     if (!room) return;
@@ -1017,8 +1035,10 @@ class Outbox {
     this.#userId = userId;
   }
 
+  /** Sends waiting for their ack. */
   get size() { return this.#entries.size; }
 
+  /** A copy of the waiting sends (of one room, or all), in send order. */
   pending(roomId) {
     return [...this.#entries.values()]
       .filter((e) => roomId == null || e.room_id === roomId)
@@ -1027,6 +1047,7 @@ class Outbox {
       }));
   }
 
+  /** Queue a send; the promise settles with its ack or its refusal. */
   send(roomId, content, clientMsgId) {
     const client_msg_id = clientMsgId ?? newId();
     let entry;
@@ -1089,6 +1110,7 @@ class Outbox {
     this.#flush();
   }
 
+  // message_ack: the send is durable.
   onAck(data) {
     this.#settle(data.client_msg_id, {
       id: data.id, seq: data.seq, room_id: data.room_id, created_at: data.created_at,
@@ -1141,6 +1163,7 @@ class Outbox {
     return true;
   }
 
+  /** Fail every waiting send with `code` (the session ended). */
   clear(code) {
     for (const id of [...this.#entries.keys()]) {
       this.fail(id, new ChatdError(code, 'the message was not sent', { clientMsgId: id }));
@@ -1162,6 +1185,7 @@ class Typing {
     this.#opts = opts;
   }
 
+  /** A keystroke in `roomId`'s input. */
   input(roomId) {
     const now = Date.now();
     let t = this.#rooms.get(roomId);
@@ -1175,6 +1199,7 @@ class Typing {
     t.timer = quietTimeout(() => this.stop(roomId), this.#opts.typingIdleMs);
   }
 
+  /** The user stopped typing in `roomId`. */
   stop(roomId) {
     const t = this.#rooms.get(roomId);
     if (!t) return;
@@ -1183,6 +1208,7 @@ class Typing {
     if (t.lastStart) this.#transport.send('typing_stop', { room_id: roomId });
   }
 
+  /** Forget our typing state (the socket is gone; the server stopped it). */
   clear() {
     for (const t of this.#rooms.values()) clearTimeout(t.timer);
     this.#rooms.clear();
