@@ -70,6 +70,11 @@ function signedOut(note) {
   auth.show(note);
 }
 
+// Unread counts, once the server sends them (read_state is not in today's protocol).
+client.on('read_state', (r) => {
+  if (r && typeof r.unread === 'number' && r.room_id !== rooms.activeId) rooms.setUnread(r.room_id, r.unread);
+});
+
 client.on('session_ended', ({ reason }) => {
   signedOut(reason === 'logout' ? '' : 'Your session has ended. Please sign in again.');
 });
