@@ -1175,7 +1175,9 @@ class Outbox {
 
 /** Our own typing state per room: start on input, stop after a pause. */
 class Typing {
-  #rooms = new Map(); // room_id -> { lastStart, timer }
+  // room_id -> { active, sent, lastStart, idle, deferred }; kept across stops so that
+  // the next start respects the server's one-start-a-second relay.
+  #rooms = new Map();
   #latest = new Map(); // "room/user" -> newest typing or message time seen (ms)
   #transport;
   #opts;
@@ -1189,28 +1191,49 @@ class Typing {
   input(roomId) {
     const now = Date.now();
     let t = this.#rooms.get(roomId);
-    if (!t) this.#rooms.set(roomId, (t = { lastStart: 0, timer: null }));
-    // The server relays at most one start a second and ends a typing after 6 s:
-    // repeat every few seconds while the user keeps typing.
-    if (now - t.lastStart >= this.#opts.typingRepeatMs) {
-      if (this.#transport.send('typing_start', { room_id: roomId })) t.lastStart = now;
+    if (!t) this.#rooms.set(roomId, (t = { active: false, sent: false, lastStart: 0, idle: null, deferred: null }));
+    // The server ends a typing after 6 s without a start: repeat it every few seconds
+    // while the user keeps typing.
+    if ((!t.active || now - t.lastStart >= this.#opts.typingRepeatMs) && !t.deferred) {
+      // It also drops a start within a second of the last one it relayed (and the stop
+      // after it): wait for that second instead of losing the start.
+      const wait = t.lastStart + 1050 - now;
+      if (wait <= 0) this.#start(roomId, t);
+      else t.deferred = quietTimeout(() => {
+        t.deferred = null;
+        if (t.active) this.#start(roomId, t);
+      }, wait);
     }
-    clearTimeout(t.timer);
-    t.timer = quietTimeout(() => this.stop(roomId), this.#opts.typingIdleMs);
+    t.active = true;
+    clearTimeout(t.idle);
+    t.idle = quietTimeout(() => this.stop(roomId), this.#opts.typingIdleMs);
+  }
+
+  #start(roomId, t) {
+    if (this.#transport.send('typing_start', { room_id: roomId })) {
+      t.lastStart = Date.now();
+      t.sent = true;
+    }
   }
 
   /** The user stopped typing in `roomId`. */
   stop(roomId) {
     const t = this.#rooms.get(roomId);
-    if (!t) return;
-    clearTimeout(t.timer);
-    this.#rooms.delete(roomId);
-    if (t.lastStart) this.#transport.send('typing_stop', { room_id: roomId });
+    if (!t || !t.active) return;
+    clearTimeout(t.idle);
+    clearTimeout(t.deferred);
+    t.deferred = null;
+    t.active = false;
+    if (t.sent) this.#transport.send('typing_stop', { room_id: roomId });
+    t.sent = false;
   }
 
   /** Forget our typing state (the socket is gone; the server stopped it). */
   clear() {
-    for (const t of this.#rooms.values()) clearTimeout(t.timer);
+    for (const t of this.#rooms.values()) {
+      clearTimeout(t.idle);
+      clearTimeout(t.deferred);
+    }
     this.#rooms.clear();
   }
 

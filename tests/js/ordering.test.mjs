@@ -100,4 +100,20 @@ test('disorder, duplicates and gaps: each message once, in seq order', { timeout
   ws2.push('typing', tEvent(true, base + 200)); // announced the message above
   ws2.push('typing', tEvent(true, base + 400));
   assert.deepEqual(typing, [true, false, true]);
+
+  // Our own typing: a start, a stop on send; a start within a second of the last one
+  // waits for that second (the server would drop it, and the stop after it).
+  const ours = () => ws2.sent.filter((f) => f.event.startsWith('typing_')).map((f) => f.event);
+  client.typing(room.id);
+  client.typing(room.id);
+  assert.deepEqual(ours(), ['typing_start']);
+  client.stopTyping(room.id);
+  client.typing(room.id);
+  assert.deepEqual(ours(), ['typing_start', 'typing_stop'], 'the next start waits');
+  await waitFor(() => ours().length === 3, { timeout: 2000, what: 'the deferred start' });
+  client.stopTyping(room.id);
+  client.typing(room.id);
+  client.stopTyping(room.id); // stopped before its start could go: nothing to send
+  await sleep(1200);
+  assert.deepEqual(ours(), ['typing_start', 'typing_stop', 'typing_start', 'typing_stop']);
 });
