@@ -1,0 +1,357 @@
+// Type declarations for chatd.js, the JavaScript client of chatd (docs/PROTOCOL.md).
+
+/** Version of this library. */
+export const VERSION: string;
+
+/** Most characters in one message (Unicode scalar values), as the server enforces. */
+export const MAX_MESSAGE_CHARS: number;
+
+// ---------------------------------------------------------------------------
+// Wire shapes (PROTOCOL.md section 2). Fields the server adds later are allowed.
+
+/** A user account. */
+export interface User {
+  id: string;
+  username: string;
+  email?: string;
+  created_at?: string;
+  [extra: string]: unknown;
+}
+
+/** A room. */
+export interface Room {
+  id: string;
+  name: string;
+  description: string | null;
+  created_by: string | null;
+  created_at: string;
+  [extra: string]: unknown;
+}
+
+/** A room as listed by `GET /me/rooms` once the server offers it (unread counts). */
+export interface MyRoom extends Room {
+  unread?: number;
+  last_read_seq?: number;
+  last_seq?: number;
+}
+
+/** A stored message. `kind` marks system messages where the server sends them. */
+export interface Message {
+  id: number;
+  seq: number;
+  room_id: string;
+  user_id: string;
+  username: string;
+  content: string;
+  created_at: string;
+  client_msg_id?: string;
+  kind?: string;
+  [extra: string]: unknown;
+}
+
+/** A room member with its online flag. */
+export interface Member {
+  id: string;
+  username: string;
+  joined_at: string;
+  online: boolean;
+  [extra: string]: unknown;
+}
+
+/** One page of history, newest first. */
+export interface MessagePage {
+  messages: Message[];
+  next_cursor: number | null;
+}
+
+/** The acknowledgement of a send: the message is durable. */
+export interface Ack {
+  id: number;
+  seq: number;
+  room_id: string;
+  created_at: string;
+}
+
+/** The promise of a send; `clientMsgId` names the message until it is stored. */
+export interface SendPromise extends Promise<Ack> {
+  clientMsgId: string | null;
+}
+
+/** A send waiting for its ack. */
+export interface PendingSend {
+  client_msg_id: string;
+  room_id: string;
+  content: string;
+  queuedAt: number;
+  attempts: number;
+}
+
+// ---------------------------------------------------------------------------
+// Events.
+
+/** Connection states. */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** `presence` from the server. */
+export interface PresenceEvent {
+  user_id: string;
+  username: string;
+  room_id: string;
+  node_id: string;
+  status: 'online' | 'offline';
+  last_seen: string;
+}
+
+/** `typing` from the server (never about one's own sockets). */
+export interface TypingEvent {
+  user_id: string;
+  username: string;
+  room_id: string;
+  typing: boolean;
+  started_at: string;
+}
+
+/** `user_joined` / `user_left` from the server. */
+export interface MembershipEvent {
+  user_id: string;
+  room_id: string;
+  username: string;
+}
+
+/** An `error` from the server, or one the library reports (gap fill, bad frame). */
+export interface ErrorEvent {
+  code: string;
+  message: string;
+  client_msg_id?: string;
+  room_id?: string;
+}
+
+/** Events a future server may send; declared so that handlers type-check today. */
+export interface ReadStateEvent { room_id: string; last_read_seq: number; unread?: number; [extra: string]: unknown }
+export interface ReceiptEvent { room_id: string; user_id: string; seq: number; [extra: string]: unknown }
+export interface MessageDeletedEvent { room_id: string; id: number; seq: number; [extra: string]: unknown }
+export interface ReactionEvent { room_id: string; message_id: number; user_id: string; emoji: string; [extra: string]: unknown }
+
+/** Every event a client emits, by name. */
+export interface ChatdEvents {
+  /** The connection state changed. */
+  state: { state: ConnectionState; previous: ConnectionState; code?: number };
+  /** The socket closed (`willReconnect` false after a deliberate close or a revoked session). */
+  disconnect: { code: number; reason: string; willReconnect: boolean };
+  /** A reconnect attempt is due in `delay` ms. */
+  reconnect_scheduled: { delay: number; attempt: number; code: number };
+  /** One message, exactly once per room and in seq order. */
+  message: Message;
+  /** The same messages, grouped as they became deliverable (ascending, consecutive). */
+  messages: { room_id: string; messages: Message[] };
+  /** A room's join completed (`resumed` after a reconnect). */
+  joined: { room_id: string; resumed: boolean; last_seq: number | null };
+  /** This client no longer receives the room (left, or the membership was lost). */
+  left_room: { room_id: string; code?: string };
+  /** A send was acknowledged. */
+  ack: Ack & { client_msg_id: string };
+  /** A send was given up (server refusal, session ended, cancelled). */
+  send_failed: { client_msg_id: string; room_id: string; code: string; message: string };
+  /** Missing seqs that are being fetched over REST. */
+  gap: { room_id: string; from: number; to: number };
+  /** New tokens (sign-in or refresh). */
+  tokens: { user: User | null; accessToken: string };
+  /** The session is over (logout, revoked, expired): sign in again. */
+  session_ended: { reason: 'logout' | 'revoked' | 'expired' };
+  presence: PresenceEvent;
+  typing: TypingEvent;
+  user_joined: MembershipEvent;
+  user_left: MembershipEvent;
+  pong: unknown;
+  error: ErrorEvent;
+  read_state: ReadStateEvent;
+  receipt: ReceiptEvent;
+  message_edited: Message;
+  message_deleted: MessageDeletedEvent;
+  reaction_added: ReactionEvent;
+  reaction_removed: ReactionEvent;
+  /** Every frame from the server, raw. */
+  event: { event: string; data: unknown };
+  /** A server event this version does not know (also emitted under its own name). */
+  unknown_event: { event: string; data: unknown };
+}
+
+/** A minimal typed event emitter. */
+export class Emitter {
+  /** Call `fn` for every `type` event; returns a function that unsubscribes. */
+  on<K extends keyof ChatdEvents>(type: K, fn: (data: ChatdEvents[K]) => void): () => void;
+  on(type: string, fn: (data: any) => void): () => void;
+  /** Stop calling `fn` for `type`. */
+  off<K extends keyof ChatdEvents>(type: K, fn: (data: ChatdEvents[K]) => void): void;
+  off(type: string, fn: (data: any) => void): void;
+  /** Call `fn` for the next `type` event only. */
+  once<K extends keyof ChatdEvents>(type: K, fn: (data: ChatdEvents[K]) => void): () => void;
+  once(type: string, fn: (data: any) => void): () => void;
+  /** Deliver `data` to the `type` handlers. */
+  emit(type: string, data?: unknown): void;
+}
+
+// ---------------------------------------------------------------------------
+
+/** An error from the server or the library; `code` is stable, branch on it. */
+export class ChatdError extends Error {
+  constructor(code: string, message?: string, extra?: { status?: number; clientMsgId?: string; details?: unknown; cause?: unknown });
+  /** A server code (PROTOCOL.md) or a library one: network_error, not_authenticated, session_ended, outbox_full, cancelled, disconnected, timeout, unsubscribed. */
+  code: string;
+  /** HTTP status when the error came from a REST answer. */
+  status?: number;
+  /** The send's client_msg_id when the error answers a send. */
+  clientMsgId?: string;
+  /** The server's `message` (an array of strings for validation errors). */
+  details?: unknown;
+}
+
+/** Where the session is kept: window.localStorage, sessionStorage, or anything alike (sync or async). */
+export interface SessionStorage {
+  getItem(key: string): string | null | Promise<string | null>;
+  setItem(key: string, value: string): void | Promise<void>;
+  removeItem(key: string): void | Promise<void>;
+}
+
+/** A storage that keeps the session in memory only (the default). */
+export class MemoryStorage implements SessionStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** The claims of a JWT (not verified), or null. */
+export function decodeJwt(token: string): { sub?: string; username?: string; sid?: string; iat?: number; exp?: number; [claim: string]: unknown } | null;
+
+/** The REST routes; a 401 invalid_token triggers one refresh and one retry. */
+export class Rest {
+  /** Any authenticated route, e.g. `request('GET', '/me/rooms')`. */
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
+  /** Every room, newest first. */
+  listRooms(): Promise<Room[]>;
+  /** The caller's rooms with unread counts, or null while the server lacks `GET /me/rooms`. */
+  myRooms(): Promise<MyRoom[] | null>;
+  /** Create a room; the creator becomes a member. */
+  createRoom(room: { name: string; description?: string | null }): Promise<Room>;
+  /** One room. */
+  getRoom(roomId: string): Promise<Room>;
+  /** Become a member (idempotent). */
+  joinRoom(roomId: string): Promise<{ success: true }>;
+  /** Stop being a member. */
+  leaveRoom(roomId: string): Promise<{ success: true }>;
+  /** The room's members with their online flag. */
+  members(roomId: string): Promise<Member[]>;
+  /** One page of history, newest first: messages with seq < cursor. */
+  messages(roomId: string, page?: { cursor?: number | null; limit?: number }): Promise<MessagePage>;
+  /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
+  postMessage(roomId: string, content: string): Promise<Message>;
+}
+
+/** Options of a client; every one is optional. */
+export interface ChatdOptions {
+  /** The server's http(s) base URL; the page's origin by default. */
+  url?: string;
+  /** Where the refresh token is kept (memory by default). */
+  storage?: SessionStorage;
+  /** The key in `storage` (default "chatd.session"). */
+  storageKey?: string;
+  /** Refresh the access token before it expires (default true). */
+  autoRefresh?: boolean;
+  /** Reconnect backoff: delay = min(maxMs, baseMs * factor^attempt), with jitter (defaults 500, 15000, 2). */
+  reconnect?: { baseMs?: number; maxMs?: number; factor?: number };
+  /** Application ping interval, 0 to disable (default 25000), and how long to wait for any frame after it (10000). */
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** Messages fetched over REST when a room is first joined without `since` (default 50). */
+  historyLimit?: number;
+  /** How long a gap may last before it is fetched over REST (default 1500 ms). */
+  gapTimeoutMs?: number;
+  /** Most unacknowledged sends kept (default 500); more are refused with `outbox_full`. */
+  outboxLimit?: number;
+  /** Most send_message frames put on the socket in any one second (default 50; the server drops what exceeds its limit, 100 by default). */
+  maxSendsPerSecond?: number;
+  /** Retries of a send refused as unavailable/rate_limited/internal (default 5), first after sendRetryMs (500). */
+  sendRetries?: number;
+  sendRetryMs?: number;
+  /** typing_stop after this long without input (default 3000); typing_start repeated this often while typing (3000). */
+  typingIdleMs?: number;
+  typingRepeatMs?: number;
+  /** WebSocket and fetch implementations (the globals by default). */
+  WebSocket?: unknown;
+  fetch?: typeof fetch;
+}
+
+/** Options of a join. */
+export interface JoinOptions {
+  /** The last seq already seen: delivery starts after it (0: from the first message). Without it, the newest `historyLimit` messages come first. */
+  since?: number;
+  /** Messages fetched when `since` is not given. */
+  historyLimit?: number;
+  /** `join` only: false to skip the REST membership call. */
+  membership?: boolean;
+}
+
+/** The chatd client: sign in, connect, join rooms, send and receive. */
+export class ChatdClient extends Emitter {
+  /** Create a client. */
+  constructor(options?: ChatdOptions);
+  /** REST helpers (rooms, members, history pages). */
+  readonly api: Rest;
+  /** The signed-in user, or null. */
+  readonly user: User | null;
+  /** Connection state. */
+  readonly state: ConnectionState;
+  /** The rooms this client is subscribed to. */
+  readonly rooms: string[];
+  /** Number of sends waiting for their ack. */
+  readonly pendingCount: number;
+
+  /** Create an account and sign in. */
+  register(fields: { username: string; email: string; password: string }): Promise<User>;
+  /** Sign in with email and password. */
+  login(fields: { email: string; password: string; deviceInfo?: string }): Promise<User>;
+  /** Resume a stored session; resolves with the user, or null when there is none. */
+  restore(): Promise<User | null>;
+  /** Sign out (this session, or all of the user's with `everywhere`). */
+  logout(options?: { everywhere?: boolean }): Promise<void>;
+  /** A valid access token (refreshed first when about to expire). */
+  getAccessToken(): Promise<string>;
+
+  /** Open the WebSocket (and keep it open); resolves when it is open. */
+  connect(): Promise<void>;
+  /** Close the WebSocket deliberately (no reconnect); unacknowledged sends stay queued. */
+  disconnect(): void;
+  /** Disconnect and stop every timer. */
+  close(): void;
+  /** Drop the socket as a network failure would, and reconnect. */
+  reconnect(): void;
+
+  /** Become a member (REST) and subscribe; resolves when the server confirmed the join. */
+  join(roomId: string, options?: JoinOptions): Promise<{ room_id: string; last_seq: number }>;
+  /** Subscribe to a room the user is a member of (WebSocket only). */
+  subscribe(roomId: string, options?: JoinOptions): Promise<{ room_id: string; last_seq: number }>;
+  /** Stop receiving a room on this client (the membership stays). */
+  unsubscribe(roomId: string): boolean;
+  /** Unsubscribe and give up the membership. */
+  leave(roomId: string): Promise<void>;
+  /** The highest seq delivered for a room, or null. */
+  position(roomId: string): number | null;
+  /** Messages older than the oldest delivered, ascending (not emitted as `message`). */
+  loadOlder(roomId: string, options?: { limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
+
+  /** Send a message; resolves with the ack, rejects with a ChatdError carrying the server's code. */
+  send(roomId: string, content: string, options?: { clientMsgId?: string }): SendPromise;
+  /** The unacknowledged sends (of one room, or all). */
+  pending(roomId?: string): PendingSend[];
+  /** Give up a pending send (its promise rejects with code `cancelled`). */
+  cancel(clientMsgId: string): boolean;
+
+  /** Call on every keystroke: sends typing_start, and typing_stop after a pause. */
+  typing(roomId: string): void;
+  /** The user stopped typing. */
+  stopTyping(roomId: string): void;
+  /** Round trip to the server in milliseconds. */
+  ping(timeoutMs?: number): Promise<number>;
+}
+
+export default ChatdClient;

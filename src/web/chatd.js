@@ -1,0 +1,1532 @@
+// chatd.js: the JavaScript client of chatd (REST + JSON events over a WebSocket).
+// One dependency-free ES module for browsers and Node 22+ (Node 20 with
+// --experimental-websocket). The wire contract is docs/PROTOCOL.md of chatd.
+//
+// One small class per concern:
+//   Emitter   typed events for the application
+//   Session   auth and tokens: login, refresh (single flight, timed from the JWT's exp)
+//   Rest      the REST routes, with one refresh and retry on a 401
+//   Transport the WebSocket: connect, heartbeat, reconnect with backoff
+//   Rooms     joined rooms and their positions: ordering, de-duplication, gaps, rejoin
+//   Outbox    sends not yet acknowledged: re-sent after a reconnect, bounded
+//   Typing    typing_start / typing_stop with an automatic stop
+//   ChatdClient  the facade an application uses
+
+/** Version of this library. */
+export const VERSION = '0.1.0';
+
+/** Most characters in one message (Unicode scalar values), as the server enforces. */
+export const MAX_MESSAGE_CHARS = 65536;
+
+// Events the library emits itself; a server event of the same name is only
+// surfaced through the generic `event` so that it cannot be mistaken for them.
+const LOCAL_EVENTS = new Set([
+  'state', 'disconnect', 'message', 'messages', 'joined', 'session_ended', 'tokens',
+  'ack', 'send_failed', 'event', 'unknown_event', 'gap', 'reconnect_scheduled',
+]);
+
+// Server events the client handles itself (everything else passes through by name).
+const HANDLED = new Set([
+  'history', 'joined_room', 'left_room', 'new_message', 'new_message_batch',
+  'message_ack', 'error', 'pong',
+]);
+
+// Server events this version knows by name; others are still passed through and
+// also reported as `unknown_event`.
+const KNOWN = new Set([
+  ...HANDLED, 'presence', 'typing', 'user_joined', 'user_left', 'read_state', 'receipt',
+  'message_edited', 'message_deleted', 'reaction_added', 'reaction_removed',
+]);
+
+// Send errors worth retrying with the same client_msg_id.
+const RETRYABLE = new Set(['unavailable', 'rate_limited', 'internal']);
+
+/** An error from the server or the library; `code` is stable, branch on it. */
+export class ChatdError extends Error {
+  /** Create an error with a machine-readable code and optional details. */
+  constructor(code, message, extra = {}) {
+    super(message || code, extra.cause ? { cause: extra.cause } : undefined);
+    this.name = 'ChatdError';
+    /** Stable code: a server code (PROTOCOL.md) or a library one (network_error, ...). */
+    this.code = code;
+    /** HTTP status when the error came from a REST answer. */
+    this.status = extra.status;
+    /** The send's client_msg_id when the error answers a send. */
+    this.clientMsgId = extra.clientMsgId;
+    /** The server's `message` (an array of strings for validation errors). */
+    this.details = extra.details;
+  }
+}
+
+/** A storage that keeps the session in memory only (the default). */
+export class MemoryStorage {
+  #map = new Map();
+  /** The stored string, or null. */
+  getItem(key) { return this.#map.has(key) ? this.#map.get(key) : null; }
+  /** Store a string. */
+  setItem(key, value) { this.#map.set(key, String(value)); }
+  /** Forget a key. */
+  removeItem(key) { this.#map.delete(key); }
+}
+
+/** The claims of a JWT (not verified: the server does that), or null. */
+export function decodeJwt(token) {
+  try {
+    const part = String(token).split('.')[1];
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((part.length + 3) % 4);
+    const bin = atob(b64);
+    const bytes = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return null;
+  }
+}
+
+// Character count as the server counts it (Unicode scalar values).
+function charCount(s) {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+// A timer that does not keep a Node process alive.
+function quietTimeout(fn, ms) {
+  const t = setTimeout(fn, ms);
+  if (t && typeof t.unref === 'function') t.unref();
+  return t;
+}
+
+function newId() {
+  if (globalThis.crypto && typeof globalThis.crypto.randomUUID === 'function') {
+    return globalThis.crypto.randomUUID();
+  }
+  // Very old runtimes only: not cryptographic, but unique enough for retries.
+  return 'c-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 12);
+}
+
+// ---------------------------------------------------------------------------
+
+/** A minimal typed event emitter. */
+export class Emitter {
+  #handlers = new Map();
+
+  /** Call `fn` for every `type` event; returns a function that unsubscribes. */
+  on(type, fn) {
+    let set = this.#handlers.get(type);
+    if (!set) this.#handlers.set(type, (set = new Set()));
+    set.add(fn);
+    return () => this.off(type, fn);
+  }
+
+  /** Stop calling `fn` for `type`. */
+  off(type, fn) {
+    this.#handlers.get(type)?.delete(fn);
+  }
+
+  /** Call `fn` for the next `type` event only. */
+  once(type, fn) {
+    const off = this.on(type, (data) => {
+      off();
+      fn(data);
+    });
+    return off;
+  }
+
+  /** Deliver `data` to the `type` handlers; a throwing handler does not stop the others. */
+  emit(type, data) {
+    const set = this.#handlers.get(type);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(data);
+      } catch (e) {
+        if (typeof globalThis.reportError === 'function') globalThis.reportError(e);
+        else console.error('chatd: event handler failed:', e);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** Raw HTTP to the server: JSON in, JSON out, errors as ChatdError. */
+class Http {
+  constructor(baseUrl, fetchFn) {
+    this.baseUrl = baseUrl;
+    this.fetch = fetchFn;
+  }
+
+  // One request; resolves with the JSON body of a 2xx, throws a ChatdError otherwise.
+  async call(method, path, body, token) {
+    const headers = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res;
+    try {
+      res = await this.fetch(new URL(path, this.baseUrl), {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new ChatdError('network_error', `cannot reach the server: ${e.message}`, { cause: e });
+    }
+    const text = await res.text().catch(() => '');
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    if (res.ok) return json;
+    const code = (json && json.code) || `http_${res.status}`;
+    const message = json && json.message;
+    throw new ChatdError(code, Array.isArray(message) ? message.join('; ') : message || res.statusText, {
+      status: res.status,
+      details: message,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** Auth and tokens: the session's access and refresh tokens, kept fresh. */
+class Session {
+  #http;
+  #storage;
+  #key;
+  #emit;
+  #access = null;
+  #refresh = null;
+  #claims = null;
+  #receivedAt = 0;
+  #refreshing = null;
+  #timer = null;
+  #onEnd;
+
+  constructor(http, { storage, storageKey, autoRefresh }, emit, onEnd) {
+    this.#http = http;
+    this.#storage = storage;
+    this.#key = storageKey;
+    this.#emit = emit;
+    this.#onEnd = onEnd;
+    this.autoRefresh = autoRefresh;
+    /** The signed-in user, or null. */
+    this.user = null;
+  }
+
+  /** True while an access token is held. */
+  get signedIn() { return this.#access !== null; }
+  /** The session's id (the token's `sid`), for logout. */
+  get sessionId() { return this.#claims?.sid ?? null; }
+  /** The current access token as held (maybe about to expire: prefer token()). */
+  get accessToken() { return this.#access; }
+
+  /** Create an account; the answer's tokens open the session. */
+  async register({ username, email, password }) {
+    return this.#adopt(await this.#http.call('POST', '/auth/register', { username, email, password }));
+  }
+
+  /** Sign in; the answer's tokens open the session. */
+  async login({ email, password, deviceInfo }) {
+    const body = { email, password };
+    if (deviceInfo !== undefined) body.deviceInfo = deviceInfo;
+    return this.#adopt(await this.#http.call('POST', '/auth/login', body));
+  }
+
+  // Resume from storage: the stored access token while fresh, else one refresh.
+  async restore() {
+    const stored = await this.#read();
+    if (!stored || !stored.refreshToken) return null;
+    this.#refresh = stored.refreshToken;
+    this.user = stored.user ?? null;
+    if (stored.accessToken && this.#freshFor(decodeJwt(stored.accessToken), stored.receivedAt) > 5000) {
+      this.#setAccess(stored.accessToken, stored.receivedAt);
+      this.#schedule();
+      return this.user;
+    }
+    try {
+      await this.refresh();
+    } catch (e) {
+      if (e.code === 'session_ended') return null;
+      throw e;
+    }
+    return this.user;
+  }
+
+  // A valid access token, refreshed first when it is about to expire.
+  async token() {
+    if (!this.#access) {
+      if (this.#refresh) await this.refresh();
+      else throw new ChatdError('not_authenticated', 'not signed in');
+    }
+    if (this.#freshFor(this.#claims, this.#receivedAt) < 5000) await this.refresh();
+    return this.#access;
+  }
+
+  // Refresh unless someone already replaced `used` (the token the server refused).
+  async refreshIfCurrent(used) {
+    if (this.#refreshing) return this.#refreshing;
+    if (used && this.#access && used !== this.#access) return undefined;
+    return this.refresh();
+  }
+
+  // One refresh at a time: concurrent callers share the one in flight.
+  refresh() {
+    if (!this.#refreshing) {
+      this.#refreshing = this.#lockedRefresh().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  async #lockedRefresh() {
+    // Tabs sharing a storage must not present the same refresh token twice (a reuse
+    // revokes the session): serialise them with the Web Locks API where it exists.
+    const locks = globalThis.navigator?.locks;
+    if (locks && typeof locks.request === 'function' && !(this.#storage instanceof MemoryStorage)) {
+      return locks.request(`chatd-refresh:${this.#key}`, () => this.#doRefresh());
+    }
+    return this.#doRefresh();
+  }
+
+  async #doRefresh() {
+    const stored = await this.#read();
+    if (stored && stored.refreshToken && stored.refreshToken !== this.#refresh) {
+      // Another tab rotated the token: take its pair instead of reusing ours.
+      const claims = decodeJwt(stored.accessToken);
+      if (this.#freshFor(claims, stored.receivedAt) > 5000) {
+        this.#refresh = stored.refreshToken;
+        this.user = stored.user ?? this.user;
+        this.#setAccess(stored.accessToken, stored.receivedAt);
+        this.#schedule();
+        this.#emit('tokens', { user: this.user, accessToken: this.#access });
+        return;
+      }
+      this.#refresh = stored.refreshToken;
+    }
+    if (!this.#refresh) throw new ChatdError('not_authenticated', 'not signed in');
+    let res;
+    try {
+      res = await this.#http.call('POST', '/auth/refresh', { refreshToken: this.#refresh });
+    } catch (e) {
+      if (e.status === 401 || e.status === 400) {
+        await this.end('expired');
+        throw new ChatdError('session_ended', 'the session has ended: sign in again', { cause: e });
+      }
+      throw e;
+    }
+    await this.#adopt(res);
+  }
+
+  /** Revoke this session (or all of the user's) on the server, then forget it here. */
+  async logout({ everywhere = false } = {}) {
+    const body = everywhere || !this.sessionId ? {} : { sessionId: this.sessionId };
+    try {
+      if (this.#access || this.#refresh) {
+        await this.#http.call('POST', '/auth/logout', body, await this.token());
+      }
+    } finally {
+      await this.end('logout');
+    }
+  }
+
+  // Forget everything and tell the application (reason: logout, revoked, expired).
+  async end(reason) {
+    const had = this.#access !== null || this.#refresh !== null;
+    this.#access = this.#refresh = this.#claims = null;
+    this.user = null;
+    clearTimeout(this.#timer);
+    try {
+      await this.#storage.removeItem(this.#key);
+    } catch {
+      // a storage that refuses is not worth failing the sign-out for
+    }
+    if (had) this.#onEnd(reason);
+  }
+
+  /** Stop the refresh timer. */
+  dispose() {
+    clearTimeout(this.#timer);
+  }
+
+  async #adopt(res) {
+    const { user, tokens } = res;
+    this.user = user ?? this.user;
+    this.#refresh = tokens.refreshToken;
+    this.#setAccess(tokens.accessToken, Date.now());
+    await this.#write();
+    this.#schedule();
+    this.#emit('tokens', { user: this.user, accessToken: this.#access });
+    return this.user;
+  }
+
+  #setAccess(token, receivedAt) {
+    this.#access = token;
+    this.#claims = decodeJwt(token);
+    this.#receivedAt = receivedAt || Date.now();
+    if (!this.user && this.#claims) this.user = { id: this.#claims.sub, username: this.#claims.username };
+  }
+
+  // Milliseconds the token stays usable, measured on our clock from when we got it
+  // (iat..exp is its lifetime), so that a skewed client clock does not matter.
+  #freshFor(claims, receivedAt) {
+    if (!claims || typeof claims.exp !== 'number') return Infinity;
+    if (typeof claims.iat === 'number' && receivedAt) {
+      return receivedAt + (claims.exp - claims.iat) * 1000 - Date.now();
+    }
+    return claims.exp * 1000 - Date.now();
+  }
+
+  // Refresh at 80% of the lifetime (at most a minute before expiry).
+  #schedule() {
+    clearTimeout(this.#timer);
+    if (!this.autoRefresh || !this.#claims) return;
+    const life = typeof this.#claims.iat === 'number' ? (this.#claims.exp - this.#claims.iat) * 1000 : 60_000;
+    const margin = Math.min(60_000, life * 0.2);
+    const wait = Math.max(1000, this.#freshFor(this.#claims, this.#receivedAt) - margin);
+    this.#timer = quietTimeout(() => {
+      this.refresh().catch((e) => {
+        if (e.code !== 'session_ended') {
+          // Server unreachable: try again soon; token() refreshes on demand anyway.
+          this.#timer = quietTimeout(() => this.#schedule(), 5000);
+        }
+      });
+    }, wait);
+  }
+
+  async #read() {
+    try {
+      const raw = await this.#storage.getItem(this.#key);
+      return raw ? JSON.parse(raw) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async #write() {
+    const value = JSON.stringify({
+      refreshToken: this.#refresh,
+      accessToken: this.#access,
+      receivedAt: this.#receivedAt,
+      user: this.user,
+    });
+    await this.#storage.setItem(this.#key, value);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** The REST routes; a 401 invalid_token triggers one refresh and one retry. */
+export class Rest {
+  #http;
+  #session;
+  #noMyRooms = false;
+
+  constructor(http, session) {
+    this.#http = http;
+    this.#session = session;
+  }
+
+  /** Any authenticated route: `request('GET', '/me/rooms')`. */
+  async request(method, path, body) {
+    const token = await this.#session.token();
+    try {
+      return await this.#http.call(method, path, body, token);
+    } catch (e) {
+      if (e.status !== 401 || e.code !== 'invalid_token') throw e;
+      await this.#session.refreshIfCurrent(token);
+      return this.#http.call(method, path, body, await this.#session.token());
+    }
+  }
+
+  /** Every room, newest first (GET /rooms). */
+  listRooms() { return this.request('GET', '/rooms'); }
+  /** The caller's rooms with unread counts (GET /me/rooms), or null where the server lacks the route. */
+  async myRooms() {
+    if (this.#noMyRooms) return null;
+    try {
+      return await this.request('GET', '/me/rooms');
+    } catch (e) {
+      if (e.status !== 404 && e.status !== 405) throw e;
+      this.#noMyRooms = true; // asked once per client: servers do not grow routes while running
+      return null;
+    }
+  }
+  /** Create a room; the creator becomes a member. */
+  createRoom({ name, description }) {
+    const body = { name };
+    if (description !== undefined) body.description = description;
+    return this.request('POST', '/rooms', body);
+  }
+  /** One room. */
+  getRoom(roomId) { return this.request('GET', `/rooms/${encodeURIComponent(roomId)}`); }
+  /** Become a member (idempotent). */
+  joinRoom(roomId) { return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/join`); }
+  /** Stop being a member. */
+  leaveRoom(roomId) { return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/leave`); }
+  /** The room's members with their online flag. */
+  members(roomId) { return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/members`); }
+  /** One page of history, newest first: messages with seq < cursor. */
+  messages(roomId, { cursor, limit } = {}) {
+    const q = new URLSearchParams();
+    if (cursor != null) q.set('cursor', String(cursor));
+    if (limit != null) q.set('limit', String(limit));
+    const qs = q.toString();
+    return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/messages${qs ? `?${qs}` : ''}`);
+  }
+  /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
+  postMessage(roomId, content) {
+    return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/messages`, { content });
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** The WebSocket: one connection at a time, reconnected until stopped. */
+class Transport {
+  #opts;
+  #session;
+  #http;
+  #handlers;
+  #emit;
+  #ws = null;
+  #wanted = false;
+  #attempt = 0;
+  #timer = null;
+  #hbTimer = null;
+  #hbDeadline = null;
+  #generation = 0;
+
+  constructor(opts, session, http, emit, handlers) {
+    this.#opts = opts;
+    this.#session = session;
+    this.#http = http;
+    this.#emit = emit;
+    this.#handlers = handlers;
+    /** connecting | open | reconnecting | closed */
+    this.state = 'closed';
+    if (typeof globalThis.addEventListener === 'function' && typeof window !== 'undefined') {
+      // Back online: do not wait for the backoff.
+      globalThis.addEventListener('online', () => {
+        if (this.#wanted && !this.#ws) this.#reconnectNow();
+      });
+    }
+  }
+
+  /** Counts connection attempts: work tied to one socket checks it is still current. */
+  get generation() { return this.#generation; }
+  /** True while a socket is open. */
+  get isOpen() { return this.state === 'open'; }
+
+  /** Connect, and keep reconnecting until stop(). */
+  start() {
+    this.#wanted = true;
+    if (!this.#ws && !this.#timer) this.#open();
+  }
+
+  // Connect now, skipping the backoff wait ("Retry now", the network came back).
+  retryNow() {
+    this.#wanted = true;
+    if (this.#ws) return;
+    this.#reconnectNow();
+  }
+
+  /** Close deliberately: no reconnect. */
+  stop() {
+    this.#wanted = false;
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    const ws = this.#ws;
+    if (ws) {
+      this.#detach(ws);
+      try {
+        ws.close(1000, 'bye');
+      } catch {
+        // already closing
+      }
+      this.#handlers.down();
+    }
+    this.#setState('closed');
+  }
+
+  // Send one event; false when there is no open socket.
+  send(event, data) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== 1 || this.state !== 'open') return false;
+    ws.send(JSON.stringify({ event, data }));
+    return true;
+  }
+
+  // Drop the current socket as if the network failed (tests; heartbeat timeouts).
+  drop(reason = 'dropped') {
+    const ws = this.#ws;
+    if (!ws) return;
+    try {
+      ws.close(4000, reason);
+    } catch {
+      // ignore
+    }
+    this.#closed(ws, 4000, reason, true);
+  }
+
+  #setState(state, extra) {
+    if (this.state === state) return;
+    const previous = this.state;
+    this.state = state;
+    this.#emit('state', { state, previous, ...extra });
+  }
+
+  #reconnectNow() {
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#open();
+  }
+
+  async #open() {
+    this.#timer = null;
+    const generation = ++this.#generation;
+    this.#setState(this.#attempt === 0 && this.state === 'closed' ? 'connecting' : 'reconnecting');
+    let token;
+    try {
+      token = await this.#session.token();
+    } catch (e) {
+      if (generation !== this.#generation || !this.#wanted) return;
+      if (e.code === 'session_ended' || e.code === 'not_authenticated') {
+        this.stop();
+        return;
+      }
+      this.#retry(false, 0);
+      return;
+    }
+    if (generation !== this.#generation || !this.#wanted) return;
+    const url = new URL('/ws', this.#opts.url);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('token', token);
+    let ws;
+    try {
+      ws = new this.#opts.WebSocket(url.toString());
+    } catch (e) {
+      this.#emit('error', { code: 'network_error', message: String(e.message || e) });
+      this.#retry(false, 0);
+      return;
+    }
+    this.#ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (this.#ws !== ws) return;
+      opened = true;
+      this.#attempt = 0;
+      this.#setState('open');
+      this.#startHeartbeat();
+      this.#handlers.open();
+    };
+    ws.onmessage = (ev) => {
+      if (this.#ws !== ws) return;
+      this.#alive();
+      let frame;
+      try {
+        frame = JSON.parse(typeof ev.data === 'string' ? ev.data : new TextDecoder().decode(ev.data));
+      } catch {
+        this.#emit('error', { code: 'invalid_json', message: 'the server sent a frame that is not JSON' });
+        return;
+      }
+      if (frame && typeof frame.event === 'string') this.#handlers.frame(frame.event, frame.data);
+    };
+    ws.onclose = (ev) => this.#closed(ws, ev.code, ev.reason, opened, token);
+    ws.onerror = () => {
+      // A close event normally follows and decides what to do; some runtimes (Node
+      // 20's WebSocket on a refused connection) never send it, so do not wait long.
+      if (!opened) this.#closed(ws, 1006, 'connection failed', false, token);
+      else quietTimeout(() => this.#closed(ws, 1006, 'connection error', true, token), 1000);
+    };
+  }
+
+  #detach(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    if (this.#ws === ws) this.#ws = null;
+    this.#stopHeartbeat();
+  }
+
+  async #closed(ws, code, reason, opened, token) {
+    if (this.#ws !== ws) return;
+    this.#detach(ws);
+    if (opened) this.#handlers.down();
+    const willReconnect = this.#wanted && code !== 1008;
+    this.#emit('disconnect', { code, reason: reason || '', willReconnect });
+    if (!this.#wanted) {
+      this.#setState('closed');
+      return;
+    }
+    if (code === 1008) {
+      // Policy violation: the session was revoked (logout elsewhere, token reuse).
+      this.#wanted = false;
+      this.#setState('closed');
+      await this.#session.end('revoked');
+      return;
+    }
+    this.#setState('reconnecting', { code });
+    if (!opened && token) {
+      // The upgrade failed and browsers hide its status: ask the same route over
+      // plain HTTP. 401 means the token is refused (refresh it); 426 means it is fine.
+      const verdict = await this.#probe(token);
+      if (!this.#wanted || this.#ws || this.#timer) return;
+      if (verdict === 'invalid_token') {
+        try {
+          await this.#session.refreshIfCurrent(token);
+        } catch (e) {
+          if (e.code === 'session_ended') {
+            this.stop();
+            return;
+          }
+        }
+        if (!this.#wanted || this.#ws || this.#timer) return;
+        this.#retry(this.#attempt === 0, 0);
+        return;
+      }
+    }
+    // Going away (1001) and try again later (1013) mean "another node, or this one
+    // soon": reconnect at once, then back off if that fails.
+    this.#retry(opened && (code === 1001 || code === 1013), code);
+  }
+
+  async #probe(token) {
+    try {
+      await this.#http.call('GET', '/ws', undefined, token);
+      return 'ok';
+    } catch (e) {
+      if (e.status === 401) return 'invalid_token';
+      return e.status ? 'ok' : 'down';
+    }
+  }
+
+  #retry(immediately, code) {
+    if (!this.#wanted) return;
+    const { baseMs, maxMs, factor } = this.#opts.reconnect;
+    let delay = 0;
+    if (!immediately) {
+      const ceiling = Math.min(maxMs, baseMs * factor ** this.#attempt);
+      // "Equal jitter": half fixed, half random, so that clients spread out but none
+      // hammers the server right away.
+      delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+      this.#attempt++;
+    }
+    this.#setState('reconnecting');
+    this.#emit('reconnect_scheduled', { delay, attempt: this.#attempt, code });
+    this.#timer = setTimeout(() => this.#open(), delay);
+  }
+
+  // Application-level ping; a socket silent for too long is presumed dead.
+  #startHeartbeat() {
+    this.#stopHeartbeat();
+    const every = this.#opts.heartbeatMs;
+    if (!every) return;
+    this.#hbTimer = setInterval(() => {
+      if (this.#hbDeadline) return;
+      this.send('ping', { heartbeat: Date.now() });
+      this.#hbDeadline = quietTimeout(() => {
+        this.#hbDeadline = null;
+        this.drop('heartbeat timeout');
+      }, this.#opts.heartbeatTimeoutMs);
+    }, every);
+    if (this.#hbTimer && typeof this.#hbTimer.unref === 'function') this.#hbTimer.unref();
+  }
+
+  #alive() {
+    if (this.#hbDeadline) {
+      clearTimeout(this.#hbDeadline);
+      this.#hbDeadline = null;
+    }
+  }
+
+  #stopHeartbeat() {
+    clearInterval(this.#hbTimer);
+    this.#hbTimer = null;
+    this.#alive();
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** Joined rooms and their positions (the highest seq delivered, gapless). */
+class Rooms {
+  #map = new Map();
+  #leaving = new Map(); // room_id -> leave_room frames whose left_room is still due
+  #rest;
+  #transport;
+  #emit;
+  #opts;
+
+  constructor(rest, transport, emit, opts) {
+    this.#rest = rest;
+    this.#transport = transport;
+    this.#emit = emit;
+    this.#opts = opts;
+  }
+
+  /** The subscribed room ids. */
+  get ids() { return [...this.#map.keys()]; }
+  /** One room's state, if subscribed. */
+  get(roomId) { return this.#map.get(roomId); }
+
+  // Subscribe; resolves once the server confirmed the join (after the first catch-up page).
+  subscribe(roomId, { since, historyLimit } = {}) {
+    let room = this.#map.get(roomId);
+    if (room) return room.ready;
+    room = {
+      id: roomId,
+      lastSeq: since == null ? null : since,
+      firstSeq: since == null ? null : since + 1,
+      hasOlder: since == null ? null : since > 0,
+      historyLimit: historyLimit ?? this.#opts.historyLimit,
+      pending: new Map(),
+      status: 'idle',
+      joinedOnce: false,
+      gapTimer: null,
+      syncTimer: null,
+      syncFailures: 0,
+      filling: false,
+      loadingOlder: null,
+    };
+    room.ready = new Promise((resolve, reject) => {
+      room.resolve = resolve;
+      room.reject = reject;
+    });
+    room.ready.catch(() => {});
+    this.#map.set(roomId, room);
+    if (this.#transport.isOpen) this.#sync(room);
+    return room.ready;
+  }
+
+  // Stop delivery of a room to this client (membership untouched).
+  unsubscribe(roomId) {
+    const room = this.#map.get(roomId);
+    if (!room) return false;
+    this.#forget(room, new ChatdError('unsubscribed', 'the room was left before the join completed'));
+    if (this.#transport.send('leave_room', { room_id: roomId })) {
+      this.#leaving.set(roomId, (this.#leaving.get(roomId) || 0) + 1);
+    }
+    return true;
+  }
+
+  /** Forget every room (the session ended). */
+  clear(reason) {
+    for (const room of [...this.#map.values()]) this.#forget(room, new ChatdError(reason, reason));
+  }
+
+  #forget(room, err) {
+    clearTimeout(room.gapTimer);
+    clearTimeout(room.syncTimer);
+    this.#map.delete(room.id);
+    room.reject(err);
+  }
+
+  // After every (re)connect: join each room from its position.
+  onOpen() {
+    for (const room of this.#map.values()) this.#sync(room);
+  }
+
+  // The socket is gone: every room waits for the next one.
+  onDown() {
+    for (const room of this.#map.values()) room.status = 'idle';
+    this.#leaving.clear();
+  }
+
+  async #sync(room) {
+    const generation = this.#transport.generation;
+    room.status = 'syncing';
+    if (room.lastSeq == null) {
+      // First join: the newest page over REST fixes the starting position, so the
+      // application gets recent history and then everything after it exactly once.
+      try {
+        const page = await this.#rest.messages(room.id, { limit: room.historyLimit });
+        if (this.#map.get(room.id) !== room) return;
+        if (room.lastSeq == null) {
+          const msgs = [...page.messages].reverse();
+          room.firstSeq = msgs.length ? msgs[0].seq : 1;
+          room.lastSeq = msgs.length ? msgs[0].seq - 1 : 0;
+          room.hasOlder = page.next_cursor != null;
+          this.accept(room.id, msgs);
+        }
+      } catch (e) {
+        if (this.#map.get(room.id) !== room) return;
+        if (e.code === 'not_member' || e.code === 'room_not_found') {
+          this.#forget(room, e);
+          this.#emit('left_room', { room_id: room.id, code: e.code });
+          return;
+        }
+        room.status = 'idle';
+        if (e.code !== 'network_error') this.#emit('error', { code: e.code, message: e.message, room_id: room.id });
+        // Transient (unavailable, network): try again while this connection lasts; a
+        // reconnect starts over anyway.
+        const delay = Math.min(10_000, 500 * 2 ** Math.min(5, room.syncFailures++));
+        clearTimeout(room.syncTimer);
+        room.syncTimer = quietTimeout(() => {
+          if (this.#map.get(room.id) === room && room.status === 'idle' && this.#transport.isOpen
+            && this.#transport.generation === generation) this.#sync(room);
+        }, delay);
+        return;
+      }
+      room.syncFailures = 0;
+    }
+    if (this.#map.get(room.id) !== room || generation !== this.#transport.generation) return;
+    if (this.#transport.send('join_room', { room_id: room.id, last_seen_seq: room.lastSeq })) {
+      room.status = 'joining';
+    } else {
+      room.status = 'idle';
+    }
+  }
+
+  // The first frame of a join from a position (then joined_room, then any catch-up).
+  onHistory(data) {
+    const room = this.#map.get(data.room_id);
+    if (!room) return;
+    room.catchingUp = !!data.has_more;
+    this.accept(room.id, data.messages || []);
+  }
+
+  // The join completed: resolve whoever waits for it.
+  onJoined(data) {
+    const room = this.#map.get(data.room_id);
+    if (!room) return;
+    const resumed = room.joinedOnce;
+    room.status = 'joined';
+    room.joinedOnce = true;
+    room.resolve({ room_id: room.id, last_seq: room.lastSeq });
+    this.#emit('joined', { room_id: room.id, resumed, last_seq: room.lastSeq });
+  }
+
+  // The server removed this socket from the room (leave, or membership lost).
+  onLeft(data) {
+    const due = this.#leaving.get(data.room_id);
+    if (due) {
+      // The answer to our own leave_room: a later subscribe of the room stays.
+      if (due > 1) this.#leaving.set(data.room_id, due - 1);
+      else this.#leaving.delete(data.room_id);
+      return;
+    }
+    const room = this.#map.get(data.room_id);
+    if (room) this.#forget(room, new ChatdError('left_room', 'no longer in the room'));
+  }
+
+  // A join-related error we cannot attribute (errors carry no room id): check each
+  // room still joining over REST, and drop the ones the server refuses.
+  async verifyJoining() {
+    for (const room of [...this.#map.values()]) {
+      if (room.status !== 'joining') continue;
+      try {
+        await this.#rest.messages(room.id, { limit: 1 });
+      } catch (e) {
+        if ((e.code === 'not_member' || e.code === 'room_not_found') && this.#map.get(room.id) === room) {
+          this.#forget(room, e);
+          this.#emit('left_room', { room_id: room.id, code: e.code });
+        }
+      }
+    }
+  }
+
+  // Messages of one room from any source: drop what was delivered, buffer what is
+  // early, deliver the rest in seq order.
+  accept(roomId, messages) {
+    const room = this.#map.get(roomId);
+    if (!room || room.lastSeq == null) return;
+    for (const m of messages) {
+      if (m && typeof m.seq === 'number' && m.seq > room.lastSeq) room.pending.set(m.seq, m);
+    }
+    const out = [];
+    while (room.pending.has(room.lastSeq + 1)) {
+      const m = room.pending.get(room.lastSeq + 1);
+      room.pending.delete(room.lastSeq + 1);
+      room.lastSeq++;
+      out.push(m);
+    }
+    if (out.length) {
+      if (room.firstSeq == null) room.firstSeq = out[0].seq;
+      this.#emit('messages', { room_id: roomId, messages: out });
+      for (const m of out) {
+        this.#opts.onDeliver?.(m);
+        this.#emit('message', m);
+      }
+    }
+    if (room.pending.size === 0) {
+      clearTimeout(room.gapTimer);
+      room.gapTimer = null;
+    } else if (!room.gapTimer && !room.filling) {
+      room.gapTimer = quietTimeout(() => {
+        room.gapTimer = null;
+        this.#fillGap(room);
+      }, this.#opts.gapTimeoutMs);
+    }
+  }
+
+  // A gap that outlived the timeout: read the missing seqs from the REST history.
+  async #fillGap(room) {
+    if (room.filling || this.#map.get(room.id) !== room) return;
+    room.filling = true;
+    try {
+      while (room.pending.size && this.#map.get(room.id) === room) {
+        const from = room.lastSeq;
+        const upto = Math.min(...room.pending.keys());
+        this.#emit('gap', { room_id: room.id, from: from + 1, to: upto - 1 });
+        const got = [];
+        let cursor = upto;
+        for (;;) {
+          const page = await this.#rest.messages(room.id, { cursor, limit: 100 });
+          for (const m of page.messages) if (m.seq > from) got.push(m);
+          const oldest = page.messages.length ? page.messages[page.messages.length - 1].seq : null;
+          if (page.next_cursor == null || oldest == null || oldest <= from + 1) break;
+          cursor = page.next_cursor;
+        }
+        this.accept(room.id, got);
+        if (room.lastSeq === from) break; // nothing came back: try again later
+      }
+    } catch (e) {
+      this.#emit('error', { code: e.code || 'gap_fill_failed', message: e.message, room_id: room.id });
+    } finally {
+      room.filling = false;
+      if (room.pending.size && !room.gapTimer && this.#map.get(room.id) === room) {
+        room.gapTimer = quietTimeout(() => {
+          room.gapTimer = null;
+          this.#fillGap(room);
+        }, this.#opts.gapTimeoutMs);
+      }
+    }
+  }
+
+  // Older messages than the oldest delivered, ascending (not emitted as `message`).
+  async loadOlder(roomId, { limit = 50 } = {}) {
+    const room = this.#map.get(roomId);
+    if (!room) throw new ChatdError('not_joined', 'join the room first');
+    if (room.loadingOlder) return room.loadingOlder;
+    const run = async () => {
+      if (room.firstSeq == null || room.firstSeq <= 1 || room.hasOlder === false) {
+        return { messages: [], hasMore: false };
+      }
+      const page = await this.#rest.messages(roomId, { cursor: room.firstSeq, limit });
+      const msgs = [...page.messages].reverse();
+      if (msgs.length) room.firstSeq = msgs[0].seq;
+      room.hasOlder = page.next_cursor != null && room.firstSeq > 1;
+      return { messages: msgs, hasMore: room.hasOlder };
+    };
+    room.loadingOlder = run().finally(() => {
+      room.loadingOlder = null;
+    });
+    return room.loadingOlder;
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** Sends waiting for their ack: sent at once when connected, re-sent after a reconnect. */
+class Outbox {
+  #entries = new Map(); // client_msg_id -> entry, in send order
+  #recent = []; // times of the sends within the last second (the pacing window)
+  #flushTimer = null;
+  #transport;
+  #emit;
+  #opts;
+  #userId;
+
+  constructor(transport, emit, opts, userId) {
+    this.#transport = transport;
+    this.#emit = emit;
+    this.#opts = opts;
+    this.#userId = userId;
+  }
+
+  /** Sends waiting for their ack. */
+  get size() { return this.#entries.size; }
+
+  /** A copy of the waiting sends (of one room, or all), in send order. */
+  pending(roomId) {
+    return [...this.#entries.values()]
+      .filter((e) => roomId == null || e.room_id === roomId)
+      .map(({ client_msg_id, room_id, content, queuedAt, attempts }) => ({
+        client_msg_id, room_id, content, queuedAt, attempts,
+      }));
+  }
+
+  /** Queue a send; the promise settles with its ack or its refusal. */
+  send(roomId, content, clientMsgId) {
+    const client_msg_id = clientMsgId ?? newId();
+    let entry;
+    const promise = new Promise((resolve, reject) => {
+      entry = { client_msg_id, room_id: roomId, content, resolve, reject, queuedAt: Date.now(), attempts: 0, failures: 0 };
+    });
+    promise.clientMsgId = client_msg_id;
+    promise.catch(() => {}); // a send nobody awaits must not crash Node
+    const refuse = (code, message) => {
+      entry.reject(new ChatdError(code, message, { clientMsgId: client_msg_id }));
+      return promise;
+    };
+    if (typeof content !== 'string' || content.length === 0) return refuse('invalid_payload', 'content must be a non-empty string');
+    if (content.length > MAX_MESSAGE_CHARS && charCount(content) > MAX_MESSAGE_CHARS) {
+      return refuse('message_too_long', `a message is at most ${MAX_MESSAGE_CHARS} characters`);
+    }
+    if (typeof client_msg_id !== 'string' || client_msg_id.length < 1 || client_msg_id.length > 64) {
+      return refuse('invalid_payload', 'client_msg_id must be 1 to 64 characters');
+    }
+    if (this.#entries.has(client_msg_id)) return refuse('invalid_payload', 'client_msg_id already pending');
+    if (this.#entries.size >= this.#opts.outboxLimit) return refuse('outbox_full', 'too many unacknowledged messages');
+    this.#entries.set(client_msg_id, entry);
+    this.#flush();
+    return promise;
+  }
+
+  // Put every send not yet on this socket on it, in send order, at most
+  // maxSendsPerSecond in any one second: the server drops what exceeds its own limit
+  // (rate_limited), and a backlog re-sent after a reconnect must not trip it.
+  #flush() {
+    if (!this.#transport.isOpen) return;
+    const generation = this.#transport.generation;
+    for (const entry of this.#entries.values()) {
+      if (entry.sentGeneration === generation) continue;
+      const now = Date.now();
+      while (this.#recent.length && now - this.#recent[0] >= 1000) this.#recent.shift();
+      if (this.#recent.length >= this.#opts.maxSendsPerSecond) {
+        if (!this.#flushTimer) {
+          this.#flushTimer = setTimeout(() => {
+            this.#flushTimer = null;
+            this.#flush();
+          }, 1000 - (now - this.#recent[0]) + 1);
+        }
+        return;
+      }
+      const frame = { room_id: entry.room_id, content: entry.content, client_msg_id: entry.client_msg_id };
+      if (!this.#transport.send('send_message', frame)) return;
+      this.#recent.push(now);
+      entry.attempts++;
+      entry.sentGeneration = generation;
+    }
+  }
+
+  // After every (re)connect: everything unacknowledged, in the order it was sent.
+  onOpen() {
+    for (const entry of this.#entries.values()) {
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = null;
+    }
+    this.#flush();
+  }
+
+  // message_ack: the send is durable.
+  onAck(data) {
+    this.#settle(data.client_msg_id, {
+      id: data.id, seq: data.seq, room_id: data.room_id, created_at: data.created_at,
+    });
+  }
+
+  // Seeing one's own message in the room is an ack as well (PROTOCOL.md 6.6).
+  onMessage(m) {
+    if (m.client_msg_id && m.user_id === this.#userId()) {
+      this.#settle(m.client_msg_id, { id: m.id, seq: m.seq, room_id: m.room_id, created_at: m.created_at });
+    }
+  }
+
+  #settle(id, ack) {
+    const entry = this.#entries.get(id);
+    if (!entry) return;
+    this.#entries.delete(id);
+    clearTimeout(entry.retryTimer);
+    entry.resolve(ack);
+    this.#emit('ack', { client_msg_id: id, ...ack });
+  }
+
+  // An error naming a pending send: retry the transient ones, fail the others.
+  onError(data) {
+    const entry = this.#entries.get(data.client_msg_id);
+    if (!entry) return false;
+    if (RETRYABLE.has(data.code) && ++entry.failures <= this.#opts.sendRetries) {
+      const delay = Math.min(10_000, this.#opts.sendRetryMs * 2 ** (entry.failures - 1));
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = setTimeout(() => {
+        entry.retryTimer = null;
+        if (this.#entries.get(entry.client_msg_id) !== entry) return;
+        entry.sentGeneration = null; // due again on this socket
+        this.#flush();
+      }, delay);
+      return true;
+    }
+    this.fail(entry.client_msg_id, new ChatdError(data.code, data.message, { clientMsgId: entry.client_msg_id }));
+    return true;
+  }
+
+  // Give up one send (the server will store it at most once if it already has it).
+  fail(clientMsgId, err) {
+    const entry = this.#entries.get(clientMsgId);
+    if (!entry) return false;
+    this.#entries.delete(clientMsgId);
+    clearTimeout(entry.retryTimer);
+    entry.reject(err);
+    this.#emit('send_failed', { client_msg_id: clientMsgId, room_id: entry.room_id, code: err.code, message: err.message });
+    return true;
+  }
+
+  /** Fail every waiting send with `code` (the session ended). */
+  clear(code) {
+    for (const id of [...this.#entries.keys()]) {
+      this.fail(id, new ChatdError(code, 'the message was not sent', { clientMsgId: id }));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+/** Our own typing state per room: start on input, stop after a pause. */
+class Typing {
+  // room_id -> { active, sent, lastStart, idle, deferred }; kept across stops so that
+  // the next start respects the server's one-start-a-second relay.
+  #rooms = new Map();
+  #latest = new Map(); // "room/user" -> newest typing or message time seen (ms)
+  #transport;
+  #opts;
+
+  constructor(transport, opts) {
+    this.#transport = transport;
+    this.#opts = opts;
+  }
+
+  /** A keystroke in `roomId`'s input. */
+  input(roomId) {
+    const now = Date.now();
+    let t = this.#rooms.get(roomId);
+    if (!t) this.#rooms.set(roomId, (t = { active: false, sent: false, lastStart: 0, idle: null, deferred: null }));
+    // The server ends a typing after 6 s without a start: repeat it every few seconds
+    // while the user keeps typing.
+    if ((!t.active || now - t.lastStart >= this.#opts.typingRepeatMs) && !t.deferred) {
+      // It also drops a start within a second of the last one it relayed (and the stop
+      // after it): wait for that second instead of losing the start.
+      const wait = t.lastStart + 1050 - now;
+      if (wait <= 0) this.#start(roomId, t);
+      else t.deferred = quietTimeout(() => {
+        t.deferred = null;
+        if (t.active) this.#start(roomId, t);
+      }, wait);
+    }
+    t.active = true;
+    clearTimeout(t.idle);
+    t.idle = quietTimeout(() => this.stop(roomId), this.#opts.typingIdleMs);
+  }
+
+  #start(roomId, t) {
+    if (this.#transport.send('typing_start', { room_id: roomId })) {
+      t.lastStart = Date.now();
+      t.sent = true;
+    }
+  }
+
+  /** The user stopped typing in `roomId`. */
+  stop(roomId) {
+    const t = this.#rooms.get(roomId);
+    if (!t || !t.active) return;
+    clearTimeout(t.idle);
+    clearTimeout(t.deferred);
+    t.deferred = null;
+    t.active = false;
+    if (t.sent) this.#transport.send('typing_stop', { room_id: roomId });
+    t.sent = false;
+  }
+
+  /** Forget our typing state (the socket is gone; the server stopped it). */
+  clear() {
+    for (const t of this.#rooms.values()) {
+      clearTimeout(t.idle);
+      clearTimeout(t.deferred);
+    }
+    this.#rooms.clear();
+  }
+
+  // Others' typing events can arrive out of order (a start relayed after its stop, or
+  // after the message it announced): keep the newest per user and room, by the time
+  // the server stamped on it, and drop older ones.
+  fresh(event) {
+    const at = Date.parse(event.started_at);
+    if (Number.isNaN(at)) return true;
+    const key = `${event.room_id}/${event.user_id}`;
+    const seen = this.#latest.get(key);
+    if (seen !== undefined && at < seen) return false;
+    this.#remember(key, at);
+    return true;
+  }
+
+  // A message ends its author's typing: a start stamped before it is stale.
+  sawMessage(m) {
+    const at = Date.parse(m.created_at);
+    if (Number.isNaN(at)) return;
+    const key = `${m.room_id}/${m.user_id}`;
+    if ((this.#latest.get(key) ?? -Infinity) < at) this.#remember(key, at);
+  }
+
+  #remember(key, at) {
+    this.#latest.delete(key);
+    this.#latest.set(key, at);
+    if (this.#latest.size > 2000) this.#latest.delete(this.#latest.keys().next().value);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+const DEFAULTS = {
+  storageKey: 'chatd.session',
+  autoRefresh: true,
+  reconnect: { baseMs: 500, maxMs: 15_000, factor: 2 },
+  heartbeatMs: 25_000,
+  heartbeatTimeoutMs: 10_000,
+  historyLimit: 50,
+  gapTimeoutMs: 1500,
+  outboxLimit: 500,
+  maxSendsPerSecond: 50,
+  sendRetries: 5,
+  sendRetryMs: 500,
+  typingIdleMs: 3000,
+  typingRepeatMs: 3000,
+};
+
+/** The chatd client: sign in, connect, join rooms, send and receive. */
+export class ChatdClient extends Emitter {
+  #http;
+  #transport;
+  #rooms;
+  #outbox;
+  #typing;
+  #pings = new Map();
+  #opts;
+
+  /** Create a client; `url` is the server's http(s) base URL (the page's origin by default). */
+  constructor(options = {}) {
+    super();
+    const base = options.url ?? globalThis.location?.origin;
+    if (!base) throw new ChatdError('invalid_options', 'url is required outside a browser');
+    const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+    const fetchFn = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (!WebSocketImpl) throw new ChatdError('invalid_options', 'no WebSocket: pass options.WebSocket (Node 20: --experimental-websocket)');
+    if (!fetchFn) throw new ChatdError('invalid_options', 'no fetch: pass options.fetch');
+    this.#opts = {
+      ...DEFAULTS,
+      ...options,
+      url: String(base),
+      WebSocket: WebSocketImpl,
+      reconnect: { ...DEFAULTS.reconnect, ...(options.reconnect || {}) },
+      storage: options.storage ?? new MemoryStorage(),
+    };
+    const emit = (type, data) => this.emit(type, data);
+    this.#http = new Http(this.#opts.url, fetchFn);
+    /** @internal auth and tokens */
+    this.session = new Session(this.#http, this.#opts, emit, (reason) => this.#sessionEnded(reason));
+    /** REST helpers (rooms, members, history pages). */
+    this.api = new Rest(this.#http, this.session);
+    this.#transport = new Transport(this.#opts, this.session, this.#http, emit, {
+      open: () => {
+        this.#rooms.onOpen();
+        this.#outbox.onOpen();
+      },
+      down: () => {
+        this.#rooms.onDown();
+        this.#typing.clear();
+        for (const p of this.#pings.values()) p.reject(new ChatdError('disconnected', 'connection lost'));
+        this.#pings.clear();
+      },
+      frame: (event, data) => this.#onFrame(event, data),
+    });
+    this.#rooms = new Rooms(this.api, this.#transport, emit, { ...this.#opts, onDeliver: (m) => this.#typing.sawMessage(m) });
+    this.#outbox = new Outbox(this.#transport, emit, this.#opts, () => this.session.user?.id);
+    this.#typing = new Typing(this.#transport, this.#opts);
+  }
+
+  /** The signed-in user ({id, username, ...}) or null. */
+  get user() { return this.session.user; }
+  /** Connection state: connecting | open | reconnecting | closed. */
+  get state() { return this.#transport.state; }
+  /** The rooms this client is subscribed to. */
+  get rooms() { return this.#rooms.ids; }
+  /** Number of sends waiting for their ack. */
+  get pendingCount() { return this.#outbox.size; }
+
+  /** Create an account and sign in. */
+  register(fields) { return this.session.register(fields); }
+  /** Sign in with email and password. */
+  login(fields) { return this.session.login(fields); }
+  /** Resume a stored session; resolves with the user, or null when there is none. */
+  restore() { return this.session.restore(); }
+  /** Sign out (this session, or all of the user's with `everywhere`). */
+  async logout(options) {
+    this.#transport.stop();
+    await this.session.logout(options);
+  }
+  /** A valid access token (refreshed first when about to expire). */
+  getAccessToken() { return this.session.token(); }
+
+  /** Open the WebSocket (and keep it open); resolves when it is open. */
+  connect() {
+    if (this.#transport.state === 'open') return Promise.resolve();
+    const opened = new Promise((resolve, reject) => {
+      const offState = this.on('state', ({ state }) => {
+        if (state === 'open') done(resolve);
+        else if (state === 'closed') done(() => reject(new ChatdError('closed', 'the connection was closed')));
+      });
+      const done = (fn) => {
+        offState();
+        fn();
+      };
+    });
+    opened.catch(() => {});
+    this.#transport.start();
+    return opened;
+  }
+
+  /** Close the WebSocket deliberately (no reconnect); unacknowledged sends stay queued. */
+  disconnect() { this.#transport.stop(); }
+
+  /** Disconnect and stop every timer (the client can still be reconnected). */
+  close() {
+    this.#transport.stop();
+    this.#typing.clear();
+    this.session.dispose();
+  }
+
+  /** Become a member (REST) and subscribe; `since` = last seq already seen (0: from the start). */
+  async join(roomId, options = {}) {
+    if (options.membership !== false) await this.api.joinRoom(roomId);
+    return this.#rooms.subscribe(roomId, options);
+  }
+
+  /** Subscribe to a room the user is a member of (WebSocket only). */
+  subscribe(roomId, options) { return this.#rooms.subscribe(roomId, options); }
+
+  /** Stop receiving a room on this client (the membership stays). */
+  unsubscribe(roomId) {
+    this.#typing.stop(roomId);
+    return this.#rooms.unsubscribe(roomId);
+  }
+
+  /** Unsubscribe and give up the membership (REST). */
+  async leave(roomId) {
+    this.unsubscribe(roomId);
+    await this.api.leaveRoom(roomId);
+  }
+
+  /** The highest seq delivered for a room (its position), or null. */
+  position(roomId) { return this.#rooms.get(roomId)?.lastSeq ?? null; }
+
+  /** Load messages older than the oldest delivered (ascending); `hasMore` tells if there are more. */
+  loadOlder(roomId, options) { return this.#rooms.loadOlder(roomId, options); }
+
+  /** Send a message; resolves with the ack {id, seq, room_id, created_at}; `.clientMsgId` names it. */
+  send(roomId, content, options = {}) {
+    if (!this.session.signedIn) {
+      const p = Promise.reject(new ChatdError('not_authenticated', 'not signed in'));
+      p.catch(() => {});
+      p.clientMsgId = options.clientMsgId ?? null;
+      return p;
+    }
+    this.#typing.stop(roomId);
+    return this.#outbox.send(roomId, content, options.clientMsgId);
+  }
+
+  /** The unacknowledged sends (of one room, or all). */
+  pending(roomId) { return this.#outbox.pending(roomId); }
+
+  /** Give up a pending send (its promise rejects with code `cancelled`). */
+  cancel(clientMsgId) {
+    return this.#outbox.fail(clientMsgId, new ChatdError('cancelled', 'cancelled', { clientMsgId }));
+  }
+
+  /** Call on every keystroke: sends typing_start, and typing_stop after a pause. */
+  typing(roomId) { this.#typing.input(roomId); }
+
+  /** The user stopped typing (sent, cleared the input, left the field). */
+  stopTyping(roomId) { this.#typing.stop(roomId); }
+
+  /** Round trip to the server in milliseconds (application-level ping). */
+  ping(timeoutMs = 10_000) {
+    const id = newId();
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      if (!this.#transport.send('ping', { id })) {
+        reject(new ChatdError('disconnected', 'not connected'));
+        return;
+      }
+      const timer = quietTimeout(() => {
+        this.#pings.delete(id);
+        reject(new ChatdError('timeout', 'no pong'));
+      }, timeoutMs);
+      this.#pings.set(id, {
+        resolve: () => { clearTimeout(timer); resolve(Date.now() - started); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+    });
+  }
+
+  /** Drop the socket as a network failure would (for tests and "retry now" buttons). */
+  reconnect() {
+    if (this.#transport.state === 'open') this.#transport.drop('reconnect');
+    else this.#transport.retryNow();
+  }
+
+  #onFrame(event, data) {
+    this.emit('event', { event, data });
+    switch (event) {
+      case 'history':
+        this.#rooms.onHistory(data);
+        for (const m of data.messages || []) this.#outbox.onMessage(m);
+        break;
+      case 'joined_room':
+        this.#rooms.onJoined(data);
+        break;
+      case 'left_room':
+        this.#rooms.onLeft(data);
+        this.emit('left_room', data);
+        break;
+      case 'new_message':
+        this.#outbox.onMessage(data);
+        this.#rooms.accept(data.room_id, [data]);
+        break;
+      case 'new_message_batch':
+        if (Array.isArray(data) && data.length) {
+          for (const m of data) this.#outbox.onMessage(m);
+          // One room per batch by protocol; grouping keeps us safe if that changes.
+          const byRoom = new Map();
+          for (const m of data) {
+            if (!byRoom.has(m.room_id)) byRoom.set(m.room_id, []);
+            byRoom.get(m.room_id).push(m);
+          }
+          for (const [roomId, list] of byRoom) this.#rooms.accept(roomId, list);
+        }
+        break;
+      case 'message_ack':
+        this.#outbox.onAck(data);
+        break;
+      case 'pong': {
+        const p = data && this.#pings.get(data.id);
+        if (p) {
+          this.#pings.delete(data.id);
+          p.resolve();
+        }
+        this.emit('pong', data);
+        break;
+      }
+      case 'error':
+        if (data && data.client_msg_id && this.#outbox.onError(data)) break;
+        if (data && (data.code === 'not_member' || data.code === 'room_not_found')) this.#rooms.verifyJoining();
+        this.emit('error', data);
+        break;
+      default:
+        // presence, typing, user_joined, user_left, and whatever the server adds
+        // later (read_state, receipt, message_edited, ...): passed through by name.
+        if (event === 'typing' && data && !this.#typing.fresh(data)) break;
+        if (!LOCAL_EVENTS.has(event)) this.emit(event, data);
+        if (!KNOWN.has(event)) this.emit('unknown_event', { event, data });
+    }
+  }
+
+  #sessionEnded(reason) {
+    this.#transport.stop();
+    this.#outbox.clear('session_ended');
+    this.#rooms.clear('session_ended');
+    this.#typing.clear();
+    this.emit('session_ended', { reason });
+  }
+}
+
+export default ChatdClient;
