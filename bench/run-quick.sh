@@ -12,7 +12,7 @@
 # Environment:
 #   CHAT_BENCH   chat-bench binary (default: built with cargo build --release -p chat-bench)
 #   CHATD_BIN    chatd binary when the script starts the server
-#   BENCH_CHATD_CONFIG  config file for that server (default bench/chatd-load.toml: the
+#   BENCH_CHATD_CONFIG  config file for that server (default loadtest/server.toml: the
 #                per-client limits off; set it empty for a chatd that predates those keys)
 #   TEST_PG_URL  PostgreSQL base URL without a database (postgres://postgres@127.0.0.1:5432)
 #   CHATD_PID    pid of an already running server, to sample its CPU and memory
@@ -64,7 +64,7 @@ if [ -z "$url" ]; then
         chatd=target/release/chatd
     fi
     pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
-    loadcfg=${BENCH_CHATD_CONFIG-bench/chatd-load.toml}
+    loadcfg=${BENCH_CHATD_CONFIG-loadtest/server.toml}
     port=
     for _ in $(seq 1 50); do
         p=$((20000 + RANDOM % 20000))

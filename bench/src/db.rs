@@ -14,9 +14,12 @@ pub fn check(
         .map_err(|e| format!("database {url}: {e}"))?;
     let rows = client
         .query(
-            "SELECT room_id::text, count(*), count(DISTINCT seq), coalesce(min(seq), 0), \
-             coalesce(max(seq), 0) FROM messages WHERE room_id = ANY($1::text[]::uuid[]) \
-             GROUP BY room_id",
+            // System entries (membership changes) are stream entries but no one's send;
+            // read through to_jsonb so that a server without the `kind` column works too.
+            "SELECT room_id::text, \
+             count(*) FILTER (WHERE to_jsonb(m) ->> 'kind' IS DISTINCT FROM 'system'), \
+             count(DISTINCT seq), coalesce(min(seq), 0), coalesce(max(seq), 0), count(*) \
+             FROM messages m WHERE room_id = ANY($1::text[]::uuid[]) GROUP BY room_id",
             &[&rooms],
         )
         .map_err(|e| format!("database {url}: {e}"))?;
@@ -31,6 +34,7 @@ pub fn check(
                 distinct: n(2),
                 min: n(3),
                 max: n(4),
+                entries: n(5),
             },
         );
     }

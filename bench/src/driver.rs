@@ -100,6 +100,9 @@ pub struct Driver {
     pub(crate) room_acked: Vec<u64>,
     /// Every seq acked to this driver's senders, per room (checked at the end).
     pub(crate) acked_seqs: Vec<Vec<u64>>,
+    /// Seqs of system entries (membership changes) seen per room: they excuse holes in
+    /// the acked seqs.
+    pub(crate) system_seqs: Vec<Vec<u64>>,
     pub(crate) expect: Vec<u64>,
     /// Users typing in each room (from the whole plan): typing events from anyone
     /// else are foreign.
@@ -137,7 +140,17 @@ impl Driver {
             .map(|(i, u)| (u.clone(), i as u32))
             .collect();
         let rooms = plan.rooms.len();
-        let conns: Vec<Conn> = plan.conns.iter().cloned().map(Conn::new).collect();
+        let conns: Vec<Conn> = plan
+            .conns
+            .iter()
+            .cloned()
+            .map(|spec| {
+                let mut c = Conn::new(spec);
+                // The stream a socket joins starts after the room's membership entries.
+                c.track.last = plan.heads.get(c.spec.room as usize).copied().unwrap_or(0);
+                c
+            })
+            .collect();
         let churners = (0..conns.len() as u32)
             .filter(|&i| conns[i as usize].spec.role == Role::Churner)
             .collect();
@@ -187,6 +200,7 @@ impl Driver {
             room_max: vec![0; rooms],
             room_acked: vec![0; rooms],
             acked_seqs: vec![Vec::new(); rooms],
+            system_seqs: vec![Vec::new(); rooms],
             expect: vec![0; rooms],
             room_typers,
             typing_expect: vec![Vec::new(); rooms],
@@ -511,6 +525,10 @@ impl Driver {
             let (ranges, dups) = checks::compress(seqs);
             stats.c.ack_dup_seqs += dups;
             stats.acked_ranges.push(ranges);
+        }
+        for seqs in &mut self.system_seqs {
+            let (ranges, _) = checks::compress(seqs);
+            stats.system_ranges.push(ranges);
         }
         for slot in 0..self.conns.len() {
             self.close_socket(slot);

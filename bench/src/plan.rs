@@ -82,6 +82,10 @@ pub struct Plan {
     pub user_ids: Vec<String>,
     /// Room ids.
     pub rooms: Vec<String>,
+    /// Each room's last seq before the run (its membership entries): where tracking
+    /// starts.
+    #[serde(default)]
+    pub heads: Vec<u64>,
     /// The sockets.
     pub conns: Vec<ConnSpec>,
     /// Every typer of the whole run (not only this share), in socket order: what a

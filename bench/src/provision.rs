@@ -16,6 +16,9 @@ pub struct Provisioned {
     pub user_ids: Vec<String>,
     /// Room ids.
     pub rooms: Vec<String>,
+    /// Each room's last seq once provisioned: the memberships are entries of the
+    /// stream (system entries), so a run's messages start after them.
+    pub heads: Vec<u64>,
     /// Seconds it took.
     pub secs: f64,
 }
@@ -163,10 +166,16 @@ pub fn provision(
         call(http, "POST", &path, Some(&tokens[u as usize]), "")?;
         Ok(())
     })?;
+    let heads = par(server, rooms, workers, "heads", |http, r| {
+        let path = format!("/rooms/{}/messages?limit=1", room_ids[r]);
+        let v = call(http, "GET", &path, Some(&tokens[r % users]), "")?;
+        Ok(v["messages"][0]["seq"].as_u64().unwrap_or(0))
+    })?;
     Ok(Provisioned {
         tokens,
         user_ids,
         rooms: room_ids,
+        heads,
         secs: start.elapsed().as_secs_f64(),
     })
 }

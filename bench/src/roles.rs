@@ -30,6 +30,10 @@ struct MsgIn<'a> {
     room_id: Cow<'a, str>,
     #[serde(borrow)]
     content: Cow<'a, str>,
+    /// `message`, or `system` for an entry recording a membership change (it takes a
+    /// seq of the room's stream but is no one's send).
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -266,7 +270,12 @@ impl Driver {
                 });
                 continue;
             }
+            let system = m.kind.as_deref() == Some("system");
             match c.track.see(m.seq) {
+                Seen::New | Seen::Late if system => {
+                    // Part of the stream (no gap), not a delivery of a send.
+                    self.system_seqs[c.spec.room as usize].push(m.seq);
+                }
                 Seen::New | Seen::Late => {
                     fresh += 1;
                     if let Some(t) = sent_time(&m.content) {

@@ -242,11 +242,13 @@ pub fn run(a: &Args) -> Result<i32, String> {
         tokens: p.tokens,
         user_ids: p.user_ids,
         rooms: p.rooms,
+        heads: p.heads,
         typers: Plan::typer_specs(&conns),
         conns,
         knobs,
     };
     let plan_churners = plan.churners();
+    let heads = plan.heads.clone();
     let rss_baseline = if shape.settle_rss && server_pid.is_some() {
         let max = if a.flag("quick") { 3.0 } else { 10.0 };
         Some(settle_rss(&mut sampler, max, before_provision, server_age))
@@ -283,7 +285,16 @@ pub fn run(a: &Args) -> Result<i32, String> {
     // Acked seqs per room: unique, and exactly 1..n (holes excused up to the room's
     // unacked sends, which may have taken seqs).
     let acked: Vec<checks::AckCheck> = (0..shape.rooms)
-        .map(|i| checks::acks(stats.acked_ranges.get(i).map_or(&[][..], |r| &r[..])))
+        .map(|i| {
+            let acks = stats.acked_ranges.get(i).map_or(&[][..], |r| &r[..]);
+            // The membership entries before the run, and those the receivers saw.
+            let mut system = stats.system_ranges.get(i).cloned().unwrap_or_default();
+            let head = heads.get(i).copied().unwrap_or(0);
+            if head > 0 {
+                system.push((1, head));
+            }
+            checks::acks_beside(acks, &system)
+        })
         .collect();
     for (i, ac) in acked.iter().enumerate() {
         let unacked = stats.unacked_by_room.get(i).copied().unwrap_or(0);

@@ -334,6 +334,8 @@ pub struct Stats {
     /// Acked seqs per room, as sorted inclusive ranges (per driver; concatenated by
     /// `merge`, checked by `checks::acks`).
     pub acked_ranges: Vec<Vec<(u64, u64)>>,
+    /// Seqs of system entries seen per room, as ranges (per driver, concatenated).
+    pub system_ranges: Vec<Vec<(u64, u64)>>,
     /// Sends per room that were never acked (lost socket or drain timeout): they may
     /// have been stored, so they excuse as many holes in the acked seqs.
     pub unacked_by_room: Vec<u64>,
@@ -404,6 +406,12 @@ impl Stats {
             self.acked_ranges.resize(o.acked_ranges.len(), Vec::new());
         }
         for (a, b) in self.acked_ranges.iter_mut().zip(&o.acked_ranges) {
+            a.extend_from_slice(b);
+        }
+        if self.system_ranges.len() < o.system_ranges.len() {
+            self.system_ranges.resize(o.system_ranges.len(), Vec::new());
+        }
+        for (a, b) in self.system_ranges.iter_mut().zip(&o.system_ranges) {
             a.extend_from_slice(b);
         }
         if self.unacked_by_room.len() < o.unacked_by_room.len() {
