@@ -311,35 +311,40 @@ export async function registerClient(t, url, prefix = 'user', options = {}) {
   return client;
 }
 
-/** Record what a client delivers for one room, flagging duplicates and disorder. */
+/**
+ * Record what a client delivers for one room, flagging duplicates and disorder. Every
+ * stream entry counts for the order (`seqs`); system entries (membership changes) are
+ * counted apart from the messages (`contents`).
+ */
 export function record(client, roomId) {
-  const rec = { seqs: [], contents: [], problems: [] };
+  const rec = { seqs: [], contents: [], system: 0, problems: [] };
   client.on('message', (m) => {
     if (m.room_id !== roomId) return;
-    // The first message may be anywhere (a join from the newest page); then no gaps.
+    // The first entry may be anywhere (a join from the newest page); then no gaps.
     const last = rec.seqs.length ? rec.seqs[rec.seqs.length - 1] : m.seq - 1;
     if (m.seq !== last + 1) rec.problems.push(`seq ${m.seq} after ${last}`);
     rec.seqs.push(m.seq);
-    rec.contents.push(m.content);
+    if (m.kind === 'system') rec.system++;
+    else rec.contents.push(m.content);
   });
   return rec;
 }
 
-/** Every message 1..n exactly once, in order, with the expected contents. */
+/** Every entry exactly once, in order with no gap, and the expected messages. */
 export function assertComplete(rec, expected, who) {
   assert.deepEqual(rec.problems, [], `${who}: delivery problems`);
-  assert.equal(rec.seqs.length, expected.length, `${who}: message count`);
-  rec.seqs.forEach((s, i) => assert.equal(s, i + 1, `${who}: seq at ${i}`));
+  assert.equal(rec.contents.length, expected.length, `${who}: message count`);
+  rec.seqs.forEach((s, i) => assert.equal(s, rec.seqs[0] + i, `${who}: seq at ${i}`));
   assert.deepEqual([...rec.contents].sort(), [...expected].sort(), `${who}: contents`);
 }
 
-/** The whole stored history of a room through REST, ascending. */
+/** The stored messages of a room through REST, ascending (system entries left out). */
 export async function storedHistory(client, roomId) {
   const all = [];
   let cursor;
   for (;;) {
     const page = await client.api.messages(roomId, { cursor, limit: 100 });
-    all.push(...page.messages);
+    all.push(...page.messages.filter((m) => m.kind !== 'system'));
     if (page.next_cursor == null) break;
     cursor = page.next_cursor;
   }
@@ -373,21 +378,23 @@ export async function streamThrough(t, { clients, senders, roomId, total, at, mi
     Promise.all(acks),
     new Promise((_, reject) => {
       timer = setTimeout(() => {
-        const detail = clients.map((c, i) => `client ${i}: state ${c.state}, pending ${c.pendingCount}, received ${recs[i].seqs.length}`);
+        const detail = clients.map((c, i) => `client ${i}: state ${c.state}, pending ${c.pendingCount}, received ${recs[i].contents.length}`);
         reject(new Error(`sends not acknowledged within 30 s\n${detail.join('\n')}`));
       }, 30_000);
     }),
   ]).finally(() => clearTimeout(timer));
-  assert.deepEqual(acked.map((a) => a.seq).sort((a, b) => a - b), expected.map((_, i) => i + 1), 'acked seqs');
-  await waitFor(() => recs.every((r) => r.seqs.length >= total), {
+  // The room's membership entries (system entries) come first: the messages follow them.
+  const base = Math.min(...acked.map((a) => a.seq)) - 1;
+  assert.deepEqual(acked.map((a) => a.seq).sort((a, b) => a - b), expected.map((_, i) => base + i + 1), 'acked seqs');
+  await waitFor(() => recs.every((r) => r.contents.length >= total), {
     timeout: 30_000,
-    what: `every client to receive ${total} messages (got ${recs.map((r) => r.seqs.length)})`,
+    what: `every client to receive ${total} messages (got ${recs.map((r) => r.contents.length)})`,
   });
   await sleep(300); // room for a late duplicate to show up
   recs.forEach((r, i) => assertComplete(r, expected, `client ${i}`));
   const stored = await storedHistory(clients[0], roomId);
   assert.equal(stored.length, total, 'stored messages');
-  assert.deepEqual(stored.map((m) => m.seq), expected.map((_, i) => i + 1), 'stored seqs');
+  assert.deepEqual(stored.map((m) => m.seq), expected.map((_, i) => base + i + 1), 'stored seqs');
   assert.equal(new Set(stored.map((m) => m.client_msg_id)).size, total, 'stored client_msg_ids are unique');
   return { recs, reconnects, expected };
 }

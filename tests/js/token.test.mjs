@@ -44,7 +44,7 @@ test('access-token expiry mid-session is survived', { timeout: 90_000 }, async (
   const now = Date.now() / 1000;
   assert.ok(decodeJwt(await alice.getAccessToken()).exp > now, 'holds an unexpired token');
   assert.equal(alice.state, 'open');
-  await waitFor(() => seen.seqs.length >= expected.length, { what: 'bob to see every tick' });
+  await waitFor(() => seen.contents.length >= expected.length, { what: 'bob to see every tick' });
   assertComplete(seen, expected, 'bob');
   assert.equal((await storedHistory(bob, room.id)).length, expected.length);
 });
