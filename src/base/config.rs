@@ -40,6 +40,34 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Rooms: read receipts.
     pub rooms: RoomsConfig,
+    /// Messages after send: edits, reactions, attachments, search.
+    pub messages: MessagesConfig,
+}
+
+/// `[messages]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// How long after sending an author may edit, seconds (0 = always).
+    pub edit_window_secs: u64,
+    /// Most different emoji on one message.
+    pub max_reactions: usize,
+    /// Most attachments on one message.
+    pub max_attachments: usize,
+    /// PostgreSQL text search configuration for message search (`simple`, `english`,
+    /// ...); changing it rebuilds the search index at start-up.
+    pub search_language: String,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        MessagesConfig {
+            edit_window_secs: 0,
+            max_reactions: 20,
+            max_attachments: 10,
+            search_language: "simple".into(),
+        }
+    }
 }
 
 /// `[rooms]`
@@ -227,6 +255,7 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             limits: LimitsConfig::default(),
             rooms: RoomsConfig::default(),
+            messages: MessagesConfig::default(),
         }
     }
 }
@@ -496,6 +525,31 @@ impl Config {
             3600,
         )?;
         range("websocket.coalesce_ms", self.websocket.coalesce_ms, 0, 1000)?;
+        range(
+            "messages.max_reactions",
+            self.messages.max_reactions,
+            1,
+            1000,
+        )?;
+        range(
+            "messages.max_attachments",
+            self.messages.max_attachments,
+            0,
+            100,
+        )?;
+        if self.messages.search_language.is_empty()
+            || self.messages.search_language.len() > 63
+            || !self
+                .messages
+                .search_language
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(invalid(
+                "messages.search_language",
+                "must name a PostgreSQL text search configuration (simple, english, ...)",
+            ));
+        }
         range(
             "rooms.receipt_window_ms",
             self.rooms.receipt_window_ms,

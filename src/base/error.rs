@@ -13,6 +13,9 @@ pub const FORBIDDEN: ApiError =
 pub const BANNED: ApiError = ApiError::Forbidden("banned", "Banned from this room");
 /// The caller is muted in the room: it may read, not send.
 pub const MUTED: ApiError = ApiError::Forbidden("muted", "Muted in this room");
+/// No such message in the room (or it was deleted).
+pub const MESSAGE_NOT_FOUND: ApiError =
+    ApiError::NotFound("message_not_found", "Message not found in this room");
 /// No such user.
 pub const USER_NOT_FOUND: ApiError = ApiError::NotFound("user_not_found", "User not found");
 

@@ -25,6 +25,14 @@ pub enum Kind {
     Message,
     /// A membership change or a room setting, with a structured payload in `data`.
     System,
+    /// A message's new content (`message_id`, `content`, `edited_at`).
+    MessageEdited,
+    /// A message deleted (`message_id`, `deleted_at`).
+    MessageDeleted,
+    /// A reaction added to a message (`message_id`, `data.emoji`).
+    ReactionAdded,
+    /// A reaction removed from a message (`message_id`, `data.emoji`).
+    ReactionRemoved,
 }
 
 impl Kind {
@@ -33,6 +41,10 @@ impl Kind {
         match self {
             Kind::Message => "message",
             Kind::System => "system",
+            Kind::MessageEdited => "message_edited",
+            Kind::MessageDeleted => "message_deleted",
+            Kind::ReactionAdded => "reaction_added",
+            Kind::ReactionRemoved => "reaction_removed",
         }
     }
 
@@ -40,8 +52,18 @@ impl Kind {
     pub fn parse(name: &str) -> Kind {
         match name {
             "system" => Kind::System,
+            "message_edited" => Kind::MessageEdited,
+            "message_deleted" => Kind::MessageDeleted,
+            "reaction_added" => Kind::ReactionAdded,
+            "reaction_removed" => Kind::ReactionRemoved,
             _ => Kind::Message,
         }
+    }
+
+    /// Whether an entry of this kind changes an earlier message's row (so copies of
+    /// that row made before it are stale).
+    pub fn changes_earlier(self) -> bool {
+        !matches!(self, Kind::Message | Kind::System)
     }
 }
 
@@ -68,9 +90,33 @@ pub struct Message {
     /// What the entry is.
     #[serde(default)]
     pub kind: Kind,
-    /// A system entry's payload.
+    /// A system entry's payload; a reaction entry's `{emoji}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// On an edit, deletion or reaction entry: the message it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<i64>,
+    /// On a message: when it was last edited; on an edit entry: when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<String>,
+    /// On a message: when it was deleted (its content is gone); on a deletion entry: when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The message this one replies to (same room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<i64>,
+    /// On a thread's root: how many replies it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_count: Option<i32>,
+    /// On a thread's root: when the last reply came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<String>,
+    /// `[{url, name, mime, size}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<serde_json::Value>,
+    /// Aggregated reactions: `{"<emoji>": count}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reactions: Option<serde_json::Value>,
 }
 
 /// Formats a timestamp the way clients expect: `2026-03-18T07:02:30.123Z`.

@@ -32,7 +32,15 @@ struct Inner {
     rooms: HashMap<Uuid, Run>,
     bytes: usize,
     clock: u64,
+    /// Per room, how many times its cached messages were invalidated (an edit, a
+    /// deletion, a reaction or a reply changed an earlier row); with `epoch`, bumped
+    /// when the map is cleared to bound it.
+    gens: HashMap<Uuid, u64>,
+    epoch: u64,
 }
+
+/// A room's cache generation: a fill read under an older one may be stale.
+pub type Generation = (u64, u64);
 
 /// Messages with seqs `first ..= first + msgs.len() - 1`, ascending.
 struct Run {
@@ -81,8 +89,10 @@ impl HistoryCache {
         self.inner.lock().map(|i| i.bytes).unwrap_or(0)
     }
 
-    /// The messages with seqs `lo ..= top`, newest first, when every one is cached.
-    pub fn page(&self, room: Uuid, lo: i64, top: i64) -> Option<Vec<Json>> {
+    /// The messages with seqs `lo ..= top`, newest first, when every one is cached and
+    /// the cache has seen the room's stream up to its `head` (so every change to an
+    /// earlier message committed by then has invalidated what it changed).
+    pub fn page(&self, room: Uuid, lo: i64, top: i64, head: i64) -> Option<Vec<Json>> {
         if self.budget == 0 || lo > top {
             return None;
         }
@@ -90,7 +100,7 @@ impl HistoryCache {
         inner.clock += 1;
         let now = inner.clock;
         let run = inner.rooms.get_mut(&room)?;
-        if run.first > lo || run.last() < top {
+        if run.first > lo || run.last() < top.max(head) {
             return None;
         }
         run.used = now;
@@ -105,9 +115,36 @@ impl HistoryCache {
         self.merge(room, first, msgs, false);
     }
 
-    /// Messages read from the table (ascending, contiguous, starting at seq `first`).
-    pub fn fill(&self, room: Uuid, first: i64, msgs: &[Json]) {
-        self.merge(room, first, msgs, true);
+    /// Messages read from the table (ascending, contiguous, starting at seq `first`),
+    /// under generation `at` (taken before the read): dropped if the room was
+    /// invalidated since, as the rows may predate the change.
+    pub fn fill(&self, room: Uuid, first: i64, msgs: &[Json], at: Generation) {
+        if self.generation(room) == at {
+            self.merge(room, first, msgs, true);
+        }
+    }
+
+    /// The room's current generation.
+    pub fn generation(&self, room: Uuid) -> Generation {
+        self.inner
+            .lock()
+            .map(|i| (i.epoch, i.gens.get(&room).copied().unwrap_or(0)))
+            .unwrap_or((u64::MAX, u64::MAX))
+    }
+
+    /// Forgets the room's messages: an entry changed an earlier one.
+    pub fn invalidate(&self, room: Uuid) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if let Some(run) = inner.rooms.remove(&room) {
+            inner.bytes -= run.bytes;
+        }
+        if inner.gens.len() >= 100_000 {
+            inner.gens.clear();
+            inner.epoch += 1;
+        }
+        *inner.gens.entry(room).or_insert(0) += 1;
     }
 
     fn merge(&self, room: Uuid, first: i64, msgs: &[Json], create: bool) {
@@ -215,29 +252,47 @@ mod tests {
     }
 
     #[test]
+    fn a_change_invalidates_and_stale_fills_are_dropped() {
+        let c = HistoryCache::new(1 << 20);
+        let r = Uuid::nil();
+        let before = c.generation(r);
+        c.fill(r, 1, &msgs(1, 10), before);
+        assert!(c.page(r, 1, 10, 10).is_some());
+        // The stream went on past what the cache saw: not served.
+        assert_eq!(c.page(r, 1, 10, 11), None);
+        c.invalidate(r);
+        assert_eq!(c.page(r, 1, 10, 10), None);
+        // A read taken before the change comes back: dropped.
+        c.fill(r, 1, &msgs(1, 10), before);
+        assert_eq!(c.page(r, 1, 10, 10), None);
+        c.fill(r, 1, &msgs(1, 10), c.generation(r));
+        assert!(c.page(r, 1, 10, 10).is_some());
+    }
+
+    #[test]
     fn serves_only_what_it_holds() {
         let c = HistoryCache::new(1 << 20);
         let r = Uuid::new_v4();
-        assert_eq!(c.page(r, 1, 5), None);
+        assert_eq!(c.page(r, 1, 5, 5), None);
         c.extend(r, 1, &msgs(1, 5));
         assert_eq!(
-            c.page(r, 1, 5),
+            c.page(r, 1, 5, 5),
             None,
             "live messages alone do not create a room"
         );
-        c.fill(r, 11, &msgs(11, 60));
-        assert_eq!(seqs(c.page(r, 58, 60)), Some(vec![60, 59, 58]));
-        assert_eq!(c.page(r, 10, 60), None, "seq 10 is not cached");
-        assert_eq!(c.page(r, 11, 61), None, "seq 61 is not cached");
+        c.fill(r, 11, &msgs(11, 60), c.generation(r));
+        assert_eq!(seqs(c.page(r, 58, 60, 60)), Some(vec![60, 59, 58]));
+        assert_eq!(c.page(r, 10, 60, 60), None, "seq 10 is not cached");
+        assert_eq!(c.page(r, 11, 61, 61), None, "seq 61 is not cached");
         c.extend(r, 61, &msgs(61, 62));
-        assert_eq!(seqs(c.page(r, 60, 62)), Some(vec![62, 61, 60]));
+        assert_eq!(seqs(c.page(r, 60, 62, 62)), Some(vec![62, 61, 60]));
         // Older, adjacent rows extend the run downwards.
-        c.fill(r, 1, &msgs(1, 10));
-        assert_eq!(seqs(c.page(r, 1, 2)), Some(vec![2, 1]));
+        c.fill(r, 1, &msgs(1, 10), c.generation(r));
+        assert_eq!(seqs(c.page(r, 1, 2, 2)), Some(vec![2, 1]));
         // Overlaps add nothing twice.
         c.extend(r, 60, &msgs(60, 63));
         assert_eq!(
-            seqs(c.page(r, 1, 63)).map(|v| v.len()),
+            seqs(c.page(r, 1, 63, 63)).map(|v| v.len()),
             Some(63),
             "every seq exactly once"
         );
@@ -247,26 +302,26 @@ mod tests {
     fn a_gap_restarts_the_run_and_old_rows_do_not_replace_new_ones() {
         let c = HistoryCache::new(1 << 20);
         let r = Uuid::new_v4();
-        c.fill(r, 1, &msgs(1, 10));
+        c.fill(r, 1, &msgs(1, 10), c.generation(r));
         c.extend(r, 20, &msgs(20, 25));
-        assert_eq!(c.page(r, 10, 20), None);
-        assert_eq!(c.page(r, 1, 1), None, "the old run was replaced");
-        assert_eq!(seqs(c.page(r, 20, 25)).map(|v| v.len()), Some(6));
-        c.fill(r, 1, &msgs(1, 5));
-        assert_eq!(c.page(r, 1, 5), None);
-        assert_eq!(seqs(c.page(r, 25, 25)), Some(vec![25]));
+        assert_eq!(c.page(r, 10, 20, 20), None);
+        assert_eq!(c.page(r, 1, 1, 1), None, "the old run was replaced");
+        assert_eq!(seqs(c.page(r, 20, 25, 25)).map(|v| v.len()), Some(6));
+        c.fill(r, 1, &msgs(1, 5), c.generation(r));
+        assert_eq!(c.page(r, 1, 5, 5), None);
+        assert_eq!(seqs(c.page(r, 25, 25, 25)), Some(vec![25]));
     }
 
     #[test]
     fn keeps_at_most_keep_messages_per_room() {
         let c = HistoryCache::new(1 << 24);
         let r = Uuid::new_v4();
-        c.fill(r, 1, &msgs(1, 150));
+        c.fill(r, 1, &msgs(1, 150), c.generation(r));
         c.extend(r, 151, &msgs(151, 300));
-        assert_eq!(c.page(r, 100, 300), None);
-        assert_eq!(seqs(c.page(r, 101, 300)).map(|v| v[0]), Some(300));
-        c.fill(r, 1, &msgs(1, 1000));
-        assert_eq!(seqs(c.page(r, 801, 1000)).map(|v| v.len()), Some(200));
+        assert_eq!(c.page(r, 100, 300, 300), None);
+        assert_eq!(seqs(c.page(r, 101, 300, 300)).map(|v| v[0]), Some(300));
+        c.fill(r, 1, &msgs(1, 1000), c.generation(r));
+        assert_eq!(seqs(c.page(r, 801, 1000, 1000)).map(|v| v.len()), Some(200));
         let expected: usize = msgs(801, 1000).iter().map(cost).sum();
         assert_eq!(
             c.bytes(),
@@ -281,18 +336,18 @@ mod tests {
         let c = HistoryCache::new(one_room * 3 + one_room / 2);
         let rooms: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
         for r in &rooms[..3] {
-            c.fill(*r, 1, &msgs(1, 100));
+            c.fill(*r, 1, &msgs(1, 100), c.generation(*r));
         }
         assert!(
-            c.page(rooms[0], 1, 1).is_some(),
+            c.page(rooms[0], 1, 1, 1).is_some(),
             "room 0 is now the most recent"
         );
-        c.fill(rooms[3], 1, &msgs(1, 100));
+        c.fill(rooms[3], 1, &msgs(1, 100), c.generation(rooms[3]));
         assert!(c.bytes() <= one_room * 3, "{}", c.bytes());
-        assert!(c.page(rooms[3], 1, 100).is_some());
-        assert!(c.page(rooms[0], 1, 100).is_some());
+        assert!(c.page(rooms[3], 1, 100, 100).is_some());
+        assert!(c.page(rooms[0], 1, 100, 100).is_some());
         assert!(
-            c.page(rooms[1], 1, 100).is_none(),
+            c.page(rooms[1], 1, 100, 100).is_none(),
             "least recently used goes first"
         );
     }
@@ -301,9 +356,9 @@ mod tests {
     fn a_zero_budget_caches_nothing() {
         let c = HistoryCache::new(0);
         let r = Uuid::new_v4();
-        c.fill(r, 1, &msgs(1, 10));
+        c.fill(r, 1, &msgs(1, 10), c.generation(r));
         assert!(!c.holds(r));
-        assert_eq!(c.page(r, 1, 10), None);
+        assert_eq!(c.page(r, 1, 10, 10), None);
         assert_eq!(c.bytes(), 0);
     }
 }

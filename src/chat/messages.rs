@@ -29,6 +29,62 @@ pub fn check_content(content: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Checks attachment metadata, `[{url, name, mime, size}]` with at most `max` items:
+/// http(s) URLs of at most 2048 characters, names of 1 to 255, MIME types of the form
+/// `type/subtype`, sizes from 0 to 1 TB. Returns them with only those four fields.
+pub fn check_attachments(v: &serde_json::Value, max: usize) -> Result<serde_json::Value, ApiError> {
+    use serde_json::Value;
+    let bad = |m: String| ApiError::BadRequest("invalid_payload", m);
+    let Value::Array(items) = v else {
+        return Err(bad("attachments must be an array".into()));
+    };
+    if items.len() > max {
+        return Err(bad(format!("at most {max} attachments per message")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, a) in items.iter().enumerate() {
+        let field = |name: &str| a.get(name).and_then(Value::as_str).unwrap_or("");
+        let url = field("url");
+        let lower = url.to_ascii_lowercase();
+        if url.chars().count() > 2048
+            || !(lower.starts_with("https://") || lower.starts_with("http://"))
+            || url.len() <= "https://".len()
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(format!(
+                "attachments[{i}].url must be an http or https URL of at most 2048 characters"
+            )));
+        }
+        let name = field("name");
+        if !(1..=255).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "attachments[{i}].name must be 1 to 255 characters"
+            )));
+        }
+        let mime = field("mime");
+        let token = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        if mime.len() > 127
+            || !mime
+                .split_once('/')
+                .is_some_and(|(a, b)| token(a) && token(b))
+        {
+            return Err(bad(format!(
+                "attachments[{i}].mime must be a MIME type such as image/png"
+            )));
+        }
+        let size = a.get("size").and_then(Value::as_i64).unwrap_or(-1);
+        if !(0..=1_000_000_000_000).contains(&size) {
+            return Err(bad(format!("attachments[{i}].size must be a byte count")));
+        }
+        out.push(serde_json::json!({ "url": url, "name": name, "mime": mime, "size": size }));
+    }
+    Ok(Value::Array(out))
+}
+
 /// Checks a client-chosen idempotency key.
 pub fn check_client_msg_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID || id.contains('\0') {
@@ -57,5 +113,23 @@ mod tests {
         assert!(check_client_msg_id("abc").is_ok());
         assert_eq!(check_content("a\0b").unwrap_err().code(), "invalid_payload");
         assert!(check_client_msg_id("a\0").is_err());
+    }
+
+    #[test]
+    fn attachments_are_checked_and_trimmed() {
+        let ok = serde_json::json!([{"url": "https://x.example/a.png", "name": "a.png",
+            "mime": "image/png", "size": 12, "extra": "dropped"}]);
+        let got = check_attachments(&ok, 2).unwrap();
+        assert!(got[0].get("extra").is_none());
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!([{"url": "javascript:alert(1)", "name": "a", "mime": "a/b", "size": 1}]),
+            serde_json::json!([{"url": "https://x", "name": "", "mime": "a/b", "size": 1}]),
+            serde_json::json!([{"url": "https://x", "name": "a", "mime": "png", "size": 1}]),
+            serde_json::json!([{"url": "https://x", "name": "a", "mime": "a/b", "size": -1}]),
+            serde_json::json!([1, 2, 3]),
+        ] {
+            assert!(check_attachments(&bad, 2).is_err(), "{bad}");
+        }
     }
 }

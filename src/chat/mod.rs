@@ -2,6 +2,7 @@
 //! presence, history pages, the batched membership checks and the history cache. Returns values and errors; imports only base and pg.
 
 pub mod direct;
+pub mod edits;
 pub mod heads;
 pub mod history;
 pub mod messages;
@@ -10,3 +11,4 @@ pub mod pages;
 pub mod presence;
 pub mod reads;
 pub mod rooms;
+pub mod search;

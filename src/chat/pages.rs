@@ -53,31 +53,74 @@ fn page(
     let top = req.cursor.map_or(head, |c| head.min(c - 1));
     let lo = (top - req.limit + 1).max(1);
     if top < 1 {
-        return Ok(body(&[], req.limit, lo));
+        return Ok(body(&[], req.limit, lo, None));
     }
-    if let Some(page) = cache.page(req.room, lo, top) {
+    if let Some(page) = cache.page(req.room, lo, top, head) {
         w.metrics()
             .history_cache_hits
             .fetch_add(1, Ordering::Relaxed);
-        return Ok(body(&page, req.limit, lo));
+        let mine = my_reactions(w, req, &page, lo, top)?;
+        return Ok(body(&page, req.limit, lo, mine));
     }
     w.metrics()
         .history_cache_misses
         .fetch_add(1, Ordering::Relaxed);
+    let at = cache.generation(req.room);
     let (c, st) = w.prepared(messages::RANGE_SQL)?;
     let rows = messages::range(c, &st, req.room, lo - 1, top, req.limit)?;
     let mut json: Vec<Json> = rows.iter().map(history::encode).collect();
     // Anything but exactly `lo ..= top` is served as read, not cached.
     if rows.len() as i64 == top - lo + 1 && rows.iter().zip(lo..).all(|(m, s)| m.seq == s) {
-        cache.fill(req.room, lo, &json);
+        cache.fill(req.room, lo, &json, at);
     }
     json.reverse();
-    Ok(body(&json, req.limit, rows.first().map_or(lo, |m| m.seq)))
+    let mine = my_reactions(w, req, &json, lo, top)?;
+    Ok(body(
+        &json,
+        req.limit,
+        rows.first().map_or(lo, |m| m.seq),
+        mine,
+    ))
 }
 
-/// `{messages, next_cursor}` from serialised messages, newest first; `oldest` is the
-/// last one's seq, the cursor of the next page when this one is full.
-fn body(page: &[Json], limit: i64, oldest: i64) -> Vec<u8> {
+/// The reader's own reactions on the page's messages, `{"<message id>": [emoji]}`, read
+/// only when some message of the page has reactions (the cached JSON is the same for
+/// every reader; this part is not).
+fn my_reactions(
+    w: &mut Worker,
+    req: &PageReq,
+    page: &[Json],
+    lo: i64,
+    top: i64,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let reacted = |j: &Json| j.windows(12).any(|w| w == b"\"reactions\":");
+    if !page.iter().any(reacted) {
+        return Ok(None);
+    }
+    let rows = w.client()?.query(
+        "SELECT m.id, r.emoji FROM message_reactions r JOIN messages m ON m.id = r.message_id
+         WHERE m.room_id = $1 AND m.seq BETWEEN $2 AND $3 AND r.user_id = $4
+         ORDER BY m.id, r.created_at",
+        &[&req.room, &lo, &top, &req.user],
+    )?;
+    let mut mine = serde_json::Map::new();
+    for r in rows {
+        let id: i64 = r.get(0);
+        let emoji: String = r.get(1);
+        if let Some(list) = mine
+            .entry(id.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            .as_array_mut()
+        {
+            list.push(emoji.into());
+        }
+    }
+    Ok(Some(serde_json::Value::Object(mine)))
+}
+
+/// `{messages, next_cursor, my_reactions?}` from serialised messages, newest first;
+/// `oldest` is the last one's seq, the cursor of the next page when this one is full.
+fn body(page: &[Json], limit: i64, oldest: i64, mine: Option<serde_json::Value>) -> Vec<u8> {
     let mut body = Vec::with_capacity(40 + page.iter().map(|m| m.len() + 1).sum::<usize>());
     body.extend_from_slice(b"{\"messages\":[");
     for (i, m) in page.iter().enumerate() {
@@ -91,6 +134,10 @@ fn body(page: &[Json], limit: i64, oldest: i64) -> Vec<u8> {
         body.extend_from_slice(oldest.to_string().as_bytes());
     } else {
         body.extend_from_slice(b"null");
+    }
+    if let Some(mine) = mine {
+        body.extend_from_slice(b",\"my_reactions\":");
+        body.extend_from_slice(mine.to_string().as_bytes());
     }
     body.push(b'}');
     body

@@ -319,6 +319,10 @@ const ME_ROOMS_SQL: &str = concat!(
      ORDER BY r.last_activity_at DESC, r.id DESC"
 );
 
+/// Where the other user's columns start in a `/me/rooms` row: after the room (6), its
+/// read state (6) and the last message's columns.
+const PEER_AT: usize = 12 + messages::COLUMNS;
+
 /// Parses a `/me/rooms` cursor: `<activity µs>_<room id>`.
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || invalid("cursor must be a next_cursor this route returned");
@@ -346,7 +350,7 @@ pub fn my_rooms(
     let (c, st) = w.prepared(ME_ROOMS_SQL)?;
     let rows = c.query(&st, &[&who.user_id, &at, &id, &limit])?;
     // Columns: the room (6), last_seq, last_activity_at, role, last_read_seq, muted,
-    // notifications_muted, then the message (10, all null without one), then the peer.
+    // notifications_muted, then the message (all null without one), then the peer.
     let mut out = Vec::with_capacity(rows.len());
     let mut last_key = None;
     for r in &rows {
@@ -358,9 +362,9 @@ pub fn my_rooms(
             Some(_) => Some(messages::from_row_at(r, 12)?),
             None => None,
         };
-        let other_user = r.get::<_, Option<Uuid>>(22).map(|id| Peer {
+        let other_user = r.get::<_, Option<Uuid>>(PEER_AT).map(|id| Peer {
             id,
-            username: r.get(23),
+            username: r.get(PEER_AT + 1),
         });
         last_key = Some(format!("{}_{}", activity.timestamp_micros(), room.id));
         out.push(MyRoom {

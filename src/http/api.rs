@@ -3,14 +3,10 @@
 
 use crate::auth::accounts::{self, Login, Register};
 use crate::base::error::{ApiError, check};
-use crate::chat::messages;
-use crate::chat::pages::{self, PageReq};
 use crate::chat::rooms::{self, NewRoom};
 use crate::http::body::Body;
 use crate::http::ops;
-use crate::http::response::Response;
-use crate::http::routes::{Req, Routed, number_param};
-use crate::pg::writer::WriteJob;
+use crate::http::routes::{Req, Routed};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -141,68 +137,4 @@ pub fn leave_room(r: &Req, id: &str) -> Result<Routed, ApiError> {
 pub fn members(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     r.job(&r.ctx.db, 200, move |w, _| rooms::members(w, &who, room))
-}
-
-/// `GET /rooms/:id/messages?cursor=&limit=`
-pub fn history(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let (who, room) = r.caller_in(id)?;
-    let cursor = number_param(
-        r.head,
-        "cursor",
-        |n| n >= 1,
-        || ApiError::BadRequest("invalid_cursor", "cursor must be a positive integer".into()),
-    )?;
-    let limit = number_param(
-        r.head,
-        "limit",
-        |n| (1..=100).contains(&n),
-        || ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()]),
-    )?
-    .unwrap_or(50);
-    let reply = r.reply.clone();
-    pages::submit(
-        &r.ctx.heads,
-        &r.ctx.history,
-        PageReq {
-            user: who.user_id,
-            room,
-            cursor,
-            limit,
-            reply: Box::new(move |page| {
-                reply.arm().send(match page {
-                    Ok(body) => Response::raw(200, "application/json; charset=utf-8", body),
-                    Err(e) => Response::from_error(&e),
-                })
-            }),
-        },
-    );
-    Ok(Routed::Pending)
-}
-
-/// `POST /rooms/:id/messages`
-pub fn post_message(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let (who, room) = r.caller_in(id)?;
-    let body = Body::parse(&r.body.take())?;
-    let mut errs = Vec::new();
-    let content = body.req_str("content", &mut errs);
-    check(errs)?;
-    messages::check_content(&content)?;
-    let reply = r.reply.clone();
-    let job = WriteJob {
-        room_id: room,
-        user_id: who.user_id,
-        username: who.username,
-        content,
-        client_msg_id: None,
-        reply: Box::new(move |res| {
-            reply.arm().send(match res {
-                Ok(m) => Response::json(201, &*m),
-                Err(e) => Response::from_error(&e),
-            })
-        }),
-    };
-    match r.ctx.writers.submit(job) {
-        Ok(()) => Ok(Routed::Pending),
-        Err(_) => Err(ApiError::Unavailable),
-    }
 }

@@ -62,6 +62,25 @@ impl Body {
         }
     }
 
+    /// A field, as given.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// An integer field: `None` when absent or null.
+    pub fn opt_i64(&self, name: &str, errors: &mut Vec<String>) -> Option<i64> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_i64() {
+                Some(n) => Some(n),
+                None => {
+                    errors.push(format!("{name} must be an integer"));
+                    None
+                }
+            },
+        }
+    }
+
     /// A required non-negative integer field.
     pub fn req_count(&self, name: &str, errors: &mut Vec<String>) -> i64 {
         match self.0.get(name).and_then(Value::as_i64) {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod body;
 pub mod context;
 pub mod conversations;
+pub mod messages;
 pub mod ops;
 pub mod parse;
 pub mod response;

@@ -7,6 +7,7 @@ use crate::chat::moderation::Action;
 use crate::http::api;
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
+use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
 use crate::http::response::Response;
@@ -161,11 +162,35 @@ pub fn dispatch(
             Some(("GET /rooms/:id/members", api::members(&r, id).into()))
         }
         (Get, ["rooms", id, "messages"]) => {
-            Some(("GET /rooms/:id/messages", api::history(&r, id).into()))
+            Some(("GET /rooms/:id/messages", msgs::history(&r, id).into()))
         }
         (Post, ["rooms", id, "messages"]) => {
-            Some(("POST /rooms/:id/messages", api::post_message(&r, id).into()))
+            Some(("POST /rooms/:id/messages", msgs::post(&r, id).into()))
         }
+        (Patch, ["rooms", id, "messages", mid]) => Some((
+            "PATCH /rooms/:id/messages/:message_id",
+            msgs::edit(&r, id, mid).into(),
+        )),
+        (Delete, ["rooms", id, "messages", mid]) => Some((
+            "DELETE /rooms/:id/messages/:message_id",
+            msgs::delete(&r, id, mid).into(),
+        )),
+        (Get, ["rooms", id, "messages", mid, "edits"]) => Some((
+            "GET /rooms/:id/messages/:message_id/edits",
+            msgs::versions(&r, id, mid).into(),
+        )),
+        (Put, ["rooms", id, "messages", mid, "reactions", emoji]) => Some((
+            "PUT /rooms/:id/messages/:message_id/reactions/:emoji",
+            msgs::reaction(&r, id, mid, emoji, true).into(),
+        )),
+        (Delete, ["rooms", id, "messages", mid, "reactions", emoji]) => Some((
+            "DELETE /rooms/:id/messages/:message_id/reactions/:emoji",
+            msgs::reaction(&r, id, mid, emoji, false).into(),
+        )),
+        (Get, ["rooms", id, "search"]) => {
+            Some(("GET /rooms/:id/search", msgs::search(&r, Some(id)).into()))
+        }
+        (Get, ["me", "search"]) => Some(("GET /me/search", msgs::search(&r, None).into())),
         (Post, ["rooms", id, "invites"]) => {
             Some(("POST /rooms/:id/invites", conv::invite(&r, id).into()))
         }
@@ -217,6 +242,10 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["rooms", _, "join" | "leave" | "invites" | "read"] => "POST",
         ["rooms", _, "members"] => "GET, HEAD",
         ["rooms", _, "messages"] => "GET, HEAD, POST",
+        ["rooms", _, "messages", _] => "PATCH, DELETE",
+        ["rooms", _, "messages", _, "edits"] | ["rooms", _, "search"] => "GET, HEAD",
+        ["rooms", _, "messages", _, "reactions", _] => "PUT, DELETE",
+        ["me", "search"] => "GET, HEAD",
         ["rooms", _, "notifications"] => "PUT",
         [
             "rooms",
@@ -283,6 +312,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/dm"),
     ("GET", "/me/rooms"),
     ("GET", "/me/invites"),
+    ("PATCH", "/rooms/{id}/messages/{message_id}"),
+    ("DELETE", "/rooms/{id}/messages/{message_id}"),
+    ("GET", "/rooms/{id}/messages/{message_id}/edits"),
+    ("PUT", "/rooms/{id}/messages/{message_id}/reactions/{emoji}"),
+    (
+        "DELETE",
+        "/rooms/{id}/messages/{message_id}/reactions/{emoji}",
+    ),
+    ("GET", "/rooms/{id}/search"),
+    ("GET", "/me/search"),
 ];
 
 /// The OpenAPI description served at /openapi.json.

@@ -151,7 +151,11 @@ fn migrate_until(cfg: &Config, stop: &AtomicBool) -> Result<usize, StartError> {
             &cfg.database.url,
             cfg.database.connect_timeout_secs,
         )
-        .and_then(|mut c| crate::pg::migrate::migrate(&mut c));
+        .and_then(|mut c| {
+            let n = crate::pg::migrate::migrate(&mut c)?;
+            crate::pg::migrate::search_language(&mut c, &cfg.messages.search_language)?;
+            Ok(n)
+        });
         match attempt {
             Ok(n) => return Ok(n),
             Err(e) if Instant::now() < deadline && retryable(&e) => {
@@ -316,6 +320,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         presence,
         interest: interest.clone(),
         reads,
+        messages: cfg.messages.clone(),
     });
     let per_ip = Arc::new(Default::default());
     let mut loops = Vec::new();

@@ -51,9 +51,18 @@ impl Sink for NodeSink {
     }
 
     fn messages(&self, room: Uuid, msgs: Vec<Arc<Message>>) {
+        // An edit, a deletion, a reaction or a reply changes an earlier message's row:
+        // the cached copies of the room's messages are stale.
+        let changes = msgs
+            .iter()
+            .any(|m| m.kind.changes_earlier() || m.reply_to.is_some());
+        if changes {
+            self.history.invalidate(room);
+        }
         // A writer's batch is one contiguous seq range; anything else is not cached.
         let contiguous = msgs.windows(2).all(|p| p[1].seq == p[0].seq + 1);
         if contiguous
+            && !changes
             && self.history.holds(room)
             && let Some(first) = msgs.first()
         {

@@ -13,10 +13,15 @@ use uuid::Uuid;
 /// constants can be built with `concat!`).
 macro_rules! message_columns {
     () => {
-        "id, seq, room_id, user_id, username, content, created_at, client_msg_id, kind, data"
+        "id, seq, room_id, user_id, username, content, created_at, client_msg_id, kind, data, \
+         target_id, edited_at, deleted_at, reply_to, reply_count, last_reply_at, attachments, \
+         reactions"
     };
 }
 pub(crate) use message_columns;
+
+/// How many columns [`message_columns!`] names.
+pub const COLUMNS: usize = 18;
 
 /// Messages of a room with `$2 < seq <= $3`, ascending, at most `$4`.
 pub const RANGE_SQL: &str = concat!(
@@ -43,6 +48,16 @@ pub fn from_row_at(row: &postgres::Row, at: usize) -> Result<Message, postgres::
         client_msg_id: row.try_get(at + 7)?,
         kind: Kind::parse(row.try_get(at + 8)?),
         data: row.try_get(at + 9)?,
+        message_id: row.try_get(at + 10)?,
+        edited_at: row.try_get::<_, Option<_>>(at + 11)?.map(iso),
+        deleted_at: row.try_get::<_, Option<_>>(at + 12)?.map(iso),
+        reply_to: row.try_get(at + 13)?,
+        reply_count: row
+            .try_get::<_, i32>(at + 14)
+            .map(|n| (n > 0).then_some(n))?,
+        last_reply_at: row.try_get::<_, Option<_>>(at + 15)?.map(iso),
+        attachments: row.try_get(at + 16)?,
+        reactions: row.try_get(at + 17)?,
     })
 }
 
@@ -77,10 +92,64 @@ pub fn range_on(
         .collect())
 }
 
+/// A stream entry appended outside the batched writer (a system entry, an edit, a
+/// deletion, a reaction).
+#[derive(Default)]
+pub struct Entry<'a> {
+    /// Room.
+    pub room: Uuid,
+    /// Author.
+    pub user: Uuid,
+    /// Author's name.
+    pub username: &'a str,
+    /// Text (a system entry's line, an edit's new content, else empty).
+    pub content: &'a str,
+    /// What it is.
+    pub kind: Kind,
+    /// A system entry's payload, a reaction's `{emoji}`.
+    pub data: Option<&'a serde_json::Value>,
+    /// The message it changes.
+    pub target: Option<i64>,
+    /// The sender's idempotency key.
+    pub client_msg_id: Option<&'a str>,
+}
+
 /// Appends one entry to a room's stream inside the caller's transaction: the room's
 /// next seq (the room row stays locked until commit, so the writers' seqs and these
 /// never collide), the row, and its notification (delivered at commit), exactly like a
-/// writer's batch of one.
+/// writer's batch of one. An edit or deletion entry carries its time.
+pub fn append_entry(c: &mut impl GenericClient, e: &Entry<'_>) -> Result<Message, postgres::Error> {
+    const SQL: &str = concat!(
+        "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = now()
+                    WHERE id = $1 RETURNING last_seq)
+         INSERT INTO messages (room_id, seq, user_id, username, content, kind, data, target_id,
+                               client_msg_id, edited_at, deleted_at)
+         SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8,
+                CASE WHEN $5 = 'message_edited' THEN now() END,
+                CASE WHEN $5 = 'message_deleted' THEN now() END
+         FROM s RETURNING ",
+        message_columns!()
+    );
+    let row = c.query_one(
+        SQL,
+        &[
+            &e.room,
+            &e.user,
+            &e.username,
+            &e.content,
+            &e.kind.as_str(),
+            &e.data,
+            &e.target,
+            &e.client_msg_id,
+        ],
+    )?;
+    let m = from_row(&row)?;
+    let payload = Batch::payload(&[Arc::new(m.clone())]);
+    c.execute("SELECT pg_notify($1, $2)", &[&MESSAGES_CHANNEL, &payload])?;
+    Ok(m)
+}
+
+/// Appends a system entry (see [`append_entry`]).
 pub fn append(
     c: &mut impl GenericClient,
     room: Uuid,
@@ -90,19 +159,16 @@ pub fn append(
     kind: Kind,
     data: Option<&serde_json::Value>,
 ) -> Result<Message, postgres::Error> {
-    const SQL: &str = concat!(
-        "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = now()
-                    WHERE id = $1 RETURNING last_seq)
-         INSERT INTO messages (room_id, seq, user_id, username, content, kind, data)
-         SELECT $1, s.last_seq, $2, $3, $4, $5, $6 FROM s RETURNING ",
-        message_columns!()
-    );
-    let row = c.query_one(
-        SQL,
-        &[&room, &user, &username, &content, &kind.as_str(), &data],
-    )?;
-    let m = from_row(&row)?;
-    let payload = Batch::payload(&[Arc::new(m.clone())]);
-    c.execute("SELECT pg_notify($1, $2)", &[&MESSAGES_CHANNEL, &payload])?;
-    Ok(m)
+    append_entry(
+        c,
+        &Entry {
+            room,
+            user,
+            username,
+            content,
+            kind,
+            data,
+            ..Default::default()
+        },
+    )
 }

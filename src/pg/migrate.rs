@@ -12,6 +12,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "conversations",
         include_str!("../../sql/0003_conversations.sql"),
     ),
+    (
+        4,
+        "message_events",
+        include_str!("../../sql/0004_message_events.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.
@@ -61,6 +66,20 @@ fn apply_pending(client: &mut Client) -> Result<usize, postgres::Error> {
     Ok(applied)
 }
 
+/// Makes the search column use the text search configuration `language` (rebuilt only
+/// when it changed), under the migrations' lock.
+pub fn search_language(client: &mut Client, language: &str) -> Result<(), postgres::Error> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
+    let result = client.execute(
+        "SELECT chatd_search_language($1::text::regconfig)",
+        &[&language],
+    );
+    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    result?;
+    unlock?;
+    Ok(())
+}
+
 /// Connects to `url`, creating its database first when it does not exist.
 pub fn connect_creating(url: &str, timeout_secs: u64) -> Result<Client, postgres::Error> {
     let mut config: postgres::Config = url.parse()?;
@@ -82,5 +101,25 @@ pub fn connect_creating(url: &str, timeout_secs: u64) -> Result<Client, postgres
             config.connect(NoTls)
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every file of `sql/` is a listed migration, in order.
+    #[test]
+    fn every_sql_file_is_listed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), super::MIGRATIONS.len(), "{files:?}");
+        for (i, (version, name, _)) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(files[i], format!("{version:04}_{name}.sql"));
+        }
     }
 }

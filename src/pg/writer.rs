@@ -2,7 +2,7 @@
 //! batch in one transaction (room rows locked in a fixed order, one seq range per room,
 //! one multi-row INSERT, one NOTIFY per room batch, one commit).
 
-use crate::base::error::{ApiError, MUTED, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::error::{ApiError, MESSAGE_NOT_FOUND, MUTED, NOT_MEMBER, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
 use crate::base::model::{Message, iso};
 use crate::pg::messages::{self, message_columns};
@@ -33,8 +33,20 @@ pub struct WriteJob {
     pub content: String,
     /// Idempotency key.
     pub client_msg_id: Option<String>,
+    /// What only some messages have (a reply's target, attachments).
+    pub extra: Option<Box<Extra>>,
     /// Called once with the outcome, after commit.
     pub reply: WriteReply,
+}
+
+/// The parts of a message most have not: kept out of line, and stored by a statement
+/// of their own only in batches that have them.
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    /// The message this one replies to (must be of the same room).
+    pub reply_to: Option<i64>,
+    /// Attachment metadata (already validated).
+    pub attachments: Option<serde_json::Value>,
 }
 
 /// Senders to the writer threads; a room always maps to the same writer.
@@ -84,8 +96,9 @@ impl Writers {
         self.inflight.load(Relaxed)
     }
 
-    /// Queues a message without blocking; the job comes back when its writer is full.
-    pub fn submit(&self, job: WriteJob) -> Result<(), WriteJob> {
+    /// Queues a message without blocking; the job comes back (boxed: the rare path)
+    /// when its writer is full.
+    pub fn submit(&self, job: WriteJob) -> Result<(), Box<WriteJob>> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         job.room_id.hash(&mut h);
         let idx = (h.finish() % self.txs.len() as u64) as usize;
@@ -95,7 +108,7 @@ impl Writers {
             Err(TrySendError::Full(j)) | Err(TrySendError::Disconnected(j)) => {
                 self.inflight.fetch_sub(1, Relaxed);
                 self.metrics.jobs_rejected.fetch_add(1, Relaxed);
-                Err(j)
+                Err(Box::new(j))
             }
         }
     }
@@ -161,6 +174,21 @@ const STORE_SQL: &str = "WITH s AS (
        RETURNING room_id, seq, id, created_at)
      SELECT ins.room_id, ins.seq - s.base, ins.seq, ins.id, ins.created_at
      FROM ins JOIN s ON s.id = ins.room_id";
+/// Sets the replies' targets and the attachments of the batch's messages that have
+/// them (by room and seq), and moves each replied-to message's reply count.
+const EXTRA_SQL: &str = "WITH x AS (
+       SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::jsonb[])
+            AS x(room_id, seq, reply_to, attachments)),
+     upd AS (
+       UPDATE messages m SET reply_to = x.reply_to, attachments = x.attachments
+       FROM x WHERE m.room_id = x.room_id AND m.seq = x.seq RETURNING m.reply_to)
+     UPDATE messages r SET reply_count = r.reply_count + c.n, last_reply_at = now()
+     FROM (SELECT reply_to, count(*)::int AS n FROM upd WHERE reply_to IS NOT NULL
+           GROUP BY reply_to) c
+     WHERE r.id = c.reply_to";
+/// Which of `$2` are live messages of room `$1`-paired ids: (id, room).
+const TARGETS_SQL: &str = "SELECT id, room_id FROM messages
+     WHERE id = ANY($1) AND kind = 'message' AND deleted_at IS NULL";
 const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 /// Messages already stored under the batch's (room, user, client_msg_id) keys. A plain
 /// join on the unique index (rather than `IN (SELECT ... unnest)`): PostgreSQL plans it
@@ -222,7 +250,14 @@ fn store_isolating(worker: &mut Worker, jobs: &[WriteJob]) -> Vec<Outcome> {
 /// One attempt at storing `jobs` in one transaction.
 fn store(worker: &mut Worker, jobs: &[WriteJob]) -> Result<Vec<Outcome>, Failed> {
     let (client, st) = worker
-        .prepared_all([LOCK_SQL, STORE_SQL, NOTIFY_SQL, DEDUP_SQL])
+        .prepared_all([
+            LOCK_SQL,
+            STORE_SQL,
+            NOTIFY_SQL,
+            DEDUP_SQL,
+            EXTRA_SQL,
+            TARGETS_SQL,
+        ])
         .map_err(Failed::Unavailable)?;
     // A concurrent node may store the same client_msg_id between our check and our
     // insert; the unique index then fails the batch and one retry resolves it.
@@ -245,7 +280,7 @@ type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
 fn try_store(
     c: &mut postgres::Client,
-    st: &[Statement; 4],
+    st: &[Statement; 6],
     jobs: &[WriteJob],
 ) -> Result<Vec<Outcome>, postgres::Error> {
     let mut tx = c.transaction()?;
@@ -281,6 +316,7 @@ fn try_store(
         })
         .collect();
     resolve_duplicates(&mut tx, &st[3], jobs, &mut slots)?;
+    check_reply_targets(&mut tx, &st[5], jobs, &mut slots)?;
 
     // One seq range per room, in arrival order within the room: message k of a room
     // gets the room's old last seq + k.
@@ -315,6 +351,7 @@ fn try_store(
             );
         }
     }
+    store_extras(&mut tx, &st[4], jobs, &slots, &ks, &stored)?;
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
     let mut per_room: HashMap<Uuid, Vec<Arc<Message>>> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -333,6 +370,8 @@ fn try_store(
                         content: j.content.clone(),
                         created_at: at.clone(),
                         client_msg_id: j.client_msg_id.clone(),
+                        reply_to: j.extra.as_ref().and_then(|x| x.reply_to),
+                        attachments: j.extra.as_ref().and_then(|x| x.attachments.clone()),
                         ..Default::default()
                     });
                     per_room.entry(j.room_id).or_default().push(m.clone());
@@ -349,6 +388,66 @@ fn try_store(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// Refuses replies to a message that is not a live message of the same room (one
+/// statement, only for batches that have replies).
+fn check_reply_targets(
+    tx: &mut postgres::Transaction<'_>,
+    targets: &Statement,
+    jobs: &[WriteJob],
+    slots: &mut [Slot],
+) -> Result<(), postgres::Error> {
+    let asked: Vec<i64> = jobs
+        .iter()
+        .zip(slots.iter())
+        .filter(|(_, s)| matches!(s, Slot::New))
+        .filter_map(|(j, _)| j.extra.as_ref().and_then(|x| x.reply_to))
+        .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let found: HashMap<i64, Uuid> = tx
+        .query(targets, &[&asked])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (j, s) in jobs.iter().zip(slots.iter_mut()) {
+        if let (Slot::New, Some(to)) = (&*s, j.extra.as_ref().and_then(|x| x.reply_to))
+            && found.get(&to) != Some(&j.room_id)
+        {
+            *s = Slot::Failed(MESSAGE_NOT_FOUND);
+        }
+    }
+    Ok(())
+}
+
+/// Stores the replies' targets and attachments of the batch's new messages that have
+/// them, and the replied-to messages' counts (one statement, only when there are any).
+fn store_extras(
+    tx: &mut postgres::Transaction<'_>,
+    extra: &Statement,
+    jobs: &[WriteJob],
+    slots: &[Slot],
+    ks: &[i64],
+    stored: &HashMap<(Uuid, i64), (i64, i64, String)>,
+) -> Result<(), postgres::Error> {
+    let (mut rooms, mut seqs, mut replies, mut files) = (vec![], vec![], vec![], vec![]);
+    for (i, j) in jobs.iter().enumerate() {
+        let (Slot::New, Some(x)) = (&slots[i], j.extra.as_ref()) else {
+            continue;
+        };
+        if let Some((seq, _, _)) = stored.get(&(j.room_id, ks[i])) {
+            rooms.push(j.room_id);
+            seqs.push(*seq);
+            replies.push(x.reply_to);
+            files.push(x.attachments.clone());
+        }
+    }
+    if !rooms.is_empty() {
+        tx.execute(extra, &[&rooms, &seqs, &replies, &files])?;
+    }
+    Ok(())
 }
 
 /// Answers jobs whose (room, user, client_msg_id) is already stored, or repeated in the batch.

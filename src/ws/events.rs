@@ -2,6 +2,7 @@
 
 use crate::base::error::ApiError;
 use crate::base::model::Message;
+use crate::chat::edits::Change;
 use crate::chat::messages;
 use crate::pg::notify::RoomEvent;
 use serde::Serialize;
@@ -30,6 +31,22 @@ pub enum ClientEvent {
         room_id: Uuid,
         /// Text.
         content: String,
+        /// Idempotency key.
+        client_msg_id: Option<String>,
+        /// The message it replies to.
+        reply_to: Option<i64>,
+        /// Attachment metadata (structure checked; the count is checked against the
+        /// configuration later).
+        attachments: Option<Value>,
+    },
+    /// `edit_message`, `delete_message`, `react`, `unreact`
+    Change {
+        /// Room.
+        room_id: Uuid,
+        /// The message changed.
+        message_id: i64,
+        /// What changes.
+        change: Change,
         /// Idempotency key.
         client_msg_id: Option<String>,
     },
@@ -102,18 +119,54 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
                 ApiError::Validation(m) => invalid(m.join("; ")),
                 other => other,
             })?;
-            let client_msg_id = match data.get("client_msg_id") {
+            let client_msg_id = cmid_of(&data)?;
+            let reply_to = match data.get("reply_to") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => {
-                    messages::check_client_msg_id(s)?;
-                    Some(s.clone())
-                }
-                Some(_) => return Err(invalid("client_msg_id must be a string")),
+                Some(v) => Some(
+                    v.as_i64()
+                        .ok_or_else(|| invalid("reply_to must be a message id"))?,
+                ),
+            };
+            let attachments = match data.get("attachments") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(messages::check_attachments(v, 100)?),
             };
             Ok(ClientEvent::SendMessage {
                 room_id,
                 content,
                 client_msg_id,
+                reply_to,
+                attachments,
+            })
+        }
+        "edit_message" | "delete_message" | "react" | "unreact" => {
+            let room_id = room_of(&data)?;
+            let message_id = data
+                .get("message_id")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| invalid("message_id must be a message id"))?;
+            let text = |name: &str| match data.get(name) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                _ => Err(invalid(format!("{name} must be a string"))),
+            };
+            let change = match event.as_str() {
+                "edit_message" => {
+                    let content = text("content")?;
+                    messages::check_content(&content).map_err(|e| match e {
+                        ApiError::Validation(m) => invalid(m.join("; ")),
+                        other => other,
+                    })?;
+                    Change::Edit(content)
+                }
+                "delete_message" => Change::Delete,
+                "react" => Change::React(text("emoji")?),
+                _ => Change::Unreact(text("emoji")?),
+            };
+            Ok(ClientEvent::Change {
+                room_id,
+                message_id,
+                change,
+                client_msg_id: cmid_of(&data)?,
             })
         }
         "typing_start" => Ok(ClientEvent::Typing {
@@ -139,6 +192,17 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
                 other.chars().take(64).collect::<String>()
             ),
         )),
+    }
+}
+
+fn cmid_of(data: &Value) -> Result<Option<String>, ApiError> {
+    match data.get("client_msg_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            messages::check_client_msg_id(s)?;
+            Ok(Some(s.clone()))
+        }
+        Some(_) => Err(invalid("client_msg_id must be a string")),
     }
 }
 

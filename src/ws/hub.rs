@@ -2,15 +2,16 @@
 //! ping), rate limits, closing, heartbeats, and the loop's room registry. Joining and
 //! catch-up live in `join.rs`, live delivery in `deliver.rs`.
 
-use crate::base::config::WsConfig;
+use crate::base::config::{MessagesConfig, WsConfig};
 use crate::base::error::ApiError;
 use crate::base::metrics::Metrics;
 use crate::base::model::{Identity, Message};
+use crate::chat::edits::{self, Change, Rules};
 use crate::chat::heads::Heads;
 use crate::chat::presence::{self, Presence, PresenceOp};
 use crate::chat::reads::{Mark, Reads};
 use crate::pg::pool::JobQueue;
-use crate::pg::writer::{WriteJob, Writers};
+use crate::pg::writer::{Extra, WriteJob, Writers};
 use crate::ws::codec::text_frame;
 use crate::ws::events::{self, ClientEvent};
 use crate::ws::registry::Registry;
@@ -52,6 +53,19 @@ pub struct WsCtx {
     pub interest: Arc<Interest>,
     /// The read-marks thread.
     pub reads: Reads,
+    /// `[messages]` settings.
+    pub messages: MessagesConfig,
+}
+
+impl WsCtx {
+    /// The rules edits and reactions are checked against.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            edit_window: (self.messages.edit_window_secs > 0)
+                .then(|| Duration::from_secs(self.messages.edit_window_secs)),
+            max_reactions: self.messages.max_reactions,
+        }
+    }
 }
 
 /// The WebSocket side of one loop.
@@ -298,13 +312,47 @@ impl Hub {
                 room_id,
                 content,
                 client_msg_id,
+                reply_to,
+                attachments,
             } => {
                 if self.rate_limited(k, socks) {
                     let e = ApiError::RateLimited(1);
                     self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
                     return None;
                 }
-                self.send_message(k, room_id, content, client_msg_id, socks);
+                let max = self.ctx.messages.max_attachments;
+                if attachments
+                    .as_ref()
+                    .and_then(|a| a.as_array())
+                    .is_some_and(|a| a.len() > max)
+                {
+                    let e = ApiError::BadRequest(
+                        "invalid_payload",
+                        format!("at most {max} attachments per message"),
+                    );
+                    self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
+                    return None;
+                }
+                let extra = (reply_to.is_some() || attachments.is_some()).then(|| {
+                    Box::new(Extra {
+                        reply_to,
+                        attachments,
+                    })
+                });
+                self.send_message(k, room_id, content, client_msg_id, extra, socks);
+            }
+            ClientEvent::Change {
+                room_id,
+                message_id,
+                change,
+                client_msg_id,
+            } => {
+                if self.rate_limited(k, socks) {
+                    let e = ApiError::RateLimited(1);
+                    self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
+                    return None;
+                }
+                self.change(k, room_id, message_id, change, client_msg_id, socks);
             }
             ClientEvent::Typing { room_id, typing } => {
                 if self.rate_limited(k, socks) {
@@ -347,6 +395,7 @@ impl Hub {
         room: Uuid,
         content: String,
         client_msg_id: Option<String>,
+        extra: Option<Box<Extra>>,
         socks: &mut impl Sockets,
     ) {
         let Some((sock, who)) = socks.with(k, |s, _| (s.id, s.who.clone())) else {
@@ -360,6 +409,7 @@ impl Hub {
             username: who.username,
             content,
             client_msg_id,
+            extra,
             reply: Box::new(move |result| {
                 mailbox.post(LoopEvent::Sent {
                     key: k,
@@ -378,6 +428,45 @@ impl Hub {
                 k,
                 events::error(&ApiError::Unavailable, cmid.as_deref()),
             );
+        }
+    }
+
+    /// An edit, deletion or reaction: applied on a query worker; the entry it makes
+    /// reaches every socket of the room like a message, and this socket gets its ack.
+    fn change(
+        &mut self,
+        k: usize,
+        room: Uuid,
+        target: i64,
+        change: Change,
+        client_msg_id: Option<String>,
+        socks: &mut impl Sockets,
+    ) {
+        let Some((sock, who)) = socks.with(k, |s, _| (s.id, s.who.clone())) else {
+            return;
+        };
+        let mailbox = self.mailbox.clone();
+        let rules = self.ctx.rules();
+        let job: crate::pg::pool::Job = Box::new(move |w| {
+            let result = edits::apply(
+                w,
+                &who,
+                room,
+                target,
+                change,
+                client_msg_id.as_deref(),
+                rules,
+            )
+            .map(Arc::new);
+            mailbox.post(LoopEvent::Sent {
+                key: k,
+                sock,
+                client_msg_id,
+                result,
+            });
+        });
+        if self.ctx.db.submit(job).is_err() {
+            self.send_error(socks, k, &ApiError::Unavailable);
         }
     }
 
