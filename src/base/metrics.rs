@@ -101,6 +101,13 @@ pub struct Metrics {
     pub history_cache_hits: AtomicU64,
     /// History pages read from the messages table.
     pub history_cache_misses: AtomicU64,
+    /// Panics caught in worker jobs (each answered 500 or `internal`); zero in health.
+    pub job_panics: AtomicU64,
+    /// HTTP answers with status 500.
+    pub http_500: AtomicU64,
+    /// Accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+    /// ENOMEM); accepting pauses after each.
+    pub accept_errors: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -126,6 +133,9 @@ impl Default for Metrics {
             gap_fetches: AtomicU64::new(0),
             history_cache_hits: AtomicU64::new(0),
             history_cache_misses: AtomicU64::new(0),
+            job_panics: AtomicU64::new(0),
+            http_500: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
         }
     }
 }
@@ -227,7 +237,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 17] = [
             (
                 "chatd_connections_accepted_total",
                 "Connections accepted.",
@@ -298,6 +308,21 @@ impl Metrics {
                 "History pages read from the messages table.",
                 &self.history_cache_misses,
             ),
+            (
+                "chatd_job_panics_total",
+                "Panics caught in database or password jobs.",
+                &self.job_panics,
+            ),
+            (
+                "chatd_http_500_total",
+                "HTTP answers with status 500.",
+                &self.http_500,
+            ),
+            (
+                "chatd_accept_errors_total",
+                "Accepts refused for want of descriptors or memory (accepting pauses).",
+                &self.accept_errors,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -349,5 +374,12 @@ mod tests {
         assert!(text.contains("chatd_write_batch_size_bucket{le=\"10\"} 1"));
         assert!(text.contains("chatd_pool_in_use 2"));
         assert!(text.contains("chatd_queue_length{queue=\"db\"} 2"));
+        for name in [
+            "chatd_job_panics_total",
+            "chatd_http_500_total",
+            "chatd_accept_errors_total",
+        ] {
+            assert!(text.contains(&format!("\n{name} 0\n")), "{name}");
+        }
     }
 }

@@ -274,6 +274,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_resource_exhausted(&e) => {
                     // Out of descriptors or memory: retrying now would spin. Pause.
+                    self.ctx.metrics.accept_errors.fetch_add(1, Relaxed);
                     log::warn!("loop {}: accept paused: {e}", self.idx);
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
                     return;
@@ -520,6 +521,9 @@ impl EventLoop {
         self.ctx
             .metrics
             .record_request(route, resp.status, started.elapsed().as_secs_f64());
+        if resp.status == 500 {
+            self.ctx.metrics.http_500.fetch_add(1, Relaxed);
+        }
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };

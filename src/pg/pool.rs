@@ -160,6 +160,10 @@ impl JobQueue {
                             // Replier answers 500 as it unwinds.
                             let run = std::panic::AssertUnwindSafe(|| job(&mut worker));
                             if std::panic::catch_unwind(run).is_err() {
+                                worker
+                                    .metrics
+                                    .job_panics
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 log::error!("a {name} job panicked");
                             }
                         }
