@@ -4,6 +4,7 @@ mod support;
 
 use base64::Engine;
 use serde_json::json;
+use std::time::{Duration, Instant};
 use support::*;
 
 fn b64(s: &str) -> String {
@@ -102,6 +103,78 @@ fn login_answers_the_same_for_unknown_email_and_wrong_password() {
     assert_eq!(
         request(&a, "POST", "/auth/login", None, Some(&json!({}))).0,
         400
+    );
+}
+
+/// Median of `xs` (sorted in place).
+fn median(xs: &mut [Duration]) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+/// Fails if an unknown email skips the password verification (login would answer in a
+/// database round trip instead of an argon2 run): shown by making
+/// `Hasher::verify` return `false` at once when there is no stored hash, which put the
+/// unknown-email median at the no-hash baseline and the ratio far below 0.7.
+#[test]
+fn login_takes_as_long_for_an_unknown_email_as_for_a_wrong_password() {
+    let db = TestDb::new();
+    // Costly enough that one argon2 run dwarfs a request's other work (the test config's
+    // 1 MiB, 1 pass would not), with the login limits off for the many samples.
+    let node = start_with(&db, |c| {
+        c.auth.argon2_memory_kib = 8192;
+        c.auth.argon2_iterations = 2;
+        c.limits.login_per_ip_per_min = 0;
+        c.limits.login_per_account_ip_per_min = 0;
+        c.limits.login_per_account_per_min = 0;
+    });
+    let a = node.addr();
+    let u = register(&a, "tim");
+    let email = format!("{}@example.com", u.username);
+    let time = |body: &serde_json::Value, want: u16| {
+        let t = Instant::now();
+        let (s, b) = request(&a, "POST", "/auth/login", None, Some(body));
+        let took = t.elapsed();
+        assert_eq!(s, want, "{b}");
+        took
+    };
+    let wrong_body = json!({"email": email, "password": "password124"});
+    let unknown_body = json!({"email": "nobody-here@example.com", "password": "password124"});
+    // Refused on the same queue before any lookup or hash (no password): the cost of a
+    // login without argon2.
+    let baseline_body = json!({"email": "nobody-here@example.com"});
+    for _ in 0..3 {
+        time(&wrong_body, 401);
+        time(&unknown_body, 401);
+    }
+    let n = 40;
+    let (mut wrong, mut unknown, mut baseline) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        // Interleaved, alternating which goes first, so drift hits both alike.
+        if i % 2 == 0 {
+            wrong.push(time(&wrong_body, 401));
+            unknown.push(time(&unknown_body, 401));
+        } else {
+            unknown.push(time(&unknown_body, 401));
+            wrong.push(time(&wrong_body, 401));
+        }
+        baseline.push(time(&baseline_body, 400));
+    }
+    let (w, un, base) = (
+        median(&mut wrong),
+        median(&mut unknown),
+        median(&mut baseline),
+    );
+    // The measurement can tell: without a hash a login is much faster.
+    assert!(
+        base * 2 < w,
+        "argon2 does not dominate a login: baseline {base:?}, wrong password {w:?}"
+    );
+    let ratio = un.as_secs_f64() / w.as_secs_f64();
+    eprintln!("login medians: unknown {un:?}, wrong {w:?}, baseline {base:?}, ratio {ratio:.2}");
+    assert!(
+        (0.7..=1.4).contains(&ratio),
+        "unknown email median {un:?} vs wrong password median {w:?} (ratio {ratio:.2}; baseline {base:?})"
     );
 }
 
@@ -249,6 +322,8 @@ fn forged_and_malformed_tokens_are_refused() {
     let u = register(&a, "gus");
     let parts: Vec<&str> = u.token.split('.').collect();
     let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+    // An HS512 header over the HS256 signature (really signed HS384/HS512 tokens are in
+    // `tokens_signed_with_the_access_key_but_another_algorithm_or_kind_are_refused`).
     let hs512 = format!(
         "{}.{}.{}",
         b64(r#"{"alg":"HS512","typ":"JWT"}"#),
@@ -289,11 +364,11 @@ fn forged_and_malformed_tokens_are_refused() {
     };
     for (what, t) in [
         ("none", none),
-        ("hs512", hs512),
+        ("hs512 header, hs256 signature", hs512),
         ("tampered", tampered),
         ("other key", other_key),
         ("expired", expired),
-        ("refresh as access", u.refresh.clone()),
+        ("opaque refresh token as access", u.refresh.clone()),
         ("garbage", "abc".into()),
     ] {
         let (s, b) = request(&a, "GET", "/rooms", Some(&t), None);
@@ -302,4 +377,80 @@ fn forged_and_malformed_tokens_are_refused() {
     let mut c = Http::connect(&a);
     c.send_raw(b"GET /rooms HTTP/1.1\r\nAuthorization: Basic Zm9vOmJhcg==\r\n\r\n");
     assert_eq!(c.read().unwrap().status, 401);
+}
+
+/// The status of a WebSocket upgrade with `token` in the query string.
+fn upgrade_status(addr: &str, token: &str) -> Option<u16> {
+    let mut c = Http::connect(addr);
+    c.send_raw(
+        format!(
+            "GET /ws?token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    c.read().map(|r| r.status)
+}
+
+/// Tokens really signed with the server's access key, differing from a genuine one only
+/// in their algorithm (HS384, HS512) or their kind (`typ: "refresh"`, no `typ`), are
+/// refused on REST and on the WebSocket upgrade; the same claims signed HS256 as an
+/// access token are accepted (so only the algorithm or the kind is refused).
+/// Fails if `verify_access` accepts another HMAC algorithm: shown by setting
+/// `validation.algorithms = vec![HS256, HS384, HS512]` in `TokenKeys::new` (HS384 and
+/// HS512 then answered 200 and 101). Fails if the kind is not checked: shown by removing
+/// `if c.typ != "access"` from `verify_access` (the refresh-typed JWT answered 200).
+#[test]
+fn tokens_signed_with_the_access_key_but_another_algorithm_or_kind_are_refused() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let u = register(&a, "alg");
+    let genuine: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(u.token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let key = EncodingKey::from_secret(b"test-access-secret-0123456789abcdef").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |typ: Option<&str>| {
+        let mut c = json!({
+            "sub": u.id, "username": u.username, "sid": genuine["sid"],
+            "iat": now, "exp": now + 600,
+        });
+        if let Some(t) = typ {
+            c["typ"] = json!(t);
+        }
+        c
+    };
+    let sign = |alg: Algorithm, typ: Option<&str>| {
+        jsonwebtoken::encode(&Header::new(alg), &claims(typ), &key).unwrap()
+    };
+    // The control: built the same way, HS256 and "access", it is a valid token.
+    let control = sign(Algorithm::HS256, Some("access"));
+    assert_eq!(request(&a, "GET", "/rooms", Some(&control), None).0, 200);
+    assert_eq!(upgrade_status(&a, &control), Some(101));
+    for (what, t) in [
+        ("HS384", sign(Algorithm::HS384, Some("access"))),
+        ("HS512", sign(Algorithm::HS512, Some("access"))),
+        ("typ refresh", sign(Algorithm::HS256, Some("refresh"))),
+        ("no typ", sign(Algorithm::HS256, None)),
+    ] {
+        let header: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(header["alg"].is_string(), "{what}: {header}");
+        let (s, b) = request(&a, "GET", "/rooms", Some(&t), None);
+        assert_eq!(s, 401, "{what} on REST: {b}");
+        assert_eq!(upgrade_status(&a, &t), Some(401), "{what} on the upgrade");
+    }
 }
