@@ -140,6 +140,12 @@ fn a_page_on_another_node_includes_a_message_just_stored() {
     let room = create_room(&n1.addr(), &u.token);
     let mut c1 = Http::connect(&n1.addr());
     let mut c2 = Http::connect(&n2.addr());
+    // A socket in the room on each node: a node hears the notifications of the rooms
+    // it has sockets in (their shards), which keep its cache of them current.
+    let mut w1 = Ws::connect(&n1.addr(), &u.token);
+    w1.join(&room, None);
+    let mut w2 = Ws::connect(&n2.addr(), &u.token);
+    w2.join(&room, None);
     for i in 1..=60 {
         // Alternate writers so that both nodes' caches hold the room.
         let (w, r) = if i % 2 == 0 {

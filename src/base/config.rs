@@ -204,6 +204,8 @@ pub struct DbConfig {
     pub connect_timeout_secs: u64,
     /// Bound of each job queue.
     pub max_queued_jobs: usize,
+    /// Message notification channels: a node LISTENs only to the shards of its rooms.
+    pub notify_shards: u16,
 }
 
 /// `[auth]`
@@ -312,6 +314,7 @@ impl Default for DbConfig {
             write_batch_size: 1000,
             connect_timeout_secs: 5,
             max_queued_jobs: 65536,
+            notify_shards: 16,
         }
     }
 }
@@ -572,6 +575,7 @@ impl Config {
             ));
         }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
+        range("database.notify_shards", self.database.notify_shards, 1, 64)?;
         range("database.writers", self.database.writers, 1, 64)?;
         range(
             "database.write_batch_size",

@@ -108,6 +108,8 @@ pub struct Metrics {
     /// Accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
     /// ENOMEM); accepting pauses after each.
     pub accept_errors: AtomicU64,
+    /// Message notification shards the listener LISTENs to.
+    pub listened_shards: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -136,6 +138,7 @@ impl Default for Metrics {
             job_panics: AtomicU64::new(0),
             http_500: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            listened_shards: AtomicU64::new(0),
         }
     }
 }
@@ -197,7 +200,12 @@ impl Metrics {
             "chatd_listener_lag_seconds",
             "Time from a batch's commit to its notification reaching this node.",
         );
-        let gauges: [(&str, &str, i64); 7] = [
+        let gauges: [(&str, &str, i64); 8] = [
+            (
+                "chatd_listened_shards",
+                "Message notification shards this node LISTENs to (those of its rooms).",
+                self.listened_shards.load(Relaxed) as i64,
+            ),
             (
                 "chatd_connections",
                 "Open connections (HTTP and WebSocket).",

@@ -244,6 +244,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         cfg.node_id = format!("{}-{}-{suffix:04x}", host.trim(), addr.port());
     }
     claim_node_id(&cfg)?;
+    agree_on_shards(&cfg)?;
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,6 +263,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     let (writers, h) = Writers::start(
         cfg.database.writers,
         cfg.database.write_batch_size,
+        cfg.database.notify_shards,
         bound,
         &pool,
         &metrics,
@@ -272,7 +274,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     let history = Arc::new(HistoryCache::new(cfg.http.history_cache_mb << 20));
     let (presence, presence_rx) = Presence::channel();
     let (reads, reads_rx) = Reads::channel();
-    let interest = Arc::new(Interest::new(listeners.len()));
+    let interest = Arc::new(Interest::new(listeners.len(), cfg.database.notify_shards));
     let listener_up = Arc::new(AtomicBool::new(false));
     let db_ok = Arc::new(AtomicBool::new(false));
 
@@ -356,6 +358,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         revoked_window,
         stop: stop.clone(),
         metrics: metrics.clone(),
+        shards: cfg.database.notify_shards,
     };
     let sink = Arc::new(NodeSink {
         loops: handles.clone(),
@@ -424,6 +427,25 @@ fn claim_node_id(cfg: &Config) -> Result<(), StartError> {
              give each node its own CHATD_NODE_ID / node_id, or leave it empty",
             cfg.node_id,
             fresh.as_secs()
+        ))),
+        Err(e) => Err(explain(cfg, &e)),
+    }
+}
+
+/// Sets the cluster's notification shard count to this node's, or refuses to start
+/// when running nodes use another (they would not hear this node's messages).
+fn agree_on_shards(cfg: &Config) -> Result<(), StartError> {
+    let mut c =
+        crate::pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
+            .map_err(|e| explain(cfg, &e))?;
+    let alive = Duration::from_secs(cfg.presence.node_timeout_secs);
+    match crate::pg::migrate::notify_shards(&mut c, cfg.database.notify_shards, &cfg.node_id, alive)
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(theirs)) => Err(StartError::Config(format!(
+            "database.notify_shards is {} but running nodes use {theirs}: every node of a \
+             cluster uses the same count (stop them all to change it)",
+            cfg.database.notify_shards
         ))),
         Err(e) => Err(explain(cfg, &e)),
     }

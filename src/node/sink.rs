@@ -124,4 +124,15 @@ impl Sink for NodeSink {
     fn connected(&self, up: bool) {
         self.listener_up.store(up, Ordering::Release);
     }
+
+    fn wanted_shards(&self) -> u64 {
+        self.interest.wanted()
+    }
+
+    fn listening(&self, shards: u64) {
+        if self.interest.set_active(shards) != 0 {
+            // Joins waiting for these shards may check now.
+            self.broadcast(|| LoopEvent::ShardsReady);
+        }
+    }
 }

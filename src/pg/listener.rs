@@ -6,12 +6,12 @@
 use crate::base::metrics::Metrics;
 use crate::base::model::Message;
 use crate::pg::messages;
-use crate::pg::notify::{self, EVENTS_CHANNEL, Event, MESSAGES_CHANNEL, Notification};
+use crate::pg::notify::{self, EVENTS_CHANNEL, Event, Notification, shard_channel};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Most notifications handled before looking at the stop flag again.
@@ -31,6 +31,21 @@ pub trait Sink: Send + Sync {
     fn resync(&self);
     /// Whether the listener is connected (readiness).
     fn connected(&self, up: bool);
+    /// The message shards wanted here (a bit per shard).
+    fn wanted_shards(&self) -> u64;
+    /// The shards now LISTENed to (after the LISTEN took effect).
+    fn listening(&self, shards: u64);
+}
+
+/// A shard no room needs any more is dropped after this long (rooms come and go).
+const UNLISTEN_AFTER: Duration = Duration::from_secs(30);
+/// How often the listener looks at the wanted shards when no notification wakes it.
+const TICK: Duration = Duration::from_millis(20);
+
+/// The shards LISTENed to on the current connection.
+struct Shards {
+    listening: u64,
+    unwanted_since: [Option<Instant>; 64],
 }
 
 /// What the listener needs to run.
@@ -45,6 +60,8 @@ pub struct Listener {
     pub stop: Arc<AtomicBool>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Message notification shards of the cluster.
+    pub shards: u16,
 }
 
 /// Sessions revoked within `window`: their access tokens may still be unexpired.
@@ -73,9 +90,6 @@ impl Listener {
                             .fetch_add(1, Ordering::Relaxed);
                     }
                     first = false;
-                    // LISTEN is active: whatever commits from now on is notified, and the
-                    // resync fetches whatever was committed while we were away.
-                    sink.resync();
                     sink.connected(true);
                     log::info!("listener connected");
                     if let Err(e) = self.listen_loop(&mut client, &*sink) {
@@ -101,9 +115,7 @@ impl Listener {
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
         let mut client = config.connect(NoTls)?;
-        client.batch_execute(&format!(
-            "LISTEN {MESSAGES_CHANNEL}; LISTEN {EVENTS_CHANNEL};"
-        ))?;
+        client.batch_execute(&format!("LISTEN {EVENTS_CHANNEL};"))?;
         // Sessions revoked while we were away.
         let revoked = revoked_since(&mut client, self.revoked_window)?;
         if !revoked.is_empty() {
@@ -112,13 +124,65 @@ impl Listener {
         Ok(client)
     }
 
+    /// LISTENs to the shards wanted now and drops those unwanted for a while; tells the
+    /// sink the set once the LISTENs took effect.
+    fn sync_shards(
+        &self,
+        client: &mut Client,
+        sink: &dyn Sink,
+        s: &mut Shards,
+    ) -> Result<(), postgres::Error> {
+        let wanted = sink.wanted_shards();
+        let add = wanted & !s.listening;
+        let mut drop_mask = 0u64;
+        let now = Instant::now();
+        for i in 0..u32::from(self.shards.min(64)) {
+            let bit = 1u64 << i;
+            let slot = &mut s.unwanted_since[i as usize];
+            if wanted & bit != 0 || s.listening & bit == 0 {
+                *slot = None;
+            } else if slot.get_or_insert(now).elapsed() >= UNLISTEN_AFTER {
+                drop_mask |= bit;
+                *slot = None;
+            }
+        }
+        if add | drop_mask == 0 {
+            return Ok(());
+        }
+        let mut sql = String::new();
+        for i in 0..self.shards.min(64) {
+            let channel = shard_channel(i, self.shards);
+            if add & (1 << i) != 0 {
+                sql.push_str(&format!("LISTEN {channel};"));
+            } else if drop_mask & (1 << i) != 0 {
+                sql.push_str(&format!("UNLISTEN {channel};"));
+            }
+        }
+        client.batch_execute(&sql)?;
+        s.listening = (s.listening | add) & !drop_mask;
+        self.metrics
+            .listened_shards
+            .store(u64::from(s.listening.count_ones()), Ordering::Relaxed);
+        sink.listening(s.listening);
+        Ok(())
+    }
+
     fn listen_loop(&self, client: &mut Client, sink: &dyn Sink) -> Result<(), postgres::Error> {
         let mut batch = Vec::new();
+        let mut shards = Shards {
+            listening: 0,
+            unwanted_since: [None; 64],
+        };
+        // Once the shards of our rooms are LISTENed, whatever commits from then on is
+        // notified, and the resync fetches whatever was committed while we were away.
+        self.sync_shards(client, sink, &mut shards)?;
+        sink.resync();
         while !self.stop.load(Ordering::Acquire) {
+            self.sync_shards(client, sink, &mut shards)?;
             {
                 let mut notes = client.notifications();
                 // `timeout_iter` hides a lost connection as a timeout: check it directly.
-                let first = notes.timeout_iter(Duration::from_millis(500)).next()?;
+                let first = notes.timeout_iter(TICK).next()?;
                 match first {
                     Some(n) => batch.push(n),
                     None => {

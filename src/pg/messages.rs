@@ -3,7 +3,7 @@
 
 use crate::base::error::ApiError;
 use crate::base::model::{Kind, Message, iso};
-use crate::pg::notify::{Batch, MESSAGES_CHANNEL};
+use crate::pg::notify::{Batch, shard_channel_sql};
 use crate::pg::pool::Worker;
 use postgres::{Client, GenericClient, ToStatement};
 use std::sync::Arc;
@@ -145,7 +145,8 @@ pub fn append_entry(c: &mut impl GenericClient, e: &Entry<'_>) -> Result<Message
     )?;
     let m = from_row(&row)?;
     let payload = Batch::payload(&[Arc::new(m.clone())]);
-    c.execute("SELECT pg_notify($1, $2)", &[&MESSAGES_CHANNEL, &payload])?;
+    const NOTIFY: &str = concat!("SELECT pg_notify(", shard_channel_sql!(), ", $2)");
+    c.execute(NOTIFY, &[&e.room, &payload])?;
     Ok(m)
 }
 

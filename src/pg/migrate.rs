@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "message_events",
         include_str!("../../sql/0004_message_events.sql"),
     ),
+    (5, "shards", include_str!("../../sql/0005_shards.sql")),
 ];
 
 /// Arbitrary constant naming our advisory lock.
@@ -78,6 +79,45 @@ pub fn search_language(client: &mut Client, language: &str) -> Result<(), postgr
     result?;
     unlock?;
     Ok(())
+}
+
+/// Sets the cluster's message notification shard count to `n`, unless a node that
+/// heartbeated within `alive` uses another count (then `Err(their count)`): every node
+/// must write and listen on the same channels.
+pub fn notify_shards(
+    client: &mut Client,
+    n: u16,
+    me: &str,
+    alive: std::time::Duration,
+) -> Result<Result<(), u16>, postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce((SELECT value::int FROM settings WHERE key = 'notify_shards'), 1)",
+            &[],
+        )?
+        .get(0);
+    if current == i32::from(n) {
+        return Ok(Ok(()));
+    }
+    let running = tx
+        .query_opt(
+            "SELECT 1 FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)
+               AND node_id <> $2 LIMIT 1",
+            &[&alive.as_secs_f64(), &me],
+        )?
+        .is_some();
+    if running {
+        return Ok(Err(current as u16));
+    }
+    tx.execute(
+        "INSERT INTO settings VALUES ('notify_shards', $1)
+         ON CONFLICT (key) DO UPDATE SET value = $1",
+        &[&n.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
 }
 
 /// Connects to `url`, creating its database first when it does not exist.

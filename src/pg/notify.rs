@@ -11,8 +11,39 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// Channel carrying message batches between nodes.
+/// Channel carrying message batches between nodes (with one shard; with several, the
+/// shard's number is appended: `chat_messages_3`).
 pub const MESSAGES_CHANNEL: &str = "chat_messages";
+/// Most message notification shards (a node's listened set is a 64-bit mask).
+pub const MAX_SHARDS: u16 = 64;
+
+/// The shard of a room's message notifications: the last 16 bits of its id modulo the
+/// shard count. The same expression in SQL is [`SHARD_CHANNEL_SQL`].
+pub fn shard_of(room: Uuid, shards: u16) -> u16 {
+    ((room.as_u128() & 0xFFFF) as u16) % shards.max(1)
+}
+
+/// The channel of shard `shard` among `shards`.
+pub fn shard_channel(shard: u16, shards: u16) -> String {
+    if shards <= 1 {
+        MESSAGES_CHANNEL.to_string()
+    } else {
+        format!("{MESSAGES_CHANNEL}_{shard}")
+    }
+}
+
+/// The channel of room `$1` in SQL, with the cluster's shard count from `settings` (the
+/// stream entries written outside the batched writer notify with it): the same as
+/// [`shard_channel`] of [`shard_of`].
+macro_rules! shard_channel_sql {
+    () => {
+        "(SELECT CASE WHEN n.v <= 1 THEN 'chat_messages'
+             ELSE 'chat_messages_' || (('x' || right($1::uuid::text, 4))::bit(16)::int % n.v) END
+          FROM (SELECT coalesce((SELECT value::int FROM settings
+                                 WHERE key = 'notify_shards'), 1) AS v) n)"
+    };
+}
+pub(crate) use shard_channel_sql;
 /// Channel for ephemeral events (presence, typing, revocations, membership changes).
 pub const EVENTS_CHANNEL: &str = "chat_events";
 /// NOTIFY payloads must stay under 8000 bytes; keep a margin.
@@ -196,7 +227,7 @@ pub enum Notification {
 
 /// Decodes a payload received on `channel`.
 pub fn decode(channel: &str, payload: &str) -> Option<Notification> {
-    let n = if channel == MESSAGES_CHANNEL {
+    let n = if channel.starts_with(MESSAGES_CHANNEL) {
         serde_json::from_str(payload).map(Notification::Messages)
     } else {
         serde_json::from_str(payload).map(Notification::Event)
@@ -280,6 +311,23 @@ mod tests {
         };
         assert_eq!((b.first, b.last), (3, 3));
         assert!(b.msgs.is_none());
+    }
+
+    #[test]
+    fn shards_spread_rooms_and_name_channels() {
+        let mut seen = [0u32; 16];
+        for _ in 0..1600 {
+            seen[shard_of(Uuid::now_v7(), 16) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        let room: Uuid = "0190b7a4-7c1e-7000-8000-00000000abcd".parse().unwrap();
+        assert_eq!(shard_of(room, 16), (0xabcd % 16) as u16);
+        assert_eq!(shard_channel(3, 16), "chat_messages_3");
+        assert_eq!(shard_channel(0, 1), "chat_messages");
+        assert!(matches!(
+            decode("chat_messages_3", &Batch::payload(&[msg(1, "a")])),
+            Some(Notification::Messages(_))
+        ));
     }
 
     /// The shapes other nodes (of this or the previous version) send and expect.

@@ -6,7 +6,7 @@ use crate::base::error::{ApiError, MESSAGE_NOT_FOUND, MUTED, NOT_MEMBER, ROOM_NO
 use crate::base::metrics::Metrics;
 use crate::base::model::{Message, iso};
 use crate::pg::messages::{self, message_columns};
-use crate::pg::notify::{Batch, MESSAGES_CHANNEL};
+use crate::pg::notify::{Batch, shard_channel, shard_of};
 use crate::pg::pool::{Pool, Worker, next_job};
 use crate::pg::{db_error, is_unique_violation};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -58,10 +58,11 @@ pub struct Writers {
 }
 
 impl Writers {
-    /// Starts `n` writer threads.
+    /// Starts `n` writer threads, notifying on `shards` channels.
     pub fn start(
         n: usize,
         batch: usize,
+        shards: u16,
         bound: usize,
         pool: &Pool,
         metrics: &Arc<Metrics>,
@@ -77,7 +78,7 @@ impl Writers {
             let (stop, inflight) = (stop.clone(), inflight.clone());
             let h = std::thread::Builder::new()
                 .name(format!("writer-{i}"))
-                .spawn(move || run(&rx, &mut worker, batch, &stop, &inflight))
+                .spawn(move || run(&rx, &mut worker, batch, shards, &stop, &inflight))
                 .unwrap_or_else(|e| panic!("cannot spawn writer thread: {e}"));
             handles.push(h);
         }
@@ -123,6 +124,7 @@ fn run(
     rx: &Receiver<WriteJob>,
     worker: &mut Worker,
     batch_size: usize,
+    shards: u16,
     stop: &AtomicBool,
     inflight: &AtomicUsize,
 ) {
@@ -135,7 +137,7 @@ fn run(
             }
         }
         let n = batch.len();
-        store_batch(worker, batch);
+        store_batch(worker, batch, shards);
         inflight.fetch_sub(n, Relaxed);
     }
 }
@@ -189,7 +191,7 @@ const EXTRA_SQL: &str = "WITH x AS (
 /// Which of `$2` are live messages of room `$1`-paired ids: (id, room).
 const TARGETS_SQL: &str = "SELECT id, room_id FROM messages
      WHERE id = ANY($1) AND kind = 'message' AND deleted_at IS NULL";
-const NOTIFY_SQL: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+const NOTIFY_SQL: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS x(c, p)";
 /// Messages already stored under the batch's (room, user, client_msg_id) keys. A plain
 /// join on the unique index (rather than `IN (SELECT ... unnest)`): PostgreSQL plans it
 /// several times faster and runs it without hashing the keys first. Columns in the
@@ -202,9 +204,9 @@ const DEDUP_SQL: &str = concat!(
      JOIN messages m ON m.room_id = k.r AND m.user_id = k.u AND m.client_msg_id = k.c"
 );
 
-fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>) {
+fn store_batch(worker: &mut Worker, jobs: Vec<WriteJob>, shards: u16) {
     let started = std::time::Instant::now();
-    let outcomes = store_isolating(worker, &jobs);
+    let outcomes = store_isolating(worker, &jobs, shards);
     let metrics = worker.metrics();
     metrics
         .write_seconds
@@ -231,13 +233,13 @@ enum Failed {
 /// its own, and so on down to single messages: a row PostgreSQL refuses fails alone
 /// and never takes other users' messages with it. Halves are stored in order, so a
 /// room's messages keep their order.
-fn store_isolating(worker: &mut Worker, jobs: &[WriteJob]) -> Vec<Outcome> {
-    let e = match store(worker, jobs) {
+fn store_isolating(worker: &mut Worker, jobs: &[WriteJob], shards: u16) -> Vec<Outcome> {
+    let e = match store(worker, jobs, shards) {
         Ok(outcomes) => return outcomes,
         Err(Failed::Refused(_)) if jobs.len() > 1 => {
             let (left, right) = jobs.split_at(jobs.len() / 2);
-            let mut outcomes = store_isolating(worker, left);
-            outcomes.extend(store_isolating(worker, right));
+            let mut outcomes = store_isolating(worker, left, shards);
+            outcomes.extend(store_isolating(worker, right, shards));
             return outcomes;
         }
         Err(Failed::Refused(e)) => db_error(&e),
@@ -248,7 +250,7 @@ fn store_isolating(worker: &mut Worker, jobs: &[WriteJob]) -> Vec<Outcome> {
 }
 
 /// One attempt at storing `jobs` in one transaction.
-fn store(worker: &mut Worker, jobs: &[WriteJob]) -> Result<Vec<Outcome>, Failed> {
+fn store(worker: &mut Worker, jobs: &[WriteJob], shards: u16) -> Result<Vec<Outcome>, Failed> {
     let (client, st) = worker
         .prepared_all([
             LOCK_SQL,
@@ -261,9 +263,9 @@ fn store(worker: &mut Worker, jobs: &[WriteJob]) -> Result<Vec<Outcome>, Failed>
         .map_err(Failed::Unavailable)?;
     // A concurrent node may store the same client_msg_id between our check and our
     // insert; the unique index then fails the batch and one retry resolves it.
-    let result = match try_store(client, &st, jobs) {
+    let result = match try_store(client, &st, jobs, shards) {
         Err(e) if is_unique_violation(&e, "messages_client_msg_idx") => {
-            try_store(client, &st, jobs)
+            try_store(client, &st, jobs, shards)
         }
         other => other,
     };
@@ -282,6 +284,7 @@ fn try_store(
     c: &mut postgres::Client,
     st: &[Statement; 6],
     jobs: &[WriteJob],
+    shards: u16,
 ) -> Result<Vec<Outcome>, postgres::Error> {
     let mut tx = c.transaction()?;
     let mut rooms: Vec<Uuid> = jobs.iter().map(|j| j.room_id).collect();
@@ -382,9 +385,17 @@ fn try_store(
         };
         outcomes.push(outcome);
     }
-    let payloads: Vec<String> = per_room.values().map(|msgs| Batch::payload(msgs)).collect();
+    let (channels, payloads): (Vec<String>, Vec<String>) = per_room
+        .iter()
+        .map(|(room, msgs)| {
+            (
+                shard_channel(shard_of(*room, shards), shards),
+                Batch::payload(msgs),
+            )
+        })
+        .unzip();
     if !payloads.is_empty() {
-        tx.execute(&st[2], &[&MESSAGES_CHANNEL, &payloads])?;
+        tx.execute(&st[2], &[&channels, &payloads])?;
     }
     tx.commit()?;
     Ok(outcomes)

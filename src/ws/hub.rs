@@ -83,6 +83,8 @@ pub struct Hub {
     next_id: u64,
     /// Each user's WebSocket connections on this loop (read state goes to all of them).
     pub(crate) users: HashMap<Uuid, Vec<usize>>,
+    /// Joins waiting for their room's notification shard.
+    pub(crate) waiting: Vec<crate::ws::join::PendingJoin>,
 }
 
 impl Hub {
@@ -96,6 +98,7 @@ impl Hub {
             retry: Vec::new(),
             next_id: 1,
             users: HashMap::new(),
+            waiting: Vec::new(),
         }
     }
 
@@ -571,6 +574,7 @@ impl Hub {
                     }
                 }
             }
+            LoopEvent::ShardsReady => self.shards_ready(),
             LoopEvent::Resync => {
                 for (room, gap) in self.rooms.resync() {
                     self.submit_fetch(room, gap);

@@ -15,6 +15,16 @@ use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// A join waiting for its room's notification shard to be LISTENed.
+pub(crate) struct PendingJoin {
+    key: usize,
+    sock: u64,
+    user: Uuid,
+    room: Uuid,
+    join_id: u64,
+    last_seen: Option<i64>,
+}
+
 /// Most rooms one socket may be in.
 const MAX_ROOMS_PER_SOCKET: usize = 256;
 /// Most messages in a `history` frame.
@@ -80,6 +90,44 @@ impl Hub {
             self.ctx.interest.gain(room, self.idx);
         }
         self.publish_stats();
+        let pending = PendingJoin {
+            key: k,
+            sock,
+            user,
+            room,
+            join_id,
+            last_seen,
+        };
+        // The node must hear the room's notifications before the check, or what commits
+        // between the check and the LISTEN would never arrive: wait for the shard.
+        if self.ctx.interest.shard_active(room) {
+            self.check_join(pending);
+        } else {
+            self.waiting.push(pending);
+        }
+    }
+
+    /// The listener LISTENs to more shards: the joins waiting for them go on.
+    pub(crate) fn shards_ready(&mut self) {
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|p| self.ctx.interest.shard_active(p.room));
+        self.waiting = wait;
+        for p in ready {
+            self.check_join(p);
+        }
+    }
+
+    /// Checks membership and reads the join's history on a worker.
+    fn check_join(&mut self, p: PendingJoin) {
+        let PendingJoin {
+            key: k,
+            sock,
+            user,
+            room,
+            join_id,
+            last_seen,
+        } = p;
         let mailbox = self.mailbox.clone();
         // Membership and the room's position come from the batched checks; history, when
         // asked for, is read on the same worker right after.

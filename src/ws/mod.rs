@@ -171,4 +171,6 @@ pub enum LoopEvent {
     Revoke(Arc<Vec<Uuid>>),
     /// The listener reconnected: back-fill every room before live delivery resumes.
     Resync,
+    /// The listener LISTENs to more shards: joins waiting for them may proceed.
+    ShardsReady,
 }
