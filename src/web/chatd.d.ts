@@ -18,6 +18,12 @@ export interface User {
   [extra: string]: unknown;
 }
 
+/** Who may see a room: anyone (`public`), members and invited users (`private`), the two members (`direct`). */
+export type Visibility = 'public' | 'private' | 'direct';
+
+/** A member's role in a room. */
+export type Role = 'owner' | 'admin' | 'member';
+
 /** A room. */
 export interface Room {
   id: string;
@@ -25,36 +31,111 @@ export interface Room {
   description: string | null;
   created_by: string | null;
   created_at: string;
+  /** Absent from servers without the conversations extension (every room is public there). */
+  visibility?: Visibility;
   [extra: string]: unknown;
 }
 
-/** A room as listed by `GET /me/rooms` once the server offers it (unread counts). */
-export interface MyRoom extends Room {
-  unread?: number;
-  last_read_seq?: number;
-  last_seq?: number;
+/** A user as rooms and invitations name them. */
+export interface Peer {
+  id: string;
+  username: string;
 }
 
-/** A stored message. `kind` marks system messages where the server sends them. */
-export interface Message {
+/** The direct room of two users (`POST /dm`); its `name` is an internal key: show `other_user`. */
+export interface DirectRoom extends Room {
+  visibility: 'direct';
+  other_user: Peer;
+}
+
+/** One of the caller's rooms with its read state (`GET /me/rooms`). */
+export interface MyRoom extends Room {
+  role: Role;
+  /** The room's last seq (messages and system entries). */
+  last_seq: number;
+  /** The caller's read position. */
+  last_read_seq: number;
+  /** `last_seq - last_read_seq`: unread stream entries, system entries included. */
+  unread: number;
+  /** The caller may read but not send. */
+  muted: boolean;
+  /** The caller silenced the room's notifications. */
+  notifications_muted: boolean;
+  last_activity_at: string;
+  /** The newest message or system entry. */
+  last_message: Message | null;
+  /** For a direct room, the other member. */
+  other_user: Peer | null;
+}
+
+/** One page of `GET /me/rooms`; pass `next_cursor` back as `cursor` (null on the last page). */
+export interface MyRoomsPage {
+  rooms: MyRoom[];
+  next_cursor: string | null;
+}
+
+/** An invitation waiting for the caller; accept it by joining the room. */
+export interface Invite {
+  room: Room;
+  invited_by: Peer | null;
+  created_at: string;
+}
+
+/** What every stream entry carries. */
+interface EntryBase {
   id: number;
   seq: number;
   room_id: string;
+  /** The author (for a system entry, the actor). */
   user_id: string;
   username: string;
+  /** The text (for a system entry, a readable line such as "ann joined"). */
   content: string;
   created_at: string;
-  client_msg_id?: string;
-  kind?: string;
   [extra: string]: unknown;
 }
 
-/** A room member with its online flag. */
+/** A message someone sent (`kind` is absent on servers without the conversations extension). */
+export interface ChatMessage extends EntryBase {
+  kind?: 'message';
+  client_msg_id?: string;
+}
+
+/** What a system entry records. */
+export interface SystemData {
+  type: 'joined' | 'left' | 'kicked' | 'banned' | 'renamed' | 'visibility' | (string & {});
+  /** Whom it concerns. */
+  user_id: string;
+  username: string;
+  /** The actor. */
+  by: string;
+  /** `renamed`: the new name. */
+  name?: string;
+  /** `visibility`: the new visibility. */
+  visibility?: Visibility;
+  [extra: string]: unknown;
+}
+
+/** A membership change or room setting recorded in the stream: it takes a seq like a message. */
+export interface SystemEntry extends EntryBase {
+  kind: 'system';
+  data: SystemData;
+}
+
+/** An entry of a room's stream: a message or a system entry (tell them apart with `isSystemEntry` or `kind`). */
+export type Message = ChatMessage | SystemEntry;
+
+/** True for a system entry. */
+export function isSystemEntry(m: Message | null | undefined): m is SystemEntry;
+
+/** A room member with its online flag, role and mute state. */
 export interface Member {
   id: string;
   username: string;
   joined_at: string;
   online: boolean;
+  role: Role;
+  muted: boolean;
   [extra: string]: unknown;
 }
 
@@ -126,9 +207,21 @@ export interface ErrorEvent {
   room_id?: string;
 }
 
-/** Events a future server may send; declared so that handlers type-check today. */
-export interface ReadStateEvent { room_id: string; last_read_seq: number; unread?: number; [extra: string]: unknown }
+/** The user's read position in a room moved (sent to every socket of the user, the marking one included). */
+export interface ReadStateEvent { room_id: string; last_read_seq: number; [extra: string]: unknown }
+/** Another member read a room up to `seq` (at most one a second per member and room). */
 export interface ReceiptEvent { room_id: string; user_id: string; seq: number; [extra: string]: unknown }
+/**
+ * This client no longer receives a room; it will not rejoin it. `reason`: `left` (the
+ * user left, elsewhere), `kicked`, `banned`, `deleted` (the room is gone), or `lost`
+ * (the server refused a rejoin: `code` is `not_member` or `room_not_found`).
+ */
+export interface LeftRoomEvent {
+  room_id: string;
+  reason: 'left' | 'kicked' | 'banned' | 'deleted' | 'lost' | (string & {});
+  code?: string;
+}
+/** Events a future server may send; declared so that handlers type-check today. */
 export interface MessageDeletedEvent { room_id: string; id: number; seq: number; [extra: string]: unknown }
 export interface ReactionEvent { room_id: string; message_id: number; user_id: string; emoji: string; [extra: string]: unknown }
 
@@ -146,8 +239,8 @@ export interface ChatdEvents {
   messages: { room_id: string; messages: Message[] };
   /** A room's join completed (`resumed` after a reconnect). */
   joined: { room_id: string; resumed: boolean; last_seq: number | null };
-  /** This client no longer receives the room (left, or the membership was lost). */
-  left_room: { room_id: string; code?: string };
+  /** The membership ended (left elsewhere, kicked, banned, room deleted, rejoin refused); not sent for `unsubscribe`/`leave`. */
+  left_room: LeftRoomEvent;
   /** A send was acknowledged. */
   ack: Ack & { client_msg_id: string };
   /** A send was given up (server refusal, session ended, cancelled). */
@@ -227,12 +320,40 @@ export function decodeJwt(token: string): { sub?: string; username?: string; sid
 export class Rest {
   /** Any authenticated route, e.g. `request('GET', '/me/rooms')`. */
   request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
-  /** Every room, newest first. */
+  /** Every room the caller may see (public, and private ones it belongs to), newest first. */
   listRooms(): Promise<Room[]>;
-  /** The caller's rooms with unread counts, or null while the server lacks `GET /me/rooms`. */
-  myRooms(): Promise<MyRoom[] | null>;
-  /** Create a room; the creator becomes a member. */
-  createRoom(room: { name: string; description?: string | null }): Promise<Room>;
+  /** One page of the caller's rooms, most recent activity first, with unread counts (servers without the route answer 404 `not_found`). */
+  myRooms(page?: { cursor?: string | null; limit?: number }): Promise<MyRoomsPage>;
+  /** Every room of the caller (all pages, de-duplicated), most recent activity first. */
+  allMyRooms(options?: { limit?: number; maxPages?: number }): Promise<MyRoom[]>;
+  /** Create a room; the creator becomes its owner. */
+  createRoom(room: { name: string; description?: string | null; visibility?: 'public' | 'private' }): Promise<Room>;
+  /** Change a room's settings (owners and admins); absent fields stay, `description: null` clears it. */
+  updateRoom(roomId: string, patch: { name?: string; description?: string | null; visibility?: 'public' | 'private'; receipts?: boolean }): Promise<Room>;
+  /** Delete a room with its messages (owner only). */
+  deleteRoom(roomId: string): Promise<{ success: true }>;
+  /** Invite a user (owners and admins); accepted by joining. */
+  invite(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Remove a member (owners and admins; an admin acts on members only). */
+  kick(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Remove a user and keep them out until unbanned. */
+  ban(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Lift a ban. */
+  unban(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Stop a member from sending (sends then fail with `muted`). */
+  mute(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Let a muted member send again. */
+  unmute(roomId: string, userId: string): Promise<{ success: true }>;
+  /** Promote a member to admin or demote an admin (owner only). */
+  setRole(roomId: string, userId: string, role: 'admin' | 'member'): Promise<{ success: true }>;
+  /** Silence (or not) a room's notifications for the caller. */
+  setNotifications(roomId: string, muted: boolean): Promise<{ room_id: string; notifications_muted: boolean }>;
+  /** The direct room of the caller and `userId`, created on the first call. */
+  openDirect(userId: string): Promise<DirectRoom>;
+  /** Invitations waiting for the caller, newest first. */
+  myInvites(): Promise<Invite[]>;
+  /** Mark a room read over REST (prefer `ChatdClient.markRead`). */
+  markRead(roomId: string, seq: number): Promise<{ room_id: string; last_read_seq: number }>;
   /** One room. */
   getRoom(roomId: string): Promise<Room>;
   /** Become a member (idempotent). */
@@ -336,6 +457,13 @@ export class ChatdClient extends Emitter {
   leave(roomId: string): Promise<void>;
   /** The highest seq delivered for a room, or null. */
   position(roomId: string): number | null;
+  /**
+   * Mark a room read up to `seq` (`mark_read` on the socket when the room is joined
+   * there, else REST); never moves backwards. Resolves with the read position known after it.
+   */
+  markRead(roomId: string, seq: number): Promise<number>;
+  /** The furthest read mark known for a room (own marks, `read_state`, `myRooms`), or null. */
+  readPosition(roomId: string): number | null;
   /** Messages older than the oldest delivered, ascending (not emitted as `message`). */
   loadOlder(roomId: string, options?: { limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
 

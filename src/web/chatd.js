@@ -28,7 +28,7 @@ const LOCAL_EVENTS = new Set([
 // Server events the client handles itself (everything else passes through by name).
 const HANDLED = new Set([
   'history', 'joined_room', 'left_room', 'new_message', 'new_message_batch',
-  'message_ack', 'error', 'pong',
+  'message_ack', 'error', 'pong', 'read_state',
 ]);
 
 // Server events this version knows by name; others are still passed through and
@@ -56,6 +56,16 @@ export class ChatdError extends Error {
     /** The server's `message` (an array of strings for validation errors). */
     this.details = extra.details;
   }
+}
+
+/**
+ * True for a system entry of a room's stream (`kind: "system"`: someone joined, left,
+ * was kicked or banned, the room was renamed...). System entries take seqs like
+ * messages and are delivered with them, in order; `content` is a readable line and
+ * `data.type` says what happened.
+ */
+export function isSystemEntry(m) {
+  return !!m && m.kind === 'system';
 }
 
 /** A storage that keeps the session in memory only (the default). */
@@ -418,15 +428,21 @@ class Session {
 
 // ---------------------------------------------------------------------------
 
+const roomPath = (roomId) => `/rooms/${encodeURIComponent(roomId)}`;
+const memberPath = (roomId, userId) => `${roomPath(roomId)}/members/${encodeURIComponent(userId)}`;
+
 /** The REST routes; a 401 invalid_token triggers one refresh and one retry. */
 export class Rest {
   #http;
   #session;
-  #noMyRooms = false;
+  #onMyRooms;
+  #onRead;
 
-  constructor(http, session) {
+  constructor(http, session, { onMyRooms, onRead } = {}) {
     this.#http = http;
     this.#session = session;
+    this.#onMyRooms = onMyRooms;
+    this.#onRead = onRead;
   }
 
   /** Any authenticated route: `request('GET', '/me/rooms')`. */
@@ -441,27 +457,98 @@ export class Rest {
     }
   }
 
-  /** Every room, newest first (GET /rooms). */
+  /** Every room the caller may see (public ones, and private ones it belongs to), newest first (GET /rooms). */
   listRooms() { return this.request('GET', '/rooms'); }
-  /** The caller's rooms with unread counts (GET /me/rooms), or null where the server lacks the route. */
-  async myRooms() {
-    if (this.#noMyRooms) return null;
-    try {
-      return await this.request('GET', '/me/rooms');
-    } catch (e) {
-      if (e.status !== 404 && e.status !== 405) throw e;
-      this.#noMyRooms = true; // asked once per client: servers do not grow routes while running
-      return null;
-    }
+
+  /**
+   * One page of the caller's own rooms, most recent activity first, with read state and
+   * unread counts (GET /me/rooms): `{rooms, next_cursor}`; pass `next_cursor` back as
+   * `cursor` for the next page (null on the last). Servers without the conversations
+   * extension answer 404 `not_found`.
+   */
+  async myRooms({ cursor, limit } = {}) {
+    const q = new URLSearchParams();
+    if (cursor != null && cursor !== '') q.set('cursor', String(cursor));
+    if (limit != null) q.set('limit', String(limit));
+    const qs = q.toString();
+    const page = await this.request('GET', `/me/rooms${qs ? `?${qs}` : ''}`);
+    this.#onMyRooms?.(page?.rooms || []);
+    return page;
   }
-  /** Create a room; the creator becomes a member. */
-  createRoom({ name, description }) {
+
+  /**
+   * Every room of the caller, walking the pages of `myRooms` (at most `maxPages`). The
+   * server pages by last activity, which moves while we walk: a room that gets a message
+   * mid-walk jumps ahead of the cursor and would be missed, so after a multi-page walk
+   * the first page is read again; rooms are de-duplicated by id (the fresher copy wins)
+   * and returned most recent activity first.
+   */
+  async allMyRooms({ limit = 100, maxPages = 50 } = {}) {
+    const byId = new Map();
+    let cursor = null;
+    let pages = 0;
+    do {
+      const page = await this.myRooms({ cursor, limit });
+      for (const r of page.rooms || []) if (!byId.has(r.id)) byId.set(r.id, r);
+      cursor = page.next_cursor ?? null;
+      pages++;
+    } while (cursor != null && pages < maxPages);
+    if (pages > 1) {
+      const first = await this.myRooms({ limit });
+      for (const r of first.rooms || []) byId.set(r.id, r);
+    }
+    return [...byId.values()].sort((a, b) =>
+      String(b.last_activity_at).localeCompare(String(a.last_activity_at)) || String(b.id).localeCompare(String(a.id)));
+  }
+
+  /** Create a room (`visibility`: public, the default, or private); the creator becomes its owner. */
+  createRoom({ name, description, visibility }) {
     const body = { name };
     if (description !== undefined) body.description = description;
+    if (visibility !== undefined) body.visibility = visibility;
     return this.request('POST', '/rooms', body);
   }
+  /** Change a room's settings (owners and admins): `{name?, description?, visibility?, receipts?}`; absent fields stay. */
+  updateRoom(roomId, patch) { return this.request('PATCH', roomPath(roomId), patch); }
+  /** Delete a room with its messages (owner only). */
+  deleteRoom(roomId) { return this.request('DELETE', roomPath(roomId)); }
+  /** Invite a user (owners and admins); the invitation is accepted by joining. */
+  invite(roomId, userId) { return this.request('POST', `${roomPath(roomId)}/invites`, { user_id: userId }); }
+  /** Remove a member (owners and admins). */
+  kick(roomId, userId) { return this.#act(roomId, userId, 'kick'); }
+  /** Remove a user and keep them out until unbanned (owners and admins). */
+  ban(roomId, userId) { return this.#act(roomId, userId, 'ban'); }
+  /** Let a banned user join or be invited again. */
+  unban(roomId, userId) { return this.#act(roomId, userId, 'unban'); }
+  /** Stop a member from sending (they still read). */
+  mute(roomId, userId) { return this.#act(roomId, userId, 'mute'); }
+  /** Let a muted member send again. */
+  unmute(roomId, userId) { return this.#act(roomId, userId, 'unmute'); }
+  /** Promote a member to `admin` or demote an admin to `member` (owner only). */
+  setRole(roomId, userId, role) {
+    return this.request('PUT', `${memberPath(roomId, userId)}/role`, { role });
+  }
+  /** Silence (or not) a room's notifications for the caller: `{room_id, notifications_muted}`. */
+  setNotifications(roomId, muted) {
+    return this.request('PUT', `${roomPath(roomId)}/notifications`, { muted: !!muted });
+  }
+  /** The direct room of the caller and `userId` (created on the first call): a Room with `other_user`. */
+  openDirect(userId) { return this.request('POST', '/dm', { user_id: userId }); }
+  /** Invitations waiting for the caller, newest first: `[{room, invited_by, created_at}]`. */
+  myInvites() { return this.request('GET', '/me/invites'); }
+  /** Mark a room read up to `seq` over REST: `{room_id, last_read_seq}` (prefer ChatdClient.markRead). */
+  async markRead(roomId, seq) {
+    const res = await this.request('POST', `${roomPath(roomId)}/read`, { seq });
+    if (res && typeof res.last_read_seq === 'number') this.#onRead?.(roomId, res.last_read_seq);
+    return res;
+  }
+
+  #act(roomId, userId, action) {
+    return this.request('POST', `${memberPath(roomId, userId)}/${action}`);
+  }
+
   /** One room. */
-  getRoom(roomId) { return this.request('GET', `/rooms/${encodeURIComponent(roomId)}`); }
+  getRoom(roomId) { return this.request('GET', roomPath(roomId)); }
   /** Become a member (idempotent). */
   joinRoom(roomId) { return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/join`); }
   /** Stop being a member. */
@@ -853,7 +940,7 @@ class Rooms {
         if (this.#map.get(room.id) !== room) return;
         if (e.code === 'not_member' || e.code === 'room_not_found') {
           this.#forget(room, e);
-          this.#emit('left_room', { room_id: room.id, code: e.code });
+          this.#emit('left_room', { room_id: room.id, reason: 'lost', code: e.code });
           return;
         }
         room.status = 'idle';
@@ -897,17 +984,22 @@ class Rooms {
     this.#emit('joined', { room_id: room.id, resumed, last_seq: room.lastSeq });
   }
 
-  // The server removed this socket from the room (leave, or membership lost).
+  // The server removed this socket from the room: the answer to our own leave_room
+  // (it carries no reason; returns false), or the membership ended (reason: left
+  // elsewhere, kicked, banned, deleted): the room is forgotten, so that no reconnect
+  // rejoins it (returns true when it was still subscribed here).
   onLeft(data) {
     const due = this.#leaving.get(data.room_id);
-    if (due) {
-      // The answer to our own leave_room: a later subscribe of the room stays.
+    if (due && !data.reason) {
+      // A later subscribe of the room stays.
       if (due > 1) this.#leaving.set(data.room_id, due - 1);
       else this.#leaving.delete(data.room_id);
-      return;
+      return false;
     }
     const room = this.#map.get(data.room_id);
-    if (room) this.#forget(room, new ChatdError('left_room', 'no longer in the room'));
+    if (!room) return false; // already given up here (our own leave crossed the server's news)
+    this.#forget(room, new ChatdError(data.reason || 'left_room', 'no longer in the room'));
+    return true;
   }
 
   // A join-related error we cannot attribute (errors carry no room id): check each
@@ -920,7 +1012,7 @@ class Rooms {
       } catch (e) {
         if ((e.code === 'not_member' || e.code === 'room_not_found') && this.#map.get(room.id) === room) {
           this.#forget(room, e);
-          this.#emit('left_room', { room_id: room.id, code: e.code });
+          this.#emit('left_room', { room_id: room.id, reason: 'lost', code: e.code });
         }
       }
     }
@@ -1252,6 +1344,7 @@ class Typing {
 
   // A message ends its author's typing: a start stamped before it is stale.
   sawMessage(m) {
+    if (isSystemEntry(m)) return;
     const at = Date.parse(m.created_at);
     if (Number.isNaN(at)) return;
     const key = `${m.room_id}/${m.user_id}`;
@@ -1291,6 +1384,7 @@ export class ChatdClient extends Emitter {
   #outbox;
   #typing;
   #pings = new Map();
+  #reads = new Map(); // room_id -> { local, confirmed, sentAt }: read marks (see markRead)
   #opts;
 
   /** Create a client; `url` is the server's http(s) base URL (the page's origin by default). */
@@ -1315,7 +1409,12 @@ export class ChatdClient extends Emitter {
     /** @internal auth and tokens */
     this.session = new Session(this.#http, this.#opts, emit, (reason) => this.#sessionEnded(reason));
     /** REST helpers (rooms, members, history pages). */
-    this.api = new Rest(this.#http, this.session);
+    this.api = new Rest(this.#http, this.session, {
+      onMyRooms: (rooms) => {
+        for (const r of rooms) if (typeof r.last_read_seq === 'number') this.#noteRead(r.id, r.last_read_seq);
+      },
+      onRead: (roomId, seq) => this.#noteRead(roomId, seq),
+    });
     this.#transport = new Transport(this.#opts, this.session, this.#http, emit, {
       open: () => {
         this.#rooms.onOpen();
@@ -1409,6 +1508,45 @@ export class ChatdClient extends Emitter {
   /** The highest seq delivered for a room (its position), or null. */
   position(roomId) { return this.#rooms.get(roomId)?.lastSeq ?? null; }
 
+  /**
+   * Mark a room read up to `seq`: over the socket (`mark_read`) when the room is joined
+   * on it, else over REST. The local read position never moves backwards: a mark at or
+   * below it sends nothing. Resolves with the read position this client knows after the
+   * mark; every socket of the user (other tabs, devices) gets `read_state`.
+   */
+  async markRead(roomId, seq) {
+    if (!Number.isInteger(seq) || seq < 0) throw new ChatdError('invalid_payload', 'seq must be a non-negative integer');
+    const r = this.#readState(roomId);
+    const now = Date.now();
+    // Resend a mark the server has not confirmed (a socket that dropped right after it)
+    // when asked again, at most every few seconds.
+    const again = seq > r.confirmed && r.local > r.confirmed && now - r.sentAt > 3000;
+    if (seq <= r.local && !again) return r.local;
+    r.local = Math.max(r.local, seq);
+    r.sentAt = now;
+    if (this.#rooms.get(roomId)?.status === 'joined' && this.#transport.send('mark_read', { room_id: roomId, seq: r.local })) {
+      return r.local;
+    }
+    await this.api.markRead(roomId, r.local);
+    return r.local;
+  }
+
+  /** The furthest read mark known for a room (this client's marks, `read_state`, `myRooms`), or null. */
+  readPosition(roomId) { return this.#reads.get(roomId)?.local ?? null; }
+
+  #readState(roomId) {
+    let r = this.#reads.get(roomId);
+    if (!r) this.#reads.set(roomId, (r = { local: 0, confirmed: 0, sentAt: 0 }));
+    return r;
+  }
+
+  // A read position the server reported (read_state, REST answers, myRooms).
+  #noteRead(roomId, seq) {
+    const r = this.#readState(roomId);
+    r.confirmed = Math.max(r.confirmed, seq);
+    r.local = Math.max(r.local, seq);
+  }
+
   /** Load messages older than the oldest delivered (ascending); `hasMore` tells if there are more. */
   loadOlder(roomId, options) { return this.#rooms.loadOlder(roomId, options); }
 
@@ -1471,12 +1609,25 @@ export class ChatdClient extends Emitter {
         this.#rooms.onHistory(data);
         for (const m of data.messages || []) this.#outbox.onMessage(m);
         break;
-      case 'joined_room':
+      case 'joined_room': {
         this.#rooms.onJoined(data);
+        // A mark sent on a socket that dropped before the server stored it: again.
+        const r = data && this.#reads.get(data.room_id);
+        if (r && r.local > r.confirmed && this.#rooms.get(data.room_id)?.status === 'joined') {
+          this.#transport.send('mark_read', { room_id: data.room_id, seq: r.local });
+        }
         break;
+      }
       case 'left_room':
-        this.#rooms.onLeft(data);
-        this.emit('left_room', data);
+        // Our own leave_room's answer is not news; the end of a membership is.
+        if (data && this.#rooms.onLeft(data)) {
+          this.#typing.stop(data.room_id);
+          this.emit('left_room', { ...data, reason: data.reason || 'left' });
+        }
+        break;
+      case 'read_state':
+        if (data && typeof data.last_read_seq === 'number') this.#noteRead(data.room_id, data.last_read_seq);
+        this.emit('read_state', data);
         break;
       case 'new_message':
         this.#outbox.onMessage(data);
@@ -1512,8 +1663,8 @@ export class ChatdClient extends Emitter {
         this.emit('error', data);
         break;
       default:
-        // presence, typing, user_joined, user_left, and whatever the server adds
-        // later (read_state, receipt, message_edited, ...): passed through by name.
+        // presence, typing, user_joined, user_left, receipt, and whatever the server
+        // adds later (message_edited, ...): passed through by name.
         if (event === 'typing' && data && !this.#typing.fresh(data)) break;
         if (!LOCAL_EVENTS.has(event)) this.emit(event, data);
         if (!KNOWN.has(event)) this.emit('unknown_event', { event, data });
@@ -1524,6 +1675,7 @@ export class ChatdClient extends Emitter {
     this.#transport.stop();
     this.#outbox.clear('session_ended');
     this.#rooms.clear('session_ended');
+    this.#reads.clear();
     this.#typing.clear();
     this.emit('session_ended', { reason });
   }
