@@ -941,6 +941,7 @@ class Rooms {
         if (e.code === 'not_member' || e.code === 'room_not_found') {
           this.#forget(room, e);
           this.#emit('left_room', { room_id: room.id, reason: 'lost', code: e.code });
+          this.#opts.onLost?.(room.id);
           return;
         }
         room.status = 'idle';
@@ -1013,6 +1014,7 @@ class Rooms {
         if ((e.code === 'not_member' || e.code === 'room_not_found') && this.#map.get(room.id) === room) {
           this.#forget(room, e);
           this.#emit('left_room', { room_id: room.id, reason: 'lost', code: e.code });
+          this.#opts.onLost?.(room.id);
         }
       }
     }
@@ -1428,7 +1430,11 @@ export class ChatdClient extends Emitter {
       },
       frame: (event, data) => this.#onFrame(event, data),
     });
-    this.#rooms = new Rooms(this.api, this.#transport, emit, { ...this.#opts, onDeliver: (m) => this.#typing.sawMessage(m) });
+    this.#rooms = new Rooms(this.api, this.#transport, emit, {
+      ...this.#opts,
+      onDeliver: (m) => this.#typing.sawMessage(m),
+      onLost: (roomId) => this.#reads.delete(roomId),
+    });
     this.#outbox = new Outbox(this.#transport, emit, this.#opts, () => this.session.user?.id);
     this.#typing = new Typing(this.#transport, this.#opts);
   }
@@ -1503,6 +1509,7 @@ export class ChatdClient extends Emitter {
   async leave(roomId) {
     this.unsubscribe(roomId);
     await this.api.leaveRoom(roomId);
+    this.#reads.delete(roomId); // a later membership starts its own read state
   }
 
   /** The highest seq delivered for a room (its position), or null. */
@@ -1622,6 +1629,7 @@ export class ChatdClient extends Emitter {
         // Our own leave_room's answer is not news; the end of a membership is.
         if (data && this.#rooms.onLeft(data)) {
           this.#typing.stop(data.room_id);
+          this.#reads.delete(data.room_id); // a later membership starts its own read state
           this.emit('left_room', { ...data, reason: data.reason || 'left' });
         }
         break;
