@@ -1,12 +1,14 @@
 // The chatd web app: wires the client library to the views. No framework, no build step.
 import { ChatdClient } from '../chatd.js';
-import { byId } from './dom.js';
+import { byId, describe } from './dom.js';
 import { AuthView } from './auth.js';
-import { RoomList } from './rooms.js';
+import { RoomList, roomLabel } from './rooms.js';
+import { Discover } from './discover.js';
 import { RoomView } from './room.js';
 import { ConnectionStatus } from './status.js';
 
 const LAST_ROOM = 'chatd.lastRoom';
+const POLL_MS = 30_000; // invitations and rooms others add us to have no live event
 
 function storage() {
   try {
@@ -22,15 +24,23 @@ const client = new ChatdClient({ storage: storage() });
 const chatView = byId('chat-view');
 const currentUser = byId('current-user');
 const signOut = byId('sign-out');
+const notice = byId('notice');
 const status = new ConnectionStatus(client);
+let poller = null;
+
+/** A line for the user in the sidebar (why a room went away, what failed). */
+function say(text) {
+  notice.textContent = text || '';
+  notice.hidden = !text;
+}
 
 const rooms = new RoomList(client, { onOpen: (room) => openRoom(room) });
-const roomView = new RoomView(client, {
-  onJoined: (id) => rooms.markJoined(id),
+const discover = new Discover(client, rooms, { onJoined: (room) => openRoom(room) });
+const roomView = new RoomView(client, rooms, {
   onLeft: (id, note) => {
-    rooms.markLeft(id);
+    rooms.remove(id);
     sessionStorage.removeItem(LAST_ROOM);
-    byId('rooms-error').textContent = note || '';
+    say(note);
     byId('room-list').querySelector('button')?.focus();
   },
   onBack: () => {
@@ -39,30 +49,56 @@ const roomView = new RoomView(client, {
     sessionStorage.removeItem(LAST_ROOM);
     byId('room-list').querySelector('button')?.focus();
   },
+  onDirect: (userId) => openDirect(userId),
 });
 const auth = new AuthView(client, (user) => signedIn(user));
 
 function openRoom(room) {
+  say('');
   rooms.setActive(room.id);
   sessionStorage.setItem(LAST_ROOM, room.id);
   roomView.open(room);
 }
 
+async function openDirect(userId) {
+  try {
+    const dm = await client.api.openDirect(userId);
+    await rooms.load();
+    openRoom(rooms.find(dm.id) || dm);
+  } catch (e) {
+    say(`Could not open the conversation: ${describe(e)}`);
+  }
+}
+
+function refresh() {
+  rooms.load();
+  discover.loadInvites();
+}
+
 async function signedIn(user) {
   currentUser.textContent = user.username;
+  byId('my-user-id').value = user.id || '';
   signOut.hidden = false;
   chatView.hidden = false;
   status.setSignedIn(true);
   client.connect();
+  discover.loadInvites();
   await rooms.load();
+  clearInterval(poller);
+  poller = setInterval(() => {
+    if (document.visibilityState === 'visible' && client.user) refresh();
+  }, POLL_MS);
   const last = sessionStorage.getItem(LAST_ROOM);
   const room = last && rooms.find(last);
   if (room) openRoom(room);
 }
 
 function signedOut(note) {
+  clearInterval(poller);
   roomView.close();
   rooms.clear();
+  say('');
+  discover.toggleBrowse(false);
   chatView.hidden = true;
   signOut.hidden = true;
   currentUser.textContent = '';
@@ -70,14 +106,31 @@ function signedOut(note) {
   auth.show(note);
 }
 
-// Unread counts, once the server sends them (read_state is not in today's protocol).
-client.on('read_state', (r) => {
-  if (r && typeof r.unread === 'number' && r.room_id !== rooms.activeId) rooms.setUnread(r.room_id, r.unread);
+// The server ended a membership (kicked, banned, the room deleted, or left in another
+// tab): the room leaves the list, and the view if it is open, with a word why.
+const WHY = {
+  kicked: (name) => `You were removed from ${name}.`,
+  banned: (name) => `You were banned from ${name}.`,
+  deleted: (name) => `${name} was deleted.`,
+  left: (name) => `You left ${name} (in another tab or device).`,
+};
+client.on('left_room', ({ room_id, reason }) => {
+  const room = rooms.find(room_id) || (roomView.room?.id === room_id ? roomView.room : null);
+  const name = room ? roomLabel(room) : 'a room';
+  const open = roomView.room?.id === room_id;
+  rooms.remove(room_id);
+  if (open) {
+    roomView.close();
+    sessionStorage.removeItem(LAST_ROOM);
+  }
+  if (open || reason !== 'left') say((WHY[reason] || ((n) => `You are no longer a member of ${n}.`))(name));
 });
 
 client.on('session_ended', ({ reason }) => {
   signedOut(reason === 'logout' ? '' : 'Your session has ended. Please sign in again.');
 });
+
+byId('refresh-rooms').addEventListener('click', () => refresh());
 
 signOut.addEventListener('click', async () => {
   signOut.disabled = true;
@@ -90,9 +143,9 @@ signOut.addEventListener('click', async () => {
   }
 });
 
-// The room list refreshes when the page comes back into view.
+// The lists refresh when the page comes back into view.
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && client.user) rooms.load();
+  if (document.visibilityState === 'visible' && client.user) refresh();
 });
 
 async function boot() {

@@ -1,16 +1,23 @@
-// The open room: its messages (history on scroll-up, live ones, our own pending and
-// acknowledged sends), who is typing, and who is online.
+// The open room: its stream (messages and system entries in seq order: the newest page
+// at once, older pages on scroll-up, live ones as they come, our own pending and
+// acknowledged sends), marking it read as the user sees it, who is typing, and the
+// member panel.
 import { byId, el, clear, timeOf, describe } from './dom.js';
+import { Members } from './members.js';
+import { roomLabel } from './rooms.js';
 
 const TYPING_SAFETY_MS = 8000; // the server ends a typing after 6 s; never show one longer
+const PAGE = 50;
+// System entries that change who is in the room: the member list follows them.
+const MEMBERSHIP = new Set(['joined', 'left', 'kicked', 'banned']);
 
-/** One open room at a time; the client stays subscribed to it while it is open. */
+/** One open room at a time. The client stays subscribed to the user's rooms (the room list's doing). */
 export class RoomView {
-  constructor(client, { onLeft, onBack, onJoined }) {
+  constructor(client, rooms, { onLeft, onBack, onDirect }) {
     this.client = client;
+    this.rooms = rooms;
     this.onLeft = onLeft;
     this.onBack = onBack;
-    this.onJoined = onJoined;
     this.room = null;
     this.pane = byId('room-pane');
     this.empty = byId('room-empty');
@@ -22,9 +29,12 @@ export class RoomView {
     this.typingLine = byId('typing');
     this.input = byId('message-input');
     this.error = byId('room-error');
-    this.memberList = byId('member-list');
-    this.onlineCount = byId('online-count');
+    this.kind = byId('room-kind');
     this.chat = byId('chat-view');
+    this.members = new Members(client, {
+      onDirect,
+      onMe: (me) => this.#setMuted(!!me?.muted),
+    });
     this.#reset();
 
     byId('composer').addEventListener('submit', (e) => {
@@ -48,7 +58,10 @@ export class RoomView {
     this.olderButton.addEventListener('click', () => this.#loadOlder());
     this.scroller.addEventListener('scroll', () => {
       if (this.scroller.scrollTop < 80) this.#loadOlder();
+      this.#markSeenSoon();
     });
+    document.addEventListener('visibilitychange', () => this.#markSeenSoon());
+    window.addEventListener('focus', () => this.#markSeenSoon());
     byId('leave-room').addEventListener('click', () => this.#leave());
     byId('back-to-rooms').addEventListener('click', () => this.onBack());
     const toggle = byId('toggle-members');
@@ -57,33 +70,27 @@ export class RoomView {
     byId('close-members').addEventListener('click', () => this.#toggleMembers(false));
 
     client.on('messages', ({ room_id, messages }) => {
-      if (room_id === this.room?.id) this.#appendLive(messages);
+      if (room_id !== this.room?.id) return;
+      this.#insert(messages);
+      if (messages.some((m) => m.kind === 'system' && MEMBERSHIP.has(m.data?.type))) this.members.loadSoon();
     });
     client.on('joined', ({ room_id, resumed }) => {
       // After a reconnect, presence events may have been missed: ask again.
-      if (room_id === this.room?.id && resumed) this.#loadMembers();
+      if (room_id === this.room?.id && resumed) this.members.load();
     });
     client.on('typing', (t) => {
       if (t.room_id === this.room?.id) this.#setTyping(t.user_id, t.username, t.typing);
     });
     client.on('presence', (p) => {
-      if (p.room_id === this.room?.id) this.#setOnline(p.user_id, p.username, p.status === 'online');
+      if (p.room_id === this.room?.id) this.members.setOnline(p.user_id, p.username, p.status === 'online');
     });
     client.on('user_joined', (u) => {
-      if (u.room_id === this.room?.id) this.#setOnline(u.user_id, u.username, true);
+      if (u.room_id === this.room?.id) this.members.setOnline(u.user_id, u.username, true);
     });
     client.on('user_left', (u) => {
       if (u.room_id === this.room?.id) {
-        this.#setOnline(u.user_id, u.username, false);
+        this.members.setOnline(u.user_id, u.username, false);
         this.#setTyping(u.user_id, u.username, false);
-      }
-    });
-    client.on('left_room', ({ room_id }) => {
-      if (room_id === this.room?.id && !this.leaving) {
-        // Our membership ended elsewhere (another tab or device left the room).
-        const name = this.room.name;
-        this.close();
-        this.onLeft(room_id, `You are no longer a member of #${name}.`);
       }
     });
     client.on('state', () => this.#refreshPendingLabels());
@@ -93,45 +100,58 @@ export class RoomView {
     this.pending = new Map(); // client_msg_id -> li of a send not yet seen in the room
     this.seqs = new Set();
     this.oldestSeq = null;
+    this.newestSeq = null;
     this.hasOlder = false;
     this.loadingOlder = false;
-    this.members = new Map(); // user id -> { username, online }
     for (const t of this.typers?.values() || []) clearTimeout(t.timer);
     this.typers = new Map(); // user id -> { username, timer }
     this.leaving = false;
+    this.markQueued = false;
     clear(this.list);
-    clear(this.memberList);
     this.typingLine.textContent = '';
     this.error.textContent = '';
     this.olderButton.hidden = true;
     this.historyStart.hidden = true;
-    this.onlineCount.textContent = '';
+    this.kind.textContent = '';
+    this.#setMuted(false);
   }
 
-  /** Open `room`: become a member, subscribe, show recent history and the members. */
+  /** Open one of the user's rooms: its newest page, then live entries; its members. */
   async open(room) {
     if (this.room?.id === room.id) {
       this.input.focus();
       return;
     }
-    if (this.room) this.client.unsubscribe(this.room.id);
+    this.#release();
     this.#reset();
     this.room = room;
-    this.title.textContent = `# ${room.name}`;
+    this.title.textContent = roomLabel(room);
+    this.kind.textContent = room.visibility === 'private' || room.visibility === 'direct' ? room.visibility : '';
     this.empty.hidden = true;
     this.pane.hidden = false;
     this.chat.classList.add('room-open');
+    this.members.show(room);
     for (const p of this.client.pending(room.id)) this.#addPending(p.client_msg_id, p.content, this.#track(p.client_msg_id));
+    // Live entries from the subscription's position on (the room list keeps the user's
+    // rooms subscribed); the page below covers what came before. Both go through
+    // #insert, which keeps seq order and drops repeats.
+    const known = this.rooms.rooms.get(room.id);
+    this.client.subscribe(room.id, known ? { since: known.lastSeq } : undefined);
     try {
-      await this.client.join(room.id);
+      const page = await this.client.api.messages(room.id, { limit: PAGE });
       if (this.room !== room) return;
-      this.onJoined(room.id);
-      this.#loadMembers();
+      this.#insert([...page.messages].reverse());
+      this.hasOlder = page.next_cursor != null;
       this.#updateOlder();
       this.#scrollToBottom();
+      this.#markSeen();
     } catch (e) {
       if (this.room !== room) return;
-      if (e.code === 'unsubscribed' || e.code === 'session_ended') return;
+      if (e.code === 'not_member' || e.code === 'room_not_found') {
+        this.close();
+        this.onLeft(room.id, `You are no longer a member of ${roomLabel(room)}.`);
+        return;
+      }
       this.error.textContent = `Could not open the room: ${describe(e)}`;
     }
     this.input.focus();
@@ -139,20 +159,41 @@ export class RoomView {
 
   /** Close the room view (the membership stays). */
   close() {
-    if (this.room) this.client.unsubscribe(this.room.id);
+    this.#release();
     this.room = null;
     this.#reset();
+    this.members.show(null);
     this.pane.hidden = true;
     this.empty.hidden = false;
     this.chat.classList.remove('room-open', 'members-open');
   }
 
+  // Rooms the list keeps stay subscribed (for their unread counts); others are let go.
+  #release() {
+    if (this.room && !this.rooms.find(this.room.id)) this.client.unsubscribe(this.room.id);
+  }
+
   // --- messages ------------------------------------------------------------
+
+  #entryEl(m) {
+    if (m.kind === 'system') {
+      // "ann joined", "bob was removed by ann": a notice, as text.
+      return el('li', {
+        class: 'entry system-entry',
+        'data-testid': 'system-entry',
+        dataset: { seq: m.seq, type: m.data?.type || '' },
+      },
+      el('span', { class: 'system-text', text: m.content }),
+      el('time', { datetime: m.created_at, text: timeOf(m.created_at) }));
+    }
+    const mine = m.user_id === this.client.user?.id;
+    return this.#messageEl(m, mine ? 'acked' : null);
+  }
 
   #messageEl(m, state) {
     const mine = m.user_id === this.client.user?.id;
     const li = el('li', {
-      class: `message${mine ? ' mine' : ''}${m.kind ? ` kind-${m.kind}` : ''}`,
+      class: `entry message${mine ? ' mine' : ''}`,
       'data-testid': 'message',
       dataset: { seq: m.seq, userId: m.user_id, state: state || 'stored' },
     },
@@ -165,25 +206,62 @@ export class RoomView {
     return li;
   }
 
-  // Live and first-page messages, in seq order: before our own unconfirmed sends.
-  #appendLive(messages) {
+  // Entries from the first page and live ones, each once, in seq order, before our own
+  // unconfirmed sends.
+  #insert(entries) {
     const stick = this.#nearBottom();
-    const firstUnconfirmed = this.list.querySelector('li.unconfirmed');
     let mineArrived = false;
-    for (const m of messages) {
+    for (const m of entries) {
       if (this.seqs.has(m.seq)) continue;
       this.seqs.add(m.seq);
-      if (this.oldestSeq == null || m.seq < this.oldestSeq) this.oldestSeq = m.seq;
-      const mine = m.user_id === this.client.user?.id;
       if (m.client_msg_id && this.pending.has(m.client_msg_id)) {
         this.pending.get(m.client_msg_id).remove();
         this.pending.delete(m.client_msg_id);
         mineArrived = true;
       }
-      this.list.insertBefore(this.#messageEl(m, mine ? 'acked' : null), firstUnconfirmed?.isConnected ? firstUnconfirmed : null);
-      this.#setTyping(m.user_id, m.username, false);
+      const node = this.#entryEl(m);
+      if (this.newestSeq == null || m.seq > this.newestSeq) {
+        const firstUnconfirmed = this.list.querySelector(':scope > li.unconfirmed');
+        this.list.insertBefore(node, firstUnconfirmed);
+      } else {
+        // Older than the newest shown: before the first entry with a higher seq.
+        const after = [...this.list.querySelectorAll(':scope > li.entry')].find((li) => Number(li.dataset.seq) > m.seq);
+        this.list.insertBefore(node, after || this.list.querySelector(':scope > li.unconfirmed'));
+      }
+      if (this.oldestSeq == null || m.seq < this.oldestSeq) this.oldestSeq = m.seq;
+      if (this.newestSeq == null || m.seq > this.newestSeq) this.newestSeq = m.seq;
+      if (m.kind !== 'system') this.#setTyping(m.user_id, m.username, false);
     }
     if (stick || mineArrived) this.#scrollToBottom();
+    this.#markSeen();
+  }
+
+  // --- read state ------------------------------------------------------------------
+
+  // The user sees the newest entry (page visible, scrolled to the bottom): mark the room
+  // read up to it, which clears its unread count here and on the user's other devices.
+  #markSeen() {
+    const room = this.room;
+    if (!room || this.newestSeq == null || document.visibilityState !== 'visible' || !this.#nearBottom()) return;
+    this.rooms.setRead(room.id, this.newestSeq);
+    this.client.markRead(room.id, this.newestSeq).catch(() => {
+      // best effort: the next entry or scroll marks again
+    });
+  }
+
+  #markSeenSoon() {
+    if (this.markQueued) return;
+    this.markQueued = true;
+    requestAnimationFrame(() => {
+      this.markQueued = false;
+      this.#markSeen();
+    });
+  }
+
+  #setMuted(muted) {
+    this.input.disabled = muted;
+    byId('send-button').disabled = muted;
+    this.input.placeholder = muted ? 'You are muted in this room' : 'Write a message';
   }
 
   async #loadOlder() {
@@ -192,16 +270,18 @@ export class RoomView {
     this.loadingOlder = true;
     this.olderButton.disabled = true;
     try {
-      const { messages } = await this.client.loadOlder(room.id);
+      const page = await this.client.api.messages(room.id, { cursor: this.oldestSeq, limit: PAGE });
       if (this.room !== room) return;
+      const messages = [...page.messages].reverse();
       const before = this.scroller.scrollHeight - this.scroller.scrollTop;
       const frag = document.createDocumentFragment();
       for (const m of messages) {
-        if (this.seqs.has(m.seq)) continue;
+        if (this.seqs.has(m.seq) || m.seq >= this.oldestSeq) continue;
         this.seqs.add(m.seq);
-        frag.append(this.#messageEl(m, m.user_id === this.client.user?.id ? 'acked' : null));
+        frag.append(this.#entryEl(m));
       }
-      if (messages.length) this.oldestSeq = messages[0].seq;
+      if (messages.length) this.oldestSeq = Math.min(this.oldestSeq, messages[0].seq);
+      this.hasOlder = page.next_cursor != null;
       this.list.prepend(frag);
       // Keep what the reader was looking at in place.
       this.scroller.scrollTop = this.scroller.scrollHeight - before;
@@ -215,7 +295,7 @@ export class RoomView {
   }
 
   #updateOlder() {
-    this.hasOlder = this.oldestSeq != null && this.oldestSeq > 1;
+    this.hasOlder = this.hasOlder && this.oldestSeq != null && this.oldestSeq > 1;
     this.olderButton.hidden = !this.hasOlder;
     this.historyStart.hidden = this.hasOlder;
   }
@@ -266,6 +346,8 @@ export class RoomView {
       li.dataset.seq = ack.seq;
       status.textContent = 'Sent ✓';
     }, (err) => {
+      // Muted meanwhile (no event says so): the member panel learns it, and the composer.
+      if (err.code === 'muted') this.members.load();
       if (!li.isConnected) return;
       li.dataset.state = 'failed';
       status.replaceChildren(`Not sent (${err.code || 'error'}) `,
@@ -315,45 +397,7 @@ export class RoomView {
       `${names.length} people are typing…`;
   }
 
-  // --- members and presence --------------------------------------------------
-
-  async #loadMembers() {
-    const room = this.room;
-    try {
-      const list = await this.client.api.members(room.id);
-      if (this.room !== room) return;
-      this.members = new Map(list.map((m) => [m.id, { username: m.username, online: m.online }]));
-      // We are in the room right now, whatever the server's presence has caught up to.
-      const me = this.client.user;
-      if (me && this.client.state === 'open') this.members.set(me.id, { username: me.username, online: true });
-      this.#renderMembers();
-    } catch (e) {
-      if (this.room === room) this.error.textContent = `Could not load the members: ${describe(e)}`;
-    }
-  }
-
-  #setOnline(userId, username, online) {
-    const m = this.members.get(userId);
-    if (m && m.online === online) return;
-    this.members.set(userId, { username: m?.username || username, online });
-    this.#renderMembers();
-  }
-
-  #renderMembers() {
-    const sorted = [...this.members.entries()].sort(([, a], [, b]) =>
-      (b.online - a.online) || a.username.localeCompare(b.username));
-    const me = this.client.user?.id;
-    this.memberList.replaceChildren(...sorted.map(([id, m]) => el('li', {
-      'data-testid': 'member',
-      dataset: { userId: id, username: m.username, online: String(m.online) },
-    },
-    el('span', { class: 'dot', 'aria-hidden': 'true' }),
-    el('span', { class: 'name', text: id === me ? `${m.username} (you)` : m.username }),
-    el('span', { class: 'presence', text: m.online ? 'online' : 'offline' }))));
-    const online = sorted.filter(([, m]) => m.online).length;
-    this.onlineCount.textContent = `(${online} online)`;
-    byId('toggle-members').setAttribute('aria-label', `Members, ${online} online`);
-  }
+  // --- the member panel ---------------------------------------------------------
 
   #toggleMembers(force) {
     const toggle = byId('toggle-members');
@@ -379,8 +423,9 @@ export class RoomView {
     this.leaving = true;
     try {
       await this.client.leave(room.id);
+      this.rooms.remove(room.id);
       this.close();
-      this.onLeft(room.id, `You left #${room.name}.`);
+      this.onLeft(room.id, `You left ${roomLabel(room)}.`);
     } catch (e) {
       this.error.textContent = `Could not leave the room: ${describe(e)}`;
     } finally {

@@ -1,150 +1,177 @@
-// The room list: every room for now (GET /rooms); the caller's rooms with unread counts
-// once the server offers GET /me/rooms. Create and open rooms from here.
-import { byId, el, clear, describe } from './dom.js';
+// The user's rooms (GET /me/rooms), most recent activity first, each with its unread
+// count: the server's at load, then kept live from the messages the client delivers
+// (it stays subscribed to every listed room) and from read_state events.
+import { byId, el, describe } from './dom.js';
 
-/** The sidebar: rooms, which ones the user joined, unread counts, and room creation. */
+/** Most rooms kept subscribed for live unread counts (the server allows 256 per socket). */
+const MAX_SUBSCRIBED = 200;
+
+/** How a room is named to people: direct rooms by the other user. */
+export function roomLabel(room) {
+  if (room.visibility === 'direct') return `@${room.other_user?.username ?? 'someone'}`;
+  return `# ${room.name}`;
+}
+
+/** The sidebar's list of the user's rooms. */
 export class RoomList {
   constructor(client, { onOpen }) {
     this.client = client;
     this.onOpen = onOpen;
     this.list = byId('room-list');
     this.error = byId('rooms-error');
-    this.rooms = [];
-    this.unread = new Map(); // room id -> count (from the server, or counted here)
-    this.joined = new Set(); // rooms the user is known to be a member of
-    this.serverMembership = false; // true when /me/rooms told us
+    this.rooms = new Map(); // id -> { room, lastSeq, lastRead, activity, last }
     this.activeId = null;
-    byId('refresh-rooms').addEventListener('click', () => this.load());
-    byId('create-room-form').addEventListener('submit', (e) => {
-      e.preventDefault();
-      this.#create();
-    });
-  }
+    this.loading = null;
+    this.reloadTimer = null;
+    this.renderQueued = false;
 
-  // Local memory of joined rooms, per user, until the server lists them itself.
-  get #storageKey() { return `chatd.joined.${this.client.user?.id}`; }
-
-  #loadJoined() {
-    try {
-      this.joined = new Set(JSON.parse(localStorage.getItem(this.#storageKey) || '[]'));
-    } catch {
-      this.joined = new Set();
-    }
-  }
-
-  #saveJoined() {
-    if (this.serverMembership) return;
-    try {
-      localStorage.setItem(this.#storageKey, JSON.stringify([...this.joined]));
-    } catch {
-      // private mode: the marks last for this page only
-    }
-  }
-
-  /** Fetch the rooms (GET /me/rooms when the server has it, else GET /rooms). */
-  async load() {
-    this.error.textContent = '';
-    try {
-      const mine = await this.client.api.myRooms();
-      if (mine) {
-        this.serverMembership = true;
-        this.rooms = mine;
-        this.joined = new Set(mine.map((r) => r.id));
-        for (const r of mine) if (typeof r.unread === 'number') this.unread.set(r.id, r.unread);
-      } else {
-        this.serverMembership = false;
-        this.#loadJoined();
-        this.rooms = await this.client.api.listRooms();
+    client.on('messages', ({ room_id, messages }) => {
+      const r = this.rooms.get(room_id);
+      if (!r) {
+        this.reloadSoon(); // a room we do not list yet (created or joined elsewhere)
+        return;
       }
+      const last = messages[messages.length - 1];
+      r.lastSeq = Math.max(r.lastSeq, last.seq);
+      r.activity = last.created_at || r.activity;
+      r.last = last;
+      this.renderSoon();
+    });
+    client.on('read_state', ({ room_id, last_read_seq }) => this.setRead(room_id, last_read_seq));
+    // After a reconnect, read marks made elsewhere meanwhile were missed: ask again.
+    client.on('joined', ({ resumed }) => { if (resumed) this.reloadSoon(); });
+  }
+
+  /** Fetch every room of the user, keep them subscribed, and render. */
+  load() {
+    if (!this.loading) {
+      this.loading = this.#load().finally(() => { this.loading = null; });
+    }
+    return this.loading;
+  }
+
+  async #load() {
+    try {
+      const mine = await this.client.api.allMyRooms();
+      const next = new Map();
+      for (const room of mine) {
+        const had = this.rooms.get(room.id);
+        // Positions only move forward; live news may be ahead of this answer.
+        next.set(room.id, {
+          room,
+          lastSeq: Math.max(room.last_seq, had?.lastSeq ?? 0, this.client.position(room.id) ?? 0),
+          lastRead: Math.max(room.last_read_seq, had?.lastRead ?? 0),
+          activity: had && had.activity > room.last_activity_at ? had.activity : room.last_activity_at,
+          last: had && had.activity > room.last_activity_at ? had.last : room.last_message,
+        });
+      }
+      this.rooms = next;
+      this.error.textContent = '';
+      this.#subscribe();
       this.render();
     } catch (e) {
-      this.error.textContent = `Could not load the rooms: ${describe(e)}`;
+      this.error.textContent = `Could not load your rooms: ${describe(e)}`;
     }
-    return this.rooms;
+    return this.sorted().map((r) => r.room);
   }
 
-  /** The room with this id, if listed. */
-  find(id) { return this.rooms.find((r) => r.id === id); }
-
-  markJoined(id) {
-    this.joined.add(id);
-    this.#saveJoined();
-    this.render();
+  // Stay subscribed to the most recent rooms: their messages arrive live, so that the
+  // unread counts move without polling. Rooms no longer listed are let go.
+  #subscribe() {
+    const wanted = new Set(this.sorted().slice(0, MAX_SUBSCRIBED).map((r) => r.room.id));
+    if (this.activeId) wanted.add(this.activeId);
+    for (const id of this.client.rooms) if (!wanted.has(id)) this.client.unsubscribe(id);
+    const subscribed = new Set(this.client.rooms);
+    for (const id of wanted) {
+      const r = this.rooms.get(id);
+      if (r && !subscribed.has(id)) this.client.subscribe(id, { since: r.lastSeq });
+    }
   }
 
-  markLeft(id) {
-    this.joined.delete(id);
-    this.unread.delete(id);
-    this.#saveJoined();
+  /** Reload shortly (several reasons in a row make one request). */
+  reloadSoon(ms = 300) {
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.load(), ms);
+  }
+
+  /** The listed room with this id, if any. */
+  find(id) { return this.rooms.get(id)?.room; }
+
+  /** The user's rooms, most recent activity first. */
+  sorted() {
+    return [...this.rooms.values()].sort((a, b) =>
+      String(b.activity).localeCompare(String(a.activity)) || b.room.id.localeCompare(a.room.id));
+  }
+
+  /** Unread entries of a room (messages and system entries, as the server counts them). */
+  unread(id) {
+    const r = this.rooms.get(id);
+    return r ? Math.max(0, r.lastSeq - r.lastRead) : 0;
+  }
+
+  /** A read position (our own mark, or read_state from any of the user's devices). */
+  setRead(id, seq) {
+    const r = this.rooms.get(id);
+    if (!r || !(seq > r.lastRead)) return;
+    r.lastRead = seq;
+    this.renderSoon();
+  }
+
+  /** Forget a room (left, kicked, banned, deleted). */
+  remove(id) {
+    this.rooms.delete(id);
     if (this.activeId === id) this.activeId = null;
     this.render();
   }
 
   setActive(id) {
     this.activeId = id;
-    if (id) this.unread.set(id, 0);
-    this.render();
-  }
-
-  /** Set a room's unread count (from /me/rooms, read_state events, or counted live). */
-  setUnread(id, count) {
-    this.unread.set(id, count);
     this.render();
   }
 
   clear() {
-    this.rooms = [];
-    this.unread.clear();
+    clearTimeout(this.reloadTimer);
+    this.rooms.clear();
     this.activeId = null;
-    clear(this.list);
+    this.list.replaceChildren();
+  }
+
+  renderSoon() {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => {
+      this.renderQueued = false;
+      this.render();
+    });
   }
 
   render() {
     const focused = document.activeElement?.dataset?.roomId;
-    const items = this.rooms.map((room) => {
-      const unread = this.unread.get(room.id) || 0;
-      const member = this.joined.has(room.id);
+    const me = this.client.user?.id;
+    const items = this.sorted().map(({ room, last }) => {
+      const unread = this.unread(room.id);
+      const label = roomLabel(room);
+      let preview = '';
+      if (last) preview = last.kind === 'system' ? last.content : `${last.user_id === me ? 'You' : last.username}: ${last.content}`;
       const button = el('button', {
         type: 'button',
         class: 'room-item',
         'data-testid': 'room-item',
-        dataset: { roomId: room.id, roomName: room.name },
+        dataset: { roomId: room.id, roomName: room.name, visibility: room.visibility || 'public', peer: room.other_user?.username },
         'aria-current': room.id === this.activeId ? 'true' : null,
+        'aria-label': `${label}${room.visibility === 'private' ? ', private' : ''}${unread ? `, ${unread} unread` : ''}`,
         title: room.description || null,
         onclick: () => this.onOpen(room),
       },
-      el('span', { class: 'room-name', text: `# ${room.name}` }),
-      member ? el('span', { class: 'member-mark', 'aria-label': 'joined', title: 'joined', text: '●' }) : null,
-      unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread', 'aria-label': `${unread} unread`, text: unread > 99 ? '99+' : String(unread) }) : null);
+      el('span', { class: 'room-line' },
+        el('span', { class: 'room-name', text: label }),
+        room.visibility === 'private' ? el('span', { class: 'tag', text: 'private' }) : null,
+        unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread', text: unread > 99 ? '99+' : String(unread) }) : null),
+      preview ? el('span', { class: 'room-preview', text: preview.replace(/\s+/g, ' ').slice(0, 80) }) : null);
       return el('li', {}, button);
     });
-    if (!items.length) items.push(el('li', { class: 'empty-rooms', text: 'No rooms yet: create the first one.' }));
+    if (!items.length) items.push(el('li', { class: 'empty-rooms', text: 'No rooms yet: browse the public ones or create one.' }));
     this.list.replaceChildren(...items);
     if (focused) this.list.querySelector(`[data-room-id="${CSS.escape(focused)}"]`)?.focus();
-  }
-
-  async #create() {
-    const input = byId('new-room-name');
-    const name = input.value.trim();
-    if (!name) {
-      this.error.textContent = 'Give the room a name.';
-      input.focus();
-      return;
-    }
-    const button = byId('create-room');
-    button.disabled = true;
-    this.error.textContent = '';
-    try {
-      const room = await this.client.api.createRoom({ name });
-      input.value = '';
-      this.joined.add(room.id);
-      this.#saveJoined();
-      await this.load();
-      this.onOpen(this.find(room.id) || room);
-    } catch (e) {
-      this.error.textContent = e.code === 'room_name_taken' ? 'A room with that name exists already.' : describe(e);
-    } finally {
-      button.disabled = false;
-    }
   }
 }

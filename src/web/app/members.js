@@ -1,0 +1,225 @@
+// The open room's members: presence, roles and mutes; a direct conversation with any
+// of them; for owners and admins, moderation (kick, ban, mute, roles) and invitations.
+import { byId, el, describe } from './dom.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const RANK = { owner: 3, admin: 2, member: 1 };
+
+/** The member panel of the open room. */
+export class Members {
+  constructor(client, { onDirect, onMe }) {
+    this.client = client;
+    this.onDirect = onDirect; // (userId) => open the direct room with them
+    this.onMe = onMe; // (member) => our own membership (role, muted) changed
+    this.list = byId('member-list');
+    this.error = byId('members-error');
+    this.onlineCount = byId('online-count');
+    this.inviteForm = byId('invite-form');
+    this.inviteInput = byId('invite-user');
+    this.inviteStatus = byId('invite-status');
+    this.people = new Map(); // username (lower case) -> { id, username }: whom the user has met
+    this.room = null;
+    this.members = new Map(); // user id -> { username, online, role, muted }
+    this.managing = null; // the user id whose Manage disclosure is open (kept across renders)
+    this.reloadTimer = null;
+    this.inviteForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.#invite();
+    });
+  }
+
+  /** Show `room`'s members (null: nothing). */
+  show(room) {
+    this.room = room;
+    this.managing = null;
+    this.members = new Map();
+    this.list.replaceChildren();
+    this.error.textContent = '';
+    this.inviteStatus.textContent = '';
+    this.onlineCount.textContent = '';
+    this.inviteForm.hidden = true;
+    if (room) this.load();
+  }
+
+  /** Fetch the member list again (after a reconnect, or a membership change). */
+  async load() {
+    const room = this.room;
+    if (!room) return;
+    try {
+      const list = await this.client.api.members(room.id);
+      if (this.room !== room) return;
+      this.members = new Map(list.map((m) => [m.id, { username: m.username, online: m.online, role: m.role || 'member', muted: !!m.muted }]));
+      for (const m of list) this.people.set(m.username.toLowerCase(), { id: m.id, username: m.username });
+      this.#renderPeople();
+      // We are in the room right now, whatever the server's presence has caught up to.
+      const me = this.client.user;
+      const mine = me && this.members.get(me.id);
+      if (mine && this.client.state === 'open') mine.online = true;
+      this.error.textContent = '';
+      this.render();
+      this.onMe(mine || null);
+    } catch (e) {
+      if (this.room === room) this.error.textContent = `Could not load the members: ${describe(e)}`;
+    }
+  }
+
+  /** Reload shortly (several changes in a row make one request). */
+  loadSoon() {
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.load(), 200);
+  }
+
+  /** Presence news. */
+  setOnline(userId, username, online) {
+    const m = this.members.get(userId);
+    if (m && m.online === online) return;
+    if (!m) {
+      // Someone new: their role and mute state come with the next load.
+      this.members.set(userId, { username, online, role: 'member', muted: false });
+      this.loadSoon();
+    } else {
+      m.online = online;
+    }
+    this.render();
+  }
+
+  get myRole() {
+    return this.members.get(this.client.user?.id)?.role || 'member';
+  }
+
+  render() {
+    // Presence news re-renders the list: keep the keyboard focus where it was.
+    const focus = document.activeElement;
+    const focusKey = this.list.contains(focus)
+      ? { user: focus.closest('li')?.dataset.userId, action: focus.dataset.action, summary: focus.tagName === 'SUMMARY', dm: focus.classList.contains('dm-button') }
+      : null;
+    const me = this.client.user?.id;
+    const myRank = RANK[this.myRole] || 1;
+    const direct = this.room?.visibility === 'direct';
+    const sorted = [...this.members.entries()].sort(([, a], [, b]) =>
+      (RANK[b.role] - RANK[a.role]) || (b.online - a.online) || a.username.localeCompare(b.username));
+    this.list.replaceChildren(...sorted.map(([id, m]) => {
+      const self = id === me;
+      const canModerate = !direct && !self && myRank >= 2 && RANK[m.role] < myRank;
+      return el('li', {
+        'data-testid': 'member',
+        dataset: { userId: id, username: m.username, online: String(m.online), role: m.role, muted: String(m.muted) },
+      },
+      el('div', { class: 'member-line' },
+        el('span', { class: 'dot', 'aria-hidden': 'true' }),
+        el('span', { class: 'name', text: self ? `${m.username} (you)` : m.username }),
+        m.role !== 'member' ? el('span', { class: 'tag role-tag', 'data-testid': 'member-role', text: m.role }) : null,
+        m.muted ? el('span', { class: 'tag muted-tag', text: 'muted' }) : null,
+        el('span', { class: 'presence', text: m.online ? 'online' : 'offline' })),
+      self ? null : el('div', { class: 'member-actions' },
+        direct ? null : el('button', {
+          type: 'button',
+          class: 'small dm-button',
+          text: 'Message',
+          'aria-label': `Send ${m.username} a direct message`,
+          onclick: () => this.onDirect(id),
+        }),
+        canModerate ? this.#manage(id, m) : null));
+    }));
+    const online = sorted.filter(([, m]) => m.online).length;
+    this.onlineCount.textContent = `(${online} online)`;
+    byId('toggle-members').setAttribute('aria-label', `Members, ${online} online`);
+    this.inviteForm.hidden = direct || myRank < 2;
+    if (focusKey?.user) {
+      const li = this.list.querySelector(`li[data-user-id="${CSS.escape(focusKey.user)}"]`);
+      const target = focusKey.summary ? li?.querySelector('summary')
+        : focusKey.dm ? li?.querySelector('.dm-button')
+          : focusKey.action ? li?.querySelector(`button[data-action="${CSS.escape(focusKey.action)}"]`) : null;
+      target?.focus();
+    }
+  }
+
+  // The moderation buttons of one member, behind a disclosure so that a stray click
+  // does not kick anyone.
+  #manage(id, m) {
+    const act = (label, aria, run) => el('button', {
+      type: 'button',
+      class: 'small',
+      text: label,
+      'aria-label': aria,
+      dataset: { action: label.toLowerCase().replace(/\s+/g, '-') },
+      onclick: (e) => this.#act(e.currentTarget, run),
+    });
+    const api = this.client.api;
+    const room = this.room.id;
+    const name = m.username;
+    return el('details', {
+      class: 'manage',
+      open: this.managing === id,
+      ontoggle: (e) => {
+        if (e.currentTarget.open) this.managing = id;
+        else if (this.managing === id) this.managing = null;
+      },
+    },
+    el('summary', { text: 'Manage', 'aria-label': `Manage ${name}` }),
+    el('div', { class: 'manage-buttons' },
+      m.muted
+        ? act('Unmute', `Let ${name} send again`, () => api.unmute(room, id))
+        : act('Mute', `Mute ${name}: they can read but not send`, () => api.mute(room, id)),
+      this.myRole === 'owner'
+        ? (m.role === 'admin'
+          ? act('Remove admin', `Make ${name} a plain member`, () => api.setRole(room, id, 'member'))
+          : act('Make admin', `Make ${name} an admin`, () => api.setRole(room, id, 'admin')))
+        : null,
+      act('Kick', `Remove ${name} from the room`, () => api.kick(room, id)),
+      act('Ban', `Ban ${name} from the room`, () => api.ban(room, id))));
+  }
+
+  async #act(button, run) {
+    const room = this.room;
+    button.disabled = true;
+    this.error.textContent = '';
+    try {
+      await run();
+    } catch (e) {
+      if (this.room === room) this.error.textContent = e.code === 'forbidden' ? 'You are not allowed to do that.' : describe(e);
+    } finally {
+      button.disabled = false;
+    }
+    if (this.room === room) await this.load();
+  }
+
+  #renderPeople() {
+    const me = this.client.user?.id;
+    byId('known-people').replaceChildren(...[...this.people.values()]
+      .filter((p) => p.id !== me)
+      .map((p) => el('option', { value: p.username })));
+  }
+
+  // Invite by user id, or by the name of someone met in one of the user's rooms.
+  async #invite() {
+    const room = this.room;
+    const raw = this.inviteInput.value.trim();
+    if (!room || !raw) return;
+    const known = this.people.get(raw.toLowerCase());
+    const id = UUID.test(raw) ? raw.toLowerCase() : known?.id;
+    if (!id) {
+      this.inviteStatus.textContent = `No one called ${raw} shares a room with you: ask for their user id.`;
+      return;
+    }
+    const who = known?.username || raw;
+    const button = byId('invite-submit');
+    button.disabled = true;
+    try {
+      await this.client.api.invite(room.id, id);
+      if (this.room === room) {
+        this.inviteStatus.textContent = this.members.has(id) ? `${who} is a member already.` : `Invited ${who}.`;
+        this.inviteInput.value = '';
+      }
+    } catch (e) {
+      const why = {
+        banned: `${who} is banned from this room: unban them first.`,
+        user_not_found: 'There is no user with that id.',
+        forbidden: 'Only owners and admins can invite.',
+      }[e.code];
+      if (this.room === room) this.inviteStatus.textContent = why || `Could not invite: ${describe(e)}`;
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
