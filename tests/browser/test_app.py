@@ -2,12 +2,17 @@
 """The web app in a real browser: two headless Chromium sessions against a chatd node
 this test starts itself (own database, free port).
 
-Two users sign up, create and join a room, see each other online and typing, and talk;
-the node is restarted mid-conversation (SIGTERM, then started again on the same port)
-while both pages show "Reconnecting…" and hold queued messages; afterwards both pages
-show the same complete conversation in seq order. An XSS attempt renders as inert text,
-older history loads on scroll-up, a reload keeps the session. Screenshots go to
-docs/screenshots/. Exit status 0 only when every check passed.
+Two users sign up; one creates a room, the other finds it among the public rooms and
+joins it (a system entry, shown as text on both pages); they see each other online, with
+roles, and typing, and talk; the node is restarted mid-conversation (SIGTERM, then
+started again on the same port) while both pages show "Reconnecting…" and hold queued
+messages; afterwards both pages show the same complete stream in seq order. An XSS
+attempt renders as inert text, older history loads on scroll-up. A direct conversation
+is opened from the member list; unread counts show live in the room list, in order of
+last activity, agree with the server's and clear when the room is viewed; a private
+room's invitation is accepted; roles and mutes change from the member list; a reload
+keeps the session; a kick closes the room on the kicked user's page with a notice.
+Screenshots go to docs/screenshots/. Exit status 0 only when every check passed.
 
 Environment: CHATD_BIN (default target/release/chatd), TEST_PG_URL (default
 postgres://postgres@127.0.0.1:5432), CHROME_BIN (/usr/bin/chromium), CHROMEDRIVER
@@ -26,11 +31,12 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (NoAlertPresentException, NoSuchElementException,
+                                        StaleElementReferenceException, TimeoutException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHATD_BIN = os.environ.get("CHATD_BIN", os.path.join(ROOT, "target", "release", "chatd"))
@@ -187,14 +193,75 @@ def d_has(d, css):
     return bool(d.find_elements(By.CSS_SELECTOR, css))
 
 
-def messages(d):
-    """(seq, author, content, state) of every message on the page, top to bottom."""
+def entries(d):
+    """(seq, kind, author, content, state) of every entry of the open room, top to bottom:
+    messages (kind "message", our own pending ones without a seq) and system entries
+    (kind "system", no author)."""
     return [tuple(x) for x in d.execute_script("""
-        return [...document.querySelectorAll('#messages > li')].map(li => [
-            li.dataset.seq ? Number(li.dataset.seq) : null,
-            li.querySelector('.author').textContent,
-            li.querySelector('.content').textContent,
-            li.dataset.state]);""")]
+        return [...document.querySelectorAll('#messages > li')].map(li => {
+            const system = li.classList.contains('system-entry');
+            return [li.dataset.seq ? Number(li.dataset.seq) : null,
+                    system ? 'system' : 'message',
+                    system ? null : li.querySelector('.author').textContent,
+                    system ? li.querySelector('.system-text').textContent : li.querySelector('.content').textContent,
+                    li.dataset.state || null];
+        });""")]
+
+
+def messages(d):
+    """(seq, author, content, state) of every message on the page (system entries left out)."""
+    return [(e[0], e[2], e[3], e[4]) for e in entries(d) if e[1] == "message"]
+
+
+def system_entries(d):
+    """(seq, text) of the system entries shown."""
+    return [(e[0], e[3]) for e in entries(d) if e[1] == "system"]
+
+
+def room_item(name):
+    return f'#room-list button[data-room-name="{name}"]'
+
+
+def unread_badge(d, css):
+    """The unread badge's text of a room in the list, '' when it has none, None when unlisted."""
+    return d.execute_script("""
+        const b = document.querySelector(arguments[0]);
+        if (!b) return null;
+        const badge = b.querySelector('[data-testid=unread]');
+        return badge ? badge.textContent : '';""", css)
+
+
+def listed_rooms(d):
+    """The names of the rooms in the list, top to bottom (direct rooms as @user)."""
+    return d.execute_script("""
+        return [...document.querySelectorAll('#room-list button.room-item')].map(b =>
+            b.dataset.visibility === 'direct' ? '@' + b.dataset.peer : b.dataset.roomName);""")
+
+
+def member_action(d, username, action):
+    """Open a member's Manage disclosure and click one of its buttons (the list re-renders
+    on presence news: a stale element is looked up again)."""
+    def attempt(d):
+        try:
+            li = el(d, f'#member-list li[data-username="{username}"]')
+            details = li.find_element(By.CSS_SELECTOR, "details.manage")
+            if not details.get_attribute("open"):
+                details.find_element(By.CSS_SELECTOR, "summary").click()
+            button = li.find_element(By.CSS_SELECTOR, f'button[data-action="{action}"]')
+            if not button.is_displayed() or not button.is_enabled():
+                return False
+            button.click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+    wait(d, attempt, f"clicked {action} for {username}", timeout=10)
+
+
+def member_attr(d, username, attr):
+    return d.execute_script(
+        "const li = [...document.querySelectorAll('#member-list > li')]"
+        ".find(li => li.dataset.username === arguments[0]); return li ? li.dataset[arguments[1]] : null;",
+        username, attr)
 
 
 def sign_up(d, base, name):
@@ -254,20 +321,34 @@ def run(workdir):
         sign_up(a, node.url, alice)
         sign_up(b, node.url, bob)
 
-        # alice creates a room; bob finds it in the list and joins it.
+        # alice creates a room; bob finds it among the public rooms and joins it.
         room = f"general-{tag}"
         el(a, "#new-room-name").send_keys(room)
         el(a, "#create-room").click()
         wait(a, lambda d: visible(d, "#room-pane") and el(d, "#room-title").text == f"# {room}",
              "alice: the new room opens")
-        el(b, "#refresh-rooms").click()
-        item = f'#room-list button[data-room-name="{room}"]'
-        wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, item), "bob: the room is listed")
-        el(b, item).click()
-        wait(b, lambda d: el(d, "#room-title").text == f"# {room}", "bob: joined and opened the room")
+        wait(a, lambda d: d_has(d, room_item(room)), "alice: the room is in her list")
+        el(b, "#browse-rooms").click()
+        join = f'#public-list button.join-room[data-room-name="{room}"]'
+        wait(b, lambda d: d_has(d, join), "bob: the room is among the public rooms")
+        el(b, join).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"# {room}" and d_has(d, room_item(room)),
+             "bob: joined and opened the room, listed as his")
 
         wait(a, lambda d: member_online(d, bob), "alice sees bob online")
         wait(b, lambda d: member_online(d, alice), "bob sees alice online")
+        check(member_attr(a, alice, "role") == "owner" and member_attr(a, bob, "role") == "member",
+              "alice: the member list shows the roles")
+        check(a.execute_script(
+            "return [...document.querySelectorAll('#member-list [data-testid=member-role]')].map(e => e.textContent)")
+            == ["owner"], "alice: 'owner' is shown beside her name")
+
+        # bob's join is the room's first entry: a system entry, shown as text on both pages.
+        for page, who in ((a, "alice"), (b, "bob")):
+            wait(page, lambda d: system_entries(d)[:1] == [(1, f"{bob} joined")],
+                 f"{who}: the system entry 'bob joined' shows at seq 1")
+        check(a.execute_script("return document.querySelector('#messages .system-entry .system-text').children.length")
+              == 0, "the system entry is plain text")
 
         # Typing, both ways.
         el(a, "#message-input").send_keys("hel")
@@ -323,16 +404,16 @@ def run(workdir):
                      not any(m[3] in ("pending", "failed") for m in messages(p)),
                      f"message {n} on {'alice' if page is a else 'bob'}'s page, nothing pending")
 
-        # Both pages: the same complete conversation, in seq order, each message once.
-        conv_a = [m[:3] for m in messages(a)]
-        conv_b = [m[:3] for m in messages(b)]
+        # Both pages: the same complete stream, in seq order, each entry once.
+        conv_a = [e[:4] for e in entries(a)]
+        conv_b = [e[:4] for e in entries(b)]
         check(conv_a == conv_b, "both pages show the same conversation")
-        check([m[0] for m in conv_a] == list(range(1, len(expected) + 1)),
-              f"seqs are 1..{len(expected)} in order, no gap, no duplicate")
-        check(sorted((m[1], m[2]) for m in conv_a) == sorted(expected), "every message exactly once")
+        check([e[0] for e in conv_a] == list(range(1, len(expected) + 2)),
+              f"seqs are 1..{len(expected) + 1} in order, no gap, no duplicate (the join entry first)")
+        conv_msgs = [(e[2], e[3]) for e in conv_a if e[1] == "message"]
+        check(sorted(conv_msgs) == sorted(expected), "every message exactly once")
         # Only the two sent during the outage may be in either order (both were queued).
-        fixed = [(m[1], m[2]) for m in conv_a]
-        check(fixed[:6] == expected[:6] and fixed[8:] == expected[8:], "the conversation is in the order it was sent")
+        check(conv_msgs[:6] == expected[:6] and conv_msgs[8:] == expected[8:], "the conversation is in the order it was sent")
 
         # XSS: shown as text, inert.
         type_and_send(a, XSS)
@@ -352,43 +433,142 @@ def run(workdir):
             check(not alerted, f"{who}: no alert ran")
         a.save_screenshot(os.path.join(SHOTS, "chat.png"))
 
-        # Older history loads on scroll-up: a room with 60 messages shows the newest 50.
+        # Older history loads on scroll-up: a room with 60 messages (and bob's join, its
+        # 61st entry) shows the newest 50 entries.
         token = api(node.url, "POST", "/auth/register", {
             "username": f"carol_{tag}", "email": f"carol_{tag}@example.com", "password": PASSWORD,
         })["tokens"]["accessToken"]
-        archive = api(node.url, "POST", "/rooms", {"name": f"archive-{tag}"}, token)
+        archive = f"archive-{tag}"
+        archive_room = api(node.url, "POST", "/rooms", {"name": archive}, token)
         for i in range(1, 61):
-            api(node.url, "POST", f"/rooms/{archive['id']}/messages", {"content": f"archived {i}"}, token)
-        el(b, "#refresh-rooms").click()
-        item = f'#room-list button[data-room-name="archive-{tag}"]'
-        wait(b, lambda d: d.find_elements(By.CSS_SELECTOR, item), "bob: the archive room is listed")
-        el(b, item).click()
-        wait(b, lambda d: [m[0] for m in messages(d)] == list(range(11, 61)), "bob: the newest 50 messages show")
+            api(node.url, "POST", f"/rooms/{archive_room['id']}/messages", {"content": f"archived {i}"}, token)
+        el(b, "#browse-rooms").click()
+        join = f'#public-list button.join-room[data-room-name="{archive}"]'
+        wait(b, lambda d: d_has(d, join), "bob: the archive room is among the public rooms")
+        el(b, join).click()
+        wait(b, lambda d: [e[0] for e in entries(d)] == list(range(12, 62)), "bob: the newest 50 entries show")
+        check(system_entries(b) == [(61, f"{bob} joined")], "bob: his join is the newest entry")
         check(el(b, "#load-older").is_displayed(), "bob: 'Load older messages' is offered")
         b.execute_script("document.getElementById('scroller').scrollTop = 0;")
-        wait(b, lambda d: [m[0] for m in messages(d)] == list(range(1, 61)), "bob: scrolling up loads the older ones")
+        wait(b, lambda d: [e[0] for e in entries(d)] == list(range(1, 62)), "bob: scrolling up loads the older ones")
         wait(b, lambda d: el(d, "#history-start").is_displayed(), "bob: the start of the room is marked")
-        check(d_has(b, f"{item} .member-mark"), "bob: the archive room is marked as joined")
+
+        # A direct conversation, opened by alice from the member list.
+        el(a, f'#member-list li[data-username="{bob}"] button.dm-button').click()
+        wait(a, lambda d: el(d, "#room-title").text == f"@{bob}" and el(d, "#room-kind").text == "direct",
+             "alice: the direct conversation with bob opens")
+        type_and_send(a, "hi bob, just us")
+        wait(a, lambda d: any(m[2] == "hi bob, just us" and m[3] == "acked" for m in messages(d)),
+             "alice: her direct message is stored")
+        el(b, "#refresh-rooms").click()
+        dm_item = f'#room-list button[data-visibility="direct"][data-peer="{alice}"]'
+        wait(b, lambda d: unread_badge(d, dm_item) == "1", "bob: the direct conversation is listed, 1 unread")
+
+        # Unread counts: alice writes in the room bob is not looking at.
+        el(a, room_item(room)).click()
+        wait(a, lambda d: el(d, "#room-title").text == f"# {room}", "alice: back in the room")
+        for i in range(1, 4):
+            type_and_send(a, f"unread {i}")
+        wait(b, lambda d: unread_badge(d, room_item(room)) == "3", "bob: 3 unread in the room, live")
+        wait(b, lambda d: listed_rooms(d)[:2] == [room, f"@{alice}"],
+             "bob: rooms ordered by last activity")
+        check(unread_badge(b, room_item(archive)) == "", "bob: nothing unread in the room he is reading")
+        b_token = api(node.url, "POST", "/auth/login", {"email": f"{bob}@example.com", "password": PASSWORD})["tokens"]["accessToken"]
+
+        def server_unread(name):
+            rooms = api(node.url, "GET", "/me/rooms", token=b_token)["rooms"]
+            return next(r["unread"] for r in rooms if r["name"] == name)
+
+        wait(b, lambda d: server_unread(room) == 3, "the server counts the same 3 unread for bob")
+        b.execute_script("const s = document.getElementById('scroller'); s.scrollTop = s.scrollHeight;")
+        time.sleep(0.3)
+        b.save_screenshot(os.path.join(SHOTS, "rooms-unread.png"))
+        el(b, room_item(room)).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"# {room}" and unread_badge(d, room_item(room)) == "",
+             "bob: viewing the room clears its unread count")
+        wait(b, lambda d: server_unread(room) == 0, "bob's read mark reached the server (unread 0)")
+        el(b, dm_item).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"@{alice}"
+             and any(m[2] == "hi bob, just us" for m in messages(d)) and unread_badge(d, dm_item) == "",
+             "bob: the direct conversation shows alice's message, read")
+
+        # Leaving a room takes it out of the list.
+        el(b, room_item(archive)).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"# {archive}", "bob: back in the archive room")
         el(b, "#leave-room").click()
-        wait(b, lambda d: not visible(d, "#room-pane") and not d_has(d, f"{item} .member-mark"),
-             "bob: left the archive room")
+        wait(b, lambda d: not visible(d, "#room-pane") and not d_has(d, room_item(archive)),
+             "bob: left the archive room, gone from his list")
+
+        # A private room, and its invitation accepted by bob.
+        secret = f"secret-{tag}"
+        el(a, "#new-room-name").send_keys(secret)
+        Select(el(a, "#new-room-visibility")).select_by_value("private")
+        el(a, "#create-room").click()
+        wait(a, lambda d: el(d, "#room-title").text == f"# {secret}" and el(d, "#room-kind").text == "private",
+             "alice: the private room opens")
+        wait(a, lambda d: visible(d, "#invite-form"), "alice: the owner is offered the invite form")
+        el(a, "#invite-user").send_keys(bob)
+        el(a, "#invite-submit").click()
+        wait(a, lambda d: el(d, "#invite-status").text == f"Invited {bob}.", "alice: bob is invited")
+        el(b, "#refresh-rooms").click()
+        accept = f'#invite-list li[data-room-name="{secret}"] button.accept-invite'
+        wait(b, lambda d: visible(d, accept), "bob: the invitation shows")
+        el(b, accept).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"# {secret}" and not visible(d, "#invites-section"),
+             "bob: accepting opens the private room")
+        wait(a, lambda d: (1, f"{bob} joined") in system_entries(d), "alice: bob's join shows in the private room")
+        type_and_send(a, "welcome to the private room")
+        wait(b, lambda d: any(m[2] == "welcome to the private room" for m in messages(d)), "bob: alice's welcome arrives")
+        type_and_send(b, "thanks for the invitation")
+        wait(a, lambda d: any(m[2] == "thanks for the invitation" for m in messages(d)), "alice: bob's answer arrives")
+
+        # Roles and mutes from the member list.
+        wait(a, lambda d: member_attr(d, bob, "role") == "member", "alice: bob is listed in the private room")
+        member_action(a, bob, "make-admin")
+        wait(a, lambda d: member_attr(d, bob, "role") == "admin", "alice: bob promoted to admin")
+        member_action(a, bob, "remove-admin")
+        wait(a, lambda d: member_attr(d, bob, "role") == "member", "alice: bob demoted")
+        member_action(a, bob, "mute")
+        wait(a, lambda d: member_attr(d, bob, "muted") == "true", "alice: bob is shown muted")
+        member_action(a, bob, "unmute")
+        wait(a, lambda d: member_attr(d, bob, "muted") == "false", "alice: bob unmuted")
 
         # A reload keeps the session and reopens the room.
-        el(b, f'#room-list button[data-room-name="{room}"]').click()
+        el(b, room_item(room)).click()
         wait(b, lambda d: el(d, "#room-title").text == f"# {room}", "bob: back in the first room")
+        before = [e[:4] for e in entries(b)]
         b.refresh()
         wait(b, lambda d: visible(d, "#chat-view") and el(d, "#room-title").text == f"# {room}",
              "bob: after a reload, still signed in and in the room")
-        wait(b, lambda d: [m[:3] for m in messages(d)] == [m[:3] for m in messages(a)],
-             "bob: the reloaded page shows the same conversation")
+        check(len(before) < 50, "the first room fits one page")
+        wait(b, lambda d: [e[:4] for e in entries(d)] == before, "bob: the reloaded page shows the same conversation")
+
+        # alice kicks bob while he is looking at the room.
+        el(a, room_item(room)).click()
+        wait(a, lambda d: el(d, "#room-title").text == f"# {room}" and member_attr(d, bob, "role") == "member",
+             "alice: back in the room, bob listed")
+        member_action(a, bob, "kick")
+        wait(b, lambda d: not visible(d, "#room-pane") and el(d, "#notice").text == f"You were removed from # {room}.",
+             "bob: the kick closes the room with a notice")
+        check(not d_has(b, room_item(room)), "bob: the room is gone from his list")
+        wait(a, lambda d: any(t == f"{bob} was removed by {alice}" for _, t in system_entries(d)),
+             "alice: the kick shows as a system entry")
+        wait(a, lambda d: member_attr(d, bob, "role") is None, "alice: bob is off the member list")
 
         # Phone-sized screen.
+        el(b, room_item(secret)).click()
+        wait(b, lambda d: el(d, "#room-title").text == f"# {secret}", "bob: in the private room")
         b.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                           {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False})
         time.sleep(0.5)
         check(b.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"),
               "bob: no horizontal scrolling on a 390 px wide screen")
         b.save_screenshot(os.path.join(SHOTS, "chat-mobile.png"))
+        el(b, "#back-to-rooms").click()
+        wait(b, lambda d: visible(d, "#room-list") and not visible(d, "#room-pane"), "bob: phone: back to the room list")
+        check(b.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"),
+              "bob: the room list fits a 390 px wide screen")
+        b.save_screenshot(os.path.join(SHOTS, "rooms-mobile.png"))
 
         for page, who in ((a, "alice"), (b, "bob")):
             bad = csp_violations(page)
