@@ -10,7 +10,7 @@ export function byId(id) {
 
 /**
  * Create an element: `attrs` sets attributes (`text` the text content, `class` the
- * class, `dataset` data-* values, `on<event>` listeners); children are nodes or strings
+ * class, `dataset` data-* values (null ones left out), `on<event>` listeners); children are nodes or strings
  * (strings become text nodes).
  */
 export function el(tag, attrs = {}, ...children) {
@@ -19,7 +19,9 @@ export function el(tag, attrs = {}, ...children) {
     if (value == null || value === false) continue;
     if (key === 'text') node.textContent = String(value);
     else if (key === 'class') node.className = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'dataset') {
+      for (const [name, v] of Object.entries(value)) if (v != null) node.dataset[name] = String(v);
+    }
     else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? '' : String(value));
   }
