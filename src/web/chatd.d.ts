@@ -92,13 +92,17 @@ interface EntryBase {
   /** The text (for a system entry, a readable line such as "ann joined"). */
   content: string;
   created_at: string;
+  /** The sender's id for it, when sent over the socket with one. */
+  client_msg_id?: string;
   [extra: string]: unknown;
 }
 
 /** A message someone sent (`kind` is absent on servers without the conversations extension). */
 export interface ChatMessage extends EntryBase {
   kind?: 'message';
-  client_msg_id?: string;
+  /** Set once edited or deleted (a deleted message keeps its seq, with empty content). */
+  edited_at?: string;
+  deleted_at?: string;
 }
 
 /** What a system entry records. */
@@ -122,8 +126,24 @@ export interface SystemEntry extends EntryBase {
   data: SystemData;
 }
 
-/** An entry of a room's stream: a message or a system entry (tell them apart with `isSystemEntry` or `kind`). */
-export type Message = ChatMessage | SystemEntry;
+/**
+ * A change to a message, itself an entry of the stream (servers with the "messages after
+ * send" extension): an edit (`content` is the new content), a deletion, a reaction added
+ * or removed (`data.emoji`). It names the changed message by `message_id`.
+ */
+export interface ChangeEntry extends EntryBase {
+  kind: 'message_edited' | 'message_deleted' | 'reaction_added' | 'reaction_removed';
+  message_id: number;
+  edited_at?: string;
+  deleted_at?: string;
+  data?: { emoji?: string; [extra: string]: unknown };
+}
+
+/**
+ * An entry of a room's stream: a message, a system entry or a change entry (tell them
+ * apart with `kind`, or `isSystemEntry`). All take seqs and arrive in order.
+ */
+export type Message = ChatMessage | SystemEntry | ChangeEntry;
 
 /** True for a system entry. */
 export function isSystemEntry(m: Message | null | undefined): m is SystemEntry;

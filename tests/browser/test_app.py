@@ -440,8 +440,8 @@ def run(workdir):
         })["tokens"]["accessToken"]
         archive = f"archive-{tag}"
         archive_room = api(node.url, "POST", "/rooms", {"name": archive}, token)
-        for i in range(1, 61):
-            api(node.url, "POST", f"/rooms/{archive_room['id']}/messages", {"content": f"archived {i}"}, token)
+        archived = [api(node.url, "POST", f"/rooms/{archive_room['id']}/messages", {"content": f"archived {i}"}, token)
+                    for i in range(1, 61)]
         el(b, "#browse-rooms").click()
         join = f'#public-list button.join-room[data-room-name="{archive}"]'
         wait(b, lambda d: d_has(d, join), "bob: the archive room is among the public rooms")
@@ -483,6 +483,17 @@ def run(workdir):
         b.execute_script("const s = document.getElementById('scroller'); s.scrollTop = s.scrollHeight;")
         time.sleep(0.3)
         b.save_screenshot(os.path.join(SHOTS, "rooms-unread.png"))
+
+        # Edits and deletions are entries of the stream too: they change the message shown.
+        shown_before = len(entries(b))
+        api(node.url, "PATCH", f"/rooms/{archive_room['id']}/messages/{archived[-1]['id']}",
+            {"content": "archived 60, edited"}, token)
+        api(node.url, "DELETE", f"/rooms/{archive_room['id']}/messages/{archived[-2]['id']}", None, token)
+        wait(b, lambda d: [m[2] for m in messages(d)][-2:] == ["This message was deleted.", "archived 60, edited"],
+             "bob: an edit and a deletion change the messages in place")
+        check(len(entries(b)) == shown_before, "bob: no entry is added for them")
+        check(el(b, f'#messages li[data-message-id="{archived[-1]["id"]}"] .edited').text == "(edited)",
+              "bob: the edited message says so")
         el(b, room_item(room)).click()
         wait(b, lambda d: el(d, "#room-title").text == f"# {room}" and unread_badge(d, room_item(room)) == "",
              "bob: viewing the room clears its unread count")

@@ -10,6 +10,10 @@ const TYPING_SAFETY_MS = 8000; // the server ends a typing after 6 s; never show
 const PAGE = 50;
 // System entries that change who is in the room: the member list follows them.
 const MEMBERSHIP = new Set(['joined', 'left', 'kicked', 'banned']);
+// Entries that are shown as such; the others (edits, deletions, reactions: PROTOCOL.md
+// section 10) change a message already shown and are not shown themselves.
+const SHOWN = new Set(['message', 'system']);
+const shown = (m) => !m.kind || SHOWN.has(m.kind);
 
 /** One open room at a time. The client stays subscribed to the user's rooms (the room list's doing). */
 export class RoomView {
@@ -71,7 +75,12 @@ export class RoomView {
 
     client.on('messages', ({ room_id, messages }) => {
       if (room_id !== this.room?.id) return;
-      this.#insert(messages);
+      // Until the first page is in, live entries wait: an edit must find its message.
+      if (this.waiting) {
+        this.waiting.push(...messages);
+        return;
+      }
+      this.#insert(messages, { live: true });
       if (messages.some((m) => m.kind === 'system' && MEMBERSHIP.has(m.data?.type))) this.members.loadSoon();
     });
     client.on('joined', ({ room_id, resumed }) => {
@@ -107,6 +116,7 @@ export class RoomView {
     this.typers = new Map(); // user id -> { username, timer }
     this.leaving = false;
     this.markQueued = false;
+    this.waiting = null; // live entries held while the first page loads
     clear(this.list);
     this.typingLine.textContent = '';
     this.error.textContent = '';
@@ -136,17 +146,26 @@ export class RoomView {
     // rooms subscribed); the page below covers what came before. Both go through
     // #insert, which keeps seq order and drops repeats.
     const known = this.rooms.rooms.get(room.id);
+    this.waiting = [];
     this.client.subscribe(room.id, known ? { since: known.lastSeq } : undefined);
     try {
       const page = await this.client.api.messages(room.id, { limit: PAGE });
       if (this.room !== room) return;
-      this.#insert([...page.messages].reverse());
+      // A page shows its messages as they are now, and its change entries, applied in
+      // order, end in that same state; then what came live meanwhile.
+      this.#insert([...page.messages].reverse(), { live: true });
+      const held = this.waiting;
+      this.waiting = null;
+      this.#insert(held, { live: true });
       this.hasOlder = page.next_cursor != null;
       this.#updateOlder();
       this.#scrollToBottom();
       this.#markSeen();
     } catch (e) {
       if (this.room !== room) return;
+      const held = this.waiting || [];
+      this.waiting = null;
+      this.#insert(held, { live: true });
       if (e.code === 'not_member' || e.code === 'room_not_found') {
         this.close();
         this.onLeft(room.id, `You are no longer a member of ${roomLabel(room)}.`);
@@ -203,17 +222,27 @@ export class RoomView {
       mine ? el('span', { class: 'status', 'data-testid': 'message-status', text: 'Sent ✓' }) : null),
     el('p', { class: 'content', 'data-testid': 'message-content', text: m.content }));
     if (m.client_msg_id) li.dataset.clientMsgId = m.client_msg_id;
+    if (m.id != null) li.dataset.messageId = m.id;
+    if (m.deleted_at) this.#markDeleted(li);
+    else if (m.edited_at) this.#markEdited(li);
     return li;
   }
 
   // Entries from the first page and live ones, each once, in seq order, before our own
-  // unconfirmed sends.
-  #insert(entries) {
+  // unconfirmed sends. Change entries (edits, deletions, reactions) update the message
+  // they name when `live` (older pages show rows as they are now: nothing to apply).
+  #insert(entries, { live = false } = {}) {
     const stick = this.#nearBottom();
     let mineArrived = false;
     for (const m of entries) {
       if (this.seqs.has(m.seq)) continue;
       this.seqs.add(m.seq);
+      if (!shown(m)) {
+        if (live) this.#apply(m);
+        if (this.newestSeq == null || m.seq > this.newestSeq) this.newestSeq = m.seq;
+        if (this.oldestSeq == null || m.seq < this.oldestSeq) this.oldestSeq = m.seq;
+        continue;
+      }
       if (m.client_msg_id && this.pending.has(m.client_msg_id)) {
         this.pending.get(m.client_msg_id).remove();
         this.pending.delete(m.client_msg_id);
@@ -234,6 +263,29 @@ export class RoomView {
     }
     if (stick || mineArrived) this.#scrollToBottom();
     this.#markSeen();
+  }
+
+  // An edit or a deletion of a message on screen; reactions are not shown (yet).
+  #apply(m) {
+    const li = m.message_id != null && this.list.querySelector(`:scope > li.message[data-message-id="${CSS.escape(String(m.message_id))}"]`);
+    if (!li) return;
+    if (m.kind === 'message_edited') {
+      li.querySelector('.content').textContent = m.content;
+      this.#markEdited(li);
+    } else if (m.kind === 'message_deleted') {
+      this.#markDeleted(li);
+    }
+  }
+
+  #markEdited(li) {
+    if (li.querySelector('.edited')) return;
+    li.querySelector('.meta time')?.after(el('span', { class: 'edited', text: '(edited)' }));
+  }
+
+  #markDeleted(li) {
+    li.classList.add('deleted');
+    li.querySelector('.content').textContent = 'This message was deleted.';
+    li.querySelector('.edited')?.remove();
   }
 
   // --- read state ------------------------------------------------------------------
@@ -278,7 +330,7 @@ export class RoomView {
       for (const m of messages) {
         if (this.seqs.has(m.seq) || m.seq >= this.oldestSeq) continue;
         this.seqs.add(m.seq);
-        frag.append(this.#entryEl(m));
+        if (shown(m)) frag.append(this.#entryEl(m));
       }
       if (messages.length) this.oldestSeq = Math.min(this.oldestSeq, messages[0].seq);
       this.hasOlder = page.next_cursor != null;

@@ -31,10 +31,14 @@ export class RoomList {
         this.reloadSoon(); // a room we do not list yet (created or joined elsewhere)
         return;
       }
-      const last = messages[messages.length - 1];
-      r.lastSeq = Math.max(r.lastSeq, last.seq);
-      r.activity = last.created_at || r.activity;
-      r.last = last;
+      r.lastSeq = Math.max(r.lastSeq, messages[messages.length - 1].seq);
+      // The preview and the order follow messages and system entries, as the server's
+      // last_message does; edits and reactions only count as unread.
+      const last = messages.filter((m) => !m.kind || m.kind === 'message' || m.kind === 'system').pop();
+      if (last) {
+        r.activity = last.created_at || r.activity;
+        r.last = last;
+      }
       this.renderSoon();
     });
     client.on('read_state', ({ room_id, last_read_seq }) => this.setRead(room_id, last_read_seq));
@@ -152,7 +156,10 @@ export class RoomList {
       const unread = this.unread(room.id);
       const label = roomLabel(room);
       let preview = '';
-      if (last) preview = last.kind === 'system' ? last.content : `${last.user_id === me ? 'You' : last.username}: ${last.content}`;
+      if (last) {
+        const text = last.deleted_at ? '(deleted)' : last.content;
+        preview = last.kind === 'system' ? text : `${last.user_id === me ? 'You' : last.username}: ${text}`;
+      }
       const button = el('button', {
         type: 'button',
         class: 'room-item',
