@@ -26,3 +26,8 @@ fn run_script(script: &str) {
 fn client_library() {
     run_script("tests/js/run.sh");
 }
+
+#[test]
+fn web_app_in_a_browser() {
+    run_script("tests/browser/run.sh");
+}
