@@ -418,7 +418,7 @@ fn refresh_token_reuse_closes_the_sessions_sockets_on_every_node() {
     assert_eq!(s, 201, "{b}");
     let rotated = b["tokens"]["accessToken"].as_str().unwrap().to_string();
     doomed.push(Ws::connect(&a2, &rotated));
-    let mut kept = vec![Ws::connect(&a1, &other), Ws::connect(&a2, &other)];
+    let mut kept = [Ws::connect(&a1, &other), Ws::connect(&a2, &other)];
     for w in doomed.iter_mut().chain(kept.iter_mut()) {
         w.join(&room, None);
     }
