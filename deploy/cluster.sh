@@ -13,7 +13,9 @@
 # Environment: DATABASE_URL (default: deploy/pg.sh ensure + /chatd_cluster), CLUSTER_PORT
 # (8080), CHATD_BIN (use this binary instead of building target/release/chatd),
 # CLUSTER_BASE_PORT (3000: node K listens on base + K), READY_TIMEOUT (60 s),
-# STOP_TIMEOUT (30 s, then SIGKILL).
+# STOP_TIMEOUT (30 s, then SIGKILL), CLUSTER_STANDBY=1 (also start a hot standby of the
+# database server with deploy/pg.sh standby; the nodes read history from it through
+# DATABASE_READ_URL; "down" stops it).
 #
 # Everything lives in .local/cluster: cluster.env (settings of the running cluster),
 # secrets.env (JWT secrets shared by all nodes, kept across down/up so tokens survive),
@@ -47,7 +49,9 @@ load_env() {
     source "$STATE/cluster.env"
     # shellcheck source=/dev/null
     source "$STATE/secrets.env"
+    BASE_PORT=${CLUSTER_BASE_PORT:-$BASE_PORT}
     export DATABASE_URL JWT_ACCESS_SECRET JWT_REFRESH_SECRET
+    if [[ -n ${DATABASE_READ_URL:-} ]]; then export DATABASE_READ_URL; fi
 }
 need_env() { load_env || die "no cluster is up (run: deploy/cluster.sh up N)"; }
 
@@ -213,6 +217,13 @@ cmd_up() {
         if ((!was_running)) && "$ROOT/deploy/pg.sh" status >/dev/null 2>&1; then PG_STARTED=1; fi
         DATABASE_URL=$base/chatd_cluster
     fi
+    DATABASE_READ_URL= STANDBY_STARTED=0
+    if [[ ${CLUSTER_STANDBY:-0} == 1 ]]; then
+        local standby
+        standby=$("$ROOT/deploy/pg.sh" standby "${DATABASE_URL%/*}") || die "the standby did not start"
+        STANDBY_STARTED=1 DATABASE_READ_URL=$standby/${DATABASE_URL##*/}
+        log "nodes read history from the standby $DATABASE_READ_URL"
+    fi
 
     if [[ -n ${CHATD_BIN:-} ]]; then
         BIN=$(cd "$(dirname "$CHATD_BIN")" && pwd)/$(basename "$CHATD_BIN")
@@ -235,6 +246,8 @@ cmd_up() {
     {
         printf 'NODES=%q\nCLUSTER_PORT=%q\nDATABASE_URL=%q\n' "$NODES" "$CLUSTER_PORT" "$DATABASE_URL"
         printf 'BIN=%q\nCONFIG=%q\nNGINX=%q\nPG_STARTED=%q\n' "$BIN" "$CONFIG" "$NGINX" "$PG_STARTED"
+        printf 'DATABASE_READ_URL=%q\nSTANDBY_STARTED=%q\n' "$DATABASE_READ_URL" "$STANDBY_STARTED"
+        printf 'CLUSTER_BASE_PORT=%q\n' "$BASE_PORT"
     } >"$STATE/cluster.env"
     load_env
 
@@ -267,7 +280,7 @@ cmd_up() {
 
 cmd_down() {
     # Defaults when cluster.env is gone (or "up" failed before writing it).
-    BIN=${BIN:-chatd} PG_STARTED=${PG_STARTED:-0}
+    BIN=${BIN:-chatd} PG_STARTED=${PG_STARTED:-0} STANDBY_STARTED=${STANDBY_STARTED:-0}
     load_env || true
     local pids=("$STATE"/*.pid) nodes=("$STATE"/node-*.pid)
     if ((${#pids[@]} == 0)); then
@@ -277,6 +290,7 @@ cmd_down() {
         stop_group "$NGX" "$STATE/nginx.pid"
         stop_group "$BIN" ${nodes[@]+"${nodes[@]}"}
     fi
+    if [[ $STANDBY_STARTED == 1 ]]; then "$ROOT/deploy/pg.sh" standby-stop "${DATABASE_URL%/*}" || true; fi
     # The throwaway PostgreSQL only if this cluster started it (its data stays in .local/pg).
     if [[ $PG_STARTED == 1 ]]; then "$ROOT/deploy/pg.sh" stop; fi
     rm -f "$STATE/cluster.env"
@@ -302,6 +316,7 @@ cmd_status() {
         echo "nginx   port $CLUSTER_PORT  pid $(<"$STATE/nginx.pid")  /health ${code:-000}"
     else echo "nginx   port $CLUSTER_PORT  stopped"; fi
     echo "database $DATABASE_URL"
+    if [[ -n ${DATABASE_READ_URL:-} ]]; then echo "standby $DATABASE_READ_URL"; fi
     if ((ok == NODES + 1)); then return 0; fi
     if ((live > 0)); then return 1; fi
     return 3

@@ -5,6 +5,11 @@
 #                         (append "/dbname"; chatd creates the database when missing)
 #   deploy/pg.sh stop     stop the throwaway cluster, if one runs (never a system server)
 #   deploy/pg.sh status   exit 0 if the throwaway cluster runs (and print its URL), else 3
+#   deploy/pg.sh standby [URL]
+#                         start (or reuse) a hot standby of the primary at URL (default: what
+#                         "ensure" prints) streaming from it, and print its URL base
+#   deploy/pg.sh standby-stop [URL]
+#                         stop that standby (its directory stays; delete it to start afresh)
 #
 # "ensure" first probes $PGHOST:$PGPORT (default 127.0.0.1:5432, user $PGUSER or postgres,
 # no password). If nothing usable answers there, it starts (and later reuses) a throwaway
@@ -166,6 +171,87 @@ pg_status() (
     pg_log "no throwaway cluster running ($dir)"; exit 3
 )
 
+# A standby of the primary at URL $1: its directory ($CHATD_STANDBY_DIR, else beside the
+# throwaway cluster's, one per primary port) and host, port and user of the primary.
+standby_where() {
+    local url=${1#postgres*://}
+    url=${url%%/*}
+    SB_USER=postgres
+    if [[ $url == *@* ]]; then SB_USER=${url%%@*}; SB_USER=${SB_USER%%:*}; url=${url#*@}; fi
+    SB_HOST=${url%%:*}
+    SB_PORT=5432
+    [[ $url == *:* ]] && SB_PORT=${url##*:}
+    SB_DIR=${CHATD_STANDBY_DIR:-$(pg_dir)-standby-$SB_PORT}
+}
+
+pg_standby() (
+    set -euo pipefail
+    primary=${1:-$(pg_ensure)}
+    standby_where "$primary"
+    bin=$(pg_bindir) || { pg_log "no PostgreSQL server binaries found (pg_basebackup, pg_ctl)"; exit 1; }
+    pg_probe "$SB_HOST" "$SB_PORT" || { pg_log "no primary answers on $SB_HOST:$SB_PORT"; exit 1; }
+    mkdir -p "$(dirname "$SB_DIR")"
+    if command -v flock >/dev/null; then exec 9>"$SB_DIR.lock"; flock 9; fi
+    if p=$(own_port "$SB_DIR"); then
+        pg_log "reusing the standby in $SB_DIR (port $p)"
+        echo "postgres://postgres@127.0.0.1:$p"; exit 0
+    fi
+    if [[ -n ${STANDBY_PORT:-} ]]; then port=$STANDBY_PORT
+    elif [[ -f $SB_DIR/port ]]; then port=$(cat "$SB_DIR/port")
+    else port=5440; while ! port_free "$port"; do port=$((port + 1)); done
+    fi
+    port_free "$port" || { pg_log "port $port is taken; set STANDBY_PORT to a free port"; exit 1; }
+
+    if [[ ! -f $SB_DIR/data/PG_VERSION ]]; then
+        if [[ $EUID -eq 0 ]]; then install -d -o postgres -g "$(id -gn postgres)" -m 700 "$SB_DIR"
+        else install -d -m 700 "$SB_DIR"; fi
+        pg_log "copying the primary $SB_HOST:$SB_PORT into $SB_DIR (pg_basebackup)"
+        # -R writes standby.signal and primary_conninfo: the copy starts as a streaming standby.
+        if ! as_pg "$bin/pg_basebackup" -h "$SB_HOST" -p "$SB_PORT" -U "$SB_USER" -w \
+            -D "$SB_DIR/data" -X stream -R -c fast >"$SB_DIR/basebackup.log" 2>&1; then
+            cat "$SB_DIR/basebackup.log" >&2
+            pg_log "pg_basebackup failed: the primary must accept replication connections from" \
+                   "this host (pg_hba.conf: host replication $SB_USER 127.0.0.1/32 trust; wal_level" \
+                   "replica or logical; max_wal_senders > 0)"
+            rm -rf "$SB_DIR/data"; exit 1
+        fi
+        # A packaged server keeps its configuration outside the data directory: give the
+        # copy its own. A hot standby needs these limits at least as high as the primary's.
+        psql=$(command -v psql 2>/dev/null) || psql=$bin/psql
+        limits=()
+        for k in max_connections max_worker_processes max_wal_senders max_prepared_transactions max_locks_per_transaction; do
+            v=$("$psql" -X -w -h "$SB_HOST" -p "$SB_PORT" -U "$SB_USER" -d postgres -Atc "show $k")
+            limits+=("$k = $v")
+        done
+        printf '%s\n' "listen_addresses = '127.0.0.1'" "unix_socket_directories = ''" \
+            "hot_standby = on" "${limits[@]}" | as_pg tee "$SB_DIR/data/postgresql.conf" >/dev/null
+        printf '%s\n' "host all all 127.0.0.1/32 trust" "host replication all 127.0.0.1/32 trust" |
+            as_pg tee "$SB_DIR/data/pg_hba.conf" >/dev/null
+        : | as_pg tee "$SB_DIR/data/pg_ident.conf" >/dev/null
+    fi
+
+    pg_log "starting the standby on 127.0.0.1:$port (log: $SB_DIR/postgres.log)"
+    if ! as_pg "$bin/pg_ctl" -D "$SB_DIR/data" -l "$SB_DIR/postgres.log" -o "-p $port" -w -t 60 start >/dev/null 9>&-; then
+        tail -n 20 "$SB_DIR/postgres.log" >&2 || true
+        pg_log "the standby did not start"; exit 1
+    fi
+    echo "$port" >"$SB_DIR/port"
+    for _ in $(seq 1 60); do
+        if pg_probe 127.0.0.1 "$port"; then echo "postgres://postgres@127.0.0.1:$port"; exit 0; fi
+        sleep 0.5
+    done
+    pg_log "the standby on port $port started but does not answer; see $SB_DIR/postgres.log"
+    exit 1
+)
+
+pg_standby_stop() (
+    set -euo pipefail
+    standby_where "${1:-$(pg_ensure)}"
+    if ! p=$(own_port "$SB_DIR"); then pg_log "no standby running ($SB_DIR)"; exit 0; fi
+    pg_log "stopping the standby on port $p"
+    as_pg "$(pg_bindir)/pg_ctl" -D "$SB_DIR/data" -m fast -w -t 60 stop >/dev/null
+)
+
 # Executed (not sourced): dispatch the sub-command.
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     set -euo pipefail
@@ -173,6 +259,8 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
         ensure) pg_ensure ;;
         stop) pg_stop ;;
         status) pg_status ;;
-        *) echo "usage: $0 ensure|stop|status" >&2; exit 2 ;;
+        standby) pg_standby "${2:-}" ;;
+        standby-stop) pg_standby_stop "${2:-}" ;;
+        *) echo "usage: $0 ensure|stop|status|standby [URL]|standby-stop [URL]" >&2; exit 2 ;;
     esac
 fi

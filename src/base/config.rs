@@ -206,6 +206,26 @@ pub struct DbConfig {
     pub max_queued_jobs: usize,
     /// Message notification channels: a node LISTENs only to the shards of its rooms.
     pub notify_shards: u16,
+    /// Hot standby URLs for reads that may lag (a string or a list; empty: none).
+    #[serde(deserialize_with = "one_or_many")]
+    pub read_url: Vec<String>,
+    /// Connections per standby.
+    pub read_pool_size: u32,
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) if s.is_empty() => Vec::new(),
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `[auth]`
@@ -315,6 +335,8 @@ impl Default for DbConfig {
             connect_timeout_secs: 5,
             max_queued_jobs: 65536,
             notify_shards: 16,
+            read_url: Vec::new(),
+            read_pool_size: 8,
         }
     }
 }
@@ -441,6 +463,13 @@ impl Config {
         }
         if let Some(s) = env.get("JWT_REFRESH_SECRET") {
             self.auth.refresh_secret = s;
+        }
+        if let Some(urls) = env.get("DATABASE_READ_URL") {
+            self.database.read_url = urls
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect();
         }
         if let Some(s) = env.get("CHATD_NODE_ID") {
             self.node_id = s;
@@ -576,6 +605,20 @@ impl Config {
         }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
         range("database.notify_shards", self.database.notify_shards, 1, 64)?;
+        range(
+            "database.read_pool_size",
+            self.database.read_pool_size,
+            1,
+            256,
+        )?;
+        for url in &self.database.read_url {
+            if let Err(e) = url.parse::<postgres::Config>() {
+                return Err(invalid(
+                    "database.read_url",
+                    format!("{e} ({})", mask_url_password(url)),
+                ));
+            }
+        }
         range("database.writers", self.database.writers, 1, 64)?;
         range(
             "database.write_batch_size",
@@ -776,6 +819,9 @@ impl Config {
             }
         }
         shown.database.url = mask_url_password(&shown.database.url);
+        for u in &mut shown.database.read_url {
+            *u = mask_url_password(u);
+        }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }

@@ -110,6 +110,12 @@ pub struct Metrics {
     pub accept_errors: AtomicU64,
     /// Message notification shards the listener LISTENs to.
     pub listened_shards: AtomicU64,
+    /// Reads a standby answered.
+    pub replica_reads: AtomicU64,
+    /// Reads sent to the primary because the standby had not replayed what they needed.
+    pub replica_fallbacks: AtomicU64,
+    /// Reads sent to the primary because no standby could answer.
+    pub replica_errors: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -139,6 +145,9 @@ impl Default for Metrics {
             http_500: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             listened_shards: AtomicU64::new(0),
+            replica_reads: AtomicU64::new(0),
+            replica_fallbacks: AtomicU64::new(0),
+            replica_errors: AtomicU64::new(0),
         }
     }
 }
@@ -245,7 +254,22 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 17] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
+            (
+                "chatd_replica_reads_total",
+                "Reads (history pages, catch-up, gap fetches, searches) a standby answered.",
+                &self.replica_reads,
+            ),
+            (
+                "chatd_replica_fallbacks_total",
+                "Reads sent to the primary because the standby had not replayed what they need.",
+                &self.replica_fallbacks,
+            ),
+            (
+                "chatd_replica_errors_total",
+                "Reads sent to the primary because no standby could answer.",
+                &self.replica_errors,
+            ),
             (
                 "chatd_connections_accepted_total",
                 "Connections accepted.",

@@ -3,11 +3,12 @@
 //! The membership and head-seq check goes through the batched checks of
 //! [`crate::chat::heads`]; seqs are gapless, so the page is then exactly a known range
 //! of seqs, served from the history cache when it holds them all and otherwise read
-//! from the messages table (and cached).
+//! from the messages table, on a standby when one has replayed the room up to that
+//! head (and cached).
 
 use crate::base::error::ApiError;
 use crate::chat::heads::Heads;
-use crate::chat::history::{self, HistoryCache, Json};
+use crate::chat::history::{self, Generation, HistoryCache, Json};
 use crate::pg::messages;
 use crate::pg::pool::Worker;
 use std::sync::Arc;
@@ -32,11 +33,15 @@ pub struct PageReq {
 pub fn submit(heads: &Arc<Heads>, cache: &Arc<HistoryCache>, req: PageReq) {
     let cache = cache.clone();
     let (room, user) = (req.room, req.user);
+    // Taken before the check: every change this node has seen by now committed before
+    // the head the check reads, so rows that reach that head (from the primary or a
+    // standby) include it, and a fill is dropped if another change shows up meanwhile.
+    let at = cache.generation(room);
     heads.check(
         room,
         user,
         Box::new(move |head| {
-            let page = head.and_then(|(w, seq)| page(w, &cache, &req, seq));
+            let page = head.and_then(|(w, seq)| page(w, &cache, &req, seq, at));
             (req.reply)(page);
         }),
     );
@@ -49,6 +54,7 @@ fn page(
     cache: &HistoryCache,
     req: &PageReq,
     head: i64,
+    at: Generation,
 ) -> Result<Vec<u8>, ApiError> {
     let top = req.cursor.map_or(head, |c| head.min(c - 1));
     let lo = (top - req.limit + 1).max(1);
@@ -65,10 +71,8 @@ fn page(
     w.metrics()
         .history_cache_misses
         .fetch_add(1, Ordering::Relaxed);
-    let at = cache.generation(req.room);
-    let (c, st) = w.prepared(messages::RANGE_SQL)?;
-    let rows = messages::range(c, &st, req.room, lo - 1, top, req.limit)?;
-    let mut json: Vec<Json> = rows.iter().map(history::encode).collect();
+    let rows = messages::range_on(w, req.room, lo - 1, top, req.limit, head)?;
+    let mut json: Vec<Json> = rows.iter().map(|m| history::encode(m)).collect();
     // Anything but exactly `lo ..= top` is served as read, not cached.
     if rows.len() as i64 == top - lo + 1 && rows.iter().zip(lo..).all(|(m, s)| m.seq == s) {
         cache.fill(req.room, lo, &json, at);

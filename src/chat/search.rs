@@ -7,7 +7,9 @@ use crate::base::model::{Identity, Message};
 use crate::chat::rooms::require_member;
 use crate::pg::messages::{self, message_columns};
 use crate::pg::pool::Worker;
+use postgres::{Client, Statement};
 use serde::Serialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// A page of messages, newest (or best) first.
@@ -78,6 +80,79 @@ fn check_query(q: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Matches of `$3` (in text search configuration `$2`) in the rooms of user `$1` (only
+/// room `$4` when not null), best first, after cursor `($5, $6)`, at most `$7`; the
+/// message columns, then the rank.
+const SEARCH_SQL: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", rank FROM (
+        SELECT m.*, ts_rank(m.search, q) AS rank
+        FROM messages m
+        JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $1,
+             plainto_tsquery($2::text::regconfig, $3) q
+        WHERE m.search @@ q AND ($4::uuid IS NULL OR m.room_id = $4)) hits
+     WHERE $5::real IS NULL OR (rank, id) < ($5, $6)
+     ORDER BY rank DESC, id DESC LIMIT $7"
+);
+
+/// A search's parameters, in [`SEARCH_SQL`]'s order.
+type Params<'a> = (
+    Uuid,
+    &'a str,
+    &'a str,
+    Option<Uuid>,
+    Option<f32>,
+    Option<i64>,
+    i64,
+);
+
+fn run(
+    c: &mut Client,
+    st: &Statement,
+    p: &Params<'_>,
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    c.query(st, &[&p.0, &p.1, &p.2, &p.3, &p.4, &p.5, &p.6])
+}
+
+/// Times a standby is asked whether it has replayed the primary's position, and the
+/// pause between asks: a standby streaming normally is a few milliseconds behind.
+const STANDBY_TRIES: u32 = 5;
+const STANDBY_PAUSE: Duration = Duration::from_millis(2);
+
+/// The search run on a standby once it has replayed everything the primary had
+/// committed when the search began (so memberships and messages are as fresh as the
+/// primary's); `None` when there is no standby or it stays behind.
+fn on_standby(w: &mut Worker, p: &Params<'_>) -> Option<Vec<postgres::Row>> {
+    w.replica()?;
+    let lsn: String = w
+        .client()
+        .ok()?
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .ok()?
+        .get(0);
+    w.replica()?
+        .read(SEARCH_SQL, |c, st| {
+            for i in 0..STANDBY_TRIES {
+                // NULL on a server that is not in recovery: the primary itself.
+                let caught_up: bool = c
+                    .query_one(
+                        "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, true)",
+                        &[&lsn],
+                    )?
+                    .get(0);
+                if caught_up {
+                    return run(c, st, p).map(Some);
+                }
+                if i + 1 < STANDBY_TRIES {
+                    std::thread::sleep(STANDBY_PAUSE);
+                }
+            }
+            Ok(None)
+        })
+        .ok()
+}
+
 /// Messages of `room` (or, with none, of every room the caller belongs to) matching `q`,
 /// best first, in pages; membership is checked on every row.
 pub fn search(
@@ -101,22 +176,14 @@ pub fn search(
     if let Some(room) = room {
         require_member(c, room, who.user_id)?;
     }
-    let sql = concat!(
-        "SELECT ",
-        message_columns!(),
-        ", rank FROM (
-            SELECT m.*, ts_rank(m.search, q) AS rank
-            FROM messages m
-            JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $1,
-                 plainto_tsquery($2::text::regconfig, $3) q
-            WHERE m.search @@ q AND ($4::uuid IS NULL OR m.room_id = $4)) hits
-         WHERE $5::real IS NULL OR (rank, id) < ($5, $6)
-         ORDER BY rank DESC, id DESC LIMIT $7"
-    );
-    let rows = c.query(
-        sql,
-        &[&who.user_id, &language, &q, &room, &rank, &id, &limit],
-    )?;
+    let params = (who.user_id, language, q, room, rank, id, limit);
+    let rows = match on_standby(w, &params) {
+        Some(rows) => rows,
+        None => {
+            let (c, st) = w.prepared(SEARCH_SQL)?;
+            run(c, &st, &params)?
+        }
+    };
     let mut last = None;
     let mut msgs = Vec::with_capacity(rows.len());
     for r in &rows {

@@ -19,6 +19,7 @@ use crate::net::event_loop::{EventLoop, LoopCtx, WAKER};
 use crate::net::handle::{LoopHandle, LoopMsg};
 use crate::pg::listener::{self, Listener};
 use crate::pg::pool::{JobQueue, Worker, build_pool};
+use crate::pg::replica::Replicas;
 use crate::pg::writer::Writers;
 use crate::ws::{Hub, Interest, WsCtx};
 use sink::NodeSink;
@@ -254,11 +255,33 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         cfg.database.connect_timeout_secs,
     )
     .map_err(StartError::Config)?;
+    let replicas = Replicas::new(
+        &cfg.database.read_url,
+        cfg.database.read_pool_size,
+        &metrics,
+    )
+    .map_err(StartError::Config)?;
     let bound = cfg.database.max_queued_jobs;
     let mut others = Vec::new();
-    let (db, h) = JobQueue::start("db", cfg.database.db_workers, bound, &pool, &metrics, &stop);
+    let (db, h) = JobQueue::start(
+        "db",
+        cfg.database.db_workers,
+        bound,
+        &pool,
+        replicas.as_ref(),
+        &metrics,
+        &stop,
+    );
     others.extend(h);
-    let (authq, h) = JobQueue::start("auth", cfg.auth_workers(), bound, &pool, &metrics, &stop);
+    let (authq, h) = JobQueue::start(
+        "auth",
+        cfg.auth_workers(),
+        bound,
+        &pool,
+        None,
+        &metrics,
+        &stop,
+    );
     others.extend(h);
     let (writers, h) = Writers::start(
         cfg.database.writers,

@@ -77,14 +77,45 @@ pub fn range<T: ToStatement + ?Sized>(
         .collect()
 }
 
-/// Range read on a worker, with the prepared statement.
+/// [`RANGE_SQL`] on a standby, with the room's `last_seq` read in the same snapshot
+/// (first column; the message columns follow, null when the range is empty).
+pub const REPLICA_RANGE_SQL: &str = concat!(
+    "SELECT r.last_seq, m.* FROM rooms r LEFT JOIN LATERAL (SELECT ",
+    message_columns!(),
+    " FROM messages WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) m
+      ON true WHERE r.id = $1 ORDER BY m.seq"
+);
+
+/// Range read on a worker: from a standby when one is configured and has replayed the
+/// room's stream up to `need` (a seq the reader has seen or must see), else from the
+/// primary with the prepared statement. See [`crate::pg::replica`].
 pub fn range_on(
     w: &mut Worker,
     room: Uuid,
     after: i64,
     upto: i64,
     limit: i64,
+    need: i64,
 ) -> Result<Vec<Arc<Message>>, ApiError> {
+    if let Some(r) = w.replica() {
+        let read = r.read(REPLICA_RANGE_SQL, |c, st| {
+            let rows = c.query(st, &[&room, &after, &upto, &limit])?;
+            match rows.first() {
+                Some(row) if row.try_get::<_, i64>(0)? >= need => {}
+                _ => return Ok(None),
+            }
+            let mut msgs = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if row.try_get::<_, Option<i64>>(1)?.is_some() {
+                    msgs.push(Arc::new(from_row_at(row, 1)?));
+                }
+            }
+            Ok(Some(msgs))
+        });
+        if let Ok(msgs) = read {
+            return Ok(msgs);
+        }
+    }
     let (c, st) = w.prepared(RANGE_SQL)?;
     Ok(range(c, &st, room, after, upto, limit)?
         .into_iter()

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod migrate;
 pub mod notify;
 pub mod pool;
+pub mod replica;
 pub mod writer;
 
 use crate::base::error::ApiError;

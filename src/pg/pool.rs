@@ -2,6 +2,7 @@
 
 use crate::base::error::ApiError;
 use crate::base::metrics::Metrics;
+use crate::pg::replica::{ReplicaConn, Replicas};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use postgres::{Client, NoTls, Statement};
 use r2d2_postgres::PostgresConnectionManager;
@@ -10,8 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+/// The connection manager of every pool.
+pub type Manager = PostgresConnectionManager<NoTls>;
 /// The connection pool.
-pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub type Pool = r2d2::Pool<Manager>;
 
 /// A unit of work run on a worker thread with access to a database connection.
 pub type Job = Box<dyn FnOnce(&mut Worker) + Send>;
@@ -37,9 +40,10 @@ pub fn build_pool(url: &str, size: u32, timeout_secs: u64) -> Result<Pool, Strin
 /// statements it prepared on it (a hot query then costs one round trip, not two).
 pub struct Worker {
     pool: Pool,
-    conn: Option<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>>,
+    conn: Option<r2d2::PooledConnection<Manager>>,
     stmts: HashMap<&'static str, Statement>,
     metrics: Arc<Metrics>,
+    replica: Option<ReplicaConn>,
 }
 
 impl Worker {
@@ -50,7 +54,19 @@ impl Worker {
             conn: None,
             stmts: HashMap::new(),
             metrics,
+            replica: None,
         }
+    }
+
+    /// The same worker reading from `replicas` where a read allows it.
+    pub fn with_replicas(mut self, replicas: Option<&Arc<Replicas>>) -> Worker {
+        self.replica = replicas.map(|r| ReplicaConn::new(r.clone()));
+        self
+    }
+
+    /// The worker's standby side, when standbys are configured.
+    pub fn replica(&mut self) -> Option<&mut ReplicaConn> {
+        self.replica.as_mut()
     }
 
     /// The worker's connection, (re)acquired when missing or broken.
@@ -143,6 +159,7 @@ impl JobQueue {
         threads: usize,
         bound: usize,
         pool: &Pool,
+        replicas: Option<&Arc<Replicas>>,
         metrics: &Arc<Metrics>,
         stop: &Arc<AtomicBool>,
     ) -> (JobQueue, Vec<std::thread::JoinHandle<()>>) {
@@ -150,7 +167,7 @@ impl JobQueue {
         let handles = (0..threads)
             .map(|i| {
                 let rx: Receiver<Job> = rx.clone();
-                let mut worker = Worker::new(pool.clone(), metrics.clone());
+                let mut worker = Worker::new(pool.clone(), metrics.clone()).with_replicas(replicas);
                 let stop = stop.clone();
                 std::thread::Builder::new()
                     .name(format!("{name}-{i}"))

@@ -125,10 +125,11 @@ impl Hub {
     pub(crate) fn submit_fetch(&mut self, room: Uuid, gap: Gap) {
         let mailbox = self.mailbox.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = messages::range_on(w, room, gap.after, gap.upto, FETCH_PAGE).map(|rows| {
-                let full = rows.len() as i64 == FETCH_PAGE;
-                (rows, full)
-            });
+            let result = messages::range_on(w, room, gap.after, gap.upto, FETCH_PAGE, gap.upto)
+                .map(|rows| {
+                    let full = rows.len() as i64 == FETCH_PAGE;
+                    (rows, full)
+                });
             mailbox.post(LoopEvent::RoomFetched {
                 room,
                 after: gap.after,

@@ -135,8 +135,14 @@ impl Hub {
             let result = head.and_then(|(w, room_seq)| {
                 let history = match last_seen {
                     Some(after) => {
-                        let mut rows =
-                            messages::range_on(w, room, after, i64::MAX, HISTORY_PAGE + 1)?;
+                        let mut rows = messages::range_on(
+                            w,
+                            room,
+                            after,
+                            i64::MAX,
+                            HISTORY_PAGE + 1,
+                            room_seq,
+                        )?;
                         let more = rows.len() as i64 > HISTORY_PAGE;
                         rows.truncate(HISTORY_PAGE as usize);
                         Some((rows, more, after))
@@ -267,7 +273,7 @@ impl Hub {
         });
         let mailbox = self.mailbox.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE);
+            let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE, room_seq);
             mailbox.post(LoopEvent::CatchUp {
                 key: k,
                 sock,

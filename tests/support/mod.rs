@@ -115,8 +115,13 @@ impl Node {
 
 /// Starts a node with `tweak` applied to the test config.
 pub fn start_with(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> Node {
+    start_on(&db.url, tweak)
+}
+
+/// Starts a node on the database at `url` (not a [`TestDb`]) with `tweak` applied.
+pub fn start_on(url: &str, tweak: impl FnOnce(&mut Config)) -> Node {
     chatd::logger::init("warn");
-    let mut c = config(&db.url);
+    let mut c = config(url);
     tweak(&mut c);
     let node = Node {
         handle: chatd::run(c).expect("server starts"),
