@@ -2,9 +2,51 @@
 
 mod support;
 
-use serde_json::json;
-use std::time::Duration;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 use support::*;
+
+/// No client reached a panic or a 500: the node's counters of panics caught in jobs and
+/// of 500 answers are zero. Fails if a job panics even after answering: shown by a
+/// `panic!` in `pg::pool`'s job runner after every job: every test of this file then
+/// failed here (the clients saw nothing wrong; e.g. 10 panics counted at the end of
+/// `typing_indicator_times_out_after_six_seconds`, 1 in `upgrade_requires_a_valid_token`).
+fn assert_no_panics(node: &Node) {
+    let m = &node.handle.metrics;
+    assert_eq!(
+        (m.job_panics.load(Relaxed), m.http_500.load(Relaxed)),
+        (0, 0),
+        "(job panics, HTTP 500 answers)"
+    );
+}
+
+/// A short form of frames for failure messages: each event with its seqs or code.
+fn summary(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|v| {
+            let seqs = message_seqs(v);
+            match (seqs.first(), seqs.last()) {
+                (Some(a), Some(b)) => format!("{} seq {a}..={b}", v["event"]),
+                _ => format!("{} {}", v["event"], v["data"]["code"]),
+            }
+        })
+        .collect()
+}
+
+/// Every frame `w` receives until it has been quiet for `quiet` (at most 10 s).
+fn drain(w: &mut Ws, quiet: Duration) -> Vec<Value> {
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match w.next_within(quiet) {
+            Some(v) => frames.push(v),
+            None => break,
+        }
+    }
+    frames
+}
 
 #[test]
 fn upgrade_requires_a_valid_token() {
@@ -29,6 +71,7 @@ fn upgrade_requires_a_valid_token() {
         request(&a, "GET", &format!("/ws?token={}", u.token), None, None).0,
         426
     );
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -147,19 +190,28 @@ fn events_errors_and_acks() {
     wb.send("typing_stop", json!({"room_id": room}));
     assert_eq!(wa.expect("typing")["typing"], false);
 
-    // Leaving stops live delivery.
+    // Leaving stops live delivery: every frame of the window is read. (Fails if a left
+    // socket still gets the room: shown by making `leave_room` answer `left_room`
+    // without unsubscribing; Alice then got the 20 messages.)
     wa.send("leave_room", json!({"room_id": room}));
-    wa.expect("left_room");
-    wb.send(
-        "send_message",
-        json!({"room_id": room, "content": "after leave"}),
-    );
-    wb.expect("new_message");
-    let leaked = wa.next_within(Duration::from_millis(500));
+    assert_eq!(wa.expect("left_room")["room_id"], room.as_str());
+    for i in 0..20 {
+        wb.send(
+            "send_message",
+            json!({"room_id": room, "content": format!("after leave {i}")}),
+        );
+    }
+    wb.send("typing_start", json!({"room_id": room}));
+    // Bob (joined) got all 20: the window is over when they went out on this node.
+    let got = wb.collect_seqs(20, Duration::from_secs(10));
+    assert_eq!(got.len(), 20, "{got:?}");
+    let leaked = drain(&mut wa, Duration::from_millis(500));
     assert!(
-        leaked.is_none() || leaked.as_ref().unwrap()["event"] != "new_message",
-        "{leaked:?}"
+        leaked.is_empty(),
+        "a left socket received {:?}",
+        summary(&leaked)
     );
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -176,6 +228,7 @@ fn oversize_frames_close_with_1009() {
         (Some("__close"), Some(1009)),
         "{v}"
     );
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -200,6 +253,7 @@ fn burst_of_1000_arrives_complete_in_order_once() {
         let seqs = r.collect_seqs(1000, Duration::from_secs(30));
         assert_exact(&seqs, 1, 1000);
     }
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -241,6 +295,7 @@ fn join_with_last_seen_seq_mid_stream_is_exact() {
         let seqs = w.collect_seqs((total - last_seen) as usize, Duration::from_secs(30));
         assert_exact(&seqs, last_seen + 1, total);
     }
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -270,6 +325,7 @@ fn more_than_a_page_missed_says_has_more_then_catches_up() {
     let mut seqs = message_seqs(&first);
     seqs.extend(w.collect_seqs(130, Duration::from_secs(10)));
     assert_exact(&seqs, 21, 250);
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -301,6 +357,7 @@ fn messages_larger_than_a_notification_are_delivered() {
         assert_eq!(m["seq"], i as i64 + 1);
         assert_eq!(m["content"].as_str().unwrap().chars().count(), 60_000);
     }
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -336,6 +393,7 @@ fn dead_peers_are_dropped_and_live_ones_kept() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
+    assert_no_panics(&node);
 }
 
 #[test]
@@ -368,8 +426,18 @@ fn typing_indicator_times_out_after_six_seconds() {
     assert_eq!(wa.expect("typing")["typing"], true);
     drop(wb);
     assert_eq!(wa.expect("typing")["typing"], false);
+    assert_no_panics(&node);
 }
 
+/// After leaving over REST, every path is closed to the user even on a socket that stays
+/// connected: no live message, typing or presence reaches it (every frame of the window
+/// is read), and its `send_message`, `typing_start` and `join_room` are refused, as are
+/// REST posting, history and members; nothing was stored.
+/// Fails if the leave does not unsubscribe the user's sockets: shown by making
+/// `Hub::kick` send `left_room` without calling `self.leave` (the socket received the
+/// owner's 20 messages and the typing). Fails if the writer does not check membership:
+/// shown by mapping `(Some(true), None)` to `Slot::New` in `pg::writer` (the former
+/// member's send was acknowledged).
 #[test]
 fn leaving_over_rest_removes_the_users_live_sockets() {
     let db = TestDb::new();
@@ -381,6 +449,9 @@ fn leaving_over_rest_removes_the_users_live_sockets() {
     join_room(&a, &guest.token, &room);
     let mut w = Ws::connect(&a, &guest.token);
     w.join(&room, None);
+    let mut wo = Ws::connect(&a, &owner.token);
+    wo.join(&room, None);
+    let joined_at = room_head(&a, &owner.token, &room);
     assert_eq!(
         request(
             &a,
@@ -392,18 +463,194 @@ fn leaving_over_rest_removes_the_users_live_sockets() {
         .0,
         201
     );
-    assert_eq!(w.expect("left_room")["room_id"], room.as_str());
-    let (s, _) = request(
+    // The first frame after the leave is the left_room (nothing of the room before it
+    // but what was committed earlier).
+    let left = w.expect("left_room");
+    assert_eq!(left["room_id"], room.as_str());
+    let head = room_head(&a, &owner.token, &room);
+    // The owner talks and types; the owner's own socket sees all of it go out.
+    for i in 0..20 {
+        wo.send(
+            "send_message",
+            json!({"room_id": room, "content": format!("after {i}")}),
+        );
+    }
+    // (The guest's leave is an entry of the stream too.)
+    let seqs = wo.collect_seqs((head - joined_at) as usize + 20, Duration::from_secs(10));
+    assert_exact(&seqs, joined_at + 1, head + 20);
+    // A third member watches for the owner's typing (nobody hears their own).
+    let third = register(&a, "rt");
+    join_room(&a, &third.token, &room);
+    let mut w3 = Ws::connect(&a, &third.token);
+    w3.join(&room, None);
+    wo.send("typing_start", json!({"room_id": room}));
+    assert_eq!(w3.expect("typing")["user_id"], owner.id.as_str());
+    let leaked = drain(&mut w, Duration::from_millis(500));
+    assert!(
+        leaked.is_empty(),
+        "a former member's socket got {:?}",
+        summary(&leaked)
+    );
+
+    // The socket is still open; every path refuses it.
+    w.send(
+        "send_message",
+        json!({"room_id": room, "content": "still here?", "client_msg_id": "x-1"}),
+    );
+    let frames = drain(&mut w, Duration::from_millis(500));
+    assert_eq!(frames.len(), 1, "{:?}", summary(&frames));
+    assert_eq!(
+        (
+            frames[0]["event"].as_str(),
+            frames[0]["data"]["code"].as_str(),
+            frames[0]["data"]["client_msg_id"].as_str()
+        ),
+        (Some("error"), Some("not_member"), Some("x-1")),
+        "{frames:?}"
+    );
+    w.send("typing_start", json!({"room_id": room}));
+    assert_eq!(w.expect("error")["code"], "not_member");
+    w.send("join_room", json!({"room_id": room}));
+    assert_eq!(w.expect("error")["code"], "not_member");
+    let (s, b) = request(
         &a,
         "POST",
         &format!("/rooms/{room}/messages"),
-        Some(&owner.token),
-        Some(&json!({"content": "after"})),
+        Some(&guest.token),
+        Some(&json!({"content": "rest"})),
     );
-    assert_eq!(s, 201);
-    let leaked = w.next_within(Duration::from_millis(700));
+    assert_eq!((s, b["code"].as_str()), (403, Some("not_member")), "{b}");
+    for path in ["messages", "members"] {
+        let (s, b) = request(
+            &a,
+            "GET",
+            &format!("/rooms/{room}/{path}"),
+            Some(&guest.token),
+            None,
+        );
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (403, Some("not_member")),
+            "{path}: {b}"
+        );
+    }
+    // And the members heard none of it.
+    let typing_or_msgs: Vec<Value> = drain(&mut w3, Duration::from_millis(300))
+        .into_iter()
+        .filter(|v| !message_seqs(v).is_empty() || v["event"] == "typing")
+        .collect();
+    assert!(typing_or_msgs.is_empty(), "{:?}", summary(&typing_or_msgs));
+    let stored: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM messages WHERE kind = 'message' AND user_id = $1",
+            &[&uuid::Uuid::parse_str(&guest.id).unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    assert_no_panics(&node);
+}
+
+/// Live delivery starts only after the join was checked: messages committed while a
+/// non-member's `join_room` waits for its check never reach that socket, and the check's
+/// refusal is the only frame it gets. The check is held up by occupying the node's one
+/// query worker with a REST join that waits on a row lock this test holds, while a
+/// member streams messages (the writers do not need that worker).
+/// Fails if a joining subscription is fed: shown by removing `sub.joining ||` from
+/// `Hub::fan_out` (the refused socket received the window's messages before its error).
+#[test]
+fn a_refused_join_receives_nothing_while_its_check_is_pending() {
+    let db = TestDb::new();
+    let node = start_with(&db, |c| {
+        c.server.event_loops = 1;
+        c.database.db_workers = 1;
+    });
+    let a = node.addr();
+    let owner = register(&a, "jo");
+    let stranger = register(&a, "js");
+    let helper = register(&a, "jh");
+    let room = create_room(&a, &owner.token);
+    let other_room = create_room(&a, &owner.token);
+    let mut wo = Ws::connect(&a, &owner.token);
+    wo.join(&room, None);
+    let mut wx = Ws::connect(&a, &stranger.token);
+    let mut sender = Ws::connect(&a, &owner.token);
+
+    // Hold the other room's row: the helper's REST join waits on it, on the only worker.
+    let mut locker = db.client();
+    let mut tx = locker.transaction().unwrap();
+    let other = uuid::Uuid::parse_str(&other_room).unwrap();
+    tx.execute("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", &[&other])
+        .unwrap();
+    let blocked = {
+        let (a, t, r) = (a.clone(), helper.token.clone(), other_room.clone());
+        std::thread::spawn(move || {
+            request(&a, "POST", &format!("/rooms/{r}/join"), Some(&t), None).0
+        })
+    };
+    let mut admin = db.client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the REST join never waited on the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The stranger asks to join; its check waits behind the blocked worker.
+    wx.send("join_room", json!({"room_id": room, "last_seen_seq": 0}));
+    let total = 200;
+    for i in 0..total {
+        sender.send(
+            "send_message",
+            json!({"room_id": room, "content": format!("w{i}")}),
+        );
+    }
+    // They went out live on this node (the member got them all) while the check waited.
+    let seqs = wo.collect_seqs(total, Duration::from_secs(20));
+    assert_exact(&seqs, 1, total as i64);
+    let during = drain(&mut wx, Duration::from_millis(300));
     assert!(
-        leaked.as_ref().is_none_or(|v| v["event"] != "new_message"),
-        "{leaked:?}"
+        during.is_empty(),
+        "during the check: {:?}",
+        summary(&during)
     );
+
+    tx.rollback().unwrap();
+    assert_eq!(blocked.join().unwrap(), 201);
+    // Every frame after the check: its refusal, and nothing else.
+    let after = drain(&mut wx, Duration::from_millis(700));
+    assert_eq!(after.len(), 1, "{:?}", summary(&after));
+    assert_eq!(
+        (
+            after[0]["event"].as_str(),
+            after[0]["data"]["code"].as_str()
+        ),
+        (Some("error"), Some("not_member")),
+        "{after:?}"
+    );
+    // Later messages do not reach it either.
+    for i in 0..20 {
+        sender.send(
+            "send_message",
+            json!({"room_id": room, "content": format!("later {i}")}),
+        );
+    }
+    assert_eq!(wo.collect_seqs(20, Duration::from_secs(10)).len(), 20);
+    let later = drain(&mut wx, Duration::from_millis(300));
+    assert!(later.is_empty(), "after the refusal: {:?}", summary(&later));
+    assert_no_panics(&node);
 }
