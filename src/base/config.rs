@@ -42,6 +42,34 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Messages after send: edits, reactions, attachments, search.
     pub messages: MessagesConfig,
+    /// `[retention]`
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Messages older than this many days are deleted (0 = kept forever); a room's
+    /// `retention_days` overrides it.
+    pub max_age_days: u32,
+    /// Most messages deleted per transaction.
+    pub batch_size: i64,
+    /// Seconds between passes over the rooms.
+    pub interval_secs: u64,
+    /// Pause between two batches, milliseconds (keeps the deleter off the hot path).
+    pub pause_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            max_age_days: 0,
+            batch_size: 1000,
+            interval_secs: 60,
+            pause_ms: 20,
+        }
+    }
 }
 
 /// `[messages]`
@@ -278,6 +306,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rooms: RoomsConfig::default(),
             messages: MessagesConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -605,6 +634,25 @@ impl Config {
         }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
         range("database.notify_shards", self.database.notify_shards, 1, 64)?;
+        range(
+            "retention.max_age_days",
+            self.retention.max_age_days,
+            0,
+            36500,
+        )?;
+        range(
+            "retention.batch_size",
+            self.retention.batch_size,
+            1,
+            100_000,
+        )?;
+        range(
+            "retention.interval_secs",
+            self.retention.interval_secs,
+            1,
+            86_400,
+        )?;
+        range("retention.pause_ms", self.retention.pause_ms, 0, 60_000)?;
         range(
             "database.read_pool_size",
             self.database.read_pool_size,

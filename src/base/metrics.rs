@@ -116,6 +116,8 @@ pub struct Metrics {
     pub replica_fallbacks: AtomicU64,
     /// Reads sent to the primary because no standby could answer.
     pub replica_errors: AtomicU64,
+    /// Messages deleted by retention.
+    pub retention_deleted: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -148,6 +150,7 @@ impl Default for Metrics {
             replica_reads: AtomicU64::new(0),
             replica_fallbacks: AtomicU64::new(0),
             replica_errors: AtomicU64::new(0),
+            retention_deleted: AtomicU64::new(0),
         }
     }
 }
@@ -254,7 +257,12 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 20] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
+            (
+                "chatd_retention_deleted_total",
+                "Messages deleted because they outlived their room's retention period.",
+                &self.retention_deleted,
+            ),
             (
                 "chatd_replica_reads_total",
                 "Reads (history pages, catch-up, gap fetches, searches) a standby answered.",

@@ -21,17 +21,27 @@ const BATCH: usize = 256;
 const QUEUE: usize = 8192;
 
 /// For each `(room, user)` pair, in order: the room's last seq (null when there is no
-/// such room), whether the user is a member, and whether the room is public.
+/// such room), whether the user is a member, whether the room is public, and the
+/// room's oldest stored seq.
 pub const HEADS_SQL: &str = "SELECT r.last_seq,
         EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = q.r AND m.user_id = q.u),
-        r.visibility = 'public'
+        r.visibility = 'public', r.first_seq
     FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS q(r, u, i)
     LEFT JOIN rooms r ON r.id = q.r
     ORDER BY q.i";
 
+/// A room's stream as a check found it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pos {
+    /// The last seq.
+    pub last: i64,
+    /// The oldest seq still stored (older ones were removed by retention).
+    pub first: i64,
+}
+
 /// What a check found: for a member, the worker that answered (for further queries on
-/// it) and the room's last seq; otherwise why not.
-pub type Head<'a> = Result<(&'a mut Worker, i64), ApiError>;
+/// it) and the room's position; otherwise why not.
+pub type Head<'a> = Result<(&'a mut Worker, Pos), ApiError>;
 
 /// Runs with the check's outcome: on the worker that answered it, or on the caller's
 /// thread with `unavailable` when no worker can take it.
@@ -115,7 +125,7 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
                     // A private room is invisible to non-members.
                     None | Some((_, false, false)) => Err(ROOM_NOT_FOUND),
                     Some((_, false, true)) => Err(NOT_MEMBER),
-                    Some((seq, true, _)) => Ok((&mut *w, seq)),
+                    Some((pos, true, _)) => Ok((&mut *w, pos)),
                 });
             }
         }
@@ -127,9 +137,9 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
     }
 }
 
-/// What one check found: the room's last seq, whether the user is a member, whether the
-/// room is public.
-type Found = (i64, bool, bool);
+/// What one check found: the room's position, whether the user is a member, whether
+/// the room is public.
+type Found = (Pos, bool, bool);
 
 /// Per check, what it found, or `None` when there is no room.
 fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<Found>>, ApiError> {
@@ -145,7 +155,14 @@ fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<Found>>, ApiError
             let seq: Option<i64> = r.try_get(0)?;
             let member: bool = r.try_get(1)?;
             let public: Option<bool> = r.try_get(2)?;
-            Ok(seq.map(|s| (s, member, public.unwrap_or(false))))
+            let first: Option<i64> = r.try_get(3)?;
+            Ok(seq.map(|last| {
+                let pos = Pos {
+                    last,
+                    first: first.unwrap_or(1),
+                };
+                (pos, member, public.unwrap_or(false))
+            }))
         })
         .collect::<Result<_, postgres::Error>>()
         .map_err(ApiError::from)

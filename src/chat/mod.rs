@@ -1,5 +1,6 @@
 //! Chat domain: rooms, membership and moderation, direct rooms, messages, read state,
-//! presence, history pages, the batched membership checks and the history cache. Returns values and errors; imports only base and pg.
+//! presence, history pages, search, retention, the batched membership checks and the
+//! history cache. Returns values and errors; imports only base and pg.
 
 pub mod direct;
 pub mod edits;
@@ -10,5 +11,6 @@ pub mod moderation;
 pub mod pages;
 pub mod presence;
 pub mod reads;
+pub mod retention;
 pub mod rooms;
 pub mod search;

@@ -207,6 +207,8 @@ pub struct Patch {
     pub visibility: Option<String>,
     /// Read receipts on or off.
     pub receipts: Option<bool>,
+    /// Days messages are kept (`Some(None)`: the server's default; 0: forever).
+    pub retention_days: Option<Option<i64>>,
 }
 
 impl Patch {
@@ -224,12 +226,17 @@ impl Patch {
         {
             errs.push("visibility must be public or private".into());
         }
+        if let Some(Some(d)) = self.retention_days
+            && !(0..=36500).contains(&d)
+        {
+            errs.push("retention_days must be null or 0 to 36500 (0 keeps forever)".into());
+        }
         errs
     }
 }
 
-/// Changes name, description, visibility or receipts (owners and admins); a rename and
-/// a visibility change are recorded in the stream.
+/// Changes name, description, visibility, receipts or retention (owners and admins); a
+/// rename, a visibility change and a retention change are recorded in the stream.
 pub fn update(w: &mut Worker, who: &Identity, room: Uuid, p: Patch) -> Result<Room, ApiError> {
     crate::base::error::check(p.problems())?;
     let c = w.client()?;
@@ -264,6 +271,23 @@ pub fn update(w: &mut Worker, who: &Identity, room: Uuid, p: Patch) -> Result<Ro
     }
     if let Some(r) = p.receipts {
         tx.execute("UPDATE rooms SET receipts = $2 WHERE id = $1", &[&room, &r])?;
+    }
+    if let Some(days) = p.retention_days {
+        let days = days.map(|d| d as i32);
+        if days != current.retention_days {
+            tx.execute(
+                "UPDATE rooms SET retention_days = $2 WHERE id = $1",
+                &[&room, &days],
+            )?;
+            system(
+                &mut tx,
+                room,
+                who,
+                "retention",
+                None,
+                json!({"retention_days": days}),
+            )?;
+        }
     }
     if let Some(v) = p.visibility.as_deref()
         && v != current.visibility.as_str()

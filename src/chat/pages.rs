@@ -7,7 +7,7 @@
 //! head (and cached).
 
 use crate::base::error::ApiError;
-use crate::chat::heads::Heads;
+use crate::chat::heads::{Heads, Pos};
 use crate::chat::history::{self, Generation, HistoryCache, Json};
 use crate::pg::messages;
 use crate::pg::pool::Worker;
@@ -41,32 +41,40 @@ pub fn submit(heads: &Arc<Heads>, cache: &Arc<HistoryCache>, req: PageReq) {
         room,
         user,
         Box::new(move |head| {
-            let page = head.and_then(|(w, seq)| page(w, &cache, &req, seq, at));
+            let page = head.and_then(|(w, pos)| page(w, &cache, &req, pos, at));
             (req.reply)(page);
         }),
     );
 }
 
-/// The page for a member, given the room's head seq: seqs are gapless, so it is
-/// exactly the seqs `lo ..= top`, from the cache when it holds them all.
+/// The page for a member, given the room's position: seqs are gapless, so it is
+/// exactly the seqs `lo ..= top` (none below the retention horizon `pos.first`), from
+/// the cache when it holds them all.
 fn page(
     w: &mut Worker,
     cache: &HistoryCache,
     req: &PageReq,
-    head: i64,
+    pos: Pos,
     at: Generation,
 ) -> Result<Vec<u8>, ApiError> {
+    let head = pos.last;
     let top = req.cursor.map_or(head, |c| head.min(c - 1));
-    let lo = (top - req.limit + 1).max(1);
-    if top < 1 {
-        return Ok(body(&[], req.limit, lo, None));
+    let wanted = top - req.limit + 1;
+    let lo = wanted.max(pos.first).max(1);
+    let shape = Shape {
+        limit: req.limit,
+        horizon: (wanted < pos.first && pos.first > 1).then_some(pos.first),
+    };
+    if top < lo {
+        let horizon = (pos.first > 1 && top >= 1).then_some(pos.first);
+        return Ok(body(&[], Shape { horizon, ..shape }, lo, None));
     }
     if let Some(page) = cache.page(req.room, lo, top, head) {
         w.metrics()
             .history_cache_hits
             .fetch_add(1, Ordering::Relaxed);
         let mine = my_reactions(w, req, &page, lo, top)?;
-        return Ok(body(&page, req.limit, lo, mine));
+        return Ok(body(&page, shape, lo, mine));
     }
     w.metrics()
         .history_cache_misses
@@ -79,12 +87,27 @@ fn page(
     }
     json.reverse();
     let mine = my_reactions(w, req, &json, lo, top)?;
-    Ok(body(
-        &json,
-        req.limit,
-        rows.first().map_or(lo, |m| m.seq),
-        mine,
-    ))
+    // Rows missing below the first one returned were removed since the check (seqs are
+    // gapless otherwise): the horizon moved up to it.
+    let oldest = rows.first().map_or(top + 1, |m| m.seq);
+    let shape = if oldest > lo {
+        Shape {
+            horizon: Some(oldest),
+            ..shape
+        }
+    } else {
+        shape
+    };
+    Ok(body(&json, shape, oldest.min(top), mine))
+}
+
+/// What a page's body says besides its messages.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// The page size asked for.
+    limit: i64,
+    /// Set when the page reaches the retention horizon: the oldest seq still stored.
+    horizon: Option<i64>,
 }
 
 /// The reader's own reactions on the page's messages, `{"<message id>": [emoji]}`, read
@@ -122,9 +145,10 @@ fn my_reactions(
     Ok(Some(serde_json::Value::Object(mine)))
 }
 
-/// `{messages, next_cursor, my_reactions?}` from serialised messages, newest first;
-/// `oldest` is the last one's seq, the cursor of the next page when this one is full.
-fn body(page: &[Json], limit: i64, oldest: i64, mine: Option<serde_json::Value>) -> Vec<u8> {
+/// `{messages, next_cursor, first_seq?, my_reactions?}` from serialised messages, newest
+/// first; `oldest` is the last one's seq, the cursor of the next page when this one is
+/// full and older messages remain.
+fn body(page: &[Json], shape: Shape, oldest: i64, mine: Option<serde_json::Value>) -> Vec<u8> {
     let mut body = Vec::with_capacity(40 + page.iter().map(|m| m.len() + 1).sum::<usize>());
     body.extend_from_slice(b"{\"messages\":[");
     for (i, m) in page.iter().enumerate() {
@@ -134,10 +158,14 @@ fn body(page: &[Json], limit: i64, oldest: i64, mine: Option<serde_json::Value>)
         body.extend_from_slice(m);
     }
     body.extend_from_slice(b"],\"next_cursor\":");
-    if page.len() as i64 == limit {
+    if page.len() as i64 == shape.limit && shape.horizon.is_none() && oldest > 1 {
         body.extend_from_slice(oldest.to_string().as_bytes());
     } else {
         body.extend_from_slice(b"null");
+    }
+    if let Some(first) = shape.horizon {
+        body.extend_from_slice(b",\"first_seq\":");
+        body.extend_from_slice(first.to_string().as_bytes());
     }
     if let Some(mine) = mine {
         body.extend_from_slice(b",\"my_reactions\":");

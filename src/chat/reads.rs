@@ -6,7 +6,7 @@
 use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, invalid};
 use crate::base::model::{Identity, Message, iso};
 use crate::chat::direct::Peer;
-use crate::chat::rooms::{Role, Room, room_columns};
+use crate::chat::rooms::{ROOM_COLUMNS, Role, Room, room_columns};
 use crate::pg::messages::{self, message_columns};
 use crate::pg::notify::{self, ReadMark};
 use crate::pg::pool::Worker;
@@ -319,9 +319,9 @@ const ME_ROOMS_SQL: &str = concat!(
      ORDER BY r.last_activity_at DESC, r.id DESC"
 );
 
-/// Where the other user's columns start in a `/me/rooms` row: after the room (6), its
-/// read state (6) and the last message's columns.
-const PEER_AT: usize = 12 + messages::COLUMNS;
+/// Where the other user's columns start in a `/me/rooms` row: after the room, its read
+/// state (6) and the last message's columns.
+const PEER_AT: usize = ROOM_COLUMNS + 6 + messages::COLUMNS;
 
 /// Parses a `/me/rooms` cursor: `<activity µs>_<room id>`.
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
@@ -349,17 +349,18 @@ pub fn my_rooms(
     };
     let (c, st) = w.prepared(ME_ROOMS_SQL)?;
     let rows = c.query(&st, &[&who.user_id, &at, &id, &limit])?;
-    // Columns: the room (6), last_seq, last_activity_at, role, last_read_seq, muted,
-    // notifications_muted, then the message (all null without one), then the peer.
+    // Columns: the room (ROOM_COLUMNS), last_seq, last_activity_at, role, last_read_seq,
+    // muted, notifications_muted, then the message (all null without one), then the peer.
+    const R: usize = ROOM_COLUMNS;
     let mut out = Vec::with_capacity(rows.len());
     let mut last_key = None;
     for r in &rows {
         let room = Room::from_row(r);
-        let last_seq: i64 = r.get(6);
-        let activity: DateTime<Utc> = r.get(7);
-        let last_read_seq: i64 = r.get(9);
-        let last_message = match r.get::<_, Option<i64>>(12) {
-            Some(_) => Some(messages::from_row_at(r, 12)?),
+        let last_seq: i64 = r.get(R);
+        let activity: DateTime<Utc> = r.get(R + 1);
+        let last_read_seq: i64 = r.get(R + 3);
+        let last_message = match r.get::<_, Option<i64>>(R + 6) {
+            Some(_) => Some(messages::from_row_at(r, R + 6)?),
             None => None,
         };
         let other_user = r.get::<_, Option<Uuid>>(PEER_AT).map(|id| Peer {
@@ -369,12 +370,12 @@ pub fn my_rooms(
         last_key = Some(format!("{}_{}", activity.timestamp_micros(), room.id));
         out.push(MyRoom {
             room,
-            role: Role::parse(r.get(8)).unwrap_or(Role::Member),
+            role: Role::parse(r.get(R + 2)).unwrap_or(Role::Member),
             last_seq,
             last_read_seq,
             unread: (last_seq - last_read_seq).max(0),
-            muted: r.get(10),
-            notifications_muted: r.get(11),
+            muted: r.get(R + 4),
+            notifications_muted: r.get(R + 5),
             last_activity_at: iso(activity),
             last_message,
             other_user,
@@ -417,11 +418,11 @@ pub fn my_invites(w: &mut Worker, who: &Identity) -> Result<Vec<Invite>, ApiErro
         .iter()
         .map(|r| Invite {
             room: Room::from_row(r),
-            invited_by: r.get::<_, Option<Uuid>>(6).map(|id| Peer {
+            invited_by: r.get::<_, Option<Uuid>>(ROOM_COLUMNS).map(|id| Peer {
                 id,
-                username: r.get(7),
+                username: r.get(ROOM_COLUMNS + 1),
             }),
-            created_at: iso(r.get(8)),
+            created_at: iso(r.get(ROOM_COLUMNS + 2)),
         })
         .collect())
 }

@@ -19,10 +19,14 @@ use uuid::Uuid;
 /// Columns of `rooms` in the order [`Room::from_row`] reads them.
 macro_rules! room_columns {
     () => {
-        "r.id, r.name, r.description, r.created_by, r.created_at, r.visibility"
+        "r.id, r.name, r.description, r.created_by, r.created_at, r.visibility, \
+         r.retention_days, r.first_seq"
     };
 }
 pub(crate) use room_columns;
+
+/// How many columns [`room_columns!`] names.
+pub const ROOM_COLUMNS: usize = 8;
 
 /// Public rooms and the private rooms the caller belongs to, newest first.
 const LIST_SQL: &str = concat!(
@@ -118,6 +122,11 @@ pub struct Room {
     pub created_at: String,
     /// Who may see it.
     pub visibility: Visibility,
+    /// Days its messages are kept: null follows the server's `retention.max_age_days`,
+    /// 0 keeps them forever.
+    pub retention_days: Option<i32>,
+    /// The oldest seq still stored: older messages were removed by retention.
+    pub first_seq: i64,
 }
 
 impl Room {
@@ -131,6 +140,8 @@ impl Room {
             created_by: row.get(3),
             created_at: iso(created),
             visibility: Visibility::parse(row.get(5)).unwrap_or(Visibility::Public),
+            retention_days: row.get(6),
+            first_seq: row.get(7),
         }
     }
 }
@@ -273,6 +284,7 @@ pub fn system(
         "banned" => format!("{username} was banned by {}", actor.username),
         "renamed" => format!("{} renamed the room", actor.username),
         "visibility" => format!("{} changed who can see the room", actor.username),
+        "retention" => format!("{} changed how long messages are kept", actor.username),
         other => other.to_string(),
     };
     messages::append(

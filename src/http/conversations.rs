@@ -35,6 +35,9 @@ pub fn update(r: &Req, id: &str) -> Result<Routed, ApiError> {
                 .then(|| b.opt_str("description", &mut errs)),
             visibility: b.opt_str("visibility", &mut errs),
             receipts: b.opt_bool("receipts", &mut errs),
+            retention_days: b
+                .has("retention_days")
+                .then(|| b.opt_i64("retention_days", &mut errs)),
         };
         errs.extend(patch.problems());
         check(errs)?;

@@ -14,6 +14,7 @@ use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
 use crate::chat::presence::{self, Presence, PresenceThread};
 use crate::chat::reads::{self, Reads, ReadsThread};
+use crate::chat::retention::{self, RetentionThread};
 use crate::http::context::HttpCtx;
 use crate::net::event_loop::{EventLoop, LoopCtx, WAKER};
 use crate::net::handle::{LoopHandle, LoopMsg};
@@ -413,11 +414,22 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         window: Duration::from_millis(cfg.rooms.receipt_window_ms),
         stop: stop.clone(),
     };
-    let worker = Worker::new(pool, metrics.clone());
+    let worker = Worker::new(pool.clone(), metrics.clone());
     others.push(
         std::thread::Builder::new()
             .name("reads".into())
             .spawn(move || reads::run(reads_thread, reads_rx, worker))?,
+    );
+    let retention_thread = RetentionThread {
+        cfg: cfg.retention.clone(),
+        pool,
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+    };
+    others.push(
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || retention::run(retention_thread))?,
     );
     log::info!(
         "chatd node {} listening on {addr} with {} event loops",

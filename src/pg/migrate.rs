@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0004_message_events.sql"),
     ),
     (5, "shards", include_str!("../../sql/0005_shards.sql")),
+    (6, "retention", include_str!("../../sql/0006_retention.sql")),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -33,6 +33,10 @@ export interface Room {
   created_at: string;
   /** Absent from servers without the conversations extension (every room is public there). */
   visibility?: Visibility;
+  /** Days messages are kept: null follows the server's setting, 0 keeps them forever. */
+  retention_days?: number | null;
+  /** The oldest seq still stored: older messages were removed by retention. */
+  first_seq?: number;
   [extra: string]: unknown;
 }
 
@@ -163,6 +167,9 @@ export interface Member {
 export interface MessagePage {
   messages: Message[];
   next_cursor: number | null;
+  /** Present when the page reaches the room's retention horizon: the oldest seq still
+   * stored (older messages were removed). */
+  first_seq?: number;
 }
 
 /** The acknowledgement of a send: the message is durable. */
@@ -267,6 +274,9 @@ export interface ChatdEvents {
   send_failed: { client_msg_id: string; room_id: string; code: string; message: string };
   /** Missing seqs that are being fetched over REST. */
   gap: { room_id: string; from: number; to: number };
+  /** Seqs `from..to` were removed by the server's retention before this client saw them;
+   * delivery continues at `first_seq`, the room's oldest stored message. */
+  removed: { room_id: string; from: number; to: number; first_seq: number };
   /** New tokens (sign-in or refresh). */
   tokens: { user: User | null; accessToken: string };
   /** The session is over (logout, revoked, expired): sign in again. */
@@ -349,7 +359,7 @@ export class Rest {
   /** Create a room; the creator becomes its owner. */
   createRoom(room: { name: string; description?: string | null; visibility?: 'public' | 'private' }): Promise<Room>;
   /** Change a room's settings (owners and admins); absent fields stay, `description: null` clears it. */
-  updateRoom(roomId: string, patch: { name?: string; description?: string | null; visibility?: 'public' | 'private'; receipts?: boolean }): Promise<Room>;
+  updateRoom(roomId: string, patch: { name?: string; description?: string | null; visibility?: 'public' | 'private'; receipts?: boolean; retention_days?: number | null }): Promise<Room>;
   /** Delete a room with its messages (owner only). */
   deleteRoom(roomId: string): Promise<{ success: true }>;
   /** Invite a user (owners and admins); accepted by joining. */

@@ -22,7 +22,7 @@ export const MAX_MESSAGE_CHARS = 65536;
 // surfaced through the generic `event` so that it cannot be mistaken for them.
 const LOCAL_EVENTS = new Set([
   'state', 'disconnect', 'message', 'messages', 'joined', 'session_ended', 'tokens',
-  'ack', 'send_failed', 'event', 'unknown_event', 'gap', 'reconnect_scheduled',
+  'ack', 'send_failed', 'event', 'unknown_event', 'gap', 'removed', 'reconnect_scheduled',
 ]);
 
 // Server events the client handles itself (everything else passes through by name).
@@ -508,7 +508,7 @@ export class Rest {
     if (visibility !== undefined) body.visibility = visibility;
     return this.request('POST', '/rooms', body);
   }
-  /** Change a room's settings (owners and admins): `{name?, description?, visibility?, receipts?}`; absent fields stay. */
+  /** Change a room's settings (owners and admins): `{name?, description?, visibility?, receipts?, retention_days?}`; absent fields stay. */
   updateRoom(roomId, patch) { return this.request('PATCH', roomPath(roomId), patch); }
   /** Delete a room with its messages (owner only). */
   deleteRoom(roomId) { return this.request('DELETE', roomPath(roomId)); }
@@ -971,7 +971,19 @@ class Rooms {
     const room = this.#map.get(data.room_id);
     if (!room) return;
     room.catchingUp = !!data.has_more;
+    this.horizon(room, data.first_seq);
     this.accept(room.id, data.messages || []);
+  }
+
+  // The server removed the room's messages below `firstSeq` (retention): a position
+  // before it moves up to it, so that what was removed is not waited for as a gap.
+  horizon(room, firstSeq) {
+    if (typeof firstSeq !== 'number' || room.lastSeq == null || room.lastSeq >= firstSeq - 1) return;
+    const from = room.lastSeq + 1;
+    room.lastSeq = firstSeq - 1;
+    for (const seq of room.pending.keys()) if (seq <= room.lastSeq) room.pending.delete(seq);
+    room.hasOlder = false;
+    this.#emit('removed', { room_id: room.id, from, to: firstSeq - 1, first_seq: firstSeq });
   }
 
   // The join completed: resolve whoever waits for it.
@@ -1067,6 +1079,7 @@ class Rooms {
         let cursor = upto;
         for (;;) {
           const page = await this.#rest.messages(room.id, { cursor, limit: 100 });
+          this.horizon(room, page.first_seq);
           for (const m of page.messages) if (m.seq > from) got.push(m);
           const oldest = page.messages.length ? page.messages[page.messages.length - 1].seq : null;
           if (page.next_cursor == null || oldest == null || oldest <= from + 1) break;
@@ -1100,7 +1113,7 @@ class Rooms {
       const page = await this.#rest.messages(roomId, { cursor: room.firstSeq, limit });
       const msgs = [...page.messages].reverse();
       if (msgs.length) room.firstSeq = msgs[0].seq;
-      room.hasOlder = page.next_cursor != null && room.firstSeq > 1;
+      room.hasOlder = page.next_cursor != null && room.firstSeq > 1 && page.first_seq == null;
       return { messages: msgs, hasMore: room.hasOlder };
     };
     room.loadingOlder = run().finally(() => {

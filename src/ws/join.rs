@@ -10,7 +10,7 @@ use crate::ws::deliver::chunks;
 use crate::ws::events;
 use crate::ws::hub::{FETCH_PAGE, Hub};
 use crate::ws::session::Sub;
-use crate::ws::{JoinData, LoopEvent, Outcomes, Sockets};
+use crate::ws::{JoinData, JoinHistory, LoopEvent, Outcomes, Sockets};
 use serde_json::json;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -36,6 +36,8 @@ struct History<'a> {
     messages: &'a [Arc<Message>],
     next_cursor: i64,
     has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_seq: Option<i64>,
 }
 
 impl Hub {
@@ -132,7 +134,7 @@ impl Hub {
         // Membership and the room's position come from the batched checks; history, when
         // asked for, is read on the same worker right after.
         let then: Then = Box::new(move |head| {
-            let result = head.and_then(|(w, room_seq)| {
+            let result = head.and_then(|(w, pos)| {
                 let history = match last_seen {
                     Some(after) => {
                         let mut rows = messages::range_on(
@@ -141,15 +143,26 @@ impl Hub {
                             after,
                             i64::MAX,
                             HISTORY_PAGE + 1,
-                            room_seq,
+                            pos.last,
                         )?;
                         let more = rows.len() as i64 > HISTORY_PAGE;
                         rows.truncate(HISTORY_PAGE as usize);
-                        Some((rows, more, after))
+                        // Seqs are gapless: rows that start later than asked were removed.
+                        let first = rows.first().map_or(pos.first.max(after + 1), |m| m.seq);
+                        let horizon = (first > after + 1 && after < pos.last).then_some(first);
+                        Some(JoinHistory {
+                            rows,
+                            more,
+                            after,
+                            horizon,
+                        })
                     }
                     None => None,
                 };
-                Ok(JoinData { room_seq, history })
+                Ok(JoinData {
+                    room_seq: pos.last,
+                    history,
+                })
             });
             mailbox.post(LoopEvent::Joined {
                 key: k,
@@ -197,19 +210,23 @@ impl Hub {
             sub.joining = false;
             let mut frames = Vec::new();
             match data.history {
-                Some((msgs, has_more, after)) => {
-                    // A client claiming more than exists starts from what exists.
-                    sub.delivered = msgs
+                Some(h) => {
+                    // A client claiming more than exists starts from what exists; one
+                    // behind the retention horizon, from the horizon.
+                    let from = h.horizon.map_or(h.after, |f| h.after.max(f - 1));
+                    sub.delivered = h
+                        .rows
                         .last()
                         .map(|m| m.seq)
-                        .unwrap_or(after.min(data.room_seq));
+                        .unwrap_or(from.min(data.room_seq));
                     frames.push(events::encode(
                         "history",
                         &History {
                             room_id: room,
-                            messages: &msgs,
+                            messages: &h.rows,
                             next_cursor: sub.delivered,
-                            has_more,
+                            has_more: h.more,
+                            first_seq: h.horizon,
                         },
                     ));
                 }
@@ -273,7 +290,11 @@ impl Hub {
         });
         let mailbox = self.mailbox.clone();
         let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = messages::range_on(w, room, after, room_seq, FETCH_PAGE, room_seq);
+            let result =
+                messages::range_on(w, room, after, room_seq, FETCH_PAGE, room_seq).map(|rows| {
+                    let reached = rows.last().map_or(room_seq, |m| m.seq);
+                    (rows, reached)
+                });
             mailbox.post(LoopEvent::CatchUp {
                 key: k,
                 sock,
@@ -296,7 +317,7 @@ impl Hub {
         k: usize,
         sock: u64,
         room: Uuid,
-        result: Result<Vec<Arc<Message>>, ApiError>,
+        result: Result<(Vec<Arc<Message>>, i64), ApiError>,
         socks: &mut impl Sockets,
         out: &mut Outcomes,
     ) {
@@ -306,7 +327,7 @@ impl Hub {
             }
             let sub = s.sub(room)?;
             sub.catching_up = false;
-            let rows = match &result {
+            let (rows, reached) = match &result {
                 Ok(r) => r,
                 Err(_) => return Some(Err(())),
             };
@@ -315,9 +336,8 @@ impl Hub {
                 .filter(|m| m.seq > sub.delivered)
                 .cloned()
                 .collect();
-            if let Some(last) = fresh.last() {
-                sub.delivered = last.seq;
-            }
+            // Past rows retention removed meanwhile too: nothing of them remains to send.
+            sub.delivered = sub.delivered.max(*reached);
             Some(Ok(fresh))
         });
         match fresh {

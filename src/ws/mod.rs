@@ -92,9 +92,21 @@ pub struct LiveBatch {
 pub struct JoinData {
     /// The room's last seq when checked.
     pub room_seq: i64,
-    /// History after `last_seen_seq` (when given), whether more was missed, and the
-    /// `last_seen_seq` it answers.
-    pub history: Option<(Vec<Arc<Message>>, bool, i64)>,
+    /// History after `last_seen_seq`, when given.
+    pub history: Option<JoinHistory>,
+}
+
+/// The messages a join from a position missed.
+pub struct JoinHistory {
+    /// The first of them (at most a page).
+    pub rows: Vec<Arc<Message>>,
+    /// Whether more were missed.
+    pub more: bool,
+    /// The `last_seen_seq` it answers.
+    pub after: i64,
+    /// Set when messages after `last_seen_seq` were removed by retention: the oldest
+    /// seq still stored.
+    pub horizon: Option<i64>,
 }
 
 /// Messages for the WebSocket side of a loop.
@@ -131,8 +143,9 @@ pub enum LoopEvent {
         sock: u64,
         /// Room.
         room: Uuid,
-        /// Rows, ascending.
-        result: Result<Vec<Arc<Message>>, ApiError>,
+        /// Rows, ascending, and the seq they bring the socket to (the last row's, or
+        /// the top of the range when retention removed every row of it).
+        result: Result<(Vec<Arc<Message>>, i64), ApiError>,
     },
     /// Rows that fill a gap in a room's live stream.
     RoomFetched {
