@@ -578,7 +578,14 @@ fn read_state_unread_counts_and_coalesced_receipts() {
         );
         r["unread"].as_i64().unwrap()
     };
-    assert_eq!(unread(&bob), 10);
+    // Joining reads the room up to the join; the messages after it are unread. A
+    // poster has read its own messages (the mark follows them off the send path).
+    assert_eq!(unread(&bob), 9);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while unread(&ann) != 0 {
+        assert!(Instant::now() < deadline, "ann's own messages stay unread");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // REST marks: forward only, clamped to the room's last seq.
     let mark = |who: &User, seq: i64| {
         call(
@@ -641,6 +648,35 @@ fn read_state_unread_counts_and_coalesced_receipts() {
     bob3.send("mark_read", json!({"room_id": room, "seq": head + 3}));
     bob3.expect_where("read_state", |d| d["last_read_seq"] == head + 3);
     assert_eq!(unread(&bob), 0);
+    // A message bob sends on the socket stays read for him and is unread for ann, and
+    // the quiet mark it implies sends no receipt.
+    bob3.send(
+        "send_message",
+        json!({"room_id": room, "content": "mine", "client_msg_id": "own-1"}),
+    );
+    let ack = bob3.expect("message_ack");
+    let ann_read = unread(&ann);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, mine) = call(&a, "GET", "/me/rooms", &bob.token, None);
+        let me = mine["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == room.as_str())
+            .cloned()
+            .unwrap();
+        if me["last_read_seq"] == ack["seq"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob's own message stays unread: {me}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(unread(&bob), 0);
+    assert!(ann_read >= 1);
     // Receipts off for the room: marks still move, nobody is told.
     assert_eq!(
         call(

@@ -37,6 +37,9 @@ pub struct Mark {
     pub seq: i64,
     /// Told the outcome, when someone waits for it.
     pub reply: Option<MarkReply>,
+    /// Implied by the member's own message: stored without `read_state` or receipts
+    /// (the sender knows its seq from the answer to its send).
+    pub quiet: bool,
 }
 
 /// The sending side of the read-marks thread.
@@ -195,10 +198,15 @@ fn store(
 ) {
     // One row per (room, user): the furthest mark; every mark's reply waits on it.
     let mut keys: HashMap<(Uuid, Uuid), (i64, Vec<MarkReply>)> = HashMap::new();
+    // Keys with at least one mark that is not quiet: their moves are announced.
+    let mut loud = std::collections::HashSet::new();
     for m in batch {
         let e = keys.entry((m.room, m.user)).or_insert((0, Vec::new()));
         e.0 = e.0.max(m.seq);
         e.1.extend(m.reply);
+        if !m.quiet {
+            loud.insert((m.room, m.user));
+        }
     }
     let (mut rooms, mut users, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
     for ((r, u), (s, _)) in &keys {
@@ -220,7 +228,7 @@ fn store(
         for r in &rows {
             let (room, user, seq, moved, rc): (Uuid, Uuid, i64, bool, bool) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-            if moved {
+            if moved && loud.contains(&(room, user)) {
                 let receipt = rc && receipts.due((room, user), seq, now, t.window);
                 events.push(ReadMark {
                     room,

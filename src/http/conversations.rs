@@ -149,6 +149,7 @@ pub fn mark_read(r: &Req, id: &str) -> Result<Routed, ApiError> {
                 Err(e) => Response::from_error(&e),
             })
         })),
+        quiet: false,
     });
     Ok(Routed::Pending)
 }

@@ -5,6 +5,7 @@ use crate::base::error::{ApiError, check};
 use crate::chat::edits::{self, Change, Rules};
 use crate::chat::messages;
 use crate::chat::pages::{self, PageReq};
+use crate::chat::reads::Mark;
 use crate::chat::search;
 use crate::http::body::Body;
 use crate::http::context::HttpCtx;
@@ -94,6 +95,7 @@ pub fn post(r: &Req, id: &str) -> Result<Routed, ApiError> {
         )?),
     };
     let reply = r.reply.clone();
+    let reads = r.ctx.reads.clone();
     let job = WriteJob {
         room_id: room,
         user_id: who.user_id,
@@ -107,6 +109,15 @@ pub fn post(r: &Req, id: &str) -> Result<Routed, ApiError> {
             })
         }),
         reply: Box::new(move |res| {
+            if let Ok(m) = &res {
+                reads.mark(Mark {
+                    room: m.room_id,
+                    user: m.user_id,
+                    seq: m.seq,
+                    reply: None,
+                    quiet: true,
+                });
+            }
             reply.arm().send(match res {
                 Ok(m) => Response::json(201, &*m),
                 Err(e) => Response::from_error(&e),

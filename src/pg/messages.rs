@@ -148,11 +148,15 @@ pub struct Entry<'a> {
 /// Appends one entry to a room's stream inside the caller's transaction: the room's
 /// next seq (the room row stays locked until commit, so the writers' seqs and these
 /// never collide), the row, and its notification (delivered at commit), exactly like a
-/// writer's batch of one. An edit or deletion entry carries its time.
+/// writer's batch of one. An edit or deletion entry carries its time. The author has
+/// read their own entry: a member's read mark moves up to it.
 pub fn append_entry(c: &mut impl GenericClient, e: &Entry<'_>) -> Result<Message, postgres::Error> {
     const SQL: &str = concat!(
         "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = now()
-                    WHERE id = $1 RETURNING last_seq)
+                    WHERE id = $1 RETURNING last_seq),
+              seen AS (UPDATE room_members SET last_read_seq = (SELECT last_seq FROM s)
+                       WHERE room_id = $1 AND user_id = $2
+                         AND last_read_seq < (SELECT last_seq FROM s))
          INSERT INTO messages (room_id, seq, user_id, username, content, kind, data, target_id,
                                client_msg_id, edited_at, deleted_at)
          SELECT $1, s.last_seq, $2, $3, $4, $5, $6, $7, $8,

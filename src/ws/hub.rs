@@ -382,6 +382,7 @@ impl Hub {
                 user,
                 seq,
                 reply: None,
+                quiet: false,
             }),
             Some(None) => self.send_error(
                 socks,
@@ -483,6 +484,15 @@ impl Hub {
     ) {
         if socks.with(k, |s, _| s.id) != Some(sock) {
             return;
+        }
+        if let Ok(m) = &result {
+            self.ctx.reads.mark(Mark {
+                room: m.room_id,
+                user: m.user_id,
+                seq: m.seq,
+                reply: None,
+                quiet: true,
+            });
         }
         match (result, cmid) {
             (Ok(m), Some(c)) => {
