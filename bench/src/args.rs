@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Options that take no value.
-const FLAGS: [&str; 3] = ["quick", "help", "allow-server-closes"];
+const FLAGS: [&str; 4] = ["quick", "help", "allow-server-closes", "by-room"];
 
 /// Parsed command line.
 pub struct Args {

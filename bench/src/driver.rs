@@ -276,9 +276,20 @@ impl Driver {
     pub(crate) fn connect(&mut self, slot: usize) -> io::Result<()> {
         let k = &self.plan.knobs;
         let id = self.conns[slot].spec.id as usize;
+        let room = self.conns[slot].spec.room as usize;
+        let base = if k.by_shard > 0 {
+            // chatd's shard of a room: the id's low 16 bits modulo the shard count.
+            let id = &self.plan.rooms[room];
+            let low = u16::from_str_radix(&id[id.len().saturating_sub(4)..], 16).unwrap_or(0);
+            (low % k.by_shard) as usize
+        } else if k.by_room {
+            room
+        } else {
+            id
+        };
         // Each new socket of a slot goes to the next server, so with several nodes a
         // reconnect lands on another node and catches up there.
-        let pick = (id + self.conns[slot].generation as usize) % self.servers.len();
+        let pick = (base + self.conns[slot].generation as usize) % self.servers.len();
         let server = self.servers[pick];
         let source = (k.source_addrs > 0 && server.ip().is_loopback()).then(|| {
             let n = (id as u32) % k.source_addrs;

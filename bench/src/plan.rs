@@ -67,6 +67,14 @@ pub struct Knobs {
     pub offline_ms: u64,
     /// Length of the intervals of the per-interval figures, in ms (0 = none).
     pub interval_ms: u64,
+    /// Sockets go to the server chosen by their room, not by their own index, so
+    /// that each server holds the sockets of its share of the rooms.
+    #[serde(default)]
+    pub by_room: bool,
+    /// When not 0: sockets go to the server chosen by their room's notification shard
+    /// out of this many (what a load balancer with room affinity would do).
+    #[serde(default)]
+    pub by_shard: u16,
 }
 
 /// Everything a process needs to drive its share of the sockets.
@@ -74,7 +82,8 @@ pub struct Knobs {
 pub struct Plan {
     /// Scenario name.
     pub scenario: String,
-    /// Servers, `host:port`; socket `id` goes to `servers[id % len]`.
+    /// Servers, `host:port`; socket `id` goes to `servers[id % len]` (with `by_room`,
+    /// `servers[room % len]`).
     pub servers: Vec<String>,
     /// Access token per user.
     pub tokens: Vec<String>,

@@ -20,6 +20,10 @@ Common options:
   --url HOST:PORT[,HOST:PORT..]  server(s) (default 127.0.0.1:3000; http:// or ws:// accepted);
                                  sockets are spread over them (a reconnect goes to the next
                                  one), provisioning uses the first
+  --by-room            spread sockets over the servers by room (room k's sockets on
+                       server k mod n), not one by one
+  --by-shard N         spread sockets over the servers by their room's notification shard
+                       out of N (chatd's database.notify_shards): room affinity
   --server-pid PID     sample the server's RSS and CPU from /proc
   --users N            users to register (sockets share tokens when fewer than sockets)
   --size BYTES         message content length (100)
@@ -174,6 +178,8 @@ pub fn run(a: &Args) -> Result<i32, String> {
         threads,
         offline_ms: shape.offline_ms,
         interval_ms: shape.interval_ms,
+        by_room: a.flag("by-room"),
+        by_shard: a.num("by-shard", 0u16)?,
     };
     let workers = a.num("workers", 8usize)?.max(1);
     let settle_us = a.sized("settle-ms", 1000u64, 200)? * 1000;
