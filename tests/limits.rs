@@ -52,14 +52,18 @@ fn login_attempts_are_limited_per_account_and_per_address() {
         );
         assert_eq!(s, 401);
     }
-    let (s, b) = request(
+    let r = raw_request(
         &a,
         "POST",
         "/auth/login",
         None,
         Some(&json!({"email": "third@example.com", "password": "x"})),
     );
-    assert_eq!((s, b["code"].as_str()), (429, Some("rate_limited")));
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (429, Some("rate_limited"))
+    );
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
 }
 
 /// A login with `X-Forwarded-For: <xff>` on a fresh connection; returns the status.
@@ -122,6 +126,12 @@ fn connections_per_address_are_limited() {
         (r.status, r.json()["code"].as_str()),
         (429, Some("rate_limited"))
     );
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
     drop(held);
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(request(&a, "GET", "/health", None, None).0, 200);
