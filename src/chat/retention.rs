@@ -74,9 +74,13 @@ pub fn run(t: RetentionThread) {
         let Ok(mut conn) = t.pool.get() else {
             continue;
         };
+        let began = Instant::now();
         match pass(&t, &mut conn) {
             Ok(0) => {}
-            Ok(n) => log::info!("retention: deleted {n} expired messages"),
+            Ok(n) => log::info!(
+                "retention: deleted {n} expired messages in {:.3} s",
+                began.elapsed().as_secs_f64()
+            ),
             Err(e) => log::warn!("retention pass failed: {e}"),
         }
     }
