@@ -36,7 +36,8 @@ stop_server() {
     fi
     server=
 }
-trap stop_server EXIT
+# Leave no database behind.
+trap 'stop_server; psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS chatd_pair WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 
 start_server() { # start_server BIN DB
     psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $2 WITH (FORCE)" >/dev/null 2>&1
