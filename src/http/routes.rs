@@ -133,6 +133,14 @@ pub fn dispatch(
                 OPENAPI.as_bytes().to_vec(),
             )),
         )),
+        (Get, ["asyncapi.json"]) => Some((
+            "GET /asyncapi.json",
+            now(Response::raw(
+                200,
+                "application/json",
+                ASYNCAPI.as_bytes().to_vec(),
+            )),
+        )),
         (Get, ["ws"]) if head.method == Method::Get => {
             Some(("GET /ws", ops::upgrade(ctx, head).into()))
         }
@@ -234,7 +242,7 @@ pub fn dispatch(
 /// The methods a known path allows (for 405), or `None` for an unknown path.
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
-        ["health"] | ["ready"] | ["metrics"] | ["openapi.json"] => "GET, HEAD",
+        ["health"] | ["ready"] | ["metrics"] | ["openapi.json"] | ["asyncapi.json"] => "GET, HEAD",
         ["ws"] => "GET",
         ["auth", "register" | "login" | "refresh" | "logout"] => "POST",
         ["rooms"] => "GET, HEAD, POST",
@@ -285,6 +293,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ready"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/asyncapi.json"),
     ("GET", "/ws"),
     ("POST", "/auth/register"),
     ("POST", "/auth/login"),
@@ -326,3 +335,6 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The OpenAPI description served at /openapi.json.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The AsyncAPI description of the WebSocket protocol served at /asyncapi.json.
+pub const ASYNCAPI: &str = include_str!("asyncapi.json");

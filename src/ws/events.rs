@@ -10,6 +10,39 @@ use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// Every event name [`decode`] accepts from clients (the `publish` messages of /asyncapi.json).
+pub const CLIENT_EVENTS: &[&str] = &[
+    "join_room",
+    "leave_room",
+    "send_message",
+    "typing_start",
+    "typing_stop",
+    "ping",
+    "mark_read",
+    "edit_message",
+    "delete_message",
+    "react",
+    "unreact",
+];
+
+/// Every event name the server sends to clients (the `subscribe` messages of /asyncapi.json).
+pub const SERVER_EVENTS: &[&str] = &[
+    "joined_room",
+    "left_room",
+    "history",
+    "new_message",
+    "new_message_batch",
+    "message_ack",
+    "presence",
+    "typing",
+    "user_joined",
+    "user_left",
+    "pong",
+    "error",
+    "read_state",
+    "receipt",
+];
+
 /// A decoded client event.
 #[derive(Debug, PartialEq)]
 pub enum ClientEvent {
@@ -323,6 +356,32 @@ mod tests {
         let empty =
             format!(r#"{{"event":"send_message","data":{{"room_id":"{ROOM}","content":""}}}}"#);
         assert_eq!(decode(&empty).unwrap_err().code(), "invalid_payload");
+    }
+
+    #[test]
+    fn every_client_event_is_known() {
+        // Data every client event accepts, and data none does: neither is unknown_event.
+        let valid = serde_json::json!({
+            "room_id": ROOM, "message_id": 1, "content": "x", "emoji": "👍", "seq": 1,
+        });
+        for name in CLIENT_EVENTS {
+            let frame = serde_json::json!({ "event": name, "data": valid }).to_string();
+            assert!(decode(&frame).is_ok(), "{name}: {:?}", decode(&frame));
+            for data in [serde_json::json!({}), Value::Null] {
+                let frame = serde_json::json!({ "event": name, "data": data }).to_string();
+                if let Err(e) = decode(&frame) {
+                    assert_ne!(e.code(), "unknown_event", "{name}");
+                }
+            }
+        }
+        for name in ["dance", "JOIN_ROOM", "joined_room", ""] {
+            let frame = serde_json::json!({ "event": name, "data": valid }).to_string();
+            assert_eq!(
+                decode(&frame).unwrap_err().code(),
+                "unknown_event",
+                "{name}"
+            );
+        }
     }
 
     #[test]
