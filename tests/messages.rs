@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 fn call(a: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
@@ -473,13 +473,15 @@ fn search_finds_live_messages_of_my_rooms_only() {
     let room = create_room(&a, &ann.token);
     let secret = create_room(&a, &eve.token);
     let mut h = Http::connect(&a);
+    let mut first = None;
     for i in 0..12 {
-        post_message(
+        let m = post_message(
             &mut h,
             &ann.token,
             &room,
             &format!("the quick brown fox number {i}"),
         );
+        first.get_or_insert(m["id"].as_i64().unwrap());
     }
     post_message(&mut h, &ann.token, &room, "fox fox fox fox");
     post_message(&mut h, &eve.token, &secret, "a fox in a private place");
@@ -490,6 +492,39 @@ fn search_finds_live_messages_of_my_rooms_only() {
         &format!("/rooms/{room}/messages/{}", gone["id"]),
         &ann.token,
         None,
+    );
+    // Indexing follows the stream off the send path: wait until both rooms are indexed.
+    for (r, t) in [(&room, &ann.token), (&secret, &eve.token)] {
+        let head = room_head(&a, t, r);
+        let id: uuid::Uuid = r.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let done: Option<i64> = db
+                .client()
+                .query_opt(
+                    "SELECT indexed_seq FROM search_progress WHERE room_id = $1",
+                    &[&id],
+                )
+                .unwrap()
+                .map(|row| row.get(0));
+            if done.is_some_and(|d| d >= head) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "room never indexed: {done:?} of {head}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let indexed: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM message_search", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        indexed, 14,
+        "live messages only: the deleted one left the index"
     );
     // Ranked: the message saying fox four times first; paged.
     let (s, r) = call(
@@ -536,6 +571,28 @@ fn search_finds_live_messages_of_my_rooms_only() {
         None,
     );
     assert_eq!(code(&r), (400, "validation_failed"));
+    // An edit is re-indexed: its new words are found, its old ones no longer.
+    let first = first.unwrap();
+    let (s, _) = call(
+        &a,
+        "PATCH",
+        &format!("/rooms/{room}/messages/{first}"),
+        &ann.token,
+        Some(json!({"content": "a zebra instead"})),
+    );
+    assert_eq!(s, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, z) = call(&a, "GET", "/me/search?q=zebra", &ann.token, None);
+        if z["messages"].as_array().unwrap().len() == 1 {
+            assert_eq!(z["messages"][0]["id"], first);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edit was never indexed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, r) = call(&a, "GET", "/me/search?q=number&limit=50", &ann.token, None);
+    assert_eq!(r["messages"].as_array().unwrap().len(), 11);
 }
 
 /// A socket that reconnects with `last_seen_seq` in the middle of edits, deletions and

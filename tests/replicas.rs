@@ -222,10 +222,18 @@ fn a_lagging_standby_never_shows_a_gap_or_an_old_page() {
     assert_eq!(got.first(), Some(&(first + 11)));
     assert_eq!(got.last(), Some(&head), "join history reaches the head");
 
-    // A search finds what only the primary has.
-    let (status, found) = request(&addr, "GET", "/me/search?q=zebra", Some(&u.token), None);
-    assert_eq!(status, 200, "{found}");
-    assert_eq!(found["messages"].as_array().unwrap().len(), 15);
+    // A search finds what only the primary has (once the indexer, off the send path,
+    // has indexed it there).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, found) = request(&addr, "GET", "/me/search?q=zebra", Some(&u.token), None);
+        assert_eq!(status, 200, "{found}");
+        if found["messages"].as_array().unwrap().len() == 15 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{found}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     assert!(
         m.replica_fallbacks.load(Relaxed) >= fallbacks + 3,

@@ -83,8 +83,15 @@ pub struct MessagesConfig {
     /// Most attachments on one message.
     pub max_attachments: usize,
     /// PostgreSQL text search configuration for message search (`simple`, `english`,
-    /// ...); changing it rebuilds the search index at start-up.
+    /// ...); changing it rebuilds the search index in the background.
     pub search_language: String,
+    /// Most stream entries the search indexer applies per transaction.
+    pub search_batch: usize,
+    /// The indexer waits while the cluster stores more messages a second than this
+    /// (0 = never waits).
+    pub search_defer_above: u32,
+    /// Longest the indexer waits for a burst to end, seconds.
+    pub search_max_defer_secs: u64,
 }
 
 impl Default for MessagesConfig {
@@ -94,6 +101,9 @@ impl Default for MessagesConfig {
             max_reactions: 20,
             max_attachments: 10,
             search_language: "simple".into(),
+            search_batch: 5000,
+            search_defer_above: 5000,
+            search_max_defer_secs: 60,
         }
     }
 }
@@ -611,6 +621,18 @@ impl Config {
                 "must name a PostgreSQL text search configuration (simple, english, ...)",
             ));
         }
+        range(
+            "messages.search_batch",
+            self.messages.search_batch,
+            1,
+            1_000_000,
+        )?;
+        range(
+            "messages.search_max_defer_secs",
+            self.messages.search_max_defer_secs,
+            0,
+            86_400,
+        )?;
         range(
             "rooms.receipt_window_ms",
             self.rooms.receipt_window_ms,

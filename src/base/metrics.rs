@@ -118,6 +118,10 @@ pub struct Metrics {
     pub replica_errors: AtomicU64,
     /// Messages deleted by retention.
     pub retention_deleted: AtomicU64,
+    /// Messages the search indexer added.
+    pub search_indexed: AtomicU64,
+    /// Stream entries not yet seen by the search indexer, at its last tick.
+    pub search_backlog: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -151,6 +155,8 @@ impl Default for Metrics {
             replica_fallbacks: AtomicU64::new(0),
             replica_errors: AtomicU64::new(0),
             retention_deleted: AtomicU64::new(0),
+            search_indexed: AtomicU64::new(0),
+            search_backlog: AtomicU64::new(0),
         }
     }
 }
@@ -212,7 +218,12 @@ impl Metrics {
             "chatd_listener_lag_seconds",
             "Time from a batch's commit to its notification reaching this node.",
         );
-        let gauges: [(&str, &str, i64); 8] = [
+        let gauges: [(&str, &str, i64); 9] = [
+            (
+                "chatd_search_backlog",
+                "Stream entries not yet indexed for search, at the indexer's last tick (the node holding the indexer's lock).",
+                self.search_backlog.load(Relaxed) as i64,
+            ),
             (
                 "chatd_listened_shards",
                 "Message notification shards this node LISTENs to (those of its rooms).",
@@ -257,7 +268,12 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 21] = [
+        let counters: [(&str, &str, &AtomicU64); 22] = [
+            (
+                "chatd_search_indexed_total",
+                "Messages this node's search indexer added to the index.",
+                &self.search_indexed,
+            ),
             (
                 "chatd_retention_deleted_total",
                 "Messages deleted because they outlived their room's retention period.",

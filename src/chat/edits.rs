@@ -215,6 +215,11 @@ pub fn apply(
                 "DELETE FROM message_reactions WHERE message_id = $1",
                 &[&target],
             )?;
+            // Its words leave the search index now, not when the indexer gets there.
+            tx.execute(
+                "DELETE FROM message_search WHERE message_id = $1",
+                &[&target],
+            )?;
             entry.kind = Kind::MessageDeleted;
         }
         Change::React(emoji) => {

@@ -160,9 +160,17 @@ impl Receipts {
     }
 }
 
+/// How long the quiet marks implied by sent messages gather before they are stored: a
+/// member sending many messages costs one row update per this period, not one per
+/// write batch.
+const QUIET_EVERY: Duration = Duration::from_secs(1);
+
 /// The read-marks thread: stores marks in batches and publishes what they change.
 pub fn run(t: ReadsThread, rx: Receiver<Mark>, mut worker: Worker) {
     let mut receipts = Receipts::default();
+    // Quiet marks held until `quiet_due`: the furthest per (room, user).
+    let mut quiet: HashMap<(Uuid, Uuid), i64> = HashMap::new();
+    let mut quiet_due = Instant::now() + QUIET_EVERY;
     loop {
         let now = Instant::now();
         let wait = receipts
@@ -178,9 +186,29 @@ pub fn run(t: ReadsThread, rx: Receiver<Mark>, mut worker: Worker) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
         batch.extend(rx.try_iter().take(BATCH - batch.len()));
-        let held = receipts.flush(Instant::now(), t.window);
+        batch.retain(|m| {
+            if !m.quiet || m.reply.is_some() {
+                return true;
+            }
+            let e = quiet.entry((m.room, m.user)).or_insert(m.seq);
+            *e = (*e).max(m.seq);
+            false
+        });
+        let now = Instant::now();
+        let stopping = t.stop.load(Ordering::Acquire);
+        if now >= quiet_due || stopping || quiet.len() >= BATCH {
+            quiet_due = now + QUIET_EVERY;
+            batch.extend(quiet.drain().map(|((room, user), seq)| Mark {
+                room,
+                user,
+                seq,
+                reply: None,
+                quiet: true,
+            }));
+        }
+        let held = receipts.flush(now, t.window);
         if batch.is_empty() && held.is_empty() {
-            if t.stop.load(Ordering::Acquire) {
+            if stopping && quiet.is_empty() {
                 return;
             }
             continue;

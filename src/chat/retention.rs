@@ -40,12 +40,14 @@ const DUE_SQL: &str = "SELECT r.id, r.first_seq, coalesce(r.retention_days, $1)
 const PREFIX_SQL: &str = "SELECT seq, created_at < now() - make_interval(days => $3)
     FROM messages WHERE room_id = $1 AND seq >= $2 ORDER BY seq LIMIT $4";
 
-/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history and reactions, moves
+/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history, reactions and search
+/// entries, moves
 /// `first_seq` past them, and counts the rows.
 const DELETE_SQL: &str = "WITH gone AS (
         DELETE FROM messages WHERE room_id = $1 AND seq BETWEEN $2 AND $3 RETURNING id),
     edits AS (DELETE FROM message_edits WHERE message_id IN (SELECT id FROM gone)),
     reactions AS (DELETE FROM message_reactions WHERE message_id IN (SELECT id FROM gone)),
+    search AS (DELETE FROM message_search WHERE message_id IN (SELECT id FROM gone)),
     horizon AS (UPDATE rooms SET first_seq = $3 + 1 WHERE id = $1 AND first_seq <= $3)
     SELECT count(*) FROM gone";
 

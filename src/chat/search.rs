@@ -1,6 +1,8 @@
 //! Finding messages: threads (the replies to one message) and full-text search in a
-//! room or across the caller's rooms (PostgreSQL text search over a generated tsvector
-//! with a GIN index; deleted messages, system and change entries index nothing).
+//! room or across the caller's rooms (PostgreSQL text search over `message_search`, a
+//! GIN-indexed tsvector per live message that [`crate::chat::indexer`] keeps current
+//! off the send path; every hit is joined to its live row, so a deleted message is
+//! never found).
 
 use crate::base::error::{ApiError, MESSAGE_NOT_FOUND, invalid};
 use crate::base::model::{Identity, Message};
@@ -87,11 +89,13 @@ const SEARCH_SQL: &str = concat!(
     "SELECT ",
     message_columns!(),
     ", rank FROM (
-        SELECT m.*, ts_rank(m.search, q) AS rank
-        FROM messages m
-        JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $1,
+        SELECT m.*, ts_rank(s.search, q) AS rank
+        FROM message_search s
+        JOIN messages m ON m.id = s.message_id
+        JOIN room_members rm ON rm.room_id = s.room_id AND rm.user_id = $1,
              plainto_tsquery($2::text::regconfig, $3) q
-        WHERE m.search @@ q AND ($4::uuid IS NULL OR m.room_id = $4)) hits
+        WHERE s.search @@ q AND ($4::uuid IS NULL OR s.room_id = $4)
+          AND m.kind = 'message' AND m.deleted_at IS NULL) hits
      WHERE $5::real IS NULL OR (rank, id) < ($5, $6)
      ORDER BY rank DESC, id DESC LIMIT $7"
 );

@@ -12,6 +12,7 @@ use crate::base::config::{Config, Mode, mask_url_password};
 use crate::base::metrics::Metrics;
 use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
+use crate::chat::indexer::{self, IndexerThread};
 use crate::chat::presence::{self, Presence, PresenceThread};
 use crate::chat::reads::{self, Reads, ReadsThread};
 use crate::chat::retention::{self, RetentionThread};
@@ -419,6 +420,17 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         std::thread::Builder::new()
             .name("reads".into())
             .spawn(move || reads::run(reads_thread, reads_rx, worker))?,
+    );
+    let indexer_thread = IndexerThread {
+        cfg: cfg.messages.clone(),
+        pool: pool.clone(),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+    };
+    others.push(
+        std::thread::Builder::new()
+            .name("indexer".into())
+            .spawn(move || indexer::run(indexer_thread))?,
     );
     let retention_thread = RetentionThread {
         cfg: cfg.retention.clone(),

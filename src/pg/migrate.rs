@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (5, "shards", include_str!("../../sql/0005_shards.sql")),
     (6, "retention", include_str!("../../sql/0006_retention.sql")),
+    (
+        7,
+        "search_index",
+        include_str!("../../sql/0007_search_index.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -1,0 +1,196 @@
+//! The search indexer: keeps `message_search` following the rooms' streams, off the
+//! send path.
+//!
+//! Computing a message's tsvector and inserting it into a GIN index cost more than
+//! storing the message, so the writers do not index. Every node runs this thread; the
+//! one holding the advisory lock does the work. Each tick it finds rooms whose
+//! `last_seq` is past their `search_progress.indexed_seq` and applies their entries in
+//! seq order, in one transaction of at most `search_batch` entries: messages are added,
+//! an edit re-indexes its message's current content, a deletion removes its message
+//! (the deleting transaction already removed it; this also undoes a stale add that
+//! raced with it). A room's entries commit in seq order, so once a room is indexed up
+//! to `s` the index reflects its stream at `s` or later, and every search joins the
+//! live row (a deleted message is never found).
+//!
+//! While the whole cluster stores more than `search_defer_above` messages a second
+//! (measured from the rooms' `last_seq`), indexing waits, for at most
+//! `search_max_defer_secs`: a burst of writes is not slowed by indexing, and search
+//! catches up when it ends.
+
+use crate::base::config::MessagesConfig;
+use crate::base::metrics::Metrics;
+use crate::pg::pool::Pool;
+use postgres::Client;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Arbitrary constant naming the indexers' advisory lock ("chatd_sx").
+const LOCK_KEY: i64 = 0x6368_6174_645f_7378;
+/// Time between ticks while the index is current.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+/// Time between ticks while there is a backlog.
+const BUSY_TICK: Duration = Duration::from_millis(50);
+/// Most rooms looked at per tick.
+const ROOMS_PER_TICK: i64 = 1000;
+
+/// Rooms with entries not indexed yet: id, indexed up to, last seq.
+const DUE_SQL: &str = "SELECT r.id, coalesce(p.indexed_seq, 0), r.last_seq
+    FROM rooms r LEFT JOIN search_progress p ON p.room_id = r.id
+    WHERE r.last_seq > coalesce(p.indexed_seq, 0) LIMIT $1";
+
+/// The ranges to apply: room `$1[i]`, seqs after `$2[i]` up to `$3[i]`.
+macro_rules! ranges {
+    () => {
+        "q AS (SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS q(r, f, t)),
+         e AS (SELECT m.* FROM q JOIN messages m ON m.room_id = q.r AND m.seq > q.f AND m.seq <= q.t)"
+    };
+}
+
+/// New messages of the ranges (`$4` is the text search configuration).
+const ADD_SQL: &str = concat!(
+    "WITH ",
+    ranges!(),
+    " INSERT INTO message_search (message_id, room_id, search)
+      SELECT id, room_id, to_tsvector($4::text::regconfig, content) FROM e
+      WHERE kind = 'message' AND deleted_at IS NULL
+      ON CONFLICT (message_id) DO NOTHING"
+);
+
+/// Messages edited in the ranges, with their current content.
+const EDIT_SQL: &str = concat!(
+    "WITH ",
+    ranges!(),
+    " INSERT INTO message_search (message_id, room_id, search)
+      SELECT DISTINCT ON (t.id) t.id, t.room_id, to_tsvector($4::text::regconfig, t.content)
+      FROM e JOIN messages t ON t.id = e.target_id
+      WHERE e.kind = 'message_edited' AND t.kind = 'message' AND t.deleted_at IS NULL
+      ON CONFLICT (message_id) DO UPDATE SET search = EXCLUDED.search"
+);
+
+/// Messages deleted in the ranges.
+const DELETE_SQL: &str = concat!(
+    "WITH ",
+    ranges!(),
+    " DELETE FROM message_search WHERE message_id IN
+        (SELECT target_id FROM e WHERE kind = 'message_deleted')"
+);
+
+/// The rooms' progress.
+const PROGRESS_SQL: &str = "INSERT INTO search_progress (room_id, indexed_seq)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[])
+    ON CONFLICT (room_id) DO UPDATE
+    SET indexed_seq = greatest(search_progress.indexed_seq, EXCLUDED.indexed_seq)";
+
+/// The indexer's settings and the node's state it needs.
+pub struct IndexerThread {
+    /// `[messages]` (language, batch, deferral).
+    pub cfg: MessagesConfig,
+    /// The node's pool (one connection per tick).
+    pub pool: Pool,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Set at shutdown.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The cluster's write rate, from the sum of the rooms' last seqs between ticks.
+#[derive(Default)]
+struct Rate {
+    last: Option<(Instant, i64)>,
+    deferred_since: Option<Instant>,
+}
+
+/// Runs ticks until `stop`.
+pub fn run(t: IndexerThread) {
+    let mut rate = Rate::default();
+    let mut next = Instant::now();
+    while !t.stop.load(Ordering::Acquire) {
+        if Instant::now() < next {
+            std::thread::sleep(Duration::from_millis(10).min(next - Instant::now()));
+            continue;
+        }
+        let busy = match t.pool.get() {
+            Ok(mut c) => tick(&t, &mut c, &mut rate).unwrap_or_else(|e| {
+                log::warn!("search indexing failed: {e}");
+                false
+            }),
+            Err(_) => false,
+        };
+        next = Instant::now() + if busy { BUSY_TICK } else { IDLE_TICK };
+    }
+}
+
+/// One tick; true when more entries wait.
+fn tick(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
+    let locked: bool = c
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?
+        .get(0);
+    if !locked {
+        return Ok(false);
+    }
+    let result = index(t, c, rate);
+    let unlock = c.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    let more = result?;
+    unlock?;
+    Ok(more)
+}
+
+/// Whether to wait: the cluster stores more than `defer_above` messages a second, and
+/// indexing has not waited `max_defer` already.
+fn defer(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
+    if t.cfg.search_defer_above == 0 {
+        return Ok(false);
+    }
+    let total: i64 = c
+        .query_one("SELECT coalesce(sum(last_seq), 0)::bigint FROM rooms", &[])?
+        .get(0);
+    let now = Instant::now();
+    let per_sec = rate.last.map_or(0.0, |(then, before)| {
+        (total - before) as f64 / now.duration_since(then).as_secs_f64().max(0.001)
+    });
+    rate.last = Some((now, total));
+    if per_sec <= t.cfg.search_defer_above as f64 {
+        rate.deferred_since = None;
+        return Ok(false);
+    }
+    let since = *rate.deferred_since.get_or_insert(now);
+    Ok(now.duration_since(since) < Duration::from_secs(t.cfg.search_max_defer_secs))
+}
+
+fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
+    if defer(t, c, rate)? {
+        return Ok(true);
+    }
+    let due = c.query(DUE_SQL, &[&ROOMS_PER_TICK])?;
+    let budget = t.cfg.search_batch as i64;
+    let (mut rooms, mut from, mut to) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut taken, mut backlog) = (0i64, 0i64);
+    for row in &due {
+        let (room, done, last): (Uuid, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        backlog += last - done;
+        if taken < budget {
+            let upto = last.min(done + budget - taken);
+            taken += upto - done;
+            rooms.push(room);
+            from.push(done);
+            to.push(upto);
+        }
+    }
+    t.metrics
+        .search_backlog
+        .store(backlog.max(0) as u64, Ordering::Relaxed);
+    if rooms.is_empty() {
+        return Ok(false);
+    }
+    let lang = t.cfg.search_language.as_str();
+    let mut tx = c.transaction()?;
+    let added = tx.execute(ADD_SQL, &[&rooms, &from, &to, &lang])?;
+    tx.execute(EDIT_SQL, &[&rooms, &from, &to, &lang])?;
+    tx.execute(DELETE_SQL, &[&rooms, &from, &to])?;
+    tx.execute(PROGRESS_SQL, &[&rooms, &to])?;
+    tx.commit()?;
+    t.metrics.search_indexed.fetch_add(added, Ordering::Relaxed);
+    Ok(backlog > taken || due.len() as i64 == ROOMS_PER_TICK)
+}
