@@ -257,6 +257,32 @@ impl Batch {
         batch.msgs = None;
         serde_json::to_string(&batch).unwrap_or_default()
     }
+
+    /// The payloads for one room's batch (ascending, contiguous), in seq order: as few
+    /// notifications as carry every message inline, a pointer only for a message too
+    /// large for a payload of its own. A listener then resolves no pointer for a batch
+    /// of ordinary messages, however many there are: a query per batch on the
+    /// listener's single connection is what limits delivery when PostgreSQL is busy.
+    pub fn payloads(msgs: &[Arc<Message>]) -> Vec<String> {
+        // Room, seqs and time around the messages, and a comma per message.
+        const ENVELOPE: usize = 160;
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut size = ENVELOPE;
+        for (i, m) in msgs.iter().enumerate() {
+            let len = serde_json::to_string(&**m).map_or(MAX_NOTIFY_BYTES, |j| j.len() + 1);
+            if i > start && size + len >= MAX_NOTIFY_BYTES {
+                out.push(Batch::payload(&msgs[start..i]));
+                start = i;
+                size = ENVELOPE;
+            }
+            size += len;
+        }
+        if start < msgs.len() {
+            out.push(Batch::payload(&msgs[start..]));
+        }
+        out
+    }
 }
 
 /// Publishes events on the events channel inside the caller's transaction (delivered
@@ -311,6 +337,35 @@ mod tests {
         };
         assert_eq!((b.first, b.last), (3, 3));
         assert!(b.msgs.is_none());
+    }
+
+    #[test]
+    fn a_large_batch_travels_inline_in_several_payloads() {
+        let msgs: Vec<_> = (1..=100).map(|s| msg(s, &"y".repeat(200))).collect();
+        let payloads = Batch::payloads(&msgs);
+        assert!(payloads.len() > 2, "{}", payloads.len());
+        let mut next = 1;
+        for p in &payloads {
+            assert!(p.len() < MAX_NOTIFY_BYTES, "{}", p.len());
+            let Some(Notification::Messages(b)) = decode(MESSAGES_CHANNEL, p) else {
+                panic!("{p}")
+            };
+            let inline = b.msgs.expect("inline");
+            assert_eq!((b.first, inline.first().map(|m| m.seq)), (next, Some(next)));
+            assert_eq!(b.last, inline.last().unwrap().seq);
+            next = b.last + 1;
+        }
+        assert_eq!(next, 101, "every message once, in order");
+        // A message too large for any payload goes as a pointer of its own.
+        let mixed = [msg(1, "a"), msg(2, &"x".repeat(9000)), msg(3, "c")];
+        let kinds: Vec<(i64, i64, bool)> = Batch::payloads(&mixed)
+            .iter()
+            .map(|p| match decode(MESSAGES_CHANNEL, p) {
+                Some(Notification::Messages(b)) => (b.first, b.last, b.msgs.is_some()),
+                _ => panic!("{p}"),
+            })
+            .collect();
+        assert_eq!(kinds, [(1, 1, true), (2, 2, false), (3, 3, true)]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The batched write path: a writer takes every queued message it can, and stores the
 //! batch in one transaction (room rows locked in a fixed order, one seq range per room,
-//! one multi-row INSERT, one NOTIFY per room batch, one commit).
+//! one multi-row INSERT, the messages inline in as few NOTIFY payloads per room as they
+//! fit, one commit).
 
 use crate::base::error::{ApiError, MESSAGE_NOT_FOUND, MUTED, NOT_MEMBER, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
@@ -387,11 +388,11 @@ fn try_store(
     }
     let (channels, payloads): (Vec<String>, Vec<String>) = per_room
         .iter()
-        .map(|(room, msgs)| {
-            (
-                shard_channel(shard_of(*room, shards), shards),
-                Batch::payload(msgs),
-            )
+        .flat_map(|(room, msgs)| {
+            let channel = shard_channel(shard_of(*room, shards), shards);
+            Batch::payloads(msgs)
+                .into_iter()
+                .map(move |p| (channel.clone(), p))
         })
         .unzip();
     if !payloads.is_empty() {
