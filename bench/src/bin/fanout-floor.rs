@@ -349,6 +349,10 @@ impl Floor {
             ("POST", p) if p.starts_with("/rooms/") && p.ends_with("/join") => {
                 ("201 Created", r#"{"success":true}"#.into())
             }
+            // A room's head after provisioning: the floor stores nothing, so it is empty.
+            ("GET", p) if p.starts_with("/rooms/") && p.contains("/messages") => {
+                ("200 OK", r#"{"messages":[],"next_cursor":null}"#.into())
+            }
             _ => (
                 "404 Not Found",
                 r#"{"statusCode":404,"message":"Not found","error":"Not Found","code":"not_found"}"#
