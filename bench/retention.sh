@@ -63,7 +63,8 @@ fill $db messages
 q "$pg/$db" "CREATE UNIQUE INDEX messages_client_msg_idx ON messages (room_id, user_id, client_msg_id)
     WHERE client_msg_id IS NOT NULL;
     DROP INDEX message_search_idx;
-    INSERT INTO message_search SELECT id, room_id, to_tsvector('simple', content) FROM messages;
+    INSERT INTO message_search (room_id, message_id, search)
+        SELECT room_id, id, to_tsvector('simple', content) FROM messages;
     INSERT INTO search_progress SELECT id, last_seq FROM rooms;
     CREATE INDEX message_search_idx ON message_search USING gin (search)"
 q "$pg/$db" "VACUUM ANALYZE messages"

@@ -6,10 +6,12 @@
 -- removes its row at once). search_progress holds how far each room was indexed.
 ALTER TABLE messages DROP COLUMN search;
 
+-- Keyed by room first, like every table a distributed PostgreSQL would shard by room.
 CREATE TABLE message_search (
-    message_id bigint PRIMARY KEY,
     room_id    uuid NOT NULL,
-    search     tsvector NOT NULL
+    message_id bigint NOT NULL,
+    search     tsvector NOT NULL,
+    PRIMARY KEY (room_id, message_id)
 );
 CREATE INDEX message_search_idx ON message_search USING gin (search);
 

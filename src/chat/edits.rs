@@ -217,8 +217,8 @@ pub fn apply(
             )?;
             // Its words leave the search index now, not when the indexer gets there.
             tx.execute(
-                "DELETE FROM message_search WHERE message_id = $1",
-                &[&target],
+                "DELETE FROM message_search WHERE room_id = $1 AND message_id = $2",
+                &[&room, &target],
             )?;
             entry.kind = Kind::MessageDeleted;
         }

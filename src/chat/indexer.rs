@@ -52,29 +52,29 @@ macro_rules! ranges {
 const ADD_SQL: &str = concat!(
     "WITH ",
     ranges!(),
-    " INSERT INTO message_search (message_id, room_id, search)
-      SELECT id, room_id, to_tsvector($4::text::regconfig, content) FROM e
+    " INSERT INTO message_search (room_id, message_id, search)
+      SELECT room_id, id, to_tsvector($4::text::regconfig, content) FROM e
       WHERE kind = 'message' AND deleted_at IS NULL
-      ON CONFLICT (message_id) DO NOTHING"
+      ON CONFLICT (room_id, message_id) DO NOTHING"
 );
 
 /// Messages edited in the ranges, with their current content.
 const EDIT_SQL: &str = concat!(
     "WITH ",
     ranges!(),
-    " INSERT INTO message_search (message_id, room_id, search)
-      SELECT DISTINCT ON (t.id) t.id, t.room_id, to_tsvector($4::text::regconfig, t.content)
-      FROM e JOIN messages t ON t.id = e.target_id
+    " INSERT INTO message_search (room_id, message_id, search)
+      SELECT DISTINCT ON (t.id) t.room_id, t.id, to_tsvector($4::text::regconfig, t.content)
+      FROM e JOIN messages t ON t.id = e.target_id AND t.room_id = e.room_id
       WHERE e.kind = 'message_edited' AND t.kind = 'message' AND t.deleted_at IS NULL
-      ON CONFLICT (message_id) DO UPDATE SET search = EXCLUDED.search"
+      ON CONFLICT (room_id, message_id) DO UPDATE SET search = EXCLUDED.search"
 );
 
 /// Messages deleted in the ranges.
 const DELETE_SQL: &str = concat!(
     "WITH ",
     ranges!(),
-    " DELETE FROM message_search WHERE message_id IN
-        (SELECT target_id FROM e WHERE kind = 'message_deleted')"
+    " DELETE FROM message_search s USING e
+      WHERE e.kind = 'message_deleted' AND s.room_id = e.room_id AND s.message_id = e.target_id"
 );
 
 /// The rooms' progress.

@@ -328,10 +328,7 @@ pub fn delete(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError
     if s.member()? != Role::Owner {
         return Err(FORBIDDEN);
     }
-    tx.execute(
-        "DELETE FROM message_search WHERE message_id IN (SELECT id FROM messages WHERE room_id = $1)",
-        &[&room],
-    )?;
+    tx.execute("DELETE FROM message_search WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM search_progress WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM messages WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM presence WHERE room_id = $1", &[&room])?;

@@ -91,7 +91,7 @@ const SEARCH_SQL: &str = concat!(
     ", rank FROM (
         SELECT m.*, ts_rank(s.search, q) AS rank
         FROM message_search s
-        JOIN messages m ON m.id = s.message_id
+        JOIN messages m ON m.id = s.message_id AND m.room_id = s.room_id
         JOIN room_members rm ON rm.room_id = s.room_id AND rm.user_id = $1,
              plainto_tsquery($2::text::regconfig, $3) q
         WHERE s.search @@ q AND ($4::uuid IS NULL OR s.room_id = $4)
