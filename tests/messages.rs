@@ -715,3 +715,61 @@ fn replaying_the_stream_equals_reading_history_across_nodes() {
     );
     assert_eq!(state, State::from_history(&page));
 }
+
+/// Deleting a room leaves none of its rows behind: messages, edit history, reactions,
+/// search entries and progress, memberships.
+#[test]
+fn deleting_a_room_leaves_nothing_of_it() {
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let ann = register(&a, "dann");
+    let room = create_room(&a, &ann.token);
+    let mut h = Http::connect(&a);
+    let m = post_message(&mut h, &ann.token, &room, "words to index");
+    let id = m["id"].as_i64().unwrap();
+    let (s, _) = call(
+        &a,
+        "PATCH",
+        &format!("/rooms/{room}/messages/{id}"),
+        &ann.token,
+        Some(json!({"content": "other words"})),
+    );
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &a,
+        "PUT",
+        &format!("/rooms/{room}/messages/{id}/reactions/%F0%9F%91%8D"),
+        &ann.token,
+        None,
+    );
+    assert_eq!(s, 200);
+    let rid: uuid::Uuid = room.parse().unwrap();
+    let count = |table: &str| -> i64 {
+        db.client()
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE room_id = $1"),
+                &[&rid],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count("message_search") == 0 || count("search_progress") == 0 {
+        assert!(Instant::now() < deadline, "never indexed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((count("message_edits"), count("message_reactions")), (1, 1));
+    let (s, _) = call(&a, "DELETE", &format!("/rooms/{room}"), &ann.token, None);
+    assert_eq!(s, 200);
+    for table in [
+        "messages",
+        "message_edits",
+        "message_reactions",
+        "message_search",
+        "search_progress",
+        "room_members",
+    ] {
+        assert_eq!(count(table), 0, "{table} kept rows of a deleted room");
+    }
+}

@@ -181,7 +181,7 @@ pub fn apply(
             tx.execute(
                 "INSERT INTO message_edits (message_id, room_id, version, content, edited_at)
                  SELECT $1, $2, coalesce(max(version), 0) + 1, $3, now()
-                 FROM message_edits WHERE message_id = $1",
+                 FROM message_edits WHERE room_id = $2 AND message_id = $1",
                 &[&target, &room, &t.content],
             )?;
             tx.execute(
@@ -208,12 +208,12 @@ pub fn apply(
                 &[&target, &room],
             )?;
             tx.execute(
-                "DELETE FROM message_edits WHERE message_id = $1",
-                &[&target],
+                "DELETE FROM message_edits WHERE room_id = $2 AND message_id = $1",
+                &[&target, &room],
             )?;
             tx.execute(
-                "DELETE FROM message_reactions WHERE message_id = $1",
-                &[&target],
+                "DELETE FROM message_reactions WHERE room_id = $2 AND message_id = $1",
+                &[&target, &room],
             )?;
             // Its words leave the search index now, not when the indexer gets there.
             tx.execute(
@@ -259,8 +259,9 @@ pub fn apply(
         }
         Change::Unreact(emoji) => {
             let n = tx.execute(
-                "DELETE FROM message_reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
-                &[&target, &who.user_id, emoji],
+                "DELETE FROM message_reactions
+                 WHERE room_id = $4 AND message_id = $1 AND user_id = $2 AND emoji = $3",
+                &[&target, &who.user_id, emoji, &room],
             )?;
             if n == 0 {
                 return Err(ApiError::Conflict(
@@ -316,9 +317,9 @@ pub fn versions(
     Standing::lock(&mut tx, room, who.user_id)?.member()?;
     lock_target(&mut tx, room, id)?;
     let rows = tx.query(
-        "SELECT version, content, edited_at FROM message_edits WHERE message_id = $1
-         ORDER BY version",
-        &[&id],
+        "SELECT version, content, edited_at FROM message_edits
+         WHERE room_id = $2 AND message_id = $1 ORDER BY version",
+        &[&id, &room],
     )?;
     Ok(rows
         .iter()

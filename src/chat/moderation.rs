@@ -330,6 +330,8 @@ pub fn delete(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError
     }
     tx.execute("DELETE FROM message_search WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM search_progress WHERE room_id = $1", &[&room])?;
+    tx.execute("DELETE FROM message_edits WHERE room_id = $1", &[&room])?;
+    tx.execute("DELETE FROM message_reactions WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM messages WHERE room_id = $1", &[&room])?;
     tx.execute("DELETE FROM presence WHERE room_id = $1", &[&room])?;
     let n = tx.execute("DELETE FROM rooms WHERE id = $1", &[&room])?;

@@ -125,7 +125,7 @@ fn my_reactions(
         return Ok(None);
     }
     let rows = w.client()?.query(
-        "SELECT m.id, r.emoji FROM message_reactions r JOIN messages m ON m.id = r.message_id
+        "SELECT m.id, r.emoji FROM message_reactions r JOIN messages m ON m.room_id = r.room_id AND m.id = r.message_id
          WHERE m.room_id = $1 AND m.seq BETWEEN $2 AND $3 AND r.user_id = $4
          ORDER BY m.id, r.created_at",
         &[&req.room, &lo, &top, &req.user],

@@ -45,8 +45,9 @@ const PREFIX_SQL: &str = "SELECT seq, created_at < now() - make_interval(days =>
 /// `first_seq` past them, and counts the rows.
 const DELETE_SQL: &str = "WITH gone AS (
         DELETE FROM messages WHERE room_id = $1 AND seq BETWEEN $2 AND $3 RETURNING id),
-    edits AS (DELETE FROM message_edits WHERE message_id IN (SELECT id FROM gone)),
-    reactions AS (DELETE FROM message_reactions WHERE message_id IN (SELECT id FROM gone)),
+    edits AS (DELETE FROM message_edits WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
+    reactions AS (DELETE FROM message_reactions
+        WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     search AS (DELETE FROM message_search WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     horizon AS (UPDATE rooms SET first_seq = $3 + 1 WHERE id = $1 AND first_seq <= $3)
     SELECT count(*) FROM gone";

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "search_index",
         include_str!("../../sql/0007_search_index.sql"),
     ),
+    (8, "room_keys", include_str!("../../sql/0008_room_keys.sql")),
 ];
 
 /// Arbitrary constant naming our advisory lock.
