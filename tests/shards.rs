@@ -126,3 +126,37 @@ fn the_first_message_after_a_join_into_a_new_shard_arrives() {
         assert_eq!(m["content"], format!("first {round}"));
     }
 }
+
+/// Nodes starting together on a fresh database agree on the shard count; a node with
+/// another count is refused while they run, and sets the count once none runs.
+#[test]
+fn nodes_agree_on_the_shard_count() {
+    let db = TestDb::new();
+    // The schema first, as deploy/cluster.sh does; then three nodes at once.
+    drop(start(&db));
+    let nodes: Vec<_> = (0..3)
+        .map(|_| {
+            let url = db.url.clone();
+            std::thread::spawn(move || start_on(&url, |c| c.database.notify_shards = 16))
+        })
+        .collect();
+    let nodes: Vec<_> = nodes.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut other = config(&db.url);
+    other.database.notify_shards = 8;
+    let refused = chatd::run(other.clone())
+        .err()
+        .expect("a node of another count is refused");
+    assert!(refused.to_string().contains("notify_shards"), "{refused}");
+    drop(nodes);
+    let eight = chatd::run(other).expect("with no node running, a new count is taken");
+    let stored: String = db
+        .client()
+        .query_one(
+            "SELECT value FROM settings WHERE key = 'notify_shards'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "8");
+    drop(eight);
+}

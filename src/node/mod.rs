@@ -246,8 +246,10 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         let suffix: u16 = rand::random();
         cfg.node_id = format!("{}-{}-{suffix:04x}", host.trim(), addr.port());
     }
-    claim_node_id(&cfg)?;
+    // Agreeing before claiming: a node that has claimed its id counts as running, and
+    // nodes starting together must not see each other as running nodes of another count.
     agree_on_shards(&cfg)?;
+    claim_node_id(&cfg)?;
     let cfg = Arc::new(cfg);
     let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));

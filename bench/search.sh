@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Search latency on a large table: MESSAGES (1 M) messages over ROOMS (1,000) rooms, one
+# user a member of every room, each message 8 words drawn from 1,000 with a skewed
+# distribution (word k is about k^(2/3) times rarer than word 0), indexed as the indexer
+# leaves them. wrk measures `GET /rooms/:id/search` and `GET /me/search` for a common, a
+# middling and a rare word, one connection, then four.
+#
+#   bench/search.sh
+#
+# Environment: CHATD_BIN (target/release/chatd), TEST_PG_URL
+# (postgres://postgres@127.0.0.1:5432), MESSAGES, ROOMS, PORT (3480), KEEP=1 keeps the
+# database afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${CHATD_BIN:-target/release/chatd}
+pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
+total=${MESSAGES:-1000000}
+rooms=${ROOMS:-1000}
+port=${PORT:-3480}
+db=chatd_search_bench
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null || true
+    [[ ${KEEP:-0} == 1 ]] || psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+q() { psql -X -q -v ON_ERROR_STOP=1 "$pg/$db" -Atc "$1"; }
+
+psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+CHATD_CONFIG=loadtest/server.toml DATABASE_URL=$pg/$db PORT=$port RUST_LOG=warn \
+    JWT_ACCESS_SECRET=search-access-secret-0123456789abcdefghi \
+    JWT_REFRESH_SECRET=search-refresh-secret-0123456789abcdefgh \
+    "$bin" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break; sleep 0.1; done
+token=$(curl -s "http://127.0.0.1:$port/auth/register" -H 'content-type: application/json' \
+    -d '{"username":"searcher","email":"searcher@example.com","password":"password123"}' |
+    sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
+uid=$(q "SELECT id FROM users WHERE username = 'searcher'")
+per_room=$((total / rooms))
+t=$(date +%s.%N)
+q "INSERT INTO rooms (id, name, last_seq) SELECT gen_random_uuid(), 'search-' || i, $per_room FROM generate_series(1, $rooms) i;
+   INSERT INTO room_members (room_id, user_id) SELECT id, '$uid' FROM rooms;
+   INSERT INTO messages (room_id, seq, user_id, username, content)
+   SELECT r.id, s, '$uid', 'searcher',
+          (SELECT string_agg('w' || floor(1000 * power(random(), 3))::int, ' ')
+           FROM generate_series(1, 8) WHERE s > 0)
+   FROM rooms r, generate_series(1, $per_room) s;
+   INSERT INTO message_search (room_id, message_id, search)
+   SELECT room_id, id, to_tsvector('simple', content) FROM messages;
+   INSERT INTO search_progress SELECT id, last_seq FROM rooms"
+q "VACUUM ANALYZE messages; " >/dev/null
+q "VACUUM ANALYZE message_search" >/dev/null
+echo "loaded $total messages in $(echo "$(date +%s.%N) - $t" | bc) s; search index $(q "SELECT pg_size_pretty(pg_total_relation_size('message_search'))")"
+room=$(q "SELECT id FROM rooms LIMIT 1")
+for word in w0 w30 w900; do
+    n=$(q "SELECT count(*) FROM message_search WHERE search @@ plainto_tsquery('simple', '$word')")
+    for path in "/rooms/$room/search?q=$word&limit=20" "/me/search?q=$word&limit=20"; do
+        for c in 1 4; do
+            printf '%-5s matches %-7s %-14s c=%s ' "$word" "$n" "${path%%\?*}" "$c" | sed "s|/rooms/[^/]*/|/rooms/:id/|"
+            wrk -t1 -c$c -d5s --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path" |
+                awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 } END { printf "req/s %s p50 %s p99 %s\n", rps, p50, p99 }'
+        done
+    done
+done
