@@ -820,3 +820,133 @@ fn kicks_and_bans_take_effect_on_every_node_within_a_second() {
     sockets[0].send("join_room", json!({"room_id": room}));
     assert_eq!(sockets[0].expect("error")["code"], "not_member");
 }
+
+#[test]
+fn membership_changes_reach_the_users_sockets_on_every_node() {
+    let db = TestDb::new();
+    let nodes = [start(&db), start(&db)];
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let (owner, carol, dave, eve) = (
+        register(&a, "mown"),
+        register(&a, "mcarol"),
+        register(&a, "mdave"),
+        register(&a, "meve"),
+    );
+    let room = private_room(&a, &owner.token);
+    let member = |act: &str| format!("/rooms/{room}/members/{}/{act}", carol.id);
+    // Carol's sockets join no room: the events come to the user, not to a room.
+    let mut carols = [Ws::connect(&a, &carol.token), Ws::connect(&b, &carol.token)];
+    let mut bystander = Ws::connect(&b, &eve.token);
+    // One `membership` on each of carol's sockets, and nothing after it.
+    let next = |ws: &mut [Ws; 2]| -> Vec<Value> {
+        ws.iter_mut()
+            .map(|w| {
+                let v = w.expect("membership");
+                assert!(
+                    w.next_within(Duration::from_millis(300)).is_none(),
+                    "one event per change"
+                );
+                v
+            })
+            .collect()
+    };
+
+    let invite = json!({"user_id": carol.id});
+    let t = Instant::now();
+    let r = call(
+        &b,
+        "POST",
+        &format!("/rooms/{room}/invites"),
+        &owner.token,
+        Some(invite.clone()),
+    );
+    assert_eq!(r.0, 201);
+    for v in next(&mut carols) {
+        assert_eq!(v["change"], "invited");
+        assert_eq!(v["room_id"], room.as_str());
+        assert_eq!(v["room"]["id"], room.as_str());
+        assert_eq!(v["room"]["visibility"], "private");
+        assert_eq!(v["by"]["id"], owner.id.as_str());
+        assert_eq!(v["by"]["username"], owner.username.as_str());
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Inviting again changes nothing and says nothing.
+    let r = call(
+        &a,
+        "POST",
+        &format!("/rooms/{room}/invites"),
+        &owner.token,
+        Some(invite),
+    );
+    assert_eq!(r.0, 201);
+    for w in carols.iter_mut() {
+        assert!(w.next_within(Duration::from_millis(500)).is_none());
+    }
+
+    assert_eq!(
+        call(
+            &a,
+            "POST",
+            &format!("/rooms/{room}/join"),
+            &carol.token,
+            None
+        )
+        .0,
+        201
+    );
+    for (act, muted) in [("mute", true), ("unmute", false)] {
+        assert_eq!(call(&a, "POST", &member(act), &owner.token, None).0, 200);
+        for v in next(&mut carols) {
+            assert_eq!(v["change"], "muted");
+            assert_eq!(v["muted"], muted);
+            assert_eq!(v["room_id"], room.as_str());
+        }
+    }
+    // Unmuting an unmuted member says nothing.
+    assert_eq!(
+        call(&a, "POST", &member("unmute"), &owner.token, None).0,
+        200
+    );
+    for w in carols.iter_mut() {
+        assert!(w.next_within(Duration::from_millis(500)).is_none());
+    }
+    let role = Some(json!({"role": "admin"}));
+    assert_eq!(call(&b, "PUT", &member("role"), &owner.token, role).0, 200);
+    for v in next(&mut carols) {
+        assert_eq!(v["change"], "role");
+        assert_eq!(v["role"], "admin");
+    }
+
+    // A direct room opened by dave appears for carol at once; opening it again does not.
+    let dm = call(
+        &b,
+        "POST",
+        "/dm",
+        &dave.token,
+        Some(json!({"user_id": carol.id})),
+    );
+    assert!(dm.0 == 200 || dm.0 == 201, "{dm:?}");
+    for v in next(&mut carols) {
+        assert_eq!(v["change"], "direct");
+        assert_eq!(v["room_id"], dm.1["id"]);
+        assert_eq!(v["room"]["visibility"], "direct");
+        assert_eq!(v["by"]["id"], dave.id.as_str());
+    }
+    let again = call(
+        &a,
+        "POST",
+        "/dm",
+        &dave.token,
+        Some(json!({"user_id": carol.id})),
+    );
+    assert_eq!(again.1["id"], dm.1["id"]);
+    for w in carols.iter_mut() {
+        assert!(w.next_within(Duration::from_millis(500)).is_none());
+    }
+    // None of it reached anyone else.
+    assert!(bystander.next_within(Duration::from_millis(300)).is_none());
+}

@@ -2,6 +2,7 @@
 
 use crate::base::error::{ApiError, invalid};
 use crate::base::model::Identity;
+use crate::chat::moderation;
 use crate::chat::rooms::{self, Room};
 use crate::pg::pool::Worker;
 use serde::Serialize;
@@ -56,11 +57,20 @@ pub fn open(w: &mut Worker, who: &Identity, user: Uuid) -> Result<(Direct, bool)
             .get(0),
     };
     tx.execute(
-        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2), ($1, $3)
-         ON CONFLICT DO NOTHING",
-        &[&id, &who.user_id, &peer],
+        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&id, &who.user_id],
     )?;
+    let peer_added = tx.execute(
+        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&id, &peer],
+    )? == 1;
     let room = rooms::get_locked(&mut tx, id)?;
+    // The other side learns of the conversation now, not on its next list of rooms.
+    if peer_added {
+        let mut change = moderation::membership(id, who, "direct");
+        change.room = serde_json::to_value(&room).ok();
+        moderation::tell(&mut tx, peer, change)?;
+    }
     tx.commit()?;
     Ok((
         Direct {

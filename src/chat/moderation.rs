@@ -8,7 +8,7 @@ use crate::chat::rooms::{
     self, Role, Room, Standing, Visibility, check_description, check_name, not_self, system,
 };
 use crate::pg::is_unique_violation;
-use crate::pg::notify::{self, Event};
+use crate::pg::notify::{self, Event, MembershipData, UserRef};
 use crate::pg::pool::Worker;
 use postgres::GenericClient;
 use serde_json::json;
@@ -92,14 +92,44 @@ pub fn invite(w: &mut Worker, who: &Identity, room: Uuid, user: Uuid) -> Result<
         return Err(BANNED);
     }
     if role_of(&mut tx, room, user)?.is_none() {
-        tx.execute(
+        let fresh = tx.execute(
             "INSERT INTO room_invites (room_id, user_id, invited_by) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
             &[&room, &user, &who.user_id],
-        )?;
+        )? == 1;
+        if fresh {
+            let shown = rooms::get_locked(&mut tx, room)?;
+            let mut change = membership(room, who, "invited");
+            change.room = serde_json::to_value(&shown).ok();
+            tell(&mut tx, user, change)?;
+        }
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A `membership` change made by `who` in `room`, for the user it concerns.
+pub(crate) fn membership(room: Uuid, who: &Identity, change: &str) -> MembershipData {
+    MembershipData {
+        room_id: room,
+        change: change.to_string(),
+        by: UserRef {
+            id: who.user_id,
+            username: who.username.clone(),
+        },
+        role: None,
+        muted: None,
+        room: None,
+    }
+}
+
+/// Tells `user`'s sockets on every node of `change` when the transaction commits.
+pub(crate) fn tell(
+    c: &mut impl GenericClient,
+    user: Uuid,
+    change: MembershipData,
+) -> Result<(), ApiError> {
+    Ok(notify::publish(c, &[Event::User { user, data: change }])?)
 }
 
 /// Kicks, bans, unbans, mutes or unmutes a member. Owners and admins may; an admin
@@ -155,10 +185,17 @@ pub fn act(
             if theirs.is_none() {
                 return Err(NOT_MEMBER);
             }
-            tx.execute(
-                "UPDATE room_members SET muted = $3 WHERE room_id = $1 AND user_id = $2",
-                &[&room, &user, &(action == Action::Mute)],
-            )?;
+            let muted = action == Action::Mute;
+            let moved = tx.execute(
+                "UPDATE room_members SET muted = $3
+                 WHERE room_id = $1 AND user_id = $2 AND muted <> $3",
+                &[&room, &user, &muted],
+            )? == 1;
+            if moved {
+                let mut change = membership(room, who, "muted");
+                change.muted = Some(muted);
+                tell(&mut tx, user, change)?;
+            }
         }
     }
     tx.commit()?;
@@ -189,10 +226,15 @@ pub fn set_role(
     if role_of(&mut tx, room, user)?.is_none() {
         return Err(NOT_MEMBER);
     }
-    tx.execute(
-        "UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2",
+    let moved = tx.execute(
+        "UPDATE room_members SET role = $3 WHERE room_id = $1 AND user_id = $2 AND role <> $3",
         &[&room, &user, &role.as_str()],
-    )?;
+    )? == 1;
+    if moved {
+        let mut change = membership(room, who, "role");
+        change.role = Some(role.as_str().to_string());
+        tell(&mut tx, user, change)?;
+    }
     tx.commit()?;
     Ok(())
 }

@@ -114,6 +114,13 @@ impl Sink for NodeSink {
                 let marks = Arc::new(marks);
                 self.broadcast(|| LoopEvent::Reads(marks.clone()));
             }
+            Event::User { user, data } => {
+                let frame: Arc<[u8]> = Arc::from(text_frame(&events::encode("membership", &data)));
+                self.broadcast(|| LoopEvent::User {
+                    user,
+                    frame: frame.clone(),
+                });
+            }
         }
     }
 

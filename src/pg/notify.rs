@@ -117,6 +117,46 @@ pub enum Event {
         #[serde(rename = "m")]
         marks: Vec<ReadMark>,
     },
+    /// A user's standing in a room changed where only they need to know at once: their
+    /// sockets on every node get `membership`.
+    User {
+        /// User.
+        #[serde(rename = "u")]
+        user: Uuid,
+        /// What clients receive as `data`.
+        #[serde(rename = "d")]
+        data: MembershipData,
+    },
+}
+
+/// `membership` data: what changed in a user's standing in a room.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MembershipData {
+    /// Room.
+    pub room_id: Uuid,
+    /// `invited` (an invitation waits), `direct` (a direct room with the user was
+    /// opened), `role` (their role changed) or `muted` (muted or unmuted).
+    pub change: String,
+    /// Who made the change.
+    pub by: UserRef,
+    /// The new role (`role`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Muted or not (`muted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted: Option<bool>,
+    /// The room as `GET /rooms/:id` shows it (`invited`, `direct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<serde_json::Value>,
+}
+
+/// A user named in an event.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserRef {
+    /// User id.
+    pub id: Uuid,
+    /// Username.
+    pub username: String,
 }
 
 /// One member's read position in a room.

@@ -239,6 +239,20 @@ export interface ReadStateEvent { room_id: string; last_read_seq: number; [extra
 /** Another member read a room up to `seq` (at most one a second per member and room). */
 export interface ReceiptEvent { room_id: string; user_id: string; seq: number; [extra: string]: unknown }
 /**
+ * The user's standing in a room changed (every socket of the user, joined to the room or
+ * not): `invited` (an invitation waits; `room`), `direct` (a direct room was opened with
+ * the user; `room`), `role` (the new `role`) or `muted` (`muted` true or false).
+ */
+export interface MembershipChangeEvent {
+  room_id: string;
+  change: 'invited' | 'direct' | 'role' | 'muted';
+  by: { id: string; username: string };
+  role?: 'admin' | 'member';
+  muted?: boolean;
+  room?: Room;
+  [extra: string]: unknown;
+}
+/**
  * This client no longer receives a room; it will not rejoin it. `reason`: `left` (the
  * user left, elsewhere), `kicked`, `banned`, `deleted` (the room is gone), or `lost`
  * (the server refused a rejoin: `code` is `not_member` or `room_not_found`).
@@ -289,6 +303,7 @@ export interface ChatdEvents {
   error: ErrorEvent;
   read_state: ReadStateEvent;
   receipt: ReceiptEvent;
+  membership: MembershipChangeEvent;
   message_edited: Message;
   message_deleted: MessageDeletedEvent;
   reaction_added: ReactionEvent;

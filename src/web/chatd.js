@@ -34,7 +34,7 @@ const HANDLED = new Set([
 // Server events this version knows by name; others are still passed through and
 // also reported as `unknown_event`.
 const KNOWN = new Set([
-  ...HANDLED, 'presence', 'typing', 'user_joined', 'user_left', 'read_state', 'receipt',
+  ...HANDLED, 'presence', 'typing', 'user_joined', 'user_left', 'read_state', 'receipt', 'membership',
   'message_edited', 'message_deleted', 'reaction_added', 'reaction_removed',
 ]);
 

@@ -41,6 +41,7 @@ pub const SERVER_EVENTS: &[&str] = &[
     "error",
     "read_state",
     "receipt",
+    "membership",
 ];
 
 /// A decoded client event.

@@ -576,6 +576,11 @@ impl Hub {
             LoopEvent::Kick { room, user, reason } => self.kick(room, Some(user), &reason, socks),
             LoopEvent::Gone(room) => self.kick(room, None, "deleted", socks),
             LoopEvent::Reads(marks) => self.reads(&marks, socks),
+            LoopEvent::User { user, frame } => {
+                for &k in self.users.get(&user).map_or(&[][..], Vec::as_slice) {
+                    socks.with(k, |_, t| t.send_shared(frame.clone()));
+                }
+            }
             LoopEvent::Revoke(ids) => {
                 for k in socks.keys() {
                     let revoked = socks.with(k, |s, _| ids.contains(&s.who.session_id));

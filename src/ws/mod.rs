@@ -182,6 +182,13 @@ pub enum LoopEvent {
     Reads(Arc<Vec<ReadMark>>),
     /// Sessions were revoked: close their sockets.
     Revoke(Arc<Vec<Uuid>>),
+    /// A frame for every socket of one user on this loop.
+    User {
+        /// User.
+        user: Uuid,
+        /// The encoded frame.
+        frame: Arc<[u8]>,
+    },
     /// The listener reconnected: back-fill every room before live delivery resumes.
     Resync,
     /// The listener LISTENs to more shards: joins waiting for them may proceed.

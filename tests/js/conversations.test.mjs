@@ -193,7 +193,15 @@ test('kick, ban and deletion end the room on the client; private and direct room
   assert.equal(secret.visibility, 'private');
   await assert.rejects(bob.api.getRoom(secret.id), (e) => e.code === 'room_not_found');
   assert.ok(!(await bob.api.listRooms()).some((r) => r.id === secret.id), 'not listed to others');
+  // Bob's client hears of the invitation at once (a `membership` event), though it is
+  // joined to no such room; so does it of a direct room alice opens with him.
+  const standing = [];
+  bob.on('membership', (e) => standing.push(e));
   await alice.api.invite(secret.id, bob.user.id);
+  await waitFor(() => standing.length === 1, { what: 'bob told of the invitation' });
+  assert.equal(standing[0].change, 'invited');
+  assert.equal(standing[0].room.id, secret.id);
+  assert.equal(standing[0].by.username, alice.user.username);
   const invites = await bob.api.myInvites();
   assert.equal(invites.length, 1);
   assert.equal(invites[0].room.id, secret.id);
@@ -207,6 +215,8 @@ test('kick, ban and deletion end the room on the client; private and direct room
   // A direct room: one per pair, whoever opens it.
   const dm = await alice.api.openDirect(bob.user.id);
   assert.equal(dm.visibility, 'direct');
+  await waitFor(() => standing.length === 2, { what: 'bob told of the direct room' });
+  assert.deepEqual([standing[1].change, standing[1].room_id], ['direct', dm.id]);
   assert.equal(dm.other_user.id, bob.user.id);
   const dmBack = await bob.api.openDirect(alice.user.id);
   assert.equal(dmBack.id, dm.id);

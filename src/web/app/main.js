@@ -126,6 +126,23 @@ client.on('left_room', ({ room_id, reason }) => {
   if (open || reason !== 'left') say((WHY[reason] || ((n) => `You are no longer a member of ${n}.`))(name));
 });
 
+// The server tells the user of changes to their standing at once: a new invitation
+// shows in the sidebar, a direct room opened by someone else appears in the list.
+client.on('membership', ({ room_id, change, by, room, role, muted }) => {
+  const known = room || rooms.find(room_id);
+  const name = known ? roomLabel(known) : 'a room';
+  if (change === 'invited') {
+    discover.loadInvites();
+    say(`${by.username} invited you to ${name}.`);
+  } else if (change === 'direct') {
+    rooms.reloadSoon();
+  } else if (change === 'role') {
+    say(`${by.username} made you ${role === 'admin' ? 'an admin' : 'a member'} of ${name}.`);
+  } else if (change === 'muted') {
+    say(`${by.username} ${muted ? 'muted' : 'unmuted'} you in ${name}.`);
+  }
+});
+
 client.on('session_ended', ({ reason }) => {
   signedOut(reason === 'logout' ? '' : 'Your session has ended. Please sign in again.');
 });
