@@ -3,7 +3,8 @@
 # user a member of every room, each message 8 words drawn from 1,000 with a skewed
 # distribution (word k is about k^(2/3) times rarer than word 0), indexed as the indexer
 # leaves them. wrk measures `GET /rooms/:id/search` and `GET /me/search` for a common, a
-# middling and a rare word, one connection, then four.
+# middling and a rare word, one connection, then four; and `GET /me/rooms` (first page
+# of the member's 1,000 rooms, unread counts included) the same way.
 #
 #   bench/search.sh
 #
@@ -52,14 +53,23 @@ q "INSERT INTO rooms (id, name, last_seq) SELECT gen_random_uuid(), 'search-' ||
 q "VACUUM ANALYZE messages; " >/dev/null
 q "VACUUM ANALYZE message_search" >/dev/null
 echo "loaded $total messages in $(echo "$(date +%s.%N) - $t" | bc) s; search index $(q "SELECT pg_size_pretty(pg_total_relation_size('message_search'))")"
+# Fresh activity: every room's newest message is recent, in random order.
+q "UPDATE rooms SET last_activity_at = now() - random() * interval '1 hour'; VACUUM ANALYZE rooms"
+wrk_line() {
+    wrk -t1 -c"$1" -d5s --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$port$2" |
+        awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 } END { printf "req/s %s p50 %s p99 %s\n", rps, p50, p99 }'
+}
+for c in 1 4; do
+    printf '%-36s c=%s ' "/me/rooms (member of $rooms rooms)" "$c"
+    wrk_line "$c" "/me/rooms?limit=50"
+done
 room=$(q "SELECT id FROM rooms LIMIT 1")
 for word in w0 w30 w900; do
     n=$(q "SELECT count(*) FROM message_search WHERE search @@ plainto_tsquery('simple', '$word')")
     for path in "/rooms/$room/search?q=$word&limit=20" "/me/search?q=$word&limit=20"; do
         for c in 1 4; do
             printf '%-5s matches %-7s %-14s c=%s ' "$word" "$n" "${path%%\?*}" "$c" | sed "s|/rooms/[^/]*/|/rooms/:id/|"
-            wrk -t1 -c$c -d5s --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$port$path" |
-                awk '/Requests\/sec/ { rps = $2 } / 50%/ { p50 = $2 } / 99%/ { p99 = $2 } END { printf "req/s %s p50 %s p99 %s\n", rps, p50, p99 }'
+            wrk_line "$c" "$path"
         done
     done
 done
