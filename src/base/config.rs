@@ -92,6 +92,9 @@ pub struct MessagesConfig {
     pub search_defer_above: u32,
     /// Longest the indexer waits for a burst to end, seconds.
     pub search_max_defer_secs: u64,
+    /// Share of the time (percent) the indexer works on a backlog while the cluster
+    /// writes more than a tenth of `search_defer_above` messages a second.
+    pub search_busy_pct: u32,
 }
 
 impl Default for MessagesConfig {
@@ -104,6 +107,7 @@ impl Default for MessagesConfig {
             search_batch: 5000,
             search_defer_above: 5000,
             search_max_defer_secs: 60,
+            search_busy_pct: 25,
         }
     }
 }
@@ -632,6 +636,12 @@ impl Config {
             self.messages.search_max_defer_secs,
             0,
             86_400,
+        )?;
+        range(
+            "messages.search_busy_pct",
+            self.messages.search_busy_pct,
+            1,
+            100,
         )?;
         range(
             "rooms.receipt_window_ms",

@@ -15,7 +15,10 @@
 //! While the whole cluster stores more than `search_defer_above` messages a second
 //! (measured from the rooms' `last_seq`), indexing waits, for at most
 //! `search_max_defer_secs`: a burst of writes is not slowed by indexing, and search
-//! catches up when it ends.
+//! catches up when it ends. Below that, while the cluster still writes more than a
+//! tenth of it, the indexer works on a backlog at most `search_busy_pct` of the time
+//! (it pauses after each batch in proportion to the batch's time): under sustained load
+//! search lags behind instead of sends slowing down, and catches up when writes calm.
 
 use crate::base::config::MessagesConfig;
 use crate::base::metrics::Metrics;
@@ -100,6 +103,8 @@ pub struct IndexerThread {
 struct Rate {
     last: Option<(Instant, i64)>,
     deferred_since: Option<Instant>,
+    /// Messages a second at the last tick.
+    per_sec: f64,
 }
 
 /// Runs ticks until `stop`.
@@ -111,24 +116,24 @@ pub fn run(t: IndexerThread) {
             std::thread::sleep(Duration::from_millis(10).min(next - Instant::now()));
             continue;
         }
-        let busy = match t.pool.get() {
+        let pause = match t.pool.get() {
             Ok(mut c) => tick(&t, &mut c, &mut rate).unwrap_or_else(|e| {
                 log::warn!("search indexing failed: {e}");
-                false
+                IDLE_TICK
             }),
-            Err(_) => false,
+            Err(_) => IDLE_TICK,
         };
-        next = Instant::now() + if busy { BUSY_TICK } else { IDLE_TICK };
+        next = Instant::now() + pause;
     }
 }
 
-/// One tick; true when more entries wait.
-fn tick(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
+/// One tick; how long to wait before the next.
+fn tick(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<Duration, postgres::Error> {
     let locked: bool = c
         .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])?
         .get(0);
     if !locked {
-        return Ok(false);
+        return Ok(IDLE_TICK);
     }
     let result = index(t, c, rate);
     let unlock = c.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
@@ -140,9 +145,6 @@ fn tick(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, post
 /// Whether to wait: the cluster stores more than `defer_above` messages a second, and
 /// indexing has not waited `max_defer` already.
 fn defer(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
-    if t.cfg.search_defer_above == 0 {
-        return Ok(false);
-    }
     let total: i64 = c
         .query_one("SELECT coalesce(sum(last_seq), 0)::bigint FROM rooms", &[])?
         .get(0);
@@ -151,7 +153,8 @@ fn defer(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, pos
         (total - before) as f64 / now.duration_since(then).as_secs_f64().max(0.001)
     });
     rate.last = Some((now, total));
-    if per_sec <= t.cfg.search_defer_above as f64 {
+    rate.per_sec = per_sec;
+    if t.cfg.search_defer_above == 0 || per_sec <= t.cfg.search_defer_above as f64 {
         rate.deferred_since = None;
         return Ok(false);
     }
@@ -159,10 +162,22 @@ fn defer(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, pos
     Ok(now.duration_since(since) < Duration::from_secs(t.cfg.search_max_defer_secs))
 }
 
-fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, postgres::Error> {
-    if defer(t, c, rate)? {
-        return Ok(true);
+/// The pause after a batch that took `worked`: while the cluster writes more than a
+/// tenth of `search_defer_above` messages a second, long enough that the indexer works
+/// at most `search_busy_pct` of the time; else the short busy tick (full speed).
+fn pace(cfg: &MessagesConfig, per_sec: f64, worked: Duration) -> Duration {
+    let pct = cfg.search_busy_pct.clamp(1, 100);
+    if pct == 100 || per_sec <= f64::from(cfg.search_defer_above) / 10.0 {
+        return BUSY_TICK;
     }
+    BUSY_TICK.max(worked * (100 - pct) / pct)
+}
+
+fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<Duration, postgres::Error> {
+    if defer(t, c, rate)? {
+        return Ok(BUSY_TICK);
+    }
+    let started = Instant::now();
     let due = c.query(DUE_SQL, &[&ROOMS_PER_TICK])?;
     let budget = t.cfg.search_batch as i64;
     let (mut rooms, mut from, mut to) = (Vec::new(), Vec::new(), Vec::new());
@@ -182,7 +197,7 @@ fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, pos
         .search_backlog
         .store(backlog.max(0) as u64, Ordering::Relaxed);
     if rooms.is_empty() {
-        return Ok(false);
+        return Ok(IDLE_TICK);
     }
     let lang = t.cfg.search_language.as_str();
     let mut tx = c.transaction()?;
@@ -192,5 +207,31 @@ fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<bool, pos
     tx.execute(PROGRESS_SQL, &[&rooms, &to])?;
     tx.commit()?;
     t.metrics.search_indexed.fetch_add(added, Ordering::Relaxed);
-    Ok(backlog > taken || due.len() as i64 == ROOMS_PER_TICK)
+    if backlog > taken || due.len() as i64 == ROOMS_PER_TICK {
+        Ok(pace(&t.cfg, rate.per_sec, started.elapsed()))
+    } else {
+        Ok(IDLE_TICK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexer_yields_to_sustained_writes_only() {
+        let cfg = MessagesConfig::default(); // defer above 5000/s, busy 25 %
+        let batch = Duration::from_millis(400);
+        // A quiet cluster: catch up at full speed.
+        assert_eq!(pace(&cfg, 0.0, batch), BUSY_TICK);
+        assert_eq!(pace(&cfg, 500.0, batch), BUSY_TICK);
+        // Sustained writes: work a quarter of the time.
+        assert_eq!(pace(&cfg, 4000.0, batch), Duration::from_millis(1200));
+        assert_eq!(pace(&cfg, 4000.0, Duration::from_millis(1)), BUSY_TICK);
+        let all = MessagesConfig {
+            search_busy_pct: 100,
+            ..MessagesConfig::default()
+        };
+        assert_eq!(pace(&all, 4000.0, batch), BUSY_TICK);
+    }
 }
