@@ -84,9 +84,12 @@ find_wstest() {
     if command -v wstest >/dev/null; then wstest=(wstest); return 0; fi
     for py in $(pythons27); do
         for extra in "" "$private"; do
-            if PYTHONPATH=$extra "$py" -c 'import autobahntestsuite.wstest' 2>/dev/null; then
-                wstest=(env "PYTHONPATH=$extra" "$py" -c
-                    'import sys; from autobahntestsuite.wstest import run; sys.argv[0] = "wstest"; sys.exit(run())')
+            # site.addsitedir, not PYTHONPATH: it also reads the .pth files that make a
+            # namespace package installed with --target (zope.interface) importable.
+            if "$py" -c 'import site, sys; d = sys.argv[1]; d and site.addsitedir(d); import autobahntestsuite.wstest' "$extra" 2>/dev/null; then
+                wstest=("$py" -c
+                    'import site, sys; d = sys.argv.pop(1); d and site.addsitedir(d); from autobahntestsuite.wstest import run; sys.argv[0] = "wstest"; sys.exit(run())'
+                    "$extra")
                 return 0
             fi
         done
