@@ -558,11 +558,13 @@ fn tokens_and_passwords_never_reach_the_log() {
     let cfg =
         std::env::temp_dir().join(format!("chatd-log-{}.toml", uuid::Uuid::new_v4().simple()));
     let loadtest = std::fs::read_to_string(loadtest_config()).unwrap();
-    std::fs::write(
-        &cfg,
-        loadtest.replace("[limits]", "[auth]\nrefresh_grace_secs = 0\n\n[limits]"),
-    )
-    .unwrap();
+    // Into the file's [auth] table if it has one (a TOML table may appear only once).
+    let no_grace = if loadtest.contains("\n[auth]\n") {
+        loadtest.replace("\n[auth]\n", "\n[auth]\nrefresh_grace_secs = 0\n")
+    } else {
+        format!("[auth]\nrefresh_grace_secs = 0\n\n{loadtest}")
+    };
+    std::fs::write(&cfg, no_grace).unwrap();
     let mut p = Process::start_with(&db, "log-1", "trace", file.into(), Some(&cfg));
     let a = p.addr.clone();
     let password = "correct-horse-battery-staple";
