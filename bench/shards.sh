@@ -53,7 +53,8 @@ thread_ticks() {
     echo 0
 }
 
-metric() { curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+# Node K serves its metrics on 4050 + K (the public port does not serve them).
+metric() { curl -sf "http://127.0.0.1:$(($1 + 100))/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
 
 for n in "${shards[@]}"; do
     db=chatd_shards_$n
@@ -64,7 +65,8 @@ for n in "${shards[@]}"; do
     for k in 1 2 3 4; do
         port=$((3950 + k))
         ports+=("$port")
-        CHATD_CONFIG=$cfg DATABASE_URL=$pg/$db PORT=$port CHATD_NODE_ID=shards-$k RUST_LOG=warn \
+        { cat "$cfg"; printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' $((port + 100)); } >"$cfg.$k"
+        CHATD_CONFIG=$cfg.$k DATABASE_URL=$pg/$db PORT=$port CHATD_NODE_ID=shards-$k RUST_LOG=warn \
             JWT_ACCESS_SECRET=shards-access-secret-0123456789abcdefghij \
             JWT_REFRESH_SECRET=shards-refresh-secret-0123456789abcdefghi \
             "$bin" >"$out/node-$n-$k.log" 2>&1 &

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# autobahn.sh - WebSocket conformance: the Autobahn test suite's fuzzing client (cases
-# 1-7 and 10) against chatd's /echo endpoint, which uses exactly the framing code of /ws
-# and exists only when [websocket] echo_endpoint = true.
+# autobahn.sh - WebSocket conformance: the Autobahn test suite's cases 1-7 and 10 against
+# chatd's /echo endpoint, which uses exactly the framing code of /ws and exists only when
+# [websocket] echo_endpoint = true.
 #
 #   deploy/autobahn.sh          uses $CHATD_BIN, else target/release/chatd (built if missing)
 #
-# The fuzzing client (wstest, package autobahntestsuite) runs only on Python 2.7. It is
-# taken from, in order: $WSTEST (a wstest command); wstest on PATH; a Python 2.7 that can
-# import it, either in its own site-packages or in .local/autobahn-py27; else it is
-# installed from PyPI into .local/autobahn-py27 (pinned versions known to work, about
-# 30 s) with the first Python 2.7 found ($PYTHON27, python2.7 on PATH, pyenv's
-# ~/.pyenv/versions/2.7*, /usr/local/bin, /usr/bin). Debian 12 has no Python 2.7 package;
-# without one the script says so and fails. Python 3 runs the port lookup and the report.
+# The fuzzing client is kosoku (PyPI, Python 3.10 or later): it drives the Autobahn
+# TestSuite's own case files (shipped in its wheel) with a runner of its own, and gives
+# the same verdicts as Autobahn's wstest, which runs only on Python 2.7 (no longer
+# packaged by Debian, and not on PyPI). It is taken from $KOSOKU (a kosoku command),
+# else installed from PyPI (pinned) into .local/kosoku with the machine's python3 the
+# first time. Python 3 also runs the port lookup and the report.
 #
 # PostgreSQL: $TEST_PG_URL, else whatever deploy/pg.sh finds or starts. The node's
 # database (chatd_autobahn_<pid>) is dropped on exit. Passes when every case is OK,
@@ -23,99 +22,27 @@ log() { echo "autobahn.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    die "python3 is $(python3 --version 2>&1): kosoku needs Python 3.10 or later"
 bin=${CHATD_BIN:-$ROOT/target/release/chatd}
 [[ -x $bin ]] || cargo build --release --bin chatd
 
-private=$ROOT/.local/autobahn-py27
-# What `pip install` gets on a fresh machine, pinned: newer releases of some of these no
-# longer install or import on Python 2.7.
-requirements() {
-    cat <<'REQ'
-autobahntestsuite==25.10.1
-autobahn==0.10.9
-Twisted==19.10.0
-txaio==2.1.0
-six==1.16.0
-zope.interface==4.6.0
-attrs==21.4.0
-Automat==22.10.0
-constantly==15.1.0
-hyperlink==21.0.0
-idna==2.10
-incremental==16.10.1
-PyHamcrest==1.10.1
-klein==17.10.0
-Werkzeug==1.0.1
-Jinja2==2.11.3
-MarkupSafe==1.1.1
-pyOpenSSL==19.1.0
-cryptography==3.3.2
-cffi==1.15.1
-pycparser==2.21
-enum34==1.1.10
-ipaddress==1.0.23
-service-identity==18.1.0
-pyasn1==0.5.1
-pyasn1-modules==0.3.0
-typing==3.10.0.0
-ujson==2.0.3
-wsaccel==0.6.6
-unittest2==1.1.0
-linecache2==1.0.0
-traceback2==1.4.0
-REQ
-}
-
-# Every Python 2.7 interpreter on this machine, one path a line.
-pythons27() {
-    local c p
-    for c in ${PYTHON27:-} python2.7 "$HOME"/.pyenv/versions/2.7*/bin/python2.7 \
-        /root/.pyenv/versions/2.7*/bin/python2.7 /usr/local/bin/python2.7 /usr/bin/python2.7; do
-        p=$(command -v "$c" 2>/dev/null) || continue
-        "$p" -c 'import sys; sys.exit(sys.version_info[:2] != (2, 7))' 2>/dev/null || continue
-        echo "$p"
-    done | awk '!seen[$0]++'
-}
-
-# Sets `wstest` to a command array that runs the fuzzing client, or returns 1.
-find_wstest() {
-    local py
-    if [[ -n ${WSTEST:-} ]]; then wstest=("$WSTEST"); return 0; fi
-    if command -v wstest >/dev/null; then wstest=(wstest); return 0; fi
-    for py in $(pythons27); do
-        for extra in "" "$private"; do
-            # site.addsitedir, not PYTHONPATH: it also reads the .pth files that make a
-            # namespace package installed with --target (zope.interface) importable.
-            if "$py" -c 'import site, sys; d = sys.argv[1]; d and site.addsitedir(d); import autobahntestsuite.wstest' "$extra" 2>/dev/null; then
-                wstest=("$py" -c
-                    'import site, sys; d = sys.argv.pop(1); d and site.addsitedir(d); from autobahntestsuite.wstest import run; sys.argv[0] = "wstest"; sys.exit(run())'
-                    "$extra")
-                return 0
-            fi
-        done
-    done
-    return 1
-}
-
-wstest=()
-if ! find_wstest; then
-    py=$(pythons27 | head -n 1)
-    if [[ -z $py ]]; then
-        die "no Python 2.7 found (looked at \$PYTHON27, python2.7 on PATH, ~/.pyenv/versions/2.7*, /usr/local/bin, /usr/bin).
-  The Autobahn fuzzing client (autobahntestsuite) runs only on Python 2.7, and Debian 12 packages none.
-  Provide one (e.g. 'pyenv install 2.7.18' where python.org is reachable) or name it with
-  PYTHON27=/path/to/python2.7, and this script installs the suite from PyPI by itself;
-  or name a working fuzzing client with WSTEST=/path/to/wstest."
+# The fuzzing client, pinned: its verdicts on these cases were checked against wstest's.
+KOSOKU_VERSION=0.1.0
+private=$ROOT/.local/kosoku
+if [[ -n ${KOSOKU:-} ]]; then
+    kosoku=("$KOSOKU")
+else
+    kosoku=(env "PYTHONPATH=$private" python3 -c 'import sys; sys.argv[0] = "kosoku"; from kosoku._cli import main; main()')
+    if ! "${kosoku[@]}" -h >/dev/null 2>&1; then
+        python3 -m pip --version >/dev/null 2>&1 || python3 -m ensurepip >/dev/null 2>&1 ||
+            die "python3 has no pip (apt-get install python3-pip): cannot install kosoku"
+        log "installing kosoku $KOSOKU_VERSION from PyPI into ${private#"$ROOT"/}"
+        rm -rf "$private"
+        python3 -m pip install -q --disable-pip-version-check --target "$private" \
+            "kosoku==$KOSOKU_VERSION" >&2 || die "pip could not install kosoku $KOSOKU_VERSION"
+        "${kosoku[@]}" -h >/dev/null 2>&1 || die "kosoku installed into $private but does not run"
     fi
-    "$py" -m pip --version >/dev/null 2>&1 || "$py" -m ensurepip >/dev/null 2>&1 ||
-        die "$py has no pip (and ensurepip failed): cannot install autobahntestsuite"
-    log "installing autobahntestsuite for $py into ${private#"$ROOT"/}"
-    rm -rf "$private"
-    requirements >"$ROOT/.local/autobahn-requirements.txt"
-    "$py" -m pip install -q --disable-pip-version-check --target "$private" \
-        -r "$ROOT/.local/autobahn-requirements.txt" >&2 ||
-        die "pip could not install autobahntestsuite for $py (see above)"
-    find_wstest || die "autobahntestsuite installed into $private but does not import with $py"
 fi
 
 base=${TEST_PG_URL:-$(deploy/pg.sh ensure)}
@@ -161,22 +88,20 @@ for _ in range(150):
         time.sleep(0.2)
 sys.exit(1)
 PY
-cat >"$out/spec.json" <<JSON
-{
-  "outdir": "$out/reports",
-  "servers": [{"agent": "chatd", "url": "ws://127.0.0.1:$port/echo"}],
-  "cases": ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"],
-  "exclude-cases": [],
-  "exclude-agent-cases": {}
-}
-JSON
 log "running cases 1-7 and 10 against ws://127.0.0.1:$port/echo (database $db)"
-(cd "$out" && "${wstest[@]}" -m fuzzingclient -s spec.json >"$out/wstest.log" 2>&1) ||
-    { tail -20 "$out/wstest.log" >&2; die "wstest failed"; }
-[[ -f $out/reports/index.json ]] || { tail -20 "$out/wstest.log" >&2; die "wstest wrote no report"; }
+cases=()
+for c in 1 2 3 4 5 6 7 10; do cases+=(-i "$c.*"); done
+# kosoku exits 1 when a case fails; the report below says which, so its status is not
+# the verdict (a run that wrote no report is).
+(cd "$out" && "${kosoku[@]}" "ws://127.0.0.1:$port/echo" "${cases[@]}" -o "$out/reports" \
+    >"$out/kosoku.log" 2>&1) || true
+[[ -f $out/reports/index.json ]] || { tail -20 "$out/kosoku.log" >&2; die "kosoku wrote no report"; }
 python3 - "$out/reports/index.json" <<'PY'
 import json, sys, collections
-cases = json.load(open(sys.argv[1]))["chatd"]
+agents = json.load(open(sys.argv[1]))
+if len(agents) != 1:
+    sys.exit("autobahn: expected one agent in the report, got %s" % sorted(agents))
+cases = next(iter(agents.values()))
 tally = collections.Counter(c["behavior"] for c in cases.values())
 bad = {k: (c["behavior"], c["behaviorClose"]) for k, c in cases.items()
        if c["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL")

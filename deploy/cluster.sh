@@ -12,14 +12,23 @@
 #
 # Environment: DATABASE_URL (default: deploy/pg.sh ensure + /chatd_cluster), CLUSTER_PORT
 # (8080), CHATD_BIN (use this binary instead of building target/release/chatd),
-# CLUSTER_BASE_PORT (3000: node K listens on base + K), READY_TIMEOUT (60 s),
+# CHATD_CONFIG (the nodes' configuration, default chat.toml), CLUSTER_BASE_PORT (3000:
+# node K listens on base + K, its metrics on base + 100 + K), CLUSTER_CONN_PER_ADDR
+# (1000: connections nginx allows one client address), READY_TIMEOUT (60 s),
 # STOP_TIMEOUT (30 s, then SIGKILL), CLUSTER_STANDBY=1 (also start a hot standby of the
 # database server with deploy/pg.sh standby; the nodes read history from it through
 # DATABASE_READ_URL; "down" stops it).
 #
+# Each node runs with CHATD_CONFIG plus what running behind nginx needs (node-K.toml):
+# [server] listen = "127.0.0.1" (reachable through nginx only), [limits]
+# trust_forwarded_for = true (nginx sets X-Forwarded-For to the client's address, so
+# logins and registrations are limited per client, and nginx limits connections per
+# client), [metrics] listen = "127.0.0.1:<base + 100 + K>".
+#
 # Everything lives in .local/cluster: cluster.env (settings of the running cluster),
 # secrets.env (JWT secrets shared by all nodes, kept across down/up so tokens survive),
-# node-K.pid / node-K.log, migrate.log, nginx/ (prefix with conf, logs, temp, pid).
+# node-K.toml / node-K.pid / node-K.log, migrate.log, nginx/ (prefix with conf, logs,
+# temp, pid).
 set -euo pipefail
 shopt -s nullglob
 
@@ -105,6 +114,30 @@ stop_group() {
 }
 
 node_port() { echo $((BASE_PORT + $1)); }
+metrics_port() { echo $((BASE_PORT + 100 + $1)); }
+
+# CONFIG with the keys of node $1 set (see the top of this file) into node-$1.toml: each
+# key replaces its line in its table, tables missing from CONFIG are added.
+render_config() {
+    awk -v mport="$(metrics_port "$1")" '
+        BEGIN {
+            want["server"] = "listen = \"127.0.0.1\""
+            want["limits"] = "trust_forwarded_for = true"
+            want["metrics"] = "listen = \"127.0.0.1:" mport "\""
+        }
+        function key(line) { sub(/[ \t]*=.*/, "", line); gsub(/[ \t]/, "", line); return line }
+        /^[ \t]*\[[^]]+\][ \t]*(#.*)?$/ {
+            table = $0; sub(/^[ \t]*\[/, "", table); sub(/\].*/, "", table)
+            print
+            if (table in want) { print want[table]; done[table] = 1; skip = key(want[table]) }
+            else skip = ""
+            next
+        }
+        skip != "" && key($0) == skip { next }
+        { print }
+        END { for (t in want) if (!(t in done)) printf "\n[%s]\n%s\n", t, want[t] }
+    ' "$CONFIG" >"$STATE/node-$1.toml"
+}
 
 check_k() {
     if ! [[ ${1:-} =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > NODES)); then die "node number must be 1..$NODES"; fi
@@ -117,7 +150,8 @@ start_node() {
     port_free "$port" || die "port $port (node-$k) is taken by another process"
     log "starting node-$k on port $port (log: $STATE/node-$k.log)"
     echo "=== cluster.sh: starting node-$k, $(date '+%F %T')" >>"$STATE/node-$k.log"
-    PORT=$port CHATD_NODE_ID=node-$k ${SETSID[@]+"${SETSID[@]}"} "$BIN" --config "$CONFIG" \
+    render_config "$k"
+    PORT=$port CHATD_NODE_ID=node-$k ${SETSID[@]+"${SETSID[@]}"} "$BIN" --config "$STATE/node-$k.toml" \
         </dev/null >>"$STATE/node-$k.log" 2>&1 &
     echo $! >"$pf"
 }
@@ -153,10 +187,11 @@ find_nginx() {
 
 # The template with its upstream block and listen port replaced (see deploy/nginx.conf).
 render_nginx() {
-    if ! grep -q '# UPSTREAM_SERVERS end' "$ROOT/deploy/nginx.conf" || ! grep -q '# LISTEN_PORT' "$ROOT/deploy/nginx.conf"; then
-        die "deploy/nginx.conf lacks the UPSTREAM_SERVERS / LISTEN_PORT markers"
+    if ! grep -q '# UPSTREAM_SERVERS end' "$ROOT/deploy/nginx.conf" || ! grep -q '# LISTEN_PORT' "$ROOT/deploy/nginx.conf" ||
+        ! grep -q '# CONN_PER_ADDR' "$ROOT/deploy/nginx.conf"; then
+        die "deploy/nginx.conf lacks the UPSTREAM_SERVERS / LISTEN_PORT / CONN_PER_ADDR markers"
     fi
-    awk -v n="$NODES" -v base="$BASE_PORT" -v port="$CLUSTER_PORT" '
+    awk -v n="$NODES" -v base="$BASE_PORT" -v port="$CLUSTER_PORT" -v per_addr="$CONN_PER_ADDR" '
         /# UPSTREAM_SERVERS begin/ {
             print
             for (k = 1; k <= n; k++) printf "        server 127.0.0.1:%d max_fails=1 fail_timeout=2s;\n", base + k
@@ -165,6 +200,7 @@ render_nginx() {
         /# UPSTREAM_SERVERS end/ { skip = 0 }
         skip { next }
         /# LISTEN_PORT/ { sub(/listen [0-9]+;/, "listen " port ";") }
+        /# CONN_PER_ADDR/ { sub(/chatd_per_addr [0-9]+;/, "chatd_per_addr " per_addr ";") }
         { print }' "$ROOT/deploy/nginx.conf" >"$NGX/conf/nginx.conf"
 }
 
@@ -195,8 +231,9 @@ cmd_up() {
         ((st == 3)) || die "a cluster is already up (deploy/cluster.sh status); run deploy/cluster.sh down first"
     fi
     NGINX=$(find_nginx) || die "nginx is not installed: apt-get install -y nginx"
-    NODES=$n CLUSTER_PORT=${CLUSTER_PORT:-8080}
+    NODES=$n CLUSTER_PORT=${CLUSTER_PORT:-8080} CONN_PER_ADDR=${CLUSTER_CONN_PER_ADDR:-1000}
     [[ $CLUSTER_PORT =~ ^[0-9]+$ ]] || die "CLUSTER_PORT must be a port number"
+    [[ $CONN_PER_ADDR =~ ^[1-9][0-9]*$ ]] || die "CLUSTER_CONN_PER_ADDR must be a positive number"
     port_free "$CLUSTER_PORT" || die "port $CLUSTER_PORT is taken (set CLUSTER_PORT)"
     local k
     for ((k = 1; k <= NODES; k++)); do
@@ -247,7 +284,7 @@ cmd_up() {
         printf 'NODES=%q\nCLUSTER_PORT=%q\nDATABASE_URL=%q\n' "$NODES" "$CLUSTER_PORT" "$DATABASE_URL"
         printf 'BIN=%q\nCONFIG=%q\nNGINX=%q\nPG_STARTED=%q\n' "$BIN" "$CONFIG" "$NGINX" "$PG_STARTED"
         printf 'DATABASE_READ_URL=%q\nSTANDBY_STARTED=%q\n' "$DATABASE_READ_URL" "$STANDBY_STARTED"
-        printf 'CLUSTER_BASE_PORT=%q\n' "$BASE_PORT"
+        printf 'CLUSTER_BASE_PORT=%q\nCONN_PER_ADDR=%q\n' "$BASE_PORT" "$CONN_PER_ADDR"
     } >"$STATE/cluster.env"
     load_env
 
@@ -273,7 +310,7 @@ cmd_up() {
     echo "  http://127.0.0.1:$CLUSTER_PORT"
     echo "  ws://127.0.0.1:$CLUSTER_PORT/ws"
     for ((k = 1; k <= NODES; k++)); do
-        echo "  node-$k: http://127.0.0.1:$(node_port "$k")  ws://127.0.0.1:$(node_port "$k")/ws  (log: $STATE/node-$k.log)"
+        echo "  node-$k: http://127.0.0.1:$(node_port "$k")  ws://127.0.0.1:$(node_port "$k")/ws  metrics http://127.0.0.1:$(metrics_port "$k")/metrics  (log: $STATE/node-$k.log)"
     done
     echo "stop it with: deploy/cluster.sh down"
 }

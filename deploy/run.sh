@@ -7,8 +7,9 @@
 # database "chatd" on it (chatd creates it); a throwaway PostgreSQL it had to start keeps
 # running afterwards (deploy/pg.sh stop ends it). It builds the release binary (cargo is quick when
 # nothing changed) and replaces itself with chatd --config chat.toml (CHATD_CONFIG overrides),
-# so signals (Ctrl-C, SIGTERM) reach the server directly. Without JWT secrets chat.toml's
-# development mode uses random ones: tokens die with the process.
+# so signals (Ctrl-C, SIGTERM) reach the server directly. Without JWT secrets in the
+# environment it uses development secrets kept in .local/dev-secrets.env (made on the first
+# run, git-ignored, like deploy/cluster.sh's): a restart keeps everyone signed in.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +24,21 @@ fi
 PATH=$PATH:$HOME/.cargo/bin
 command -v cargo >/dev/null || { log "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 cargo build --release --bin chatd || { log "build failed"; exit 1; }
+
+# Development secrets that outlive the process: a restart signs nobody out.
+if [[ -z ${JWT_ACCESS_SECRET:-} && -z ${JWT_REFRESH_SECRET:-} ]]; then
+    secrets=.local/dev-secrets.env
+    if [[ ! -s $secrets ]]; then
+        mkdir -p .local
+        (umask 077; printf 'JWT_ACCESS_SECRET=%s\nJWT_REFRESH_SECRET=%s\n' \
+            "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
+            "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >"$secrets")
+        log "development JWT secrets written to $secrets (delete it to sign everyone out)"
+    fi
+    # shellcheck source=/dev/null
+    source "$secrets"
+    export JWT_ACCESS_SECRET JWT_REFRESH_SECRET
+fi
 
 config=${CHATD_CONFIG:-chat.toml}
 [[ -f $config ]] || { log "config file $config not found"; exit 1; }

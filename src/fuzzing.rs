@@ -1,8 +1,9 @@
 //! What the fuzz targets in `fuzz/` run on each input, shared with the test that replays
-//! their corpora on stable (`tests/fuzz_regressions.rs`). Each function panics only when
+//! their corpora on stable (`tests/it/fuzz_regressions.rs`). Each function panics only when
 //! a property the server relies on is broken; clients never reach this module.
 
 use crate::base::config::Config;
+use crate::chat::messages::Rules;
 use crate::http::parse::{Limits, parse_head, percent_decode, query_param};
 use crate::ws::events::{ClientEvent, decode, encode, error};
 
@@ -45,7 +46,7 @@ pub fn http_parse(data: &[u8]) {
 /// WebSocket client events (lossy UTF-8), then the answer the server would send.
 pub fn ws_event(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    match decode(&text) {
+    match decode(&text, &Rules::from_config(&Config::default().messages)) {
         Ok(ClientEvent::SendMessage {
             content,
             client_msg_id,

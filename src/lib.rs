@@ -1,7 +1,7 @@
 //! chatd: a real-time chat server whose only infrastructure is PostgreSQL.
 //!
-//! The modules are layers, bottom to top (docs/ARCHITECTURE.md; tests/architecture.rs
-//! keeps the order): `base`, `pg`, the domain (`auth`, `chat`), the protocol adapters
+//! The modules are layers, bottom to top (docs/ARCHITECTURE.md; tests/it/architecture.rs
+//! keeps the order): `base`, `pg`, the domain (`auth`, `chat`, `hooks`), the protocol adapters
 //! (`http`, `ws`), `net`, and `node`, whose `run(Config)` starts a node and returns a
 //! handle; tests start nodes in-process on port 0.
 
@@ -10,6 +10,7 @@ pub mod base;
 pub mod chat;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 pub mod http;
 pub mod net;
 pub mod node;

@@ -31,6 +31,7 @@ ENVIRONMENT (overrides the file):
     JWT_REFRESH_SECRET  Secret for refresh tokens
     CHATD_CONFIG        Config file path when --config is not given
     CHATD_NODE_ID       Node name in presence rows
+    DATABASE_READ_URL   Hot standby URLs for reads that may lag (comma-separated)
     RUST_LOG            Log level (error, warn, info, debug, trace)
 
 SIGNALS:
@@ -127,6 +128,11 @@ fn serve(cfg: Config) -> ExitCode {
         Err(chatd::StartError::Stopped) => {
             log::info!("stopped during start-up");
             return ExitCode::SUCCESS;
+        }
+        // A configuration the cluster cannot take: as for a bad configuration.
+        Err(e @ chatd::StartError::Mismatch(_)) => {
+            eprintln!("chatd: {e}");
+            return ExitCode::from(2);
         }
         Err(e) => {
             eprintln!("chatd: {e}");

@@ -100,6 +100,9 @@ pub struct Driver {
     pub(crate) room_acked: Vec<u64>,
     /// Every seq acked to this driver's senders, per room (checked at the end).
     pub(crate) acked_seqs: Vec<Vec<u64>>,
+    /// Per room, the wrapping sum of `checks::ack_digest` over every ack (seq and
+    /// client_msg_id): the database must hold exactly those pairs.
+    pub(crate) ack_digests: Vec<u64>,
     /// Seqs of system entries (membership changes) seen per room: they excuse holes in
     /// the acked seqs.
     pub(crate) system_seqs: Vec<Vec<u64>>,
@@ -200,6 +203,7 @@ impl Driver {
             room_max: vec![0; rooms],
             room_acked: vec![0; rooms],
             acked_seqs: vec![Vec::new(); rooms],
+            ack_digests: vec![0; rooms],
             system_seqs: vec![Vec::new(); rooms],
             expect: vec![0; rooms],
             room_typers,
@@ -537,6 +541,7 @@ impl Driver {
             stats.c.ack_dup_seqs += dups;
             stats.acked_ranges.push(ranges);
         }
+        stats.ack_digests = std::mem::take(&mut self.ack_digests);
         for seqs in &mut self.system_seqs {
             let (ranges, _) = checks::compress(seqs);
             stats.system_ranges.push(ranges);

@@ -203,6 +203,12 @@ pub fn verdict(r: &Report) -> (i32, Vec<String>) {
             c.wrong_room
         ));
     }
+    if c.reconnect_failed > 0 && !r.allow_server_closes {
+        bad.push(format!(
+            "reconnect_failed {}: reconnects refused or failed while the server was up; pass --allow-server-closes if the scenario takes servers down",
+            c.reconnect_failed
+        ));
+    }
     if c.bad_frames > 0 {
         bad.push(format!(
             "bad_frames {}: frames that could not be parsed",
@@ -229,8 +235,8 @@ pub fn verdict(r: &Report) -> (i32, Vec<String>) {
     }
     match &r.db {
         Some(Ok(d)) if d.failures() > 0 => bad.push(format!(
-            "database: db_missing {} db_extra {} db_dup_seqs {} db_seq_gaps {}",
-            d.missing, d.extra, d.dup_seqs, d.seq_gaps
+            "database: db_missing {} db_extra {} db_wrong_content {} db_wrong_ack_pairs {} db_seq_gaps {}",
+            d.missing, d.extra, d.wrong_content, d.wrong_ack_pairs, d.seq_gaps
         )),
         Some(Err(e)) => incomplete.push(format!("database check not done: {e}")),
         _ => {}
@@ -600,12 +606,13 @@ pub fn table(r: &Report) -> String {
     match &r.db {
         Some(Ok(db)) => {
             line(format!(
-                "             database: {} rooms, {} rows; db_missing {}  db_extra {}  db_dup_seqs {}  db_seq_gaps {}  {}",
+                "             database: {} rooms, {} rows; db_missing {}  db_extra {}  db_wrong_content {}  db_wrong_ack_pairs {}  db_seq_gaps {}  {}",
                 db.rooms,
                 db.rows,
                 db.missing,
                 db.extra,
-                db.dup_seqs,
+                db.wrong_content,
+                db.wrong_ack_pairs,
                 db.seq_gaps,
                 ok(db.failures() > 0)
             ));
@@ -698,6 +705,7 @@ pub fn to_json(r: &Report) -> Value {
             "bad_frames": r.stats.c.bad_frames,
             "ack_dup_seqs": r.stats.c.ack_dup_seqs,
             "ack_seq_holes": r.stats.c.ack_seq_holes,
+            "reconnect_failed": r.stats.c.reconnect_failed,
             "typing_checked": r.stats.c.typing_checked,
             "typing_missed_starts": r.stats.c.typing_missed_starts,
             "typing_missed_stops": r.stats.c.typing_missed_stops,
@@ -777,7 +785,7 @@ pub(crate) mod tests {
     #[test]
     fn each_server_fault_fails_with_its_name() {
         type Set = fn(&mut Report);
-        let cases: [(&str, Set); 9] = [
+        let cases: [(&str, Set); 12] = [
             ("server_closed", |r| r.stats.c.server_closed = 1),
             ("wrong_room", |r| r.stats.c.wrong_room = 1),
             ("bad_frames", |r| r.stats.c.bad_frames = 1),
@@ -792,6 +800,19 @@ pub(crate) mod tests {
                 }))
             }),
             ("lost", |r| r.stats.c.lost = 1),
+            ("reconnect_failed", |r| r.stats.c.reconnect_failed = 1),
+            ("db_wrong_content", |r| {
+                r.db = Some(Ok(DbCheck {
+                    wrong_content: 1,
+                    ..DbCheck::default()
+                }))
+            }),
+            ("db_wrong_ack_pairs", |r| {
+                r.db = Some(Ok(DbCheck {
+                    wrong_ack_pairs: 1,
+                    ..DbCheck::default()
+                }))
+            }),
         ];
         for (name, set) in cases {
             let mut r = report();

@@ -244,6 +244,21 @@ impl Driver {
     fn on_messages(&mut self, slot: usize, msgs: &[MsgIn<'_>], history: bool) {
         let c = &mut self.conns[slot];
         if !matches!(c.spec.role, Role::Receiver | Role::Reconnector) {
+            // Every socket is checked for messages of rooms it did not join: a sender
+            // joins none, a typer or a churner only its own.
+            let room = self.plan.rooms[c.spec.room as usize].as_str();
+            let sender = matches!(c.spec.role, Role::Sender { .. });
+            for m in msgs.iter().filter(|m| sender || m.room_id != room) {
+                self.stats.c.wrong_room += 1;
+                Live::add(&self.ctx.live.errors, 1);
+                let (id, other, role) = (c.spec.id, m.room_id.to_string(), c.spec.role);
+                self.stats.sample(|| {
+                    format!(
+                        "socket {id} ({role:?}): message seq {} of room {other}, not joined",
+                        m.seq
+                    )
+                });
+            }
             return;
         }
         let now = now_us();
@@ -318,6 +333,10 @@ impl Driver {
         self.room_max[room] = self.room_max[room].max(a.seq);
         self.room_acked[room] += 1;
         self.acked_seqs[room].push(a.seq);
+        if let Some(id) = a.client_msg_id.as_deref() {
+            self.ack_digests[room] =
+                self.ack_digests[room].wrapping_add(crate::checks::ack_digest(a.seq, id));
+        }
         self.stats.c.acked += 1;
         self.stats.last_ack_us = now;
         Live::add(&self.ctx.live.acked, 1);

@@ -318,7 +318,17 @@ pub fn run(a: &Args) -> Result<i32, String> {
     }
     let db = database_url.map(|url| {
         eprintln!("checking the messages table of {} rooms", plan.rooms.len());
-        crate::db::check(&url, &plan.rooms, &acked, &stats.unacked_by_room)
+        crate::db::check(
+            &url,
+            &plan.rooms,
+            &crate::db::Acked {
+                checks: &acked,
+                unacked: &stats.unacked_by_room,
+                ranges: &stats.acked_ranges,
+                digests: &stats.ack_digests,
+                size: plan.knobs.size,
+            },
+        )
     });
     let mark = |i: usize| top.marks.get(i).copied().unwrap_or(end);
     let typing_expected = stats

@@ -242,6 +242,7 @@ impl Driver {
             return self.fail_setup(slot);
         }
         if matches!(c.state, State::Connecting | State::Upgrading) {
+            self.stats.c.reconnect_failed += 1;
             *self
                 .stats
                 .error_codes

@@ -194,8 +194,11 @@ pub struct Counters {
     pub out_of_order: u64,
     /// Correctness: jumps forward in a receiver's seq stream.
     pub gaps: u64,
-    /// Server fault: messages of a room the receiving socket did not join.
+    /// Server fault: messages of a room the receiving socket did not join (any socket:
+    /// receivers, and senders, typers and churners too).
     pub wrong_room: u64,
+    /// Reconnects that failed (a refused connect or upgrade) after setup.
+    pub reconnect_failed: u64,
     /// Server fault: frames that could not be parsed (not a JSON event, a known event
     /// with malformed data, or broken WebSocket framing).
     pub bad_frames: u64,
@@ -262,6 +265,7 @@ impl Counters {
             out_of_order,
             gaps,
             wrong_room,
+            reconnect_failed,
             bad_frames,
             message_frames,
             receiver_data_frames,
@@ -334,6 +338,8 @@ pub struct Stats {
     /// Acked seqs per room, as sorted inclusive ranges (per driver; concatenated by
     /// `merge`, checked by `checks::acks`).
     pub acked_ranges: Vec<Vec<(u64, u64)>>,
+    /// Per room, the wrapping sum of `checks::ack_digest` over the acks (summed by `merge`).
+    pub ack_digests: Vec<u64>,
     /// Seqs of system entries seen per room, as ranges (per driver, concatenated).
     pub system_ranges: Vec<Vec<(u64, u64)>>,
     /// Sends per room that were never acked (lost socket or drain timeout): they may
@@ -407,6 +413,12 @@ impl Stats {
         }
         for (a, b) in self.acked_ranges.iter_mut().zip(&o.acked_ranges) {
             a.extend_from_slice(b);
+        }
+        if self.ack_digests.len() < o.ack_digests.len() {
+            self.ack_digests.resize(o.ack_digests.len(), 0);
+        }
+        for (a, b) in self.ack_digests.iter_mut().zip(&o.ack_digests) {
+            *a = a.wrapping_add(*b);
         }
         if self.system_ranges.len() < o.system_ranges.len() {
             self.system_ranges.resize(o.system_ranges.len(), Vec::new());

@@ -3,6 +3,8 @@
 use crate::auth::Auth;
 use crate::base::error::{ApiError, check};
 use crate::base::model::{Identity, iso};
+use crate::base::names;
+use crate::base::text::fold;
 use crate::pg::is_unique_violation;
 use crate::pg::notify;
 use crate::pg::pool::Worker;
@@ -15,6 +17,9 @@ const INVALID_CREDENTIALS: ApiError =
     ApiError::Unauthorized("invalid_credentials", "Invalid credentials");
 const USERNAME_TAKEN: ApiError = ApiError::Conflict("username_taken", "Username already taken");
 const EMAIL_TAKEN: ApiError = ApiError::Conflict("email_taken", "Email already registered");
+/// The account was deactivated through the server API (after the right password only).
+pub const DEACTIVATED: ApiError =
+    ApiError::Forbidden("account_deactivated", "This account is deactivated");
 const INVALID_REFRESH: ApiError =
     ApiError::Unauthorized("invalid_token", "Invalid or expired refresh token");
 
@@ -99,33 +104,13 @@ pub struct Login {
     pub device: Option<String>,
 }
 
-/// Which alphabet a letter belongs to, for the one-script rule (the scripts whose
-/// letters look alike).
-fn script(c: char) -> Option<u8> {
-    match c as u32 {
-        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0x24F | 0x1E00..=0x1EFF => Some(0),
-        0x370..=0x3FF | 0x1F00..=0x1FFF => Some(1),
-        0x400..=0x52F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Some(2),
-        _ => None,
-    }
-}
-
-/// A username as stored, and its unique key: NFC-normalised and trimmed, 3 to 50
-/// characters of letters, combining marks, digits, single inner spaces and `_ - . '`;
-/// no control, invisible or bidirectional formatting character; Latin, Greek and
-/// Cyrillic letters not mixed in one name. The key folds case, so that names differing
-/// only by case are one name.
+/// A username as stored, and its unique key: a name of 3 to 50 characters under the
+/// rules every name keeps (`base::names`), of letters, combining marks, digits, single
+/// inner spaces and `_ - . '` only, with a letter or a digit. The key folds case, so
+/// that names differing only by case are one name.
 pub fn username(raw: &str) -> Result<(String, String), String> {
-    use unicode_normalization::UnicodeNormalization;
     use unicode_normalization::char::is_combining_mark;
-    let name: String = raw.trim().nfc().collect();
-    let n = name.chars().count();
-    if !(3..=50).contains(&n) {
-        return Err("username must be 3 to 50 characters".into());
-    }
-    if name.contains("  ") {
-        return Err("username must not contain consecutive spaces".into());
-    }
+    let name = names::normalise(raw, "username", 3..=50)?;
     let allowed = |c: char| c.is_alphanumeric() || is_combining_mark(c) || " _-.'".contains(c);
     if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
         return Err(format!(
@@ -136,13 +121,7 @@ pub fn username(raw: &str) -> Result<(String, String), String> {
     if !name.chars().any(char::is_alphanumeric) {
         return Err("username must contain a letter or a digit".into());
     }
-    let mut scripts = name.chars().filter_map(script);
-    if let Some(first) = scripts.next()
-        && scripts.any(|s| s != first)
-    {
-        return Err("username must not mix Latin, Greek and Cyrillic letters".into());
-    }
-    let key = name.to_lowercase().nfc().collect();
+    let key = names::case_key(&name);
     Ok((name, key))
 }
 
@@ -161,7 +140,7 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 /// Opens a session and returns its tokens.
-fn open_session(
+pub(crate) fn open_session(
     c: &mut impl GenericClient,
     auth: &Auth,
     user_id: Uuid,
@@ -213,9 +192,9 @@ pub fn register(w: &mut Worker, auth: &Auth, r: Register) -> Result<Signed, ApiE
     let mut tx = c.transaction()?;
     let id = Uuid::now_v7();
     let row = tx.query_one(
-        "INSERT INTO users (id, username, username_key, email, password_hash)
-         VALUES ($1, $2, $3, $4, $5) RETURNING created_at",
-        &[&id, &username, &key, &email, &hash],
+        "INSERT INTO users (id, username, username_key, username_fold, email, password_hash)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
+        &[&id, &username, &key, &fold(&username), &email, &hash],
     );
     let created: DateTime<Utc> = match row {
         Ok(r) => r.get(0),
@@ -229,6 +208,13 @@ pub fn register(w: &mut Worker, auth: &Auth, r: Register) -> Result<Signed, ApiE
         Err(e) => return Err(e.into()),
     };
     let tokens = open_session(&mut tx, auth, id, &username, None)?;
+    let profile = crate::auth::users::Profile::new(id, &username, created);
+    crate::pg::outbox::record(
+        &mut tx,
+        "user.created",
+        None,
+        &serde_json::to_value(&profile).unwrap_or_default(),
+    )?;
     tx.commit()?;
     Ok(Signed {
         user: User::new(id, &username, &email, created),
@@ -241,7 +227,8 @@ pub fn login(w: &mut Worker, auth: &Auth, l: Login) -> Result<Signed, ApiError> 
     let (email, password) = (l.email.to_lowercase(), l.password);
     let c = w.client()?;
     let row = c.query_opt(
-        "SELECT id, username, email, password_hash, created_at FROM users WHERE email = $1",
+        "SELECT id, username, email, password_hash, created_at, deactivated_at IS NOT NULL
+         FROM users WHERE email = $1",
         &[&email],
     )?;
     let stored: Option<String> = row.as_ref().map(|r| r.get(3));
@@ -253,6 +240,9 @@ pub fn login(w: &mut Worker, auth: &Auth, l: Login) -> Result<Signed, ApiError> 
         return Err(INVALID_CREDENTIALS);
     };
     let (id, username): (Uuid, String) = (row.get(0), row.get(1));
+    if row.get::<_, bool>(5) {
+        return Err(DEACTIVATED);
+    }
     let device = l.device.map(|d| d.chars().take(256).collect::<String>());
     let tokens = open_session(c, auth, id, &username, device.as_deref())?;
     Ok(Signed {
@@ -342,20 +332,25 @@ pub fn refresh(w: &mut Worker, auth: &Auth, token: &str) -> Result<Signed, ApiEr
     signed(tx)
 }
 
-/// Revokes the given session of the caller, or all of them.
+/// Revokes the given session of the caller, or all of them; and the caller's session
+/// that `refresh` (a refresh token, the web app's cookie) belongs to, if any.
 pub fn logout(
     w: &mut Worker,
     auth: &Auth,
     who: &Identity,
     session: Option<Uuid>,
+    refresh: Option<&str>,
 ) -> Result<(), ApiError> {
+    let hash = refresh.map(|t| auth.keys.refresh_hash(t));
     let c = w.client()?;
     let mut tx = c.transaction()?;
     let rows = tx.query(
         "UPDATE sessions SET revoked_at = now()
-         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id = $2)
+         WHERE user_id = $1 AND revoked_at IS NULL
+           AND ($2::uuid IS NULL OR id = $2
+                OR id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $3::bytea))
          RETURNING id",
-        &[&who.user_id, &session],
+        &[&who.user_id, &session, &hash],
     )?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     notify::publish(&mut tx, &notify::revocations(&ids))?;

@@ -4,6 +4,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
+mod api_keys;
+mod external;
+mod webhooks;
+pub use api_keys::ApiKeyConfig;
+pub use external::{ExternalAuthConfig, KeySource};
+pub use webhooks::{EVENT_TYPES, WebhookConfig};
+
 /// How the node treats missing secrets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +51,22 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
+    /// `[[webhooks]]`: where events are sent.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `[[api_keys]]`: the keys of the product's backend on `/admin/...`.
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+/// `[metrics]`: where Prometheus scrapes the node. Never the public port.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address and port of the metrics listener (`127.0.0.1:9464`); empty: none.
+    pub listen: String,
+    /// When set, a scrape must bring `Authorization: Bearer <token>`.
+    pub token: String,
 }
 
 /// `[retention]`
@@ -82,6 +105,8 @@ pub struct MessagesConfig {
     pub max_reactions: usize,
     /// Most attachments on one message.
     pub max_attachments: usize,
+    /// Most pinned messages in one room.
+    pub max_pins: usize,
     /// PostgreSQL text search configuration for message search (`simple`, `english`,
     /// ...); changing it rebuilds the search index in the background.
     pub search_language: String,
@@ -103,6 +128,7 @@ impl Default for MessagesConfig {
             edit_window_secs: 0,
             max_reactions: 20,
             max_attachments: 10,
+            max_pins: 50,
             search_language: "simple".into(),
             search_batch: 5000,
             search_defer_above: 5000,
@@ -144,10 +170,30 @@ pub struct LimitsConfig {
     pub login_per_account_per_min: u32,
     /// Registrations per client address per minute (0 = unlimited).
     pub register_per_ip_per_min: u32,
-    /// Open connections per client address (0 = unlimited).
+    /// Open connections per client address (0 = unlimited); not counted by chatd
+    /// behind a trusted proxy (`trust_forwarded_for`), whose peer is the proxy.
     pub connections_per_ip: u32,
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Rooms (not direct rooms) one user may create per hour, cluster-wide (0 = unlimited).
+    pub rooms_per_user_per_hour: u32,
+    /// Invitations one user may send per hour, cluster-wide (0 = unlimited).
+    pub invites_per_user_per_hour: u32,
+    /// Users one user may block at once (`POST /me/blocks`).
+    pub max_blocks_per_user: u32,
+}
+
+impl LimitsConfig {
+    /// Connections per peer address the event loops allow (0 = unlimited): behind a
+    /// trusted proxy every peer is the proxy, which limits connections per client
+    /// itself (`deploy/nginx.conf`), so none here.
+    pub fn per_peer_connections(&self) -> u32 {
+        if self.trust_forwarded_for {
+            0
+        } else {
+            self.connections_per_ip
+        }
+    }
 }
 
 impl Default for LimitsConfig {
@@ -157,8 +203,11 @@ impl Default for LimitsConfig {
             login_per_account_ip_per_min: 10,
             login_per_account_per_min: 100,
             register_per_ip_per_min: 30,
-            connections_per_ip: 0,
+            connections_per_ip: 1000,
             trust_forwarded_for: false,
+            rooms_per_user_per_hour: 50,
+            invites_per_user_per_hour: 200,
+            max_blocks_per_user: 1000,
         }
     }
 }
@@ -203,6 +252,12 @@ pub struct HttpConfig {
     /// Origins allowed to call the API from a browser page (CORS): exact origins, or
     /// `*` for any; empty allows none (the web app is same-origin and needs none).
     pub cors_origins: Vec<String>,
+    /// Origins besides its own the web app may connect to (an API and WebSocket served
+    /// from another origin), named in its Content-Security-Policy.
+    pub connect_origins: Vec<String>,
+    /// Mark the web app's refresh cookie `Secure` (sent over HTTPS and loopback only);
+    /// `false` only for a plain-HTTP deployment reached by a name other than loopback.
+    pub refresh_cookie_secure: bool,
 }
 
 /// `[websocket]`
@@ -238,6 +293,9 @@ pub struct DbConfig {
     pub pool_size: u32,
     /// Query worker threads.
     pub db_workers: usize,
+    /// Threads that stream exports of the server API (each holds a connection while
+    /// its client takes the bytes).
+    pub export_workers: usize,
     /// Batched message writer threads.
     pub writers: usize,
     /// Most messages per write transaction.
@@ -293,6 +351,11 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// argon2id lanes.
     pub argon2_parallelism: u32,
+    /// Accounts of chatd's own (register, login, refresh); `false` leaves the product's
+    /// tokens (`[auth.external]`) as the only way in.
+    pub local_accounts: bool,
+    /// `[auth.external]`: tokens from the product's identity provider.
+    pub external: ExternalAuthConfig,
 }
 
 /// `[presence]`
@@ -321,6 +384,9 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             messages: MessagesConfig::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
+            webhooks: Vec::new(),
+            api_keys: Vec::new(),
         }
     }
 }
@@ -349,6 +415,8 @@ impl Default for HttpConfig {
             history_cache_mb: 64,
             web_app: true,
             cors_origins: vec!["*".into()],
+            connect_origins: Vec::new(),
+            refresh_cookie_secure: true,
         }
     }
 }
@@ -373,6 +441,7 @@ impl Default for DbConfig {
             url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
             pool_size: 20,
             db_workers: 8,
+            export_workers: 2,
             writers: 2,
             write_batch_size: 1000,
             connect_timeout_secs: 5,
@@ -396,6 +465,8 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            local_accounts: true,
+            external: ExternalAuthConfig::default(),
         }
     }
 }
@@ -600,6 +671,33 @@ impl Config {
             3600,
         )?;
         range("websocket.coalesce_ms", self.websocket.coalesce_ms, 0, 1000)?;
+        for origin in &self.http.connect_origins {
+            if !plain_origin(origin) {
+                return Err(invalid(
+                    "http.connect_origins",
+                    format!(
+                        "`{origin}` is not an origin: scheme (http, https, ws, wss), host and \
+                         optional port, e.g. \"https://api.example\""
+                    ),
+                ));
+            }
+        }
+        if !self.metrics.listen.is_empty()
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics.listen",
+                "must be an IP address and port, e.g. \"127.0.0.1:9464\" (empty: no metrics)",
+            ));
+        }
+        if !self.metrics.token.is_empty()
+            && (self.metrics.token.len() < 16 || self.metrics.token.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "metrics.token",
+                "must be at least 16 characters without spaces (empty: none)",
+            ));
+        }
         range(
             "messages.max_reactions",
             self.messages.max_reactions,
@@ -611,6 +709,13 @@ impl Config {
             self.messages.max_attachments,
             0,
             100,
+        )?;
+        range("messages.max_pins", self.messages.max_pins, 1, 1000)?;
+        range(
+            "limits.max_blocks_per_user",
+            self.limits.max_blocks_per_user as usize,
+            1,
+            100_000,
         )?;
         if self.messages.search_language.is_empty()
             || self.messages.search_language.len() > 63
@@ -665,6 +770,12 @@ impl Config {
             ));
         }
         range("database.db_workers", self.database.db_workers, 1, 256)?;
+        range(
+            "database.export_workers",
+            self.database.export_workers,
+            1,
+            64,
+        )?;
         range("database.notify_shards", self.database.notify_shards, 1, 64)?;
         range(
             "retention.max_age_days",
@@ -719,12 +830,13 @@ impl Config {
             10_000_000,
         )?;
         // The presence and read-marks threads hold one each, and one spare.
-        let needed = self.database.db_workers + self.database.writers + self.auth_workers() + 3;
+        let d = &self.database;
+        let needed = d.db_workers + d.export_workers + d.writers + self.auth_workers() + 3;
         if (self.database.pool_size as usize) < needed {
             return Err(invalid(
                 "database.pool_size",
                 format!(
-                    "{} is too small: db_workers + writers + auth_workers + 3 = {needed}",
+                    "{} is too small: db_workers + export_workers + writers + auth_workers + 3 = {needed}",
                     self.database.pool_size
                 ),
             ));
@@ -778,6 +890,17 @@ impl Config {
                 "must be at least twice presence.heartbeat_secs",
             ));
         }
+        self.auth
+            .external
+            .validate(self.mode, &self.auth.access_secret)?;
+        api_keys::validate(&self.api_keys)?;
+        if !self.auth.local_accounts && !self.auth.external.enabled() {
+            return Err(invalid(
+                "auth.local_accounts",
+                "false needs [auth.external]: nobody could sign in",
+            ));
+        }
+        webhooks::validate(&self.webhooks)?;
         if self.mode == Mode::Production {
             self.validate_production()?;
         }
@@ -893,10 +1016,21 @@ impl Config {
         for s in [
             &mut shown.auth.access_secret,
             &mut shown.auth.refresh_secret,
+            &mut shown.auth.external.hs256_secret,
         ] {
             if !s.is_empty() {
                 *s = "********".into();
             }
+        }
+        for s in std::iter::once(&mut shown.metrics.token)
+            .chain(shown.webhooks.iter_mut().map(|h| &mut h.secret))
+        {
+            if !s.is_empty() {
+                *s = "********".into();
+            }
+        }
+        for k in &mut shown.api_keys {
+            k.key_sha256 = "********".into();
         }
         shown.database.url = mask_url_password(&shown.database.url);
         for u in &mut shown.database.read_url {
@@ -904,6 +1038,30 @@ impl Config {
         }
         toml::to_string(&shown).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
+}
+
+/// Whether `s` is an origin and nothing else: `scheme://host[:port]` with an http(s) or
+/// ws(s) scheme (it goes into a Content-Security-Policy, where a space or `;` would add
+/// sources or directives).
+fn plain_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    matches!(scheme, "http" | "https" | "ws" | "wss")
+        && host_ok
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 /// Estimated entropy of a secret in bits: its length times the Shannon entropy of its
@@ -1000,6 +1158,30 @@ mod tests {
             toml::to_string(&cfg).unwrap(),
             toml::to_string(&Config::default()).unwrap()
         );
+    }
+
+    #[test]
+    fn connect_origins_are_plain_origins() {
+        for ok in [
+            "https://api.example",
+            "http://10.0.0.1:4000",
+            "wss://a-b.example:443",
+            "http://[::1]:3000",
+        ] {
+            assert!(plain_origin(ok), "{ok}");
+        }
+        for bad in [
+            "api.example",
+            "https://api.example/",
+            "https://a.example; script-src *",
+            "https://a.example 'unsafe-inline'",
+            "https://*.example",
+            "ftp://a.example",
+            "https://a.example:0",
+            "https://",
+        ] {
+            assert!(!plain_origin(bad), "{bad}");
+        }
     }
 
     #[test]
@@ -1116,9 +1298,11 @@ mod tests {
     fn masks_secrets() {
         let mut cfg = Config::default();
         cfg.auth.access_secret = "topsecret".into();
+        cfg.auth.external.hs256_secret = "providersecret".into();
         cfg.database.url = "postgres://me:hunter2@db/chat".into();
         let shown = cfg.masked_toml();
         assert!(!shown.contains("topsecret") && !shown.contains("hunter2"));
+        assert!(!shown.contains("providersecret"));
         assert!(shown.contains("postgres://me:********@db/chat"));
         for (url, secret, shown) in [
             (

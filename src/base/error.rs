@@ -16,6 +16,15 @@ pub const MUTED: ApiError = ApiError::Forbidden("muted", "Muted in this room");
 /// No such message in the room (or it was deleted).
 pub const MESSAGE_NOT_FOUND: ApiError =
     ApiError::NotFound("message_not_found", "Message not found in this room");
+/// A `client_msg_id` the caller already used for another operation (a send, or a change
+/// of another kind or of another message): a retry key names one operation only.
+pub const CLIENT_MSG_ID_REUSED: ApiError = ApiError::Conflict(
+    "client_msg_id_reused",
+    "This client_msg_id was already used for another operation",
+);
+/// A block stands between the caller and the user it acts towards (either way for a
+/// direct room; the one it would invite blocked it). Says nothing more, on purpose.
+pub const BLOCKED: ApiError = ApiError::Forbidden("blocked", "Not allowed with this user");
 /// No such user.
 pub const USER_NOT_FOUND: ApiError = ApiError::NotFound("user_not_found", "User not found");
 
@@ -51,6 +60,10 @@ pub enum ApiError {
     /// Too many attempts (429), retry after the given seconds.
     #[error("too many requests")]
     RateLimited(u64),
+    /// The room's slow mode holds the sender back for this many more milliseconds (429,
+    /// `slow_mode`; the HTTP answer's `Retry-After` is in whole seconds, rounded up).
+    #[error("Slow mode: wait before sending another message in this room")]
+    SlowMode(u64),
     /// The database or a queue is unavailable (503).
     #[error("service unavailable")]
     Unavailable,
@@ -69,7 +82,7 @@ impl ApiError {
             ApiError::NotFound(..) => 404,
             ApiError::Conflict(..) => 409,
             ApiError::TooLarge(_) => 413,
-            ApiError::RateLimited(_) => 429,
+            ApiError::RateLimited(_) | ApiError::SlowMode(_) => 429,
             ApiError::Unavailable => 503,
             ApiError::Internal => 500,
         }
@@ -86,8 +99,17 @@ impl ApiError {
             | ApiError::Conflict(c, _) => c,
             ApiError::TooLarge(_) => "message_too_long",
             ApiError::RateLimited(_) => "rate_limited",
+            ApiError::SlowMode(_) => "slow_mode",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
+        }
+    }
+
+    /// Milliseconds to wait before asking again, for the errors that say it.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::SlowMode(ms) => Some(*ms),
+            _ => None,
         }
     }
 

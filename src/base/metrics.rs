@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+
+mod webhooks;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+pub use webhooks::{EndpointMetrics, WebhookMetrics};
 
 /// A fixed-bucket histogram.
 pub struct Histogram {
@@ -95,6 +98,8 @@ pub struct Metrics {
     pub deliveries: AtomicU64,
     /// Sockets closed as slow consumers.
     pub slow_consumer_closes: AtomicU64,
+    /// The most bytes one WebSocket left unwritten after a turn's write (high-water mark).
+    pub ws_backlog_peak: AtomicU64,
     /// Gap fetches triggered by out-of-sequence notifications or resyncs.
     pub gap_fetches: AtomicU64,
     /// History pages served from the cache.
@@ -105,6 +110,8 @@ pub struct Metrics {
     pub job_panics: AtomicU64,
     /// HTTP answers with status 500.
     pub http_500: AtomicU64,
+    /// Streamed answers (exports) whose client left before the end.
+    pub streams_abandoned: AtomicU64,
     /// Accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
     /// ENOMEM); accepting pauses after each.
     pub accept_errors: AtomicU64,
@@ -122,6 +129,70 @@ pub struct Metrics {
     pub search_indexed: AtomicU64,
     /// Stream entries not yet seen by the search indexer, at its last tick.
     pub search_backlog: AtomicU64,
+    /// The product's identity provider: JWKS fetches, failures, keys held, tokens
+    /// refused for an unknown `kid`, users created on first use.
+    pub identity: IdentityMetrics,
+    /// Webhook deliveries per endpoint.
+    pub webhooks: WebhookMetrics,
+}
+
+/// Counters of the product's identity provider (`[auth.external]`).
+#[derive(Default)]
+pub struct IdentityMetrics {
+    /// JWKS fetches attempted.
+    pub jwks_fetches: AtomicU64,
+    /// JWKS fetches that failed (the keys last fetched were kept).
+    pub jwks_failures: AtomicU64,
+    /// Keys held from the JWKS.
+    pub jwks_keys: AtomicU64,
+    /// Tokens refused because no key of theirs was known, even after a fetch.
+    pub jwks_unknown_kid: AtomicU64,
+    /// External users created on their first request.
+    pub users_created: AtomicU64,
+}
+
+impl IdentityMetrics {
+    fn render(&self, out: &mut String) {
+        let series: [(&str, &str, &str, &AtomicU64); 5] = [
+            (
+                "chatd_jwks_fetches_total",
+                "counter",
+                "JWKS fetches attempted (start, refresh, unknown kid).",
+                &self.jwks_fetches,
+            ),
+            (
+                "chatd_jwks_fetch_failures_total",
+                "counter",
+                "JWKS fetches that failed; the keys last fetched were kept.",
+                &self.jwks_failures,
+            ),
+            (
+                "chatd_jwks_keys",
+                "gauge",
+                "Signing keys held from the JWKS.",
+                &self.jwks_keys,
+            ),
+            (
+                "chatd_jwks_unknown_kid_total",
+                "counter",
+                "External tokens refused because their kid was not among the keys, even after a fetch.",
+                &self.jwks_unknown_kid,
+            ),
+            (
+                "chatd_external_users_created_total",
+                "counter",
+                "Users created on the first request of an external token.",
+                &self.users_created,
+            ),
+        ];
+        for (name, kind, help, v) in series {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -144,11 +215,13 @@ impl Default for Metrics {
             ws_frames_out: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             slow_consumer_closes: AtomicU64::new(0),
+            ws_backlog_peak: AtomicU64::new(0),
             gap_fetches: AtomicU64::new(0),
             history_cache_hits: AtomicU64::new(0),
             history_cache_misses: AtomicU64::new(0),
             job_panics: AtomicU64::new(0),
             http_500: AtomicU64::new(0),
+            streams_abandoned: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             listened_shards: AtomicU64::new(0),
             replica_reads: AtomicU64::new(0),
@@ -157,6 +230,8 @@ impl Default for Metrics {
             retention_deleted: AtomicU64::new(0),
             search_indexed: AtomicU64::new(0),
             search_backlog: AtomicU64::new(0),
+            identity: IdentityMetrics::default(),
+            webhooks: WebhookMetrics::default(),
         }
     }
 }
@@ -218,7 +293,7 @@ impl Metrics {
             "chatd_listener_lag_seconds",
             "Time from a batch's commit to its notification reaching this node.",
         );
-        let gauges: [(&str, &str, i64); 9] = [
+        let gauges: [(&str, &str, i64); 10] = [
             (
                 "chatd_search_backlog",
                 "Stream entries not yet indexed for search, at the indexer's last tick (the node holding the indexer's lock).",
@@ -238,6 +313,11 @@ impl Metrics {
                 "chatd_websockets",
                 "Open WebSocket connections.",
                 self.websockets.load(Relaxed),
+            ),
+            (
+                "chatd_ws_backlog_peak_bytes",
+                "The most bytes one WebSocket left unwritten after a loop turn's write.",
+                self.ws_backlog_peak.load(Relaxed) as i64,
             ),
             (
                 "chatd_pool_connections",
@@ -268,7 +348,7 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let counters: [(&str, &str, &AtomicU64); 22] = [
+        let counters: [(&str, &str, &AtomicU64); 23] = [
             (
                 "chatd_search_indexed_total",
                 "Messages this node's search indexer added to the index.",
@@ -375,6 +455,11 @@ impl Metrics {
                 &self.http_500,
             ),
             (
+                "chatd_streams_abandoned_total",
+                "Streamed answers (exports) whose client left before the end.",
+                &self.streams_abandoned,
+            ),
+            (
                 "chatd_accept_errors_total",
                 "Accepts refused for want of descriptors or memory (accepting pauses).",
                 &self.accept_errors,
@@ -401,6 +486,8 @@ impl Metrics {
         for (i, (_, subs)) in snap.loops.iter().enumerate() {
             let _ = writeln!(out, "chatd_loop_subscriptions{{loop=\"{i}\"}} {subs}");
         }
+        self.identity.render(&mut out);
+        self.webhooks.render(&mut out);
         out
     }
 }
@@ -434,6 +521,8 @@ mod tests {
             "chatd_job_panics_total",
             "chatd_http_500_total",
             "chatd_accept_errors_total",
+            "chatd_jwks_fetches_total",
+            "chatd_jwks_keys",
         ] {
             assert!(text.contains(&format!("\n{name} 0\n")), "{name}");
         }

@@ -1,5 +1,5 @@
-//! What every layer talks about: who is calling, what a message is, and how times look
-//! on the wire.
+//! What every layer talks about: who is calling, what a message is, who may see a room
+//! and what a member's role is, and how times look on the wire.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,10 @@ pub enum Kind {
     ReactionAdded,
     /// A reaction removed from a message (`message_id`, `data.emoji`).
     ReactionRemoved,
+    /// A message pinned (`message_id`; `user_id` pinned it).
+    MessagePinned,
+    /// A message unpinned (`message_id`; `user_id` unpinned it).
+    MessageUnpinned,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::MessageDeleted => "message_deleted",
             Kind::ReactionAdded => "reaction_added",
             Kind::ReactionRemoved => "reaction_removed",
+            Kind::MessagePinned => "message_pinned",
+            Kind::MessageUnpinned => "message_unpinned",
         }
     }
 
@@ -56,14 +62,86 @@ impl Kind {
             "message_deleted" => Kind::MessageDeleted,
             "reaction_added" => Kind::ReactionAdded,
             "reaction_removed" => Kind::ReactionRemoved,
+            "message_pinned" => Kind::MessagePinned,
+            "message_unpinned" => Kind::MessageUnpinned,
             _ => Kind::Message,
         }
     }
 
     /// Whether an entry of this kind changes an earlier message's row (so copies of
-    /// that row made before it are stale).
+    /// that row made before it are stale; a pin is not part of the message's row).
     pub fn changes_earlier(self) -> bool {
-        !matches!(self, Kind::Message | Kind::System)
+        !matches!(
+            self,
+            Kind::Message | Kind::System | Kind::MessagePinned | Kind::MessageUnpinned
+        )
+    }
+}
+
+/// Who may see a room: anyone when public; members (and, for a private room, invited
+/// users) otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Listed and joinable by anyone.
+    Public,
+    /// Listed and readable by members only; joined by invitation.
+    Private,
+    /// A conversation of exactly two users.
+    Direct,
+}
+
+impl Visibility {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+            Visibility::Direct => "direct",
+        }
+    }
+
+    /// Parses a stored or requested name.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            "direct" => Some(Visibility::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A member's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A member.
+    Member,
+    /// May invite, kick, ban, mute, and change the room.
+    Admin,
+    /// The creator: an admin who may also promote, demote and delete.
+    Owner,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Parses a stored or requested name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::base::error::{ApiError, invalid};
 use crate::base::model::Identity;
+use crate::chat::blocks;
 use crate::chat::moderation;
 use crate::chat::rooms::{self, Room};
 use crate::pg::pool::Worker;
@@ -25,6 +26,8 @@ pub struct Peer {
     pub id: Uuid,
     /// Username.
     pub username: String,
+    /// Display name, if any.
+    pub display_name: Option<String>,
 }
 
 /// The pair's key: the smaller id first, so both sides name the same room.
@@ -35,7 +38,8 @@ fn pair_key(a: Uuid, b: Uuid) -> String {
 
 /// The direct room of the caller and `user`: created on the first call, the same one
 /// after, whoever asks (concurrent first calls from both sides meet on the pair's
-/// unique key). A member who left is a member again.
+/// unique key). A member who left is a member again, with its notification mute and read
+/// position as it left them. Refused with `blocked` when either blocked the other.
 pub fn open(w: &mut Worker, who: &Identity, user: Uuid) -> Result<(Direct, bool), ApiError> {
     if user == who.user_id {
         return Err(invalid("a direct room needs another user"));
@@ -44,6 +48,11 @@ pub fn open(w: &mut Worker, who: &Identity, user: Uuid) -> Result<(Direct, bool)
     let c = w.client()?;
     let mut tx = c.transaction()?;
     let (peer, name) = rooms::user(&mut tx, user)?;
+    // Neither side of a block opens (or reopens) the pair's room.
+    blocks::refuse_between(&mut tx, who.user_id, peer)?;
+    let display_name: Option<String> = tx
+        .query_one("SELECT display_name FROM users WHERE id = $1", &[&peer])?
+        .get(0);
     let created = tx.query_opt(
         "INSERT INTO rooms (id, name, visibility, direct_key, created_by)
          VALUES ($1, $2, 'direct', $2, $3) ON CONFLICT (direct_key) DO NOTHING RETURNING id",
@@ -56,14 +65,9 @@ pub fn open(w: &mut Worker, who: &Identity, user: Uuid) -> Result<(Direct, bool)
             .query_one("SELECT id FROM rooms WHERE direct_key = $1", &[&key])?
             .get(0),
     };
-    tx.execute(
-        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&id, &who.user_id],
-    )?;
-    let peer_added = tx.execute(
-        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&id, &peer],
-    )? == 1;
+    // A side that left comes back with the settings it left with.
+    tx.execute(rooms::ADD_MEMBER_SQL, &[&id, &who.user_id])?;
+    let peer_added = tx.execute(rooms::ADD_MEMBER_SQL, &[&id, &peer])? == 1;
     let room = rooms::get_locked(&mut tx, id)?;
     // The other side learns of the conversation now, not on its next list of rooms.
     if peer_added {
@@ -78,6 +82,7 @@ pub fn open(w: &mut Worker, who: &Identity, user: Uuid) -> Result<(Direct, bool)
             other_user: Peer {
                 id: peer,
                 username: name,
+                display_name,
             },
         },
         fresh,

@@ -1,13 +1,15 @@
 //! Membership and head-seq checks, answered in batches.
 //!
 //! A history page and a `join_room` both start by asking PostgreSQL whether the room
-//! exists, whether the user is a member and what the room's last seq is. Such checks
+//! exists, the user's membership in it and what the room's last seq is; the access rule
+//! ([`access::check`]) then decides with what was read. Such checks
 //! wait in one queue, and whichever query worker picks up the queue answers all of
 //! them with a single statement (as the writers do for messages), then runs each
 //! check's continuation on the same worker. Under load one round trip serves many
 //! requests; alone, a check costs one round trip as before.
 
-use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::access::{self, Action, Membership, RoomSettings};
+use crate::base::error::{ApiError, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
 use crate::pg::pool::{JobQueue, Worker};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -21,13 +23,14 @@ const BATCH: usize = 256;
 const QUEUE: usize = 8192;
 
 /// For each `(room, user)` pair, in order: the room's last seq (null when there is no
-/// such room), whether the user is a member, whether the room is public, and the
-/// room's oldest stored seq.
-pub const HEADS_SQL: &str = "SELECT r.last_seq,
-        EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = q.r AND m.user_id = q.u),
-        r.visibility = 'public', r.first_seq
+/// such room), its visibility, the user's role and mute (null when not a member), and
+/// the room's oldest stored seq. (No invitation or ban: the rules of the stream answer
+/// those users like anyone outside.)
+pub const HEADS_SQL: &str = "SELECT r.last_seq, r.visibility, m.role, x.muted, r.first_seq
     FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS q(r, u, i)
     LEFT JOIN rooms r ON r.id = q.r
+    LEFT JOIN room_members m ON m.room_id = q.r AND m.user_id = q.u
+    LEFT JOIN room_restrictions x ON x.room_id = q.r AND x.user_id = q.u
     ORDER BY q.i";
 
 /// A room's stream as a check found it.
@@ -50,6 +53,7 @@ pub type Then = Box<dyn for<'a> FnOnce(Head<'a>) + Send>;
 struct Check {
     room: Uuid,
     user: Uuid,
+    action: Action,
     then: Then,
 }
 
@@ -76,11 +80,18 @@ impl Heads {
         })
     }
 
-    /// Checks that `user` may read `room`; `then` gets the room's last seq, or
-    /// `room_not_found` / `not_member` / the database's error. When no worker can take
-    /// the check (queues full), `then` gets `unavailable` at once, on the caller's thread.
-    pub fn check(self: &Arc<Heads>, room: Uuid, user: Uuid, then: Then) {
-        if let Err(e) = self.tx.try_send(Check { room, user, then }) {
+    /// Checks that `user` may do `action` (reading the room's stream) in `room`; `then`
+    /// gets the room's position, or the refusal, or the database's error. When no
+    /// worker can take the check (queues full), `then` gets `unavailable` at once, on
+    /// the caller's thread.
+    pub fn check(self: &Arc<Heads>, room: Uuid, user: Uuid, action: Action, then: Then) {
+        let check = Check {
+            room,
+            user,
+            action,
+            then,
+        };
+        if let Err(e) = self.tx.try_send(check) {
             let (TrySendError::Full(c) | TrySendError::Disconnected(c)) = e;
             self.metrics.jobs_rejected.fetch_add(1, Ordering::Relaxed);
             return (c.then)(Err(ApiError::Unavailable));
@@ -122,10 +133,10 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
         Ok(heads) => {
             for (c, head) in batch.into_iter().zip(heads) {
                 (c.then)(match head {
-                    // A private room is invisible to non-members.
-                    None | Some((_, false, false)) => Err(ROOM_NOT_FOUND),
-                    Some((_, false, true)) => Err(NOT_MEMBER),
-                    Some((pos, true, _)) => Ok((&mut *w, pos)),
+                    None => Err(ROOM_NOT_FOUND),
+                    Some((pos, m, room)) => {
+                        access::check(m, room, c.action).map(|()| (&mut *w, pos))
+                    }
                 });
             }
         }
@@ -137,9 +148,9 @@ fn answer(w: &mut Worker, batch: Vec<Check>) {
     }
 }
 
-/// What one check found: the room's position, whether the user is a member, whether
-/// the room is public.
-type Found = (Pos, bool, bool);
+/// What one check found: the room's position, the user's membership, the room's
+/// settings.
+type Found = (Pos, Membership, RoomSettings);
 
 /// Per check, what it found, or `None` when there is no room.
 fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<Found>>, ApiError> {
@@ -153,15 +164,17 @@ fn query(w: &mut Worker, batch: &[Check]) -> Result<Vec<Option<Found>>, ApiError
     rows.iter()
         .map(|r| {
             let seq: Option<i64> = r.try_get(0)?;
-            let member: bool = r.try_get(1)?;
-            let public: Option<bool> = r.try_get(2)?;
-            let first: Option<i64> = r.try_get(3)?;
+            let visibility: Option<&str> = r.try_get(1)?;
+            let role: Option<&str> = r.try_get(2)?;
+            let muted: Option<bool> = r.try_get(3)?;
+            let first: Option<i64> = r.try_get(4)?;
             Ok(seq.map(|last| {
                 let pos = Pos {
                     last,
                     first: first.unwrap_or(1),
                 };
-                (pos, member, public.unwrap_or(false))
+                let room = RoomSettings::from_row(visibility.unwrap_or_default());
+                (pos, Membership::from_row(role, muted, false, false), room)
             }))
         })
         .collect::<Result<_, postgres::Error>>()

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Most messages kept per room: two full pages of the largest `limit`.
-pub const KEEP: usize = 200;
+pub const KEEP: usize = 2 * crate::chat::pages::MAX_PAGE as usize;
 /// Bookkeeping counted per cached message besides its JSON.
 const ENTRY_OVERHEAD: usize = 48;
 

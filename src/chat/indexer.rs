@@ -12,6 +12,11 @@
 //! to `s` the index reflects its stream at `s` or later, and every search joins the
 //! live row (a deleted message is never found).
 //!
+//! Deleting a room's messages (the room itself, or retention's expired prefix) and
+//! indexing them exclude each other per room ([`exclude`]): an indexing transaction
+//! that read a message a deletion then removed would otherwise commit its search row
+//! after the deletion looked for it, and the row would stay for good.
+//!
 //! While the whole cluster stores more than `search_defer_above` messages a second
 //! (measured from the rooms' `last_seq`), indexing waits, for at most
 //! `search_max_defer_secs`: a burst of writes is not slowed by indexing, and search
@@ -23,7 +28,7 @@
 use crate::base::config::MessagesConfig;
 use crate::base::metrics::Metrics;
 use crate::pg::pool::Pool;
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +43,13 @@ const BUSY_TICK: Duration = Duration::from_millis(50);
 /// Most rooms looked at per tick.
 const ROOMS_PER_TICK: i64 = 1000;
 
+/// The first key of the rooms' index locks (the two-key advisory locks, a key space of
+/// their own); the second is the room's bucket.
+const ROOM_LOCK_CLASS: i32 = 0x6373_7872; // "csxr"
+/// Buckets the rooms' index locks fall into: an indexing transaction holds at most this
+/// many locks however many rooms it covers, and a deletion waits at most for one batch.
+const ROOM_LOCK_BUCKETS: u128 = 64;
+
 /// Rooms with entries not indexed yet: id, indexed up to, last seq.
 const DUE_SQL: &str = "SELECT r.id, coalesce(p.indexed_seq, 0), r.last_seq
     FROM rooms r LEFT JOIN search_progress p ON p.room_id = r.id
@@ -51,12 +63,36 @@ macro_rules! ranges {
     };
 }
 
+/// What of a message's text is indexed (in configuration `$lang`): the text, without
+/// the runs PostgreSQL's parser would make tokens longer than it can index (2,047
+/// bytes: it skips each with a NOTICE). A run of 512 characters or more without a space,
+/// or without a letter or digit, is no word anyone searches for (511 characters are at
+/// most 2,044 bytes). Only a text of 2,047 bytes or more can hold one, so shorter ones
+/// cost no regular expression.
+macro_rules! indexed {
+    ($text:literal, $lang:literal) => {
+        concat!(
+            "to_tsvector(",
+            $lang,
+            "::text::regconfig, CASE WHEN octet_length(",
+            $text,
+            ") < 2047 THEN ",
+            $text,
+            " ELSE regexp_replace(",
+            $text,
+            ", '(?:[^[:space:]]{128}){4}[^[:space:]]*|(?:[^[:alnum:]]{128}){4}[^[:alnum:]]*', ' ', 'g') END)"
+        )
+    };
+}
+
 /// New messages of the ranges (`$4` is the text search configuration).
 const ADD_SQL: &str = concat!(
     "WITH ",
     ranges!(),
     " INSERT INTO message_search (room_id, message_id, search)
-      SELECT room_id, id, to_tsvector($4::text::regconfig, content) FROM e
+      SELECT room_id, id, ",
+    indexed!("content", "$4"),
+    " FROM e
       WHERE kind = 'message' AND deleted_at IS NULL
       ON CONFLICT (room_id, message_id) DO NOTHING"
 );
@@ -66,7 +102,9 @@ const EDIT_SQL: &str = concat!(
     "WITH ",
     ranges!(),
     " INSERT INTO message_search (room_id, message_id, search)
-      SELECT DISTINCT ON (t.id) t.room_id, t.id, to_tsvector($4::text::regconfig, t.content)
+      SELECT DISTINCT ON (t.id) t.room_id, t.id, ",
+    indexed!("t.content", "$4"),
+    "
       FROM e JOIN messages t ON t.id = e.target_id AND t.room_id = e.room_id
       WHERE e.kind = 'message_edited' AND t.kind = 'message' AND t.deleted_at IS NULL
       ON CONFLICT (room_id, message_id) DO UPDATE SET search = EXCLUDED.search"
@@ -80,11 +118,30 @@ const DELETE_SQL: &str = concat!(
       WHERE e.kind = 'message_deleted' AND s.room_id = e.room_id AND s.message_id = e.target_id"
 );
 
-/// The rooms' progress.
+/// The rooms' progress (of rooms that still exist: a room deleted before this
+/// transaction took its locks leaves no row).
 const PROGRESS_SQL: &str = "INSERT INTO search_progress (room_id, indexed_seq)
-    SELECT * FROM unnest($1::uuid[], $2::bigint[])
+    SELECT q.r, q.t FROM unnest($1::uuid[], $2::bigint[]) AS q(r, t)
+    WHERE EXISTS (SELECT 1 FROM rooms WHERE id = q.r)
     ON CONFLICT (room_id) DO UPDATE
     SET indexed_seq = greatest(search_progress.indexed_seq, EXCLUDED.indexed_seq)";
+
+/// The bucket of `room`'s index lock.
+fn bucket(room: Uuid) -> i32 {
+    (room.as_u128() % ROOM_LOCK_BUCKETS) as i32
+}
+
+/// Keeps the indexer away from `room` until the caller's transaction ends. A transaction
+/// that deletes a room's messages or search rows takes it before it reads or deletes
+/// anything: an indexing batch in flight commits first (and its rows are then seen and
+/// deleted), and a later one starts after the deletion committed (and finds nothing).
+pub fn exclude(c: &mut impl GenericClient, room: Uuid) -> Result<(), postgres::Error> {
+    c.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&ROOM_LOCK_CLASS, &bucket(room)],
+    )?;
+    Ok(())
+}
 
 /// The indexer's settings and the node's state it needs.
 pub struct IndexerThread {
@@ -200,7 +257,16 @@ fn index(t: &IndexerThread, c: &mut Client, rate: &mut Rate) -> Result<Duration,
         return Ok(IDLE_TICK);
     }
     let lang = t.cfg.search_language.as_str();
+    let mut buckets: Vec<i32> = rooms.iter().map(|r| bucket(*r)).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
     let mut tx = c.transaction()?;
+    // Before the first read: every statement below then sees the deletions that
+    // committed meanwhile, and none can start until this commits.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock_shared($1, b) FROM unnest($2::int[]) AS b",
+        &[&ROOM_LOCK_CLASS, &buckets],
+    )?;
     let added = tx.execute(ADD_SQL, &[&rooms, &from, &to, &lang])?;
     tx.execute(EDIT_SQL, &[&rooms, &from, &to, &lang])?;
     tx.execute(DELETE_SQL, &[&rooms, &from, &to])?;

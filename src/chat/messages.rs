@@ -1,10 +1,37 @@
-//! Messages: validation of what clients send.
+//! Messages: validation of what clients send, and the rules from `[messages]` that
+//! messages and changes to them are checked against.
 
+use crate::base::config::MessagesConfig;
 use crate::base::error::ApiError;
+use crate::base::{names, text};
+use std::time::Duration;
 
-/// Most characters in a message.
+/// The limits of `[messages]` that sends, edits and reactions are checked against: built
+/// from the configuration here and only here, used by every transport.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    /// How long after sending an author may edit (`None`: always).
+    pub edit_window: Option<Duration>,
+    /// Most distinct emoji on one message.
+    pub max_reactions: usize,
+    /// Most attachments on one message.
+    pub max_attachments: usize,
+}
+
+impl Rules {
+    /// The rules `[messages]` sets.
+    pub fn from_config(m: &MessagesConfig) -> Rules {
+        Rules {
+            edit_window: (m.edit_window_secs > 0).then(|| Duration::from_secs(m.edit_window_secs)),
+            max_reactions: m.max_reactions,
+            max_attachments: m.max_attachments,
+        }
+    }
+}
+
+/// Most characters in a message (a protocol limit: docs/PROTOCOL.md).
 pub const MAX_CONTENT_CHARS: usize = 65536;
-/// Most characters in a `client_msg_id`.
+/// Most characters in a `client_msg_id` (a protocol limit: docs/PROTOCOL.md).
 pub const MAX_CLIENT_MSG_ID: usize = 64;
 
 /// Checks message content; counts characters, not bytes.
@@ -30,8 +57,11 @@ pub fn check_content(content: &str) -> Result<(), ApiError> {
 }
 
 /// Checks attachment metadata, `[{url, name, mime, size}]` with at most `max` items:
-/// http(s) URLs of at most 2048 characters, names of 1 to 255, MIME types of the form
-/// `type/subtype`, sizes from 0 to 1 TB. Returns them with only those four fields.
+/// http(s) URLs of at most 2048 characters with a host and no user information (in
+/// `https://bank.example@evil.example/` the host is `evil.example`), names of 1 to 255
+/// characters that show what they hold (no control, invisible or direction-changing
+/// character: `invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`), MIME types of the
+/// form `type/subtype`, sizes from 0 to 1 TB. Returns them with only those four fields.
 pub fn check_attachments(v: &serde_json::Value, max: usize) -> Result<serde_json::Value, ApiError> {
     use serde_json::Value;
     let bad = |m: String| ApiError::BadRequest("invalid_payload", m);
@@ -45,22 +75,14 @@ pub fn check_attachments(v: &serde_json::Value, max: usize) -> Result<serde_json
     for (i, a) in items.iter().enumerate() {
         let field = |name: &str| a.get(name).and_then(Value::as_str).unwrap_or("");
         let url = field("url");
-        let lower = url.to_ascii_lowercase();
-        if url.chars().count() > 2048
-            || !(lower.starts_with("https://") || lower.starts_with("http://"))
-            || url.len() <= "https://".len()
-            || url.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(bad(format!(
-                "attachments[{i}].url must be an http or https URL of at most 2048 characters"
-            )));
-        }
+        text::http_url(&format!("attachments[{i}].url"), url, 2048).map_err(bad)?;
         let name = field("name");
-        if !(1..=255).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+        if !(1..=255).contains(&name.chars().count()) {
             return Err(bad(format!(
                 "attachments[{i}].name must be 1 to 255 characters"
             )));
         }
+        names::shows(name, &format!("attachments[{i}].name")).map_err(bad)?;
         let mime = field("mime");
         let token = |t: &str| {
             !t.is_empty()
@@ -128,6 +150,10 @@ mod tests {
             serde_json::json!([{"url": "https://x", "name": "a", "mime": "png", "size": 1}]),
             serde_json::json!([{"url": "https://x", "name": "a", "mime": "a/b", "size": -1}]),
             serde_json::json!([1, 2, 3]),
+            serde_json::json!([{"url": "https://x.example/a", "name": "invoice\u{202e}fdp.exe", "mime": "a/b", "size": 1}]),
+            serde_json::json!([{"url": "https://x.example/a", "name": "\u{200b}", "mime": "a/b", "size": 1}]),
+            serde_json::json!([{"url": "https://bank.example@evil.example/", "name": "a", "mime": "a/b", "size": 1}]),
+            serde_json::json!([{"url": "https://evil.example\\@bank.example/", "name": "a", "mime": "a/b", "size": 1}]),
         ] {
             assert!(check_attachments(&bad, 2).is_err(), "{bad}");
         }

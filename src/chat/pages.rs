@@ -6,6 +6,7 @@
 //! from the messages table, on a standby when one has replayed the room up to that
 //! head (and cached).
 
+use crate::base::access::Action;
 use crate::base::error::ApiError;
 use crate::chat::heads::{Heads, Pos};
 use crate::chat::history::{self, Generation, HistoryCache, Json};
@@ -15,6 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
+/// The largest page a client may ask for: history, threads, search and `GET /me/rooms`
+/// (a protocol limit, docs/PROTOCOL.md section 1).
+pub const MAX_PAGE: i64 = 100;
+/// The page size when the client names none.
+pub const DEFAULT_PAGE: i64 = 50;
+
 /// One history request.
 pub struct PageReq {
     /// Reader.
@@ -23,7 +30,7 @@ pub struct PageReq {
     pub room: Uuid,
     /// Only messages with `seq < cursor`.
     pub cursor: Option<i64>,
-    /// Page size (1..=100).
+    /// Page size (1 to [`MAX_PAGE`]).
     pub limit: i64,
     /// Takes the answer (a JSON body) to the client.
     pub reply: Box<dyn FnOnce(Result<Vec<u8>, ApiError>) + Send>,
@@ -40,6 +47,7 @@ pub fn submit(heads: &Arc<Heads>, cache: &Arc<HistoryCache>, req: PageReq) {
     heads.check(
         room,
         user,
+        Action::ReadHistory,
         Box::new(move |head| {
             let page = head.and_then(|(w, pos)| page(w, &cache, &req, pos, at));
             (req.reply)(page);

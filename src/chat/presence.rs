@@ -2,6 +2,7 @@
 //! batches), heartbeats the node, removes the rows of nodes that stopped, and announces
 //! users online/offline. Ephemeral room events travel by NOTIFY alone.
 
+use crate::base::access::Action;
 use crate::base::model::{Identity, now_iso};
 use crate::pg::notify::{self, Event, PresenceData, RoomEvent, TypingData, WhoData};
 use crate::pg::pool::{JobQueue, Worker};
@@ -62,7 +63,9 @@ impl Presence {
 }
 
 /// Relays a typing start or stop to the room's other members on every node. Ephemeral:
-/// under overload an indicator may be dropped, never a message.
+/// under overload an indicator may be dropped, never a message. A start is relayed only
+/// where the caller may send (`Action::Typing`: a muted member's is dropped; the socket
+/// already joined the room, so this is the one rule its join did not decide).
 pub fn typing(db: &JobQueue, who: &Identity, room: Uuid, typing: bool) {
     let event = Event::Room {
         room,
@@ -75,10 +78,15 @@ pub fn typing(db: &JobQueue, who: &Identity, room: Uuid, typing: bool) {
             started_at: now_iso(),
         }),
     };
+    let user = who.user_id;
     let job: crate::pg::pool::Job = Box::new(move |w| {
-        if let Ok(c) = w.client()
-            && let Err(e) = notify::publish(c, &[event])
-        {
+        let Ok(c) = w.client() else {
+            return;
+        };
+        if typing && crate::chat::rooms::require(c, room, user, Action::Typing).is_err() {
+            return;
+        }
+        if let Err(e) = notify::publish(c, &[event]) {
             log::debug!("event not published: {e}");
         }
     });

@@ -3,7 +3,8 @@
 //! the `read_state` and `receipt` events they cause (receipts coalesced per member and
 //! room), and the reads that show unread counts: `GET /me/rooms`, `GET /me/invites`.
 
-use crate::base::error::{ApiError, NOT_MEMBER, ROOM_NOT_FOUND, invalid};
+use crate::base::access::{self, Action, Membership, RoomSettings};
+use crate::base::error::{ApiError, ROOM_NOT_FOUND, invalid};
 use crate::base::model::{Identity, Message, iso};
 use crate::chat::direct::Peer;
 use crate::chat::rooms::{ROOM_COLUMNS, Role, Room, room_columns};
@@ -78,7 +79,8 @@ pub struct ReadsThread {
 
 /// Moves each (room, user) of the batch to `min(seq, room's last seq)` when that is
 /// further than it was. Per mark: the position after, whether it moved, whether the
-/// room sends receipts, whether the user is a member, whether the room exists.
+/// room sends receipts, whether the room exists, its visibility, and the user's role and
+/// mute (null when not a member).
 const MARK_SQL: &str = "WITH v AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS v(room, usr, seq)),
      upd AS (
@@ -90,9 +92,10 @@ const MARK_SQL: &str = "WITH v AS (
      SELECT v.room, v.usr, COALESCE(upd.last_read_seq, m.last_read_seq, 0),
             upd.room_id IS NOT NULL,
             COALESCE(r.receipts AND r.member_count <= $4, false),
-            m.user_id IS NOT NULL, r.id IS NOT NULL, r.visibility = 'public'
+            r.id IS NOT NULL, r.visibility, m.role, x.muted
      FROM v LEFT JOIN upd ON upd.room_id = v.room AND upd.user_id = v.usr
             LEFT JOIN room_members m ON m.room_id = v.room AND m.user_id = v.usr
+            LEFT JOIN room_restrictions x ON x.room_id = v.room AND x.user_id = v.usr
             LEFT JOIN rooms r ON r.id = v.room";
 
 /// Receipts held back by the window: (room, user) -> last sent, and the furthest mark
@@ -290,12 +293,13 @@ fn store(
         Ok(rows) => {
             for r in rows {
                 let key: (Uuid, Uuid) = (r.get(0), r.get(1));
-                let (seq, member, public): (i64, bool, Option<bool>) =
-                    (r.get(2), r.get(5), r.get(7));
-                // A room the user cannot see is reported as not existing.
-                let outcome = match (public, member) {
-                    (_, true) => Ok(seq),
-                    (Some(true), false) => Err(NOT_MEMBER),
+                let seq: i64 = r.get(2);
+                let outcome = match r.get::<_, Option<&str>>(6) {
+                    Some(visibility) if r.get::<_, bool>(5) => {
+                        let m = Membership::from_row(r.get(7), r.get(8), false, false);
+                        access::check(m, RoomSettings::from_row(visibility), Action::MarkRead)
+                            .map(|()| seq)
+                    }
                     _ => Err(ROOM_NOT_FOUND),
                 };
                 if let Some((_, replies)) = keys.remove(&key) {
@@ -327,18 +331,23 @@ pub struct MyRoom {
     pub last_seq: i64,
     /// The caller's last read seq.
     pub last_read_seq: i64,
-    /// Entries after the caller's mark: `last_seq - last_read_seq`.
+    /// Messages (kind `message`, deleted ones too) of others after the caller's mark, at most
+    /// 100: reactions, edits, deletions and system entries never count.
     pub unread: i64,
     /// The caller is muted here.
     pub muted: bool,
     /// The caller silenced the room's notifications.
     pub notifications_muted: bool,
-    /// When the room last got an entry.
+    /// When the room last got a message (other entries do not move it).
     pub last_activity_at: String,
     /// The newest message or system entry, if any.
     pub last_message: Option<Message>,
     /// For a direct room, the other member.
     pub other_user: Option<Peer>,
+    /// Open reports of the room (at most 100), for its owner and admins only: absent for
+    /// a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports: Option<i64>,
 }
 
 /// A page of the caller's rooms.
@@ -350,23 +359,46 @@ pub struct MyRooms {
     pub next_cursor: Option<String>,
 }
 
+/// The most unread messages counted per room (a client shows more as "99+"): the count
+/// reads at most this many index entries of a room.
+macro_rules! unread_cap {
+    () => {
+        "100"
+    };
+}
+
 const ME_ROOMS_SQL: &str = concat!(
     "WITH mine AS (
         SELECT ",
     room_columns!(),
-    ", r.last_seq, r.last_activity_at, m.role, m.last_read_seq, m.muted, m.notifications_muted
+    ", r.last_seq, r.last_activity_at, m.role, m.last_read_seq,
+        EXISTS (SELECT 1 FROM room_restrictions x
+                WHERE x.room_id = m.room_id AND x.user_id = m.user_id AND x.muted),
+        m.notifications_muted
         FROM room_members m JOIN rooms r ON r.id = m.room_id
         WHERE m.user_id = $1
           AND ($2::timestamptz IS NULL OR (r.last_activity_at, r.id) < ($2, $3))
         ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $4)
-     SELECT r.*, lm.*, ou.id, ou.username
+     SELECT r.*, lm.*, ou.id, ou.username, ou.display_name, un.n, rp.n
      FROM mine r
      LEFT JOIN LATERAL (SELECT ",
     message_columns!(),
     " FROM messages WHERE room_id = r.id AND kind IN ('message', 'system')
         ORDER BY seq DESC LIMIT 1) lm ON true
-     LEFT JOIN LATERAL (SELECT u.id, u.username FROM room_members o JOIN users u ON u.id = o.user_id
+     LEFT JOIN LATERAL (SELECT u.id, u.username, u.display_name
+        FROM room_members o JOIN users u ON u.id = o.user_id
         WHERE r.visibility = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) ou ON true
+     LEFT JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM messages u
+        WHERE u.room_id = r.id AND u.seq > r.last_read_seq AND u.kind = 'message'
+          AND u.user_id <> $1
+        LIMIT ",
+    unread_cap!(),
+    ") x) un ON true
+     LEFT JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM message_reports p
+        WHERE r.role IN ('owner', 'admin') AND p.room_id = r.id AND p.resolved_at IS NULL
+        LIMIT ",
+    unread_cap!(),
+    ") x) rp ON r.role IN ('owner', 'admin')
      ORDER BY r.last_activity_at DESC, r.id DESC"
 );
 
@@ -417,6 +449,7 @@ pub fn my_rooms(
         let other_user = r.get::<_, Option<Uuid>>(PEER_AT).map(|id| Peer {
             id,
             username: r.get(PEER_AT + 1),
+            display_name: r.get(PEER_AT + 2),
         });
         last_key = Some(format!("{}_{}", activity.timestamp_micros(), room.id));
         out.push(MyRoom {
@@ -424,7 +457,8 @@ pub fn my_rooms(
             role: Role::parse(r.get(R + 2)).unwrap_or(Role::Member),
             last_seq,
             last_read_seq,
-            unread: (last_seq - last_read_seq).max(0),
+            unread: r.get(PEER_AT + 3),
+            reports: r.get(PEER_AT + 4),
             muted: r.get(R + 4),
             notifications_muted: r.get(R + 5),
             last_activity_at: iso(activity),
@@ -441,41 +475,6 @@ pub fn my_rooms(
         rooms: out,
         next_cursor,
     })
-}
-
-/// An invitation waiting for the caller.
-#[derive(Debug, Serialize)]
-pub struct Invite {
-    /// The room.
-    pub room: Room,
-    /// Who invited (null once the account is gone).
-    pub invited_by: Option<Peer>,
-    /// When.
-    pub created_at: String,
-}
-
-/// The caller's pending invitations, newest first (at most 100); accept by joining.
-pub fn my_invites(w: &mut Worker, who: &Identity) -> Result<Vec<Invite>, ApiError> {
-    let sql = concat!(
-        "SELECT ",
-        room_columns!(),
-        ", u.id, u.username, i.created_at
-         FROM room_invites i JOIN rooms r ON r.id = i.room_id
-         LEFT JOIN users u ON u.id = i.invited_by
-         WHERE i.user_id = $1 ORDER BY i.created_at DESC LIMIT 100"
-    );
-    let rows = w.client()?.query(sql, &[&who.user_id])?;
-    Ok(rows
-        .iter()
-        .map(|r| Invite {
-            room: Room::from_row(r),
-            invited_by: r.get::<_, Option<Uuid>>(ROOM_COLUMNS).map(|id| Peer {
-                id,
-                username: r.get(ROOM_COLUMNS + 1),
-            }),
-            created_at: iso(r.get(ROOM_COLUMNS + 2)),
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -40,15 +40,20 @@ const DUE_SQL: &str = "SELECT r.id, r.first_seq, coalesce(r.retention_days, $1)
 const PREFIX_SQL: &str = "SELECT seq, created_at < now() - make_interval(days => $3)
     FROM messages WHERE room_id = $1 AND seq >= $2 ORDER BY seq LIMIT $4";
 
-/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history, reactions and search
-/// entries, moves
-/// `first_seq` past them, and counts the rows.
+/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history, reactions, pins and
+/// search entries, blanks the later edit entries of the messages it deletes (they carry the
+/// message's text, as a deletion blanks them), moves `first_seq` past them, and counts
+/// the rows.
 const DELETE_SQL: &str = "WITH gone AS (
         DELETE FROM messages WHERE room_id = $1 AND seq BETWEEN $2 AND $3 RETURNING id),
+    edited AS (UPDATE messages e SET content = '' FROM gone
+        WHERE e.room_id = $1 AND e.kind = 'message_edited' AND e.target_id = gone.id
+          AND e.seq > $3 AND e.content <> ''),
     edits AS (DELETE FROM message_edits WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     reactions AS (DELETE FROM message_reactions
         WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     search AS (DELETE FROM message_search WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
+    pins AS (DELETE FROM message_pins WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     horizon AS (UPDATE rooms SET first_seq = $3 + 1 WHERE id = $1 AND first_seq <= $3)
     SELECT count(*) FROM gone";
 
@@ -139,6 +144,8 @@ fn batch(
     limit: i64,
 ) -> Result<Option<(u64, i64)>, postgres::Error> {
     let mut tx = c.transaction()?;
+    // The indexer must not add search rows for what this deletes after it looked.
+    crate::chat::indexer::exclude(&mut tx, room)?;
     let rows = tx.query(PREFIX_SQL, &[&room, &first, &days, &limit])?;
     // Seq order is commit order within a room, so the expired rows are a prefix; a
     // row that is not (a clock that stepped back) ends it.

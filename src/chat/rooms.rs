@@ -1,14 +1,18 @@
 //! Rooms and membership (run on worker threads): listing, creating, reading, joining
 //! and leaving, members, and the system entries that record membership changes in the
-//! room's stream.
+//! room's stream. Each operation reads the caller's [`Standing`] and asks the access
+//! rule ([`access::check`]) before it changes anything.
 
-use crate::base::error::{
-    ApiError, BANNED, NOT_MEMBER, ROOM_NOT_FOUND, USER_NOT_FOUND, check, invalid,
-};
+use crate::base::access::{self, Action, Membership, RoomSettings};
+use crate::base::error::{ApiError, ROOM_NOT_FOUND, USER_NOT_FOUND, check, invalid};
 use crate::base::model::{Identity, Kind, iso};
+pub use crate::base::model::{Role, Visibility};
+use crate::base::names;
+use crate::chat::ownership;
 use crate::pg::is_unique_violation;
 use crate::pg::messages;
 use crate::pg::notify::{self, Event};
+use crate::pg::outbox;
 use crate::pg::pool::Worker;
 use chrono::{DateTime, Utc};
 use postgres::GenericClient;
@@ -20,13 +24,13 @@ use uuid::Uuid;
 macro_rules! room_columns {
     () => {
         "r.id, r.name, r.description, r.created_by, r.created_at, r.visibility, \
-         r.retention_days, r.first_seq"
+         r.retention_days, r.first_seq, r.members_can_pin, r.slow_mode_secs"
     };
 }
 pub(crate) use room_columns;
 
 /// How many columns [`room_columns!`] names.
-pub const ROOM_COLUMNS: usize = 8;
+pub const ROOM_COLUMNS: usize = 10;
 
 /// Public rooms and the private rooms the caller belongs to, newest first.
 const LIST_SQL: &str = concat!(
@@ -37,75 +41,9 @@ const LIST_SQL: &str = concat!(
              AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $1))
      ORDER BY r.created_at DESC, r.id DESC LIMIT 1000"
 );
-const CREATE_SQL: &str = "INSERT INTO rooms (id, name, description, created_by, visibility)
-     VALUES ($1, $2, $3, $4, $5)";
-
-/// Who may see a room: anyone when public; members (and, for a private room, invited
-/// users) otherwise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// Listed and joinable by anyone.
-    Public,
-    /// Listed and readable by members only; joined by invitation.
-    Private,
-    /// A conversation of exactly two users.
-    Direct,
-}
-
-impl Visibility {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-            Visibility::Direct => "direct",
-        }
-    }
-
-    /// Parses a stored or requested name.
-    pub fn parse(s: &str) -> Option<Visibility> {
-        match s {
-            "public" => Some(Visibility::Public),
-            "private" => Some(Visibility::Private),
-            "direct" => Some(Visibility::Direct),
-            _ => None,
-        }
-    }
-}
-
-/// A member's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A member.
-    Member,
-    /// May invite, kick, ban, mute, and change the room.
-    Admin,
-    /// The creator: an admin who may also promote, demote and delete.
-    Owner,
-}
-
-impl Role {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Admin => "admin",
-            Role::Owner => "owner",
-        }
-    }
-
-    /// Parses a stored or requested name.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "member" => Some(Role::Member),
-            "admin" => Some(Role::Admin),
-            "owner" => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
+const CREATE_SQL: &str =
+    "INSERT INTO rooms (id, name, description, created_by, visibility, name_key)
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// A room as clients see it.
 #[derive(Debug, Serialize)]
@@ -127,6 +65,11 @@ pub struct Room {
     pub retention_days: Option<i32>,
     /// The oldest seq still stored: older messages were removed by retention.
     pub first_seq: i64,
+    /// Any member (not only the owner and admins) may pin and unpin messages.
+    pub members_can_pin: bool,
+    /// Seconds a member waits between two messages (0: no slow mode; owners and admins
+    /// are not held).
+    pub slow_mode_secs: i32,
 }
 
 impl Room {
@@ -142,9 +85,34 @@ impl Room {
             visibility: Visibility::parse(row.get(5)).unwrap_or(Visibility::Public),
             retention_days: row.get(6),
             first_seq: row.get(7),
+            members_can_pin: row.get(8),
+            slow_mode_secs: row.get(9),
         }
     }
 }
+
+/// Removes a membership, keeping what the member set for itself (`room_departures`);
+/// returns the role it had.
+const REMOVE_MEMBER_SQL: &str = "WITH gone AS (
+       DELETE FROM room_members WHERE room_id = $1 AND user_id = $2
+       RETURNING room_id, user_id, role, notifications_muted, last_read_seq),
+     kept AS (
+       INSERT INTO room_departures (room_id, user_id, notifications_muted, last_read_seq)
+       SELECT room_id, user_id, notifications_muted, last_read_seq FROM gone
+       ON CONFLICT (room_id, user_id) DO UPDATE
+         SET notifications_muted = EXCLUDED.notifications_muted,
+             last_read_seq = EXCLUDED.last_read_seq, left_at = now())
+     SELECT role FROM gone";
+
+/// Makes `$2` a member of `$1` (nothing when it is one), with the notification mute and
+/// read position it left with, if it left before.
+pub const ADD_MEMBER_SQL: &str = "WITH d AS (
+       DELETE FROM room_departures WHERE room_id = $1 AND user_id = $2
+       RETURNING notifications_muted, last_read_seq)
+     INSERT INTO room_members (room_id, user_id, notifications_muted, last_read_seq)
+     SELECT $1, $2, COALESCE((SELECT notifications_muted FROM d), false),
+            COALESCE((SELECT last_read_seq FROM d), 0)
+     ON CONFLICT DO NOTHING";
 
 /// A new room's fields.
 pub struct NewRoom {
@@ -156,13 +124,12 @@ pub struct NewRoom {
     pub visibility: Option<String>,
 }
 
-/// Checks a room name; returns it trimmed.
-pub fn check_name(name: &str) -> Result<String, String> {
-    let n = name.trim();
-    if !(1..=100).contains(&n.chars().count()) {
-        return Err("name must be 1 to 100 characters".into());
-    }
-    Ok(n.to_string())
+/// Checks a room name (the rules of every name, `base::names`); returns it as stored
+/// and its key, unique among public rooms: names that look alike are one name.
+pub fn check_name(name: &str) -> Result<(String, String), String> {
+    let name = names::normalise(name, "name", 1..=100)?;
+    let key = names::look_alike_key(&name);
+    Ok((name, key))
 }
 
 /// Checks a description.
@@ -200,6 +167,8 @@ pub struct Member {
     pub id: Uuid,
     /// Username.
     pub username: String,
+    /// The user's display name, if any.
+    pub display_name: Option<String>,
     /// When the user joined.
     pub joined_at: String,
     /// Has a joined socket somewhere.
@@ -212,26 +181,35 @@ pub struct Member {
 
 /// The caller's standing in a room, read with the room row locked (moderation and
 /// membership changes of one room are serialised with each other and with its writer).
+#[derive(Clone, Copy, Debug)]
 pub struct Standing {
-    /// Who may see the room.
-    pub visibility: Visibility,
-    /// The caller's role, when a member.
-    pub role: Option<Role>,
-    /// The caller is invited (private rooms).
-    pub invited: bool,
-    /// The caller is banned.
-    pub banned: bool,
+    /// What the rules know of the room.
+    pub room: RoomSettings,
+    /// The caller's membership, invitation or ban. An invitation counts only while its
+    /// inviter may still invite (an admin or the owner of the room now): one by an
+    /// inviter since demoted, banned or gone lets nobody in.
+    pub membership: Membership,
 }
 
 impl Standing {
-    /// Reads the caller's standing, locking the room; `room_not_found` when there is no
-    /// such room or the caller may not see it.
-    pub fn lock(c: &mut impl GenericClient, room: Uuid, user: Uuid) -> Result<Standing, ApiError> {
+    /// Reads the caller's standing, locking the room, and asks the access rule whether it
+    /// may do `action` (a use case with a target asks again with it, [`Standing::allows`]);
+    /// `room_not_found` when there is no such room.
+    pub fn lock(
+        c: &mut impl GenericClient,
+        room: Uuid,
+        user: Uuid,
+        action: Action,
+    ) -> Result<Standing, ApiError> {
         let row = c.query_opt(
-            "SELECT r.visibility, m.role,
-                    EXISTS (SELECT 1 FROM room_invites i WHERE i.room_id = r.id AND i.user_id = $2),
-                    EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id AND b.user_id = $2)
+            "SELECT r.visibility, m.role, x.muted,
+                    EXISTS (SELECT 1 FROM room_invites i
+                            JOIN room_members im ON im.room_id = i.room_id
+                             AND im.user_id = i.invited_by AND im.role <> 'member'
+                            WHERE i.room_id = r.id AND i.user_id = $2),
+                    COALESCE(x.banned, false)
              FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
+             LEFT JOIN room_restrictions x ON x.room_id = r.id AND x.user_id = $2
              WHERE r.id = $1 FOR UPDATE OF r",
             &[&room, &user],
         )?;
@@ -239,20 +217,16 @@ impl Standing {
             return Err(ROOM_NOT_FOUND);
         };
         let s = Standing {
-            visibility: Visibility::parse(row.get(0)).unwrap_or(Visibility::Public),
-            role: row.get::<_, Option<&str>>(1).and_then(Role::parse),
-            invited: row.get(2),
-            banned: row.get(3),
+            room: RoomSettings::from_row(row.get(0)),
+            membership: Membership::from_row(row.get(1), row.get(2), row.get(3), row.get(4)),
         };
-        if s.role.is_none() && s.visibility != Visibility::Public && !s.invited {
-            return Err(ROOM_NOT_FOUND);
-        }
+        s.allows(action)?;
         Ok(s)
     }
 
-    /// The caller's role; `not_member` when it has none.
-    pub fn member(&self) -> Result<Role, ApiError> {
-        self.role.ok_or(NOT_MEMBER)
+    /// Whether the caller may do `action` here ([`access::check`]).
+    pub fn allows(&self, action: Action) -> Result<(), ApiError> {
+        access::check(self.membership, self.room, action)
     }
 }
 
@@ -285,6 +259,7 @@ pub fn system(
         "renamed" => format!("{} renamed the room", actor.username),
         "visibility" => format!("{} changed who can see the room", actor.username),
         "retention" => format!("{} changed how long messages are kept", actor.username),
+        "slow_mode" => format!("{} changed the room's slow mode", actor.username),
         other => other.to_string(),
     };
     messages::append(
@@ -305,17 +280,79 @@ pub fn list(w: &mut Worker, who: &Identity) -> Result<Vec<Room>, ApiError> {
     Ok(rows.iter().map(Room::from_row).collect())
 }
 
-/// Creates a room; the creator becomes its owner.
-pub fn create(w: &mut Worker, who: &Identity, new: NewRoom) -> Result<Room, ApiError> {
-    check(new.problems())?;
-    let name = check_name(&new.name).map_err(|e| ApiError::Validation(vec![e]))?;
-    let visibility = new.visibility.as_deref().unwrap_or("public");
+/// How many of `$1`'s rows of the last hour a per-user hourly limit counts (at most `$2`
+/// of the newest), and the seconds until the oldest of those leaves the hour: rooms
+/// created (not direct rooms).
+const ROOMS_THIS_HOUR_SQL: &str = "SELECT count(*), COALESCE(
+         ceil(EXTRACT(EPOCH FROM min(created_at) + interval '1 hour' - now()))::int8, 1)
+     FROM (SELECT created_at FROM rooms
+           WHERE created_by = $1 AND visibility <> 'direct'
+             AND created_at > now() - interval '1 hour'
+           ORDER BY created_at DESC LIMIT $2) x";
+/// The same for invitations sent.
+pub const INVITES_THIS_HOUR_SQL: &str = "SELECT count(*), COALESCE(
+         ceil(EXTRACT(EPOCH FROM min(created_at) + interval '1 hour' - now()))::int8, 1)
+     FROM (SELECT created_at FROM room_invites
+           WHERE invited_by = $1 AND created_at > now() - interval '1 hour'
+           ORDER BY created_at DESC LIMIT $2) x";
+
+/// Refuses with 429 (and when to retry) once `user` has `per_hour` rows counted by
+/// `sql` in the last hour (0 = unlimited). Counted in the database, so the limit holds
+/// across nodes; concurrent requests of one user may pass it by a few.
+pub fn hourly_limit(
+    c: &mut impl GenericClient,
+    sql: &str,
+    user: Uuid,
+    per_hour: u32,
+) -> Result<(), ApiError> {
+    if per_hour == 0 {
+        return Ok(());
+    }
+    let row = c.query_one(sql, &[&user, &i64::from(per_hour)])?;
+    let (n, wait): (i64, i64) = (row.get(0), row.get(1));
+    if n >= i64::from(per_hour) {
+        return Err(ApiError::RateLimited(wait.clamp(1, 3600) as u64));
+    }
+    Ok(())
+}
+
+/// Creates a room; the creator becomes its owner. At most `per_hour` per user (0 =
+/// unlimited).
+pub fn create(
+    w: &mut Worker,
+    who: &Identity,
+    new: NewRoom,
+    per_hour: u32,
+) -> Result<Room, ApiError> {
     let c = w.client()?;
+    hourly_limit(c, ROOMS_THIS_HOUR_SQL, who.user_id, per_hour)?;
     let mut tx = c.transaction()?;
+    let room = insert(&mut tx, who, new)?;
+    tx.commit()?;
+    Ok(room)
+}
+
+/// Does what [`create`] does inside the caller's transaction, `who` the owner (no
+/// hourly limit: the server API's rooms are the product's).
+pub(crate) fn insert(
+    tx: &mut impl GenericClient,
+    who: &Identity,
+    new: NewRoom,
+) -> Result<Room, ApiError> {
+    check(new.problems())?;
+    let (name, key) = check_name(&new.name).map_err(|e| ApiError::Validation(vec![e]))?;
+    let visibility = new.visibility.as_deref().unwrap_or("public");
     let id = Uuid::now_v7();
     match tx.execute(
         CREATE_SQL,
-        &[&id, &name, &new.description, &who.user_id, &visibility],
+        &[
+            &id,
+            &name,
+            &new.description,
+            &who.user_id,
+            &visibility,
+            &key,
+        ],
     ) {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e, "rooms_public_name_key") => {
@@ -330,8 +367,9 @@ pub fn create(w: &mut Worker, who: &Identity, new: NewRoom) -> Result<Room, ApiE
         "INSERT INTO room_members (room_id, user_id, role) VALUES ($1, $2, 'owner')",
         &[&id, &who.user_id],
     )?;
-    let room = get_locked(&mut tx, id)?;
-    tx.commit()?;
+    let room = get_locked(tx, id)?;
+    let data = serde_json::to_value(&room).unwrap_or_default();
+    outbox::record(tx, "room.created", Some(id), &data)?;
     Ok(room)
 }
 
@@ -348,41 +386,44 @@ pub fn get_locked(c: &mut impl GenericClient, room: Uuid) -> Result<Room, ApiErr
 pub fn get(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Room, ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
-    Standing::lock(&mut tx, room, who.user_id)?;
+    Standing::lock(&mut tx, room, who.user_id, Action::See)?;
     get_locked(&mut tx, room)
 }
 
 /// Joins a room (idempotent): any public room, a private room the caller is invited
-/// to, never a direct room; banned users cannot. A new member is recorded in the stream.
+/// to, never a direct room; banned users cannot (the access rule's `Join`). A new member
+/// is recorded in the stream.
 pub fn join(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
-    let s = Standing::lock(&mut tx, room, who.user_id)?;
-    if s.role.is_some() {
+    let s = Standing::lock(&mut tx, room, who.user_id, Action::Join)?;
+    if s.membership.role().is_some() {
         return Ok(());
     }
-    if s.banned {
-        return Err(BANNED);
-    }
-    if s.visibility == Visibility::Direct {
-        return Err(ROOM_NOT_FOUND);
-    }
-    tx.execute(
-        "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)",
-        &[&room, &who.user_id],
-    )?;
-    tx.execute(
-        "DELETE FROM room_invites WHERE room_id = $1 AND user_id = $2",
-        &[&room, &who.user_id],
-    )?;
-    system(&mut tx, room, who, "joined", None, json!({}))?;
+    add_member(&mut tx, who, room)?;
     tx.commit()?;
     Ok(())
 }
 
+/// Does what [`join`] allowed for a user not yet a member: the membership (its
+/// invitation used up) and the stream's record of it.
+pub(crate) fn add_member(
+    tx: &mut impl GenericClient,
+    who: &Identity,
+    room: Uuid,
+) -> Result<(), ApiError> {
+    tx.execute(ADD_MEMBER_SQL, &[&room, &who.user_id])?;
+    tx.execute(
+        "DELETE FROM room_invites WHERE room_id = $1 AND user_id = $2",
+        &[&room, &who.user_id],
+    )?;
+    system(tx, room, who, "joined", None, json!({}))
+}
+
 /// Removes `user` from `room` inside the caller's transaction: the membership, its live
-/// sockets on every node (told `reason`), and the stream's record of it. An owner who
-/// leaves hands the room to its oldest admin, else its oldest member.
+/// sockets on every node (told `reason`), and the stream's record of it; what the user
+/// had set for itself is kept for its return. An owner who leaves hands the room on, and
+/// the last member who leaves deletes it (`ownership::after_leaving`).
 pub fn remove_member(
     tx: &mut impl GenericClient,
     room: Uuid,
@@ -390,21 +431,10 @@ pub fn remove_member(
     user: (Uuid, &str),
     reason: &str,
 ) -> Result<bool, ApiError> {
-    let gone = tx.query_opt(
-        "DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 RETURNING role",
-        &[&room, &user.0],
-    )?;
+    let gone = tx.query_opt(REMOVE_MEMBER_SQL, &[&room, &user.0])?;
     let Some(gone) = gone else {
         return Ok(false);
     };
-    if gone.get::<_, &str>(0) == "owner" {
-        tx.execute(
-            "UPDATE room_members SET role = 'owner' WHERE (room_id, user_id) =
-               (SELECT room_id, user_id FROM room_members WHERE room_id = $1
-                ORDER BY role = 'admin' DESC, joined_at, user_id LIMIT 1)",
-            &[&room],
-        )?;
-    }
     notify::publish(
         tx,
         &[Event::Kick {
@@ -413,6 +443,10 @@ pub fn remove_member(
             reason: Some(reason.to_string()),
         }],
     )?;
+    if let ownership::After::Deleted = ownership::after_leaving(tx, room, actor, gone.get(0))? {
+        // Every socket in it was told the room is gone.
+        return Ok(true);
+    }
     let target = (user.0 != actor.user_id).then_some(user);
     system(tx, room, actor, reason, target, json!({}))?;
     Ok(true)
@@ -422,26 +456,35 @@ pub fn remove_member(
 pub fn leave(w: &mut Worker, who: &Identity, room: Uuid) -> Result<(), ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
-    // A room the caller cannot see is `room_not_found`, as if it did not exist.
-    Standing::lock(&mut tx, room, who.user_id)?;
+    // Leaving a room one is not in changes nothing; one the caller cannot see is
+    // `room_not_found`, as if it did not exist.
+    Standing::lock(&mut tx, room, who.user_id, Action::Leave)?;
     remove_member(&mut tx, room, who, (who.user_id, &who.username), "left")?;
     tx.commit()?;
     Ok(())
 }
 
-/// Fails unless the room exists, the user may see it, and is a member.
-pub fn require_member(c: &mut impl GenericClient, room: Uuid, user: Uuid) -> Result<(), ApiError> {
+/// Fails unless `user` may do `action` in `room` (an action on the room's stream: one
+/// statement, no lock, and neither invitations nor bans read, which no such rule looks
+/// at).
+pub fn require(
+    c: &mut impl GenericClient,
+    room: Uuid,
+    user: Uuid,
+    action: Action,
+) -> Result<(), ApiError> {
     let row = c.query_opt(
-        "SELECT r.visibility = 'public',
-                EXISTS (SELECT 1 FROM room_members WHERE room_id = r.id AND user_id = $2)
-         FROM rooms r WHERE r.id = $1",
+        "SELECT r.visibility, m.role, x.muted
+         FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $2
+         LEFT JOIN room_restrictions x ON x.room_id = r.id AND x.user_id = $2
+         WHERE r.id = $1",
         &[&room, &user],
     )?;
-    match row.map(|r| (r.get::<_, bool>(0), r.get::<_, bool>(1))) {
-        Some((_, true)) => Ok(()),
-        Some((true, false)) => Err(NOT_MEMBER),
-        _ => Err(ROOM_NOT_FOUND),
-    }
+    let Some(row) = row else {
+        return Err(ROOM_NOT_FOUND);
+    };
+    let m = Membership::from_row(row.get(1), row.get(2), false, false);
+    access::check(m, RoomSettings::from_row(row.get(0)), action)
 }
 
 /// A user's id and name, or `user_not_found`.
@@ -452,15 +495,42 @@ pub fn user(c: &mut impl GenericClient, id: Uuid) -> Result<(Uuid, String), ApiE
     }
 }
 
+/// Another user as a use case acts on them: id, name and standing in `room` (one
+/// statement), or `user_not_found`.
+pub fn user_in(
+    c: &mut impl GenericClient,
+    room: Uuid,
+    id: Uuid,
+) -> Result<(Uuid, String, Membership), ApiError> {
+    let row = c.query_opt(
+        "SELECT u.id, u.username, m.role, x.muted,
+                EXISTS (SELECT 1 FROM room_invites i
+                        JOIN room_members im ON im.room_id = i.room_id
+                         AND im.user_id = i.invited_by AND im.role <> 'member'
+                        WHERE i.room_id = $1 AND i.user_id = u.id),
+                COALESCE(x.banned, false)
+         FROM users u LEFT JOIN room_members m ON m.room_id = $1 AND m.user_id = u.id
+         LEFT JOIN room_restrictions x ON x.room_id = $1 AND x.user_id = u.id
+         WHERE u.id = $2",
+        &[&room, &id],
+    )?;
+    let Some(r) = row else {
+        return Err(USER_NOT_FOUND);
+    };
+    let m = Membership::from_row(r.get(2), r.get(3), r.get(4), r.get(5));
+    Ok((r.get(0), r.get(1), m))
+}
+
 /// A room's members, each with its role, mute state and an `online` flag.
 pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Vec<Member>, ApiError> {
     let c = w.client()?;
-    require_member(c, room, who.user_id)?;
+    require(c, room, who.user_id, Action::Members)?;
     let rows = c.query(
         "SELECT u.id, u.username, m.joined_at,
                 EXISTS (SELECT 1 FROM presence p WHERE p.room_id = m.room_id AND p.user_id = u.id),
-                m.role, m.muted
+                m.role, COALESCE(x.muted, false), u.display_name
          FROM room_members m JOIN users u ON u.id = m.user_id
+         LEFT JOIN room_restrictions x ON x.room_id = m.room_id AND x.user_id = m.user_id
          WHERE m.room_id = $1 ORDER BY m.joined_at, u.id LIMIT 10000",
         &[&room],
     )?;
@@ -469,6 +539,7 @@ pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Vec<Member>
         .map(|r| Member {
             id: r.get(0),
             username: r.get(1),
+            display_name: r.get(6),
             joined_at: iso(r.get(2)),
             online: r.get(3),
             role: Role::parse(r.get(4)).unwrap_or(Role::Member),
@@ -486,7 +557,7 @@ pub fn set_notifications(
 ) -> Result<(), ApiError> {
     let c = w.client()?;
     let mut tx = c.transaction()?;
-    Standing::lock(&mut tx, room, who.user_id)?.member()?;
+    Standing::lock(&mut tx, room, who.user_id, Action::SetNotifications)?;
     tx.execute(
         "UPDATE room_members SET notifications_muted = $3 WHERE room_id = $1 AND user_id = $2",
         &[&room, &who.user_id, &muted],

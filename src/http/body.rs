@@ -67,6 +67,11 @@ impl Body {
         self.0.get(name)
     }
 
+    /// A field, as given, moved out of the body.
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name)
+    }
+
     /// An integer field: `None` when absent or null.
     pub fn opt_i64(&self, name: &str, errors: &mut Vec<String>) -> Option<i64> {
         match self.0.get(name) {

@@ -4,14 +4,17 @@
 use crate::auth::Auth;
 use crate::base::config::Config;
 use crate::base::error::ApiError;
-use crate::base::limits::Windows;
+use crate::base::limits::{PerUser, Windows};
 use crate::base::metrics::{Metrics, Snapshot};
+use crate::base::model::Identity;
 use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
 use crate::chat::reads::Reads;
+use crate::chat::send::Sender;
+use crate::http::parse::Head;
 use crate::http::response::Response;
+use crate::http::stream::BodyReader;
 use crate::pg::pool::JobQueue;
-use crate::pg::writer::Writers;
 use std::sync::Arc;
 
 /// The node's health as the operational routes show it.
@@ -32,8 +35,10 @@ pub struct HttpCtx {
     pub db: JobQueue,
     /// Password workers.
     pub authq: JobQueue,
-    /// Message writers.
-    pub writers: Writers,
+    /// The send use case (the message writers behind it).
+    pub sender: Sender,
+    /// Export workers (streamed answers that last as long as their client reads).
+    pub exports: JobQueue,
     /// Batched membership checks.
     pub heads: Arc<Heads>,
     /// Each room's newest messages.
@@ -42,16 +47,64 @@ pub struct HttpCtx {
     pub metrics: Arc<Metrics>,
     /// Login attempts per address and per account.
     pub logins: Windows,
+    /// Each user's events a second, shared with the WebSocket side.
+    pub per_user: Arc<PerUser>,
     /// Readiness and gauges.
     pub status: Arc<dyn Status>,
     /// The read-marks thread.
     pub reads: Reads,
 }
 
+/// What reaches a loop's HTTP side from other threads.
+pub enum HttpEvent {
+    /// A worker's answer to request `req` of connection `key`.
+    Reply {
+        /// Connection slot.
+        key: usize,
+        /// Request id (guards against a reused slot or an answer already given).
+        req: u64,
+        /// The answer.
+        resp: Response,
+    },
+    /// A worker resolved the caller of WebSocket upgrade `req` of connection `key`:
+    /// the loop answers 101 and hands the connection to ws/.
+    Upgrade {
+        /// Connection slot.
+        key: usize,
+        /// Request id (guards against a reused slot or an answer already given).
+        req: u64,
+        /// The caller.
+        who: Identity,
+        /// The upgrade request (its key makes the 101 answer).
+        head: Box<Head>,
+    },
+    /// A worker answers request `req` of connection `key` with a streamed body: `resp`
+    /// is the head (its body unused), `body` where the chunks come from
+    /// (`http/stream.rs`).
+    Stream {
+        /// Connection slot.
+        key: usize,
+        /// Request id (guards against a reused slot or an answer already given).
+        req: u64,
+        /// Status and headers.
+        resp: Response,
+        /// The body's chunks.
+        body: BodyReader,
+    },
+    /// Chunks of the streamed body of request `req` of connection `key` are ready, or
+    /// its worker stopped.
+    Body {
+        /// Connection slot.
+        key: usize,
+        /// Request id.
+        req: u64,
+    },
+}
+
 /// How a worker's answer reaches the event loop that owns the connection.
 pub trait Replies: Send + Sync {
-    /// Delivers the answer to request `req` of connection `key`.
-    fn reply(&self, key: usize, req: u64, resp: Response);
+    /// Posts an event to the loop's HTTP side and wakes the loop.
+    fn post(&self, ev: HttpEvent);
 }
 
 /// Where a request's answer goes: cheap to make; nothing is sent unless a worker takes
@@ -90,9 +143,35 @@ impl Replier {
         self.deliver(resp);
     }
 
+    /// Completes a WebSocket upgrade whose caller a worker resolved.
+    pub fn upgrade(mut self, who: Identity, head: Head) {
+        self.sent = true;
+        self.to.to.post(HttpEvent::Upgrade {
+            key: self.to.key,
+            req: self.to.req,
+            who,
+            head: Box::new(head),
+        });
+    }
+
+    /// Answers with a streamed body whose chunks come through `body`.
+    pub fn stream(mut self, resp: Response, body: BodyReader) {
+        self.sent = true;
+        self.to.to.post(HttpEvent::Stream {
+            key: self.to.key,
+            req: self.to.req,
+            resp,
+            body,
+        });
+    }
+
     fn deliver(&mut self, resp: Response) {
         self.sent = true;
-        self.to.to.reply(self.to.key, self.to.req, resp);
+        self.to.to.post(HttpEvent::Reply {
+            key: self.to.key,
+            req: self.to.req,
+            resp,
+        });
     }
 }
 

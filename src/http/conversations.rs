@@ -1,15 +1,17 @@
 //! The conversation routes: room settings and deletion, invitations, moderation,
 //! roles, direct rooms, read marks, and the caller's rooms and invitations.
 
-use crate::base::error::{ApiError, check};
+use crate::base::error::{ApiError, USER_NOT_FOUND, check};
 use crate::chat::direct;
+use crate::chat::invites;
 use crate::chat::moderation::{self, Action, Patch};
 use crate::chat::reads::{self, Mark};
 use crate::chat::rooms::{self, Role};
 use crate::http::body::Body;
+use crate::http::messages::page_limit;
 use crate::http::parse::query_param;
 use crate::http::response::Response;
-use crate::http::routes::{Req, Routed, number_param};
+use crate::http::routes::{Req, Routed};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -38,6 +40,8 @@ pub fn update(r: &Req, id: &str) -> Result<Routed, ApiError> {
             retention_days: b
                 .has("retention_days")
                 .then(|| b.opt_i64("retention_days", &mut errs)),
+            members_can_pin: b.opt_bool("members_can_pin", &mut errs),
+            slow_mode_secs: b.opt_i64("slow_mode_secs", &mut errs),
         };
         errs.extend(patch.problems());
         check(errs)?;
@@ -58,12 +62,13 @@ pub fn delete(r: &Req, id: &str) -> Result<Routed, ApiError> {
 pub fn invite(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let body = r.body.take();
-    r.job(&r.ctx.db, 201, move |w, _| {
+    r.job(&r.ctx.db, 201, move |w, ctx| {
         let b = Body::parse(&body)?;
         let mut errs = Vec::new();
         let user = b.req_uuid("user_id", &mut errs);
         check(errs)?;
-        moderation::invite(w, &who, room, user)?;
+        let per_hour = ctx.cfg.limits.invites_per_user_per_hour;
+        moderation::invite(w, &who, room, user, per_hour)?;
         Ok(success())
     })
 }
@@ -157,21 +162,57 @@ pub fn mark_read(r: &Req, id: &str) -> Result<Routed, ApiError> {
 /// `GET /me/rooms?cursor=&limit=`
 pub fn my_rooms(r: &Req) -> Result<Routed, ApiError> {
     let who = r.caller()?;
-    let limit = number_param(
-        r.head,
-        "limit",
-        |n| (1..=100).contains(&n),
-        || ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()]),
-    )?
-    .unwrap_or(50);
+    let limit = page_limit(r)?;
     let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
     r.job(&r.ctx.db, 200, move |w, _| {
         reads::my_rooms(w, &who, cursor.as_deref(), limit)
     })
 }
 
-/// `GET /me/invites`
+/// `GET /me/invites?cursor=&limit=`: a page `{invites, next_cursor}`; without either
+/// parameter the first 100 as a bare array, the shape clients of 0.1 read.
 pub fn my_invites(r: &Req) -> Result<Routed, ApiError> {
     let who = r.caller()?;
-    r.job(&r.ctx.db, 200, move |w, _| reads::my_invites(w, &who))
+    let paged = ["cursor", "limit"]
+        .iter()
+        .any(|p| query_param(&r.head.query, p).is_some());
+    if !paged {
+        return r.job(&r.ctx.db, 200, move |w, _| {
+            invites::mine(w, &who, None, 100).map(|page| page.invites)
+        });
+    }
+    let limit = page_limit(r)?;
+    let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
+    r.job(&r.ctx.db, 200, move |w, _| {
+        invites::mine(w, &who, cursor.as_deref(), limit)
+    })
+}
+
+/// `DELETE /me/invites/:room_id`: decline.
+pub fn decline(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    r.job(&r.ctx.db, 200, move |w, _| {
+        invites::decline(w, &who, room)?;
+        Ok(success())
+    })
+}
+
+/// `GET /rooms/:id/invites?cursor=&limit=`
+pub fn room_invites(r: &Req, id: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let limit = page_limit(r)?;
+    let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
+    r.job(&r.ctx.db, 200, move |w, _| {
+        invites::pending(w, &who, room, cursor.as_deref(), limit)
+    })
+}
+
+/// `DELETE /rooms/:id/invites/:user_id`: revoke.
+pub fn revoke(r: &Req, id: &str, user: &str) -> Result<Routed, ApiError> {
+    let (who, room) = r.caller_in(id)?;
+    let user = Uuid::parse_str(user).map_err(|_| USER_NOT_FOUND)?;
+    r.job(&r.ctx.db, 200, move |w, _| {
+        invites::revoke(w, &who, room, user)?;
+        Ok(success())
+    })
 }

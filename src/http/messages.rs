@@ -2,35 +2,32 @@
 //! reactions, earlier versions, and search.
 
 use crate::base::error::{ApiError, check};
-use crate::chat::edits::{self, Change, Rules};
-use crate::chat::messages;
-use crate::chat::pages::{self, PageReq};
-use crate::chat::reads::Mark;
+use crate::base::model::Message;
+use crate::chat::edits::{self, Change};
+use crate::chat::messages::Rules;
+use crate::chat::pages::{self, DEFAULT_PAGE, MAX_PAGE, PageReq};
 use crate::chat::search;
+use crate::chat::send::{self, Draft};
 use crate::http::body::Body;
-use crate::http::context::HttpCtx;
 use crate::http::parse::{percent_decode, query_param};
 use crate::http::response::Response;
 use crate::http::routes::{Req, Routed, number_param};
-use crate::pg::writer::{Extra, WriteJob};
-use std::time::Duration;
+use std::sync::Arc;
 
-fn rules(ctx: &HttpCtx) -> Rules {
-    let m = &ctx.cfg.messages;
-    Rules {
-        edit_window: (m.edit_window_secs > 0).then(|| Duration::from_secs(m.edit_window_secs)),
-        max_reactions: m.max_reactions,
-    }
-}
-
-fn limit(r: &Req) -> Result<i64, ApiError> {
+/// The `limit` query parameter of a paged read: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when
+/// absent.
+pub fn page_limit(r: &Req) -> Result<i64, ApiError> {
     Ok(number_param(
         r.head,
         "limit",
-        |n| (1..=100).contains(&n),
-        || ApiError::Validation(vec!["limit must be an integer from 1 to 100".into()]),
+        |n| (1..=MAX_PAGE).contains(&n),
+        || {
+            ApiError::Validation(vec![format!(
+                "limit must be an integer from 1 to {MAX_PAGE}"
+            )])
+        },
     )?
-    .unwrap_or(50))
+    .unwrap_or(DEFAULT_PAGE))
 }
 
 fn message_id(id: &str) -> Result<i64, ApiError> {
@@ -47,7 +44,7 @@ pub fn history(r: &Req, id: &str) -> Result<Routed, ApiError> {
         |n| n >= 1,
         || ApiError::BadRequest("invalid_cursor", "cursor must be a positive integer".into()),
     )?;
-    let limit = limit(r)?;
+    let limit = page_limit(r)?;
     if let Some(root) = number_param(
         r.head,
         "thread",
@@ -78,53 +75,32 @@ pub fn history(r: &Req, id: &str) -> Result<Routed, ApiError> {
     Ok(Routed::Pending)
 }
 
-/// `POST /rooms/:id/messages {content, reply_to?, attachments?}`
+/// `POST /rooms/:id/messages {content, reply_to?, attachments?}`: the send use case;
+/// answered 201 with the stored message.
 pub fn post(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
-    let body = Body::parse(&r.body.take())?;
+    r.spend(&who)?;
+    let mut body = Body::parse(&r.body.take())?;
     let mut errs = Vec::new();
     let content = body.req_str("content", &mut errs);
     let reply_to = body.opt_i64("reply_to", &mut errs);
     check(errs)?;
-    messages::check_content(&content)?;
-    let attachments = match body.get("attachments") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(messages::check_attachments(
-            v,
-            r.ctx.cfg.messages.max_attachments,
-        )?),
-    };
-    let reply = r.reply.clone();
-    let reads = r.ctx.reads.clone();
-    let job = WriteJob {
-        room_id: room,
-        user_id: who.user_id,
-        username: who.username,
+    let draft = Draft {
+        room,
         content,
         client_msg_id: None,
-        extra: (reply_to.is_some() || attachments.is_some()).then(|| {
-            Box::new(Extra {
-                reply_to,
-                attachments,
-            })
-        }),
-        reply: Box::new(move |res| {
-            if let Ok(m) = &res {
-                reads.mark(Mark {
-                    room: m.room_id,
-                    user: m.user_id,
-                    seq: m.seq,
-                    reply: None,
-                    quiet: true,
-                });
-            }
-            reply.arm().send(match res {
-                Ok(m) => Response::json(201, &*m),
-                Err(e) => Response::from_error(&e),
-            })
-        }),
+        reply_to,
+        attachments: body.take("attachments"),
     };
-    match r.ctx.writers.submit(job) {
+    let draft = send::check(draft, &Rules::from_config(&r.ctx.cfg.messages))?;
+    let reply = r.reply.clone();
+    let answer = move |result: Result<Arc<Message>, ApiError>| {
+        reply.arm().send(match result {
+            Ok(m) => Response::json(201, &*m),
+            Err(e) => Response::from_error(&e),
+        })
+    };
+    match r.ctx.sender.submit(who, draft, answer) {
         Ok(()) => Ok(Routed::Pending),
         Err(_) => Err(ApiError::Unavailable),
     }
@@ -132,9 +108,11 @@ pub fn post(r: &Req, id: &str) -> Result<Routed, ApiError> {
 
 fn change(r: &Req, id: &str, mid: &str, change: Change) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
+    r.spend(&who)?;
     let target = message_id(mid)?;
     r.job(&r.ctx.db, 200, move |w, ctx| {
-        edits::apply(w, &who, room, target, change, None, rules(ctx))
+        let rules = Rules::from_config(&ctx.cfg.messages);
+        edits::apply(w, &who, room, target, change, None, rules)
     })
 }
 
@@ -187,7 +165,7 @@ pub fn search(r: &Req, id: Option<&str>) -> Result<Routed, ApiError> {
     };
     let q = query_param(&r.head.query, "q").unwrap_or_default();
     let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
-    let limit = limit(r)?;
+    let limit = page_limit(r)?;
     r.job(&r.ctx.db, 200, move |w, ctx| {
         search::search(
             w,

@@ -1,13 +1,13 @@
-//! Answers given on the spot: health, readiness, metrics, CORS preflight, 405, and the
+//! Answers given on the spot: health, readiness, CORS preflight, 405, and the
 //! checks in front of an upgrade or a login.
 
+use crate::auth::external::{Caller, INVALID_TOKEN};
 use crate::base::config::Config;
 use crate::base::error::ApiError;
-use crate::base::model::Identity;
 use crate::http::context::HttpCtx;
 use crate::http::parse::{Head, query_param};
 use crate::http::response::Response;
-use crate::http::routes::Routed;
+use crate::http::routes::{Req, Routed};
 use std::net::IpAddr;
 
 /// 405 with the methods the path allows.
@@ -55,15 +55,6 @@ pub fn ready(ctx: &HttpCtx) -> Routed {
     })
 }
 
-/// `GET /metrics`.
-pub fn metrics(ctx: &HttpCtx) -> Routed {
-    Routed::Now(Response::raw(
-        200,
-        "text/plain; version=0.0.4",
-        ctx.metrics.render(&ctx.status.snapshot()).into_bytes(),
-    ))
-}
-
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
@@ -73,41 +64,35 @@ pub fn bearer(header: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The caller: the bearer token, or (WebSocket upgrades only, browsers cannot set
-/// headers there) the `token` query parameter.
-pub fn authenticate(ctx: &HttpCtx, head: &Head, query_too: bool) -> Result<Identity, ApiError> {
-    let from_query = query_too
-        .then(|| query_param(&head.query, "token"))
-        .flatten()
-        .filter(|t| !t.is_empty());
-    let token = from_query.or_else(|| {
-        head.headers
-            .authorization
-            .as_deref()
-            .and_then(bearer)
-            .map(str::to_string)
-    });
-    let Some(token) = token else {
-        let what = if query_too {
-            "Missing token"
-        } else {
-            "Missing bearer token"
-        };
-        return Err(ApiError::Unauthorized("unauthorized", what));
-    };
-    ctx.auth.authenticate(&token).ok_or(ApiError::Unauthorized(
-        "invalid_token",
-        "Invalid or expired token",
-    ))
+/// The upgrade's token: the bearer token, or (browsers cannot set headers there) the
+/// `token` query parameter, which wins when both are present.
+fn upgrade_token(head: &Head) -> Result<String, ApiError> {
+    query_param(&head.query, "token")
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            head.headers
+                .authorization
+                .as_deref()
+                .and_then(bearer)
+                .map(str::to_string)
+        })
+        .ok_or(ApiError::Unauthorized("unauthorized", "Missing token"))
 }
 
-/// `GET /ws`: a valid token and a valid upgrade request.
-pub fn upgrade(ctx: &HttpCtx, head: &Head) -> Result<Routed, ApiError> {
-    let who = authenticate(ctx, head, true)?;
+/// `GET /ws`: a valid token (chatd's own or the identity provider's) and a valid
+/// upgrade request. The first upgrade of a provider's user this node has not met waits
+/// for a worker to resolve the user, then completes like the others.
+pub fn upgrade(r: &Req) -> Result<Routed, ApiError> {
+    let (ctx, head) = (r.ctx, r.head);
+    let token = upgrade_token(head)?;
+    let caller = ctx.auth.caller(&token).ok_or(INVALID_TOKEN)?;
     if let Err(resp) = crate::http::upgrade::check(head) {
         return Ok(Routed::Now(resp));
     }
-    Ok(Routed::Upgrade(who))
+    match caller {
+        Caller::Known(who) => Ok(Routed::Upgrade(who)),
+        Caller::Unresolved(who) => Ok(crate::http::caller::first_upgrade(ctx, head, r.reply, who)),
+    }
 }
 
 /// The client's address: the peer, or the last X-Forwarded-For entry (the address our

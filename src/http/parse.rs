@@ -86,6 +86,11 @@ pub struct Headers {
     pub ac_request_headers: Option<String>,
     /// `X-Forwarded-For` (last address: the one our proxy appended)
     pub forwarded_for: Option<String>,
+    /// `Cookie`, every such header joined with `; `; a value that is not UTF-8 is left
+    /// out (a cookie is only ever a credential we may do without, never a 400).
+    pub cookie: Option<String>,
+    /// `X-Chatd-Refresh-Cookie: 1`: the client keeps its refresh token in the cookie.
+    pub refresh_cookie: bool,
 }
 
 /// A complete request head, with the body's length.
@@ -122,6 +127,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
             return Ok(None);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::HeadersTooLarge),
+        // httparse knows HTTP/1.0 and 1.1 only: any other version is one we do not speak.
+        Err(httparse::Error::Version) => return Err(ParseError::Version),
         Err(_) => return Err(ParseError::Malformed),
     };
     if head_len > limits.max_header_bytes {
@@ -189,6 +196,16 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
             // The last entry is the one the proxy in front of us added; earlier ones come
             // from the client and prove nothing.
             headers.forwarded_for = value()?.rsplit(',').next().map(|s| s.trim().to_string());
+        } else if name.eq_ignore_ascii_case("cookie") {
+            if let Ok(v) = std::str::from_utf8(h.value) {
+                let joined = match headers.cookie.take() {
+                    Some(before) => format!("{before}; {v}"),
+                    None => v.to_string(),
+                };
+                headers.cookie = Some(joined);
+            }
+        } else if name.eq_ignore_ascii_case("x-chatd-refresh-cookie") {
+            headers.refresh_cookie = h.value.trim_ascii() == b"1";
         }
     }
     // A body framed any way but Content-Length is refused: with both, it would be
@@ -324,12 +341,29 @@ mod tests {
             parse_head(b"GET x HTTP/1.1\r\n\r\n", &L).unwrap_err(),
             ParseError::Malformed
         );
+        for v in ["HTTP/1.2", "HTTP/2.0", "HTTP/3.0"] {
+            let req = format!("GET /health {v}\r\n\r\n");
+            assert_eq!(
+                parse_head(req.as_bytes(), &L).unwrap_err(),
+                ParseError::Version
+            );
+        }
         let h10 = parse_head(b"GET / HTTP/1.0\r\n\r\n", &L).unwrap().unwrap();
         assert!(!h10.keep_alive);
         let close = parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &L)
             .unwrap()
             .unwrap();
         assert!(!close.keep_alive);
+    }
+
+    #[test]
+    fn cookies_are_joined_and_bad_bytes_left_out() {
+        let r = b"POST /auth/refresh HTTP/1.1\r\nCookie: a=1\r\nCookie: chatd_refresh=x\r\nCookie: \xff=\xfe\r\nX-Chatd-Refresh-Cookie: 1\r\n\r\n";
+        let h = parse_head(r, &L).unwrap().unwrap();
+        assert_eq!(h.headers.cookie.as_deref(), Some("a=1; chatd_refresh=x"));
+        assert!(h.headers.refresh_cookie);
+        let r = b"POST / HTTP/1.1\r\nX-Chatd-Refresh-Cookie: yes\r\n\r\n";
+        assert!(!parse_head(r, &L).unwrap().unwrap().headers.refresh_cookie);
     }
 
     #[test]

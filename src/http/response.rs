@@ -65,10 +65,23 @@ impl Response {
         let resp = match e {
             ApiError::Validation(msgs) => Response::errors(status, e.code(), msgs.clone()),
             ApiError::TooLarge(m) => Response::error(status, "payload_too_large", m),
+            ApiError::SlowMode(ms) => {
+                let body = serde_json::json!({
+                    "statusCode": status,
+                    "message": e.to_string(),
+                    "error": reason(status),
+                    "code": e.code(),
+                    "retry_after_ms": ms,
+                });
+                Response::json(status, &body)
+            }
             other => Response::error(status, other.code(), &other.to_string()),
         };
         match e {
             ApiError::RateLimited(secs) => resp.with_header("Retry-After", secs.to_string()),
+            ApiError::SlowMode(ms) => {
+                resp.with_header("Retry-After", ms.div_ceil(1000).to_string())
+            }
             ApiError::Unavailable => resp.with_header("Retry-After", "1"),
             _ => resp,
         }
@@ -90,16 +103,33 @@ impl Response {
     /// (see `ops::cors_origin`); `head_only` drops the body (HEAD).
     pub fn to_bytes(&self, cors: Option<&str>, keep_alive: bool, head_only: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(192 + self.body.len());
+        let length = format!("Content-Length: {}", self.body.len());
+        self.write_head(&mut out, &length, cors, keep_alive);
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
+        out
+    }
+
+    /// The status line and headers of an answer whose body follows in chunks
+    /// (`http/stream.rs`): `Transfer-Encoding: chunked` instead of a length.
+    pub fn chunked_head(&self, cors: Option<&str>, keep_alive: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(192);
+        self.write_head(&mut out, "Transfer-Encoding: chunked", cors, keep_alive);
+        out
+    }
+
+    fn write_head(&self, out: &mut Vec<u8>, framing: &str, cors: Option<&str>, keep_alive: bool) {
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{framing}\r\n",
             self.status,
             reason(self.status),
             self.content_type,
-            self.body.len()
         );
         if let Some(o) = cors {
-            // No credentials: the API authenticates by bearer token, never by cookie.
+            // No credentials: the API authenticates by bearer token. The one cookie, the
+            // web app's refresh cookie, is for pages of the server's own origin only.
             let _ = write!(out, "Access-Control-Allow-Origin: {o}\r\n");
             if o != "*" {
                 out.extend_from_slice(b"Vary: Origin\r\n");
@@ -112,10 +142,6 @@ impl Response {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only {
-            out.extend_from_slice(&self.body);
-        }
-        out
     }
 }
 

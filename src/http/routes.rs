@@ -4,13 +4,19 @@
 use crate::base::error::{ApiError, ROOM_NOT_FOUND};
 use crate::base::model::Identity;
 use crate::chat::moderation::Action;
+use crate::http::admin;
 use crate::http::api;
+use crate::http::blocks;
+use crate::http::caller::{self, Bearer};
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
 use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
+use crate::http::pins;
+use crate::http::reports;
 use crate::http::response::Response;
+use crate::http::users;
 use crate::pg::pool::{Job, JobQueue, Worker};
 use std::cell::Cell;
 use std::net::IpAddr;
@@ -47,12 +53,29 @@ pub struct Req<'a> {
     pub peer: IpAddr,
     /// Where a worker's answer goes.
     pub reply: &'a ReplyTo,
+    /// The bearer token's verdict, reached once before routing.
+    pub bearer: Bearer,
+    /// Set when the route asked for a caller a worker must resolve first.
+    pub defer: Cell<bool>,
 }
 
 impl Req<'_> {
     /// The caller, from `Authorization: Bearer`.
     pub fn caller(&self) -> Result<Identity, ApiError> {
-        ops::authenticate(self.ctx, self.head, false)
+        if matches!(self.bearer, Bearer::FirstUse) {
+            self.defer.set(true);
+        }
+        self.bearer.identity()
+    }
+
+    /// Counts one write of `who` against the per-user event rate it shares with its
+    /// sockets (`websocket.max_events_per_sec`): 429 with `Retry-After` beyond it.
+    pub fn spend(&self, who: &Identity) -> Result<(), ApiError> {
+        let max = self.ctx.cfg.websocket.max_events_per_sec;
+        self.ctx
+            .per_user
+            .hit(who.user_id, max)
+            .map_err(ApiError::RateLimited)
     }
 
     /// The caller and the room named by path segment `id`.
@@ -78,14 +101,23 @@ impl Req<'_> {
         queue: &JobQueue,
         f: impl FnOnce(&mut Worker, &HttpCtx) -> Result<(u16, T), ApiError> + Send + 'static,
     ) -> Result<Routed, ApiError> {
+        self.job_answer(queue, move |w, ctx| match f(w, ctx) {
+            Ok((status, v)) => Response::json(status, &v),
+            Err(e) => Response::from_error(&e),
+        })
+    }
+
+    /// Like [`Req::job`], with the whole answer built by `f` (for headers such as
+    /// `Set-Cookie`).
+    pub fn job_answer(
+        &self,
+        queue: &JobQueue,
+        f: impl FnOnce(&mut Worker, &HttpCtx) -> Response + Send + 'static,
+    ) -> Result<Routed, ApiError> {
         let (ctx, reply) = (self.ctx.clone(), self.reply.clone());
         let job: Job = Box::new(move |w| {
             let reply = reply.arm();
-            let resp = match f(w, &ctx) {
-                Ok((status, v)) => Response::json(status, &v),
-                Err(e) => Response::from_error(&e),
-            };
-            reply.send(resp);
+            reply.send(f(w, &ctx));
         });
         queue.submit(job)?;
         Ok(Routed::Pending)
@@ -100,13 +132,30 @@ pub fn dispatch(
     peer: IpAddr,
     reply: &ReplyTo,
 ) -> (&'static str, Routed) {
+    let (bearer, first_use) = caller::verdict(ctx, head);
+    // Kept only for a first use: its route runs again on a worker.
+    let spare = first_use.as_ref().map(|_| body.clone());
     let r = Req {
         ctx,
         head,
         body: Cell::new(body),
         peer,
         reply,
+        bearer,
+        defer: Cell::new(false),
     };
+    let (label, routed) = route(&r);
+    match (r.defer.get(), first_use, spare) {
+        (true, Some(who), Some(body)) => {
+            (label, caller::first_use(ctx, head, body, peer, reply, who))
+        }
+        _ => (label, routed),
+    }
+}
+
+/// The route label and how to serve the request, for a request whose caller is settled.
+pub fn route(r: &Req) -> (&'static str, Routed) {
+    let (ctx, head) = (r.ctx, r.head);
     let segs: Vec<&str> = head.path.trim_matches('/').split('/').collect();
     if head.method == Method::Options {
         return ("OPTIONS", Routed::Now(ops::preflight(&ctx.cfg, head)));
@@ -116,6 +165,13 @@ pub fn dispatch(
         Method::Head => Method::Get,
         other => other,
     };
+    // The token comes first (PROTOCOL §3): a route of the bearer API answers a missing or
+    // refused token before it reads a path id, the query or the body, so what it says
+    // never depends on input the caller was not allowed to send.
+    if let (true, Bearer::Absent | Bearer::Refused(_)) = (needs_bearer(&segs), &r.bearer) {
+        let e = r.bearer.identity().err().unwrap_or(ApiError::Internal);
+        return ("other", Routed::Now(Response::from_error(&e)));
+    }
     use Method::{Delete, Get, Patch, Post, Put};
     let now = |resp: Response| Routed::Now(resp);
     let routed: Option<(&'static str, Routed)> = match (m, segs.as_slice()) {
@@ -124,7 +180,6 @@ pub fn dispatch(
             now(Response::json(200, &serde_json::json!({"status": "ok"}))),
         )),
         (Get, ["ready"]) => Some(("GET /ready", ops::ready(ctx))),
-        (Get, ["metrics"]) => Some(("GET /metrics", ops::metrics(ctx))),
         (Get, ["openapi.json"]) => Some((
             "GET /openapi.json",
             now(Response::raw(
@@ -141,9 +196,7 @@ pub fn dispatch(
                 ASYNCAPI.as_bytes().to_vec(),
             )),
         )),
-        (Get, ["ws"]) if head.method == Method::Get => {
-            Some(("GET /ws", ops::upgrade(ctx, head).into()))
-        }
+        (Get, ["ws"]) if head.method == Method::Get => Some(("GET /ws", ops::upgrade(r).into())),
         (Get, ["echo"]) if ctx.cfg.websocket.echo_endpoint => Some((
             "GET /echo",
             match crate::http::upgrade::check(head) {
@@ -151,77 +204,118 @@ pub fn dispatch(
                 Err(resp) => Routed::Now(resp),
             },
         )),
-        (Post, ["auth", "register"]) => Some(("POST /auth/register", api::register(&r).into())),
-        (Post, ["auth", "login"]) => Some(("POST /auth/login", api::login(&r).into())),
-        (Post, ["auth", "refresh"]) => Some(("POST /auth/refresh", api::refresh(&r).into())),
-        (Post, ["auth", "logout"]) => Some(("POST /auth/logout", api::logout(&r).into())),
-        (Get, ["rooms"]) => Some(("GET /rooms", api::list_rooms(&r).into())),
-        (Post, ["rooms"]) => Some(("POST /rooms", api::create_room(&r).into())),
-        (Get, ["rooms", id]) => Some(("GET /rooms/:id", api::get_room(&r, id).into())),
-        (Patch, ["rooms", id]) => Some(("PATCH /rooms/:id", conv::update(&r, id).into())),
-        (Delete, ["rooms", id]) => Some(("DELETE /rooms/:id", conv::delete(&r, id).into())),
+        (Post, ["auth", "register"]) => Some(("POST /auth/register", api::register(r).into())),
+        (Post, ["auth", "login"]) => Some(("POST /auth/login", api::login(r).into())),
+        (Post, ["auth", "refresh"]) => Some(("POST /auth/refresh", api::refresh(r).into())),
+        (Post, ["auth", "logout"]) => Some(("POST /auth/logout", api::logout(r).into())),
+        (Get, ["rooms"]) => Some(("GET /rooms", api::list_rooms(r).into())),
+        (Post, ["rooms"]) => Some(("POST /rooms", api::create_room(r).into())),
+        (Get, ["rooms", id]) => Some(("GET /rooms/:id", api::get_room(r, id).into())),
+        (Patch, ["rooms", id]) => Some(("PATCH /rooms/:id", conv::update(r, id).into())),
+        (Delete, ["rooms", id]) => Some(("DELETE /rooms/:id", conv::delete(r, id).into())),
         (Post, ["rooms", id, "join"]) => {
-            Some(("POST /rooms/:id/join", api::join_room(&r, id).into()))
+            Some(("POST /rooms/:id/join", api::join_room(r, id).into()))
         }
         (Post, ["rooms", id, "leave"]) => {
-            Some(("POST /rooms/:id/leave", api::leave_room(&r, id).into()))
+            Some(("POST /rooms/:id/leave", api::leave_room(r, id).into()))
         }
         (Get, ["rooms", id, "members"]) => {
-            Some(("GET /rooms/:id/members", api::members(&r, id).into()))
+            Some(("GET /rooms/:id/members", api::members(r, id).into()))
         }
         (Get, ["rooms", id, "messages"]) => {
-            Some(("GET /rooms/:id/messages", msgs::history(&r, id).into()))
+            Some(("GET /rooms/:id/messages", msgs::history(r, id).into()))
         }
         (Post, ["rooms", id, "messages"]) => {
-            Some(("POST /rooms/:id/messages", msgs::post(&r, id).into()))
+            Some(("POST /rooms/:id/messages", msgs::post(r, id).into()))
         }
         (Patch, ["rooms", id, "messages", mid]) => Some((
             "PATCH /rooms/:id/messages/:message_id",
-            msgs::edit(&r, id, mid).into(),
+            msgs::edit(r, id, mid).into(),
         )),
         (Delete, ["rooms", id, "messages", mid]) => Some((
             "DELETE /rooms/:id/messages/:message_id",
-            msgs::delete(&r, id, mid).into(),
+            msgs::delete(r, id, mid).into(),
         )),
         (Get, ["rooms", id, "messages", mid, "edits"]) => Some((
             "GET /rooms/:id/messages/:message_id/edits",
-            msgs::versions(&r, id, mid).into(),
+            msgs::versions(r, id, mid).into(),
         )),
         (Put, ["rooms", id, "messages", mid, "reactions", emoji]) => Some((
             "PUT /rooms/:id/messages/:message_id/reactions/:emoji",
-            msgs::reaction(&r, id, mid, emoji, true).into(),
+            msgs::reaction(r, id, mid, emoji, true).into(),
         )),
         (Delete, ["rooms", id, "messages", mid, "reactions", emoji]) => Some((
             "DELETE /rooms/:id/messages/:message_id/reactions/:emoji",
-            msgs::reaction(&r, id, mid, emoji, false).into(),
+            msgs::reaction(r, id, mid, emoji, false).into(),
+        )),
+        (Get, ["rooms", id, "pins"]) => Some(("GET /rooms/:id/pins", pins::list(r, id).into())),
+        (Put, ["rooms", id, "pins", mid]) => Some((
+            "PUT /rooms/:id/pins/:message_id",
+            pins::pin(r, id, mid).into(),
+        )),
+        (Delete, ["rooms", id, "pins", mid]) => Some((
+            "DELETE /rooms/:id/pins/:message_id",
+            pins::unpin(r, id, mid).into(),
+        )),
+        (Post, ["rooms", id, "messages", mid, "report"]) => Some((
+            "POST /rooms/:id/messages/:message_id/report",
+            reports::report(r, id, mid).into(),
+        )),
+        (Get, ["rooms", id, "reports"]) => {
+            Some(("GET /rooms/:id/reports", reports::list(r, id).into()))
+        }
+        (Post, ["rooms", id, "reports", report, "resolve"]) => Some((
+            "POST /rooms/:id/reports/:report_id/resolve",
+            reports::resolve(r, id, report).into(),
         )),
         (Get, ["rooms", id, "search"]) => {
-            Some(("GET /rooms/:id/search", msgs::search(&r, Some(id)).into()))
+            Some(("GET /rooms/:id/search", msgs::search(r, Some(id)).into()))
         }
-        (Get, ["me", "search"]) => Some(("GET /me/search", msgs::search(&r, None).into())),
+        (Get, ["me", "search"]) => Some(("GET /me/search", msgs::search(r, None).into())),
         (Post, ["rooms", id, "invites"]) => {
-            Some(("POST /rooms/:id/invites", conv::invite(&r, id).into()))
+            Some(("POST /rooms/:id/invites", conv::invite(r, id).into()))
+        }
+        (Get, ["rooms", id, "invites"]) => {
+            Some(("GET /rooms/:id/invites", conv::room_invites(r, id).into()))
+        }
+        (Delete, ["rooms", id, "invites", user]) => Some((
+            "DELETE /rooms/:id/invites/:user_id",
+            conv::revoke(r, id, user).into(),
+        )),
+        (Delete, ["me", "invites", id]) => {
+            Some(("DELETE /me/invites/:room_id", conv::decline(r, id).into()))
         }
         (Post, ["rooms", id, "read"]) => {
-            Some(("POST /rooms/:id/read", conv::mark_read(&r, id).into()))
+            Some(("POST /rooms/:id/read", conv::mark_read(r, id).into()))
         }
         (Put, ["rooms", id, "notifications"]) => Some((
             "PUT /rooms/:id/notifications",
-            conv::notifications(&r, id).into(),
+            conv::notifications(r, id).into(),
         )),
         (Post, ["rooms", id, "members", user, action]) => Action::parse(action).map(|a| {
             (
                 "POST /rooms/:id/members/:user_id/:action",
-                conv::act(&r, id, user, a).into(),
+                conv::act(r, id, user, a).into(),
             )
         }),
         (Put, ["rooms", id, "members", user, "role"]) => Some((
             "PUT /rooms/:id/members/:user_id/role",
-            conv::set_role(&r, id, user).into(),
+            conv::set_role(r, id, user).into(),
         )),
-        (Post, ["dm"]) => Some(("POST /dm", conv::open_direct(&r).into())),
-        (Get, ["me", "rooms"]) => Some(("GET /me/rooms", conv::my_rooms(&r).into())),
-        (Get, ["me", "invites"]) => Some(("GET /me/invites", conv::my_invites(&r).into())),
+        (Post, ["dm"]) => Some(("POST /dm", conv::open_direct(r).into())),
+        (Get, ["me", "rooms"]) => Some(("GET /me/rooms", conv::my_rooms(r).into())),
+        (Get, ["me", "invites"]) => Some(("GET /me/invites", conv::my_invites(r).into())),
+        (Post, ["me", "blocks"]) => Some(("POST /me/blocks", blocks::block(r).into())),
+        (Get, ["me", "blocks"]) => Some(("GET /me/blocks", blocks::list(r).into())),
+        (Delete, ["me", "blocks", user]) => Some((
+            "DELETE /me/blocks/:user_id",
+            blocks::unblock(r, user).into(),
+        )),
+        (Get, ["me"]) => Some(("GET /me", users::me(r).into())),
+        (Patch, ["me"]) => Some(("PATCH /me", users::update_me(r).into())),
+        (Get, ["users"]) => Some(("GET /users", users::search(r).into())),
+        (Get, ["users", id]) => Some(("GET /users/:id", users::profile(r, id).into())),
+        (m, ["admin", rest @ ..]) => admin::route(r, m, rest),
         _ => None,
     };
     if let Some(routed) = routed {
@@ -231,7 +325,7 @@ pub fn dispatch(
         return ("other", Routed::Now(ops::method_not_allowed(allow)));
     }
     let asset = (m == Get)
-        .then(|| crate::http::web::asset(&head.path, ctx.cfg.http.web_app))
+        .then(|| crate::http::web::asset(&head.path, &ctx.cfg.http))
         .flatten();
     let resp = asset.unwrap_or_else(|| {
         Response::from_error(&ApiError::NotFound("not_found", "Cannot find this route"))
@@ -239,21 +333,38 @@ pub fn dispatch(
     ("other", Routed::Now(resp))
 }
 
+/// Whether a known path is one of the bearer API's: everything under `/rooms`, `/me`,
+/// `/dm` and `/users`, and `/auth/logout`.
+fn needs_bearer(segs: &[&str]) -> bool {
+    allowed(segs).is_some()
+        && matches!(
+            segs,
+            ["rooms" | "me" | "dm" | "users", ..] | ["auth", "logout"]
+        )
+}
+
 /// The methods a known path allows (for 405), or `None` for an unknown path.
 fn allowed(segs: &[&str]) -> Option<&'static str> {
     Some(match segs {
-        ["health"] | ["ready"] | ["metrics"] | ["openapi.json"] | ["asyncapi.json"] => "GET, HEAD",
+        ["health"] | ["ready"] | ["openapi.json"] | ["asyncapi.json"] => "GET, HEAD",
         ["ws"] => "GET",
         ["auth", "register" | "login" | "refresh" | "logout"] => "POST",
         ["rooms"] => "GET, HEAD, POST",
         ["rooms", _] => "GET, HEAD, PATCH, DELETE",
-        ["rooms", _, "join" | "leave" | "invites" | "read"] => "POST",
+        ["rooms", _, "join" | "leave" | "read"] => "POST",
+        ["rooms", _, "invites"] => "GET, HEAD, POST",
+        ["rooms", _, "invites", _] | ["me", "invites", _] | ["me", "blocks", _] => "DELETE",
+        ["me", "blocks"] => "GET, HEAD, POST",
         ["rooms", _, "members"] => "GET, HEAD",
         ["rooms", _, "messages"] => "GET, HEAD, POST",
         ["rooms", _, "messages", _] => "PATCH, DELETE",
         ["rooms", _, "messages", _, "edits"] | ["rooms", _, "search"] => "GET, HEAD",
         ["rooms", _, "messages", _, "reactions", _] => "PUT, DELETE",
         ["me", "search"] => "GET, HEAD",
+        ["rooms", _, "pins"] => "GET, HEAD",
+        ["rooms", _, "pins", _] => "PUT, DELETE",
+        ["rooms", _, "messages", _, "report"] | ["rooms", _, "reports", _, "resolve"] => "POST",
+        ["rooms", _, "reports"] => "GET, HEAD",
         ["rooms", _, "notifications"] => "PUT",
         [
             "rooms",
@@ -265,6 +376,9 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["rooms", _, "members", _, "role"] => "PUT",
         ["dm"] => "POST",
         ["me", "rooms" | "invites"] => "GET, HEAD",
+        ["me"] => "GET, HEAD, PATCH",
+        ["users"] | ["users", _] => "GET, HEAD",
+        ["admin", rest @ ..] => return admin::allowed(rest),
         _ => return None,
     })
 }
@@ -291,7 +405,6 @@ pub fn number_param(
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/ready"),
-    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/asyncapi.json"),
     ("GET", "/ws"),
@@ -310,6 +423,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/rooms/{id}"),
     ("DELETE", "/rooms/{id}"),
     ("POST", "/rooms/{id}/invites"),
+    ("GET", "/rooms/{id}/invites"),
+    ("DELETE", "/rooms/{id}/invites/{user_id}"),
+    ("DELETE", "/me/invites/{room_id}"),
     ("POST", "/rooms/{id}/read"),
     ("PUT", "/rooms/{id}/notifications"),
     ("POST", "/rooms/{id}/members/{user_id}/kick"),
@@ -321,6 +437,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/dm"),
     ("GET", "/me/rooms"),
     ("GET", "/me/invites"),
+    ("POST", "/me/blocks"),
+    ("GET", "/me/blocks"),
+    ("DELETE", "/me/blocks/{user_id}"),
     ("PATCH", "/rooms/{id}/messages/{message_id}"),
     ("DELETE", "/rooms/{id}/messages/{message_id}"),
     ("GET", "/rooms/{id}/messages/{message_id}/edits"),
@@ -331,6 +450,32 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/rooms/{id}/search"),
     ("GET", "/me/search"),
+    ("GET", "/rooms/{id}/pins"),
+    ("PUT", "/rooms/{id}/pins/{message_id}"),
+    ("DELETE", "/rooms/{id}/pins/{message_id}"),
+    ("POST", "/rooms/{id}/messages/{message_id}/report"),
+    ("GET", "/rooms/{id}/reports"),
+    ("POST", "/rooms/{id}/reports/{report_id}/resolve"),
+    ("GET", "/me"),
+    ("PATCH", "/me"),
+    ("GET", "/users"),
+    ("GET", "/users/{id}"),
+    ("GET", "/admin/webhooks/dead"),
+    ("POST", "/admin/webhooks/dead/{id}/retry"),
+    ("GET", "/admin/audit"),
+    ("POST", "/admin/users"),
+    ("DELETE", "/admin/users/{id}"),
+    ("GET", "/admin/users/{id}/export"),
+    ("GET", "/admin/rooms/{id}/export"),
+    ("POST", "/admin/users/{id}/tokens"),
+    ("POST", "/admin/users/{id}/deactivate"),
+    ("POST", "/admin/users/{id}/reactivate"),
+    ("POST", "/admin/rooms"),
+    ("POST", "/admin/rooms/{id}/members"),
+    ("DELETE", "/admin/rooms/{id}/members/{user_id}"),
+    ("POST", "/admin/rooms/{id}/messages"),
+    ("GET", "/admin/reports"),
+    ("POST", "/admin/reports/{report_id}/resolve"),
 ];
 
 /// The OpenAPI description served at /openapi.json.

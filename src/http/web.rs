@@ -2,6 +2,7 @@
 //! TypeScript declarations and package.json, always) and the web app (`/` and its
 //! modules, unless `http.web_app = false`). Embedded at build time from `src/web/`.
 
+use crate::base::config::HttpConfig;
 use crate::http::response::Response;
 
 /// Every embedded file: (URL path, bytes).
@@ -10,11 +11,31 @@ const FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/web.rs"));
 /// Served even when the web app is turned off: what client authors need.
 const LIBRARY: &[&str] = &["/chatd.js", "/chatd.d.ts", "/package.json"];
 
-/// The app's Content-Security-Policy: its own scripts, styles and sockets only; no
-/// inline script, no plugin, no framing.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The app's Content-Security-Policy: its own scripts, styles and connections only (a
+/// page's own origin covers its WebSocket too), plus the origins of `connect` (an API
+/// served elsewhere, `http.connect_origins`) with their WebSocket form; no inline
+/// script, no plugin, no framing. A script injected into the page cannot send what it
+/// reads to another host.
+pub fn csp(connect: &[String]) -> String {
+    let mut sources = String::from("'self'");
+    for origin in connect {
+        let socket = origin
+            .strip_prefix("https://")
+            .map(|h| format!("wss://{h}"))
+            .or_else(|| origin.strip_prefix("http://").map(|h| format!("ws://{h}")));
+        sources.push(' ');
+        sources.push_str(origin);
+        if let Some(s) = socket {
+            sources.push(' ');
+            sources.push_str(&s);
+        }
+    }
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {sources}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {
@@ -31,9 +52,9 @@ fn content_type(path: &str) -> &'static str {
 }
 
 /// The embedded file at `path` (`/` is the app's index), if it is served.
-pub fn asset(path: &str, app: bool) -> Option<Response> {
+pub fn asset(path: &str, cfg: &HttpConfig) -> Option<Response> {
     let path = if path == "/" { "/index.html" } else { path };
-    if !app && !LIBRARY.contains(&path) {
+    if !cfg.web_app && !LIBRARY.contains(&path) {
         return None;
     }
     let (_, bytes) = FILES.iter().find(|(p, _)| *p == path)?;
@@ -43,7 +64,7 @@ pub fn asset(path: &str, app: bool) -> Option<Response> {
         .with_header("Cache-Control", "no-cache");
     if ctype.starts_with("text/html") {
         resp = resp
-            .with_header("Content-Security-Policy", CSP)
+            .with_header("Content-Security-Policy", csp(&cfg.connect_origins))
             .with_header("X-Frame-Options", "DENY")
             .with_header("Referrer-Policy", "no-referrer");
     }
@@ -61,18 +82,36 @@ mod tests {
 
     #[test]
     fn types_and_switch() {
+        let on = HttpConfig::default();
+        let off = HttpConfig {
+            web_app: false,
+            ..HttpConfig::default()
+        };
         assert_eq!(content_type("/a/b.js"), "text/javascript; charset=utf-8");
         assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
-        assert!(asset("/nope.js", true).is_none());
-        assert!(asset("/../Cargo.toml", true).is_none());
+        assert!(asset("/nope.js", &on).is_none());
+        assert!(asset("/../Cargo.toml", &on).is_none());
         if paths().any(|p| p == "/index.html") {
-            let r = asset("/", true).unwrap();
+            let r = asset("/", &on).unwrap();
             assert!(
                 r.headers
                     .iter()
                     .any(|(n, _)| *n == "Content-Security-Policy")
             );
-            assert!(asset("/", false).is_none());
+            assert!(asset("/", &off).is_none());
         }
+    }
+
+    #[test]
+    fn connections_go_to_the_own_origin_and_configured_ones() {
+        assert!(csp(&[]).contains("connect-src 'self';"));
+        let api = csp(&["https://api.example".into(), "http://10.0.0.1:4000".into()]);
+        assert!(
+            api.contains(
+                "connect-src 'self' https://api.example wss://api.example \
+                 http://10.0.0.1:4000 ws://10.0.0.1:4000;"
+            ),
+            "{api}"
+        );
     }
 }

@@ -1,22 +1,20 @@
 //! One event-loop thread: accepts on its own SO_REUSEPORT listener, owns its connections
-//! outright, speaks HTTP/1.1 (through http::routes) and hands upgraded sockets to the
-//! WebSocket hub, and never blocks: database work leaves as jobs and comes back as
-//! `LoopMsg`s through the channel and the Waker.
+//! outright and drives the protocols they speak through `base/session.rs`'s interface.
+//! A connection starts as an HTTP session (http/), may be moved, owned, to a WebSocket
+//! session (ws/) when the HTTP side returns an upgrade, and ends lingering. The loop
+//! knows sockets, buffers, readiness, connection slots and its own closing and
+//! lingering deadlines; no protocol. It never blocks: database work leaves as jobs and
+//! comes back as `LoopMsg`s through the channel and the Waker.
 
-use crate::base::config::Config;
-use crate::base::error::ApiError;
-use crate::base::limits::PerIp;
 use crate::base::metrics::Metrics;
-use crate::base::model::Identity;
-use crate::http::context::{HttpCtx, ReplyTo};
-use crate::http::parse::{self, Head, Limits, Method, ParseError};
-use crate::http::response::Response;
-use crate::http::routes::{self, Routed};
+use crate::base::session::{Outcome, Outcomes, Protocol, Upgrade};
+use crate::http::driver::HttpDriver;
 use crate::net::buffer::Flush;
-use crate::net::conn::{Conn, InFlight, State};
+use crate::net::conn::{Conn, State};
 use crate::net::handle::{LoopHandle, LoopMsg};
+use crate::net::slots::Slots;
 use crate::net::sockets::Table;
-use crate::ws::{Hub, Outcome, Outcomes};
+use crate::ws::{Hub, LoopEvent};
 use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -34,23 +32,36 @@ pub const WAKER: Token = Token(usize::MAX - 2);
 const MAX_MSGS_PER_TURN: usize = 8192;
 /// How long a closing connection may linger to let its last response reach the peer.
 const LINGER: Duration = Duration::from_secs(2);
-/// Answers queued for one HTTP connection before its further pipelined requests wait
-/// (a client that pipelines and never reads cannot grow the node's memory).
-const MAX_HTTP_QUEUED: usize = 256 * 1024;
-/// Requests served from one connection's buffer per loop turn; the rest wait for the
-/// next turn, after the other connections had theirs.
-const HTTP_BUDGET: usize = 32;
+/// After an accept error that retrying at once would repeat (out of descriptors or
+/// memory), accepting waits this long.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// What a loop needs from the node.
 pub struct LoopCtx {
-    /// Effective configuration.
-    pub cfg: Arc<Config>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Open connections per address, shared by the node's loops.
-    pub per_ip: Arc<PerIp>,
-    /// What the HTTP routes need.
-    pub http: Arc<HttpCtx>,
+    /// The node's connection slots, shared by its loops.
+    pub slots: Arc<Slots>,
+    /// How often timeouts are checked.
+    pub tick: Duration,
+}
+
+/// Which side a connection's state belongs to.
+#[derive(Clone, Copy)]
+enum Side {
+    Http,
+    Ws,
+    Lingering,
+}
+
+impl Side {
+    fn of(state: &State) -> Side {
+        match state {
+            State::Http(_) => Side::Http,
+            State::Ws(_) => Side::Ws,
+            State::Lingering(_) => Side::Lingering,
+        }
+    }
 }
 
 /// The state of one event-loop thread.
@@ -60,26 +71,28 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     conns: Slab<Conn>,
     rx: Receiver<LoopMsg>,
-    /// This loop's own handle: the address workers answer to.
+    /// This loop's own handle (what parks it on the slots).
     handle: Arc<LoopHandle>,
     ctx: LoopCtx,
+    /// The HTTP side.
+    http: HttpDriver,
     /// The WebSocket side.
     hub: Hub,
-    limits: Limits,
     /// Connections with output queued during this turn.
     dirty: Vec<usize>,
     /// Connections with input left unread when their turn's budget ran out.
     again: Vec<usize>,
-    /// Accepting is paused until then (EMFILE, connection limit).
-    accept_paused_until: Option<Instant>,
-    /// Request ids, unique within the loop.
-    next_req: u64,
+    /// Parked on the slots: every slot was taken; a release sends `LoopMsg::Accept`.
+    accept_parked: bool,
+    /// Accepting resumes then, after an accept error (EMFILE and the like).
+    accept_retry: Option<Instant>,
     stopping: Option<Instant>,
     last_sweep: Instant,
 }
 
 impl EventLoop {
     /// A loop over an already-bound listener.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         idx: usize,
         poll: Poll,
@@ -87,16 +100,11 @@ impl EventLoop {
         rx: Receiver<LoopMsg>,
         handle: Arc<LoopHandle>,
         ctx: LoopCtx,
+        http: HttpDriver,
         hub: Hub,
     ) -> io::Result<EventLoop> {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let h = &ctx.cfg.http;
-        let limits = Limits {
-            max_header_bytes: h.max_header_bytes,
-            max_headers: h.max_headers,
-            max_body_bytes: h.max_body_bytes,
-        };
         Ok(EventLoop {
             idx,
             poll,
@@ -105,26 +113,15 @@ impl EventLoop {
             rx,
             handle,
             ctx,
+            http,
             hub,
-            limits,
             dirty: Vec::new(),
             again: Vec::new(),
-            accept_paused_until: None,
-            next_req: 1,
+            accept_parked: false,
+            accept_retry: None,
             stopping: None,
             last_sweep: Instant::now(),
         })
-    }
-
-    /// The connection table as the WebSocket hub sees it.
-    fn table(&mut self) -> (&mut Hub, Table<'_>) {
-        (
-            &mut self.hub,
-            Table {
-                conns: &mut self.conns,
-                dirty: &mut self.dirty,
-            },
-        )
     }
 
     /// Runs until shutdown completes.
@@ -160,9 +157,14 @@ impl EventLoop {
             if woken || !self.rx.is_empty() {
                 self.drain_channel();
             }
-            let (hub, mut table) = self.table();
-            hub.flush(&mut table);
-            if self.last_sweep.elapsed() >= self.sweep_interval() {
+            if self.accept_retry.is_some_and(|t| Instant::now() >= t) {
+                self.accept_retry = None;
+                self.accept();
+            }
+            let mut table = Table::new(&mut self.conns, &mut self.dirty);
+            self.http.end_turn(&mut table);
+            self.hub.end_turn(&mut table);
+            if self.last_sweep.elapsed() >= self.ctx.tick {
                 self.sweep();
             }
             self.flush_dirty();
@@ -175,38 +177,57 @@ impl EventLoop {
         log::debug!("loop {} stopped", self.idx);
     }
 
-    fn sweep_interval(&self) -> Duration {
-        Duration::from_millis((self.ctx.cfg.http.header_timeout_ms / 4).clamp(50, 250))
-    }
-
     fn poll_timeout(&self) -> Duration {
         // Work left from the last turn (a budget ran out, or a flush queued more).
         if !self.again.is_empty() || !self.dirty.is_empty() {
             return Duration::ZERO;
         }
-        let t = self.sweep_interval();
-        self.hub.deadline().map_or(t, |d| t.min(d))
+        let retry = self
+            .accept_retry
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        [self.http.deadline(), self.hub.deadline(), retry]
+            .into_iter()
+            .flatten()
+            .fold(self.ctx.tick, Duration::min)
     }
 
     fn drain_channel(&mut self) {
         self.handle.clear_pending();
+        if self.handle.take_shed() {
+            // Live batches were dropped while this loop was behind: every room is read
+            // again from its position before live delivery resumes (nothing skipped).
+            let mut table = Table::new(&mut self.conns, &mut self.dirty);
+            let out = self.hub.on_event(LoopEvent::Resync, &mut table);
+            self.apply_all(out);
+        }
         for _ in 0..MAX_MSGS_PER_TURN {
-            match self.rx.try_recv() {
-                Ok(LoopMsg::Http { key, req, resp }) => self.on_http_reply(key, req, resp),
-                Ok(LoopMsg::Ws(ev)) => {
-                    let (hub, mut table) = self.table();
-                    let out = hub.on_event(ev, &mut table);
-                    self.apply_all(out);
+            let out = match self.rx.try_recv() {
+                Ok(LoopMsg::Http(ev)) => {
+                    let mut table = Table::new(&mut self.conns, &mut self.dirty);
+                    self.http.on_event(ev, &mut table)
                 }
-                Ok(LoopMsg::Shutdown) => self.begin_shutdown(),
+                Ok(LoopMsg::Ws(ev)) => {
+                    let mut table = Table::new(&mut self.conns, &mut self.dirty);
+                    self.hub.on_event(ev, &mut table)
+                }
+                Ok(LoopMsg::Accept) => {
+                    self.accept_parked = false;
+                    self.accept();
+                    continue;
+                }
+                Ok(LoopMsg::Shutdown) => {
+                    self.begin_shutdown();
+                    continue;
+                }
                 Err(_) => return,
-            }
+            };
+            self.apply_all(out);
         }
         // Left the rest for the next turn; make sure there is one.
         self.handle.rewake();
     }
 
-    /// Does what the WebSocket layer asked for connection `k`.
+    /// Does what a protocol asked for connection `k`.
     fn apply(&mut self, k: usize, o: Outcome) {
         match o {
             Outcome::Continue => {}
@@ -217,6 +238,7 @@ impl EventLoop {
             }
             Outcome::Close => self.close_after_flush(k),
             Outcome::Drop => self.drop_conn(k),
+            Outcome::Upgrade(up) => self.upgrade(k, *up),
         }
     }
 
@@ -226,20 +248,27 @@ impl EventLoop {
         }
     }
 
+    fn side(&self, k: usize) -> Option<Side> {
+        self.conns.get(k).map(|c| Side::of(&c.state))
+    }
+
     fn accept(&mut self) {
-        if self.accept_paused_until.is_some() {
+        if self.accept_parked || self.accept_retry.is_some() {
             return;
         }
-        let max = self.ctx.cfg.server.max_connections as i64;
         loop {
-            if self.ctx.metrics.connections.load(Relaxed) >= max {
-                // Leave the rest in the backlog; resume below 90 % (see `sweep`).
-                self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
-                return;
-            }
             let Some(listener) = self.listener.as_ref() else {
                 return;
             };
+            if self.ctx.slots.full() {
+                // Leave the rest in the backlog until a release brings the count below
+                // the resume level.
+                if self.ctx.slots.park(&self.handle) {
+                    self.accept_parked = true;
+                    return;
+                }
+                continue;
+            }
             match listener.accept() {
                 Ok((mut sock, addr)) => {
                     let _ = sock.set_nodelay(true);
@@ -253,20 +282,10 @@ impl EventLoop {
                         log::warn!("register failed: {e}");
                         continue;
                     }
-                    let limit = self.ctx.cfg.limits.connections_per_ip;
-                    let counted = self.ctx.per_ip.acquire(addr.ip(), limit);
-                    let conn = entry.insert(Conn::new(sock, addr.ip()));
-                    conn.counted = counted;
-                    self.ctx.metrics.connections.fetch_add(1, Relaxed);
+                    let (slot, admission) = self.ctx.slots.acquire(addr.ip());
+                    let session = self.http.open(key, admission);
+                    entry.insert(Conn::new(sock, slot, State::Http(session)));
                     self.ctx.metrics.accepted.fetch_add(1, Relaxed);
-                    if !counted {
-                        // Over the per-address limit: say so, then close.
-                        let resp = Response::from_error(&ApiError::RateLimited(1));
-                        conn.out.push_owned(resp.to_bytes(None, false, false));
-                        conn.close_soon();
-                        self.mark_dirty(key);
-                        continue;
-                    }
                     // Data may already be waiting (edge-triggered: no event would tell us).
                     self.on_readable(key);
                 }
@@ -276,7 +295,7 @@ impl EventLoop {
                     // Out of descriptors or memory: retrying now would spin. Pause.
                     self.ctx.metrics.accept_errors.fetch_add(1, Relaxed);
                     log::warn!("loop {}: accept paused: {e}", self.idx);
-                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(100));
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
                 Err(e) => log::debug!("accept: {e}"),
@@ -285,255 +304,55 @@ impl EventLoop {
     }
 
     fn on_readable(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else {
+        let Some(conn) = self.conns.get(k) else {
             return;
         };
-        match &conn.state {
-            State::Http(_) => self.read_http(k),
-            State::Ws(_) => {
-                if conn.closing {
-                    return;
-                }
-                let (hub, mut table) = self.table();
-                let o = hub.readable(k, &mut table);
-                self.apply(k, o);
-            }
-            State::Lingering(_) => {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match conn.sock.read(&mut buf) {
-                        Ok(0) => return self.drop_conn(k),
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(_) => return self.drop_conn(k),
-                    }
-                }
-            }
+        let side = Side::of(&conn.state);
+        if conn.closing && !matches!(side, Side::Lingering) {
+            // Its last bytes are queued: what the peer sends now is drained at linger.
+            return;
         }
+        let mut table = Table::new(&mut self.conns, &mut self.dirty);
+        let o = match side {
+            Side::Http => self.http.readable(k, &mut table),
+            Side::Ws => self.hub.readable(k, &mut table),
+            Side::Lingering => return self.discard_input(k),
+        };
+        self.apply(k, o);
     }
 
-    fn read_http(&mut self, k: usize) {
-        let cap = self.limits.max_header_bytes + self.limits.max_body_bytes;
+    /// Reads and drops what a lingering connection's peer still sends, until EOF.
+    fn discard_input(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
-        let State::Http(h) = &mut conn.state else {
-            return;
-        };
-        let mut buf = [0u8; 16 * 1024];
-        let mut eof = false;
-        // Stop at `cap` buffered bytes: a pipelining client waits until we answered.
-        while h.inbuf.len() < cap {
+        let mut buf = [0u8; 4096];
+        loop {
             match conn.sock.read(&mut buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    h.inbuf.extend_from_slice(&buf[..n]);
-                    conn.last_read = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Ok(0) => return self.drop_conn(k),
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    eof = true;
-                    h.inbuf.clear();
-                    break;
-                }
-            }
-        }
-        if eof {
-            h.peer_closed = true;
-        }
-        self.process_http(k);
-    }
-
-    /// Serves the complete requests in the buffer, in order, one at a time, while the
-    /// answers queued stay under the bound and this turn's budget lasts.
-    fn process_http(&mut self, k: usize) {
-        for served in 0.. {
-            let Some(conn) = self.conns.get_mut(k) else {
-                return;
-            };
-            if conn.closing {
-                return;
-            }
-            let queued = conn.out.len();
-            let State::Http(h) = &mut conn.state else {
-                return;
-            };
-            if h.in_flight.is_some() {
-                return;
-            }
-            if queued >= MAX_HTTP_QUEUED && !h.inbuf.is_empty() {
-                // Resumed by `flush` once the peer took its answers.
-                h.paused = true;
-                return;
-            }
-            if served == HTTP_BUDGET && !h.inbuf.is_empty() {
-                return self.apply(k, Outcome::Again);
-            }
-            if h.inbuf.is_empty() {
-                h.head_started = None;
-                if h.peer_closed {
-                    self.close_after_flush(k);
-                }
-                return;
-            }
-            let head = match parse::parse_head(&h.inbuf, &self.limits) {
-                Ok(Some(head)) => head,
-                Ok(None) => {
-                    h.head_started.get_or_insert_with(Instant::now);
-                    if h.peer_closed {
-                        self.close_after_flush(k);
-                    }
-                    return;
-                }
-                Err(e) => {
-                    h.inbuf = Vec::new();
-                    let resp = parse_error_response(&e).closing();
-                    self.respond(k, None, false, false, "invalid", Instant::now(), resp);
-                    return;
-                }
-            };
-            let total = head.head_len + head.body_len;
-            if h.inbuf.len() < total {
-                h.head_started.get_or_insert_with(Instant::now);
-                if h.peer_closed {
-                    self.close_after_flush(k);
-                }
-                return;
-            }
-            let peer = conn.peer;
-            let body = h.inbuf[head.head_len..total].to_vec();
-            h.inbuf.drain(..total);
-            h.head_started = None;
-            let req = self.next_req;
-            self.next_req += 1;
-            let started = Instant::now();
-            let reply = ReplyTo {
-                to: self.handle.clone(),
-                key: k,
-                req,
-            };
-            let (route, routed) = routes::dispatch(&self.ctx.http, &head, body, peer, &reply);
-            let head_only = head.method == Method::Head;
-            match routed {
-                Routed::Now(resp) => self.respond(
-                    k,
-                    head.headers.origin.as_deref(),
-                    head.keep_alive,
-                    head_only,
-                    route,
-                    started,
-                    resp,
-                ),
-                Routed::Pending => {
-                    if let Some(Conn {
-                        state: State::Http(h),
-                        ..
-                    }) = self.conns.get_mut(k)
-                    {
-                        h.in_flight = Some(InFlight {
-                            req,
-                            origin: head.headers.origin.clone(),
-                            keep_alive: head.keep_alive,
-                            head_only,
-                            route,
-                            started,
-                        });
-                    }
-                    return;
-                }
-                Routed::Upgrade(who) => {
-                    self.ctx
-                        .metrics
-                        .record_request(route, 101, started.elapsed().as_secs_f64());
-                    return self.upgrade(k, &head, who, false);
-                }
-                Routed::UpgradeEcho => {
-                    let nobody = Identity {
-                        user_id: uuid::Uuid::nil(),
-                        username: String::new(),
-                        session_id: uuid::Uuid::nil(),
-                    };
-                    return self.upgrade(k, &head, nobody, true);
-                }
+                Err(_) => return self.drop_conn(k),
             }
         }
     }
 
-    /// Completes the upgrade: answers 101 and moves the connection to the WebSocket state.
-    fn upgrade(&mut self, k: usize, head: &Head, who: Identity, echo: bool) {
+    /// The HTTP side upgraded connection `k`: its state moves from the HTTP session to
+    /// a WebSocket session opened from what the upgrade carries.
+    fn upgrade(&mut self, k: usize, up: Upgrade) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
-        let State::Http(h) = &mut conn.state else {
+        if !matches!(conn.state, State::Http(_)) {
             return;
-        };
-        let leftover = std::mem::take(&mut h.inbuf);
-        conn.out
-            .push_owned(crate::http::upgrade::accept_response(head));
-        conn.state = State::Ws(Box::new(self.hub.session(k, who, echo, leftover)));
-        self.mark_dirty(k);
+        }
+        let ws = State::Ws(Box::new(self.hub.open(k, up)));
+        if let State::Http(http) = std::mem::replace(&mut conn.state, ws) {
+            self.http.closed(k, http);
+        }
+        // The client may have sent frames right behind its request.
         self.on_readable(k);
-    }
-
-    fn on_http_reply(&mut self, k: usize, req: u64, resp: Response) {
-        let Some(conn) = self.conns.get_mut(k) else {
-            return;
-        };
-        let State::Http(h) = &mut conn.state else {
-            return;
-        };
-        // A reply for a request this connection no longer waits for (slot reused,
-        // or already answered with an error) is dropped.
-        if h.in_flight.as_ref().map(|f| f.req) != Some(req) {
-            return;
-        }
-        let Some(f) = h.in_flight.take() else { return };
-        self.respond(
-            k,
-            f.origin.as_deref(),
-            f.keep_alive,
-            f.head_only,
-            f.route,
-            f.started,
-            resp,
-        );
-        // Pipelined requests may be waiting, and reading may have paused at the cap.
-        self.read_http(k);
-    }
-
-    /// Queues a response and records it.
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &mut self,
-        k: usize,
-        origin: Option<&str>,
-        keep_alive: bool,
-        head_only: bool,
-        route: &'static str,
-        started: Instant,
-        resp: Response,
-    ) {
-        self.ctx
-            .metrics
-            .record_request(route, resp.status, started.elapsed().as_secs_f64());
-        if resp.status == 500 {
-            self.ctx.metrics.http_500.fetch_add(1, Relaxed);
-        }
-        let Some(conn) = self.conns.get_mut(k) else {
-            return;
-        };
-        let keep = keep_alive && !resp.close && self.stopping.is_none();
-        let cors = crate::http::ops::cors_origin(&self.ctx.cfg, origin);
-        conn.out.push_owned(resp.to_bytes(cors, keep, head_only));
-        if !keep {
-            conn.close_soon();
-        }
-        self.mark_dirty(k);
     }
 
     fn close_after_flush(&mut self, k: usize) {
@@ -569,12 +388,14 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
+        let side = Side::of(&conn.state);
         conn.dirty = false;
         let before = conn.out.len();
         let result = conn.out.write_to(&mut conn.sock);
         if conn.out.len() < before || conn.out.is_empty() {
             conn.last_write = Instant::now();
         }
+        let closing = conn.closing;
         match result {
             Ok(Flush::Done) => {
                 if conn.writable_registered {
@@ -585,24 +406,26 @@ impl EventLoop {
                         Interest::READABLE,
                     );
                 }
-                if conn.closing {
-                    self.start_linger(k);
-                } else if let State::Ws(_) = conn.state {
-                    // The queue drained: a socket paused for backpressure may read again.
-                    let (hub, mut table) = self.table();
-                    let o = hub.drained(k, &mut table);
-                    self.apply(k, o);
-                } else if let State::Http(h) = &mut conn.state
-                    && std::mem::take(&mut h.paused)
-                {
-                    // The peer took its answers: serve the requests that waited.
-                    self.read_http(k);
+                if closing {
+                    return self.start_linger(k);
                 }
+                // A connection paused for backpressure may read again.
+                let mut table = Table::new(&mut self.conns, &mut self.dirty);
+                let o = match side {
+                    Side::Http => self.http.drained(k, &mut table),
+                    Side::Ws => self.hub.drained(k, &mut table),
+                    Side::Lingering => Outcome::Continue,
+                };
+                self.apply(k, o);
             }
             Ok(Flush::Blocked) => {
-                if matches!(conn.state, State::Ws(_)) && !conn.closing {
-                    let (hub, mut table) = self.table();
-                    let o = hub.backlogged(k, &mut table);
+                if !closing {
+                    let mut table = Table::new(&mut self.conns, &mut self.dirty);
+                    let o = match side {
+                        Side::Http => self.http.backlogged(k, &mut table),
+                        Side::Ws => self.hub.backlogged(k, &mut table),
+                        Side::Lingering => Outcome::Continue,
+                    };
                     self.apply(k, o);
                 }
                 let Some(conn) = self.conns.get_mut(k) else {
@@ -624,118 +447,68 @@ impl EventLoop {
     /// Everything was sent and the connection should end: half-close, then drain the
     /// peer's remaining bytes for a moment so our last response is not reset away.
     fn start_linger(&mut self, k: usize) {
-        if matches!(
-            self.conns.get(k).map(|c| &c.state),
-            None | Some(State::Lingering(_))
-        ) {
+        if matches!(self.side(k), None | Some(Side::Lingering)) {
             return;
         }
-        self.before_close(k);
+        self.end_session(k);
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
         let _ = conn.sock.shutdown(std::net::Shutdown::Write);
-        conn.state = State::Lingering(Instant::now() + LINGER);
         self.on_readable(k);
     }
 
-    /// Removes a connection now.
+    /// Removes a connection now; dropping it gives its slot back.
     fn drop_conn(&mut self, k: usize) {
         if !self.conns.contains(k) {
             return;
         }
-        self.before_close(k);
+        self.end_session(k);
         if let Some(mut conn) = self.conns.try_remove(k) {
             let _ = self.poll.registry().deregister(&mut conn.sock);
-            if conn.counted {
-                self.ctx
-                    .per_ip
-                    .release(conn.peer, self.ctx.cfg.limits.connections_per_ip);
-            }
-            self.ctx.metrics.connections.fetch_sub(1, Relaxed);
         }
-        self.maybe_resume_accept();
     }
 
-    /// Protocol clean-up that must run once, whichever way a connection ends.
-    fn before_close(&mut self, k: usize) {
+    /// Hands a connection's session back to its protocol, once, whichever way the
+    /// connection ends; the connection lingers from here on.
+    fn end_session(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
-        if let State::Ws(session) = &mut conn.state {
-            self.hub.closed(k, session);
-            conn.state = State::Lingering(Instant::now() + LINGER);
+        if matches!(conn.state, State::Lingering(_)) {
+            return;
+        }
+        match std::mem::replace(&mut conn.state, State::Lingering(Instant::now() + LINGER)) {
+            State::Http(session) => self.http.closed(k, session),
+            State::Ws(session) => self.hub.closed(k, *session),
+            State::Lingering(_) => {}
         }
     }
 
-    fn maybe_resume_accept(&mut self) {
-        if let Some(until) = self.accept_paused_until {
-            let max = self.ctx.cfg.server.max_connections as i64;
-            let below = self.ctx.metrics.connections.load(Relaxed) < max * 9 / 10 || max < 10;
-            if Instant::now() >= until && below {
-                self.accept_paused_until = None;
-                self.accept();
-            }
-        }
-    }
-
-    /// Timeouts: slow request heads, idle keep-alive, lingering closes, WebSocket pings.
+    /// Timeouts: goodbyes that cannot be written, lingering closes, then each side's own
+    /// (slow request heads, idle keep-alive, WebSocket pings).
     fn sweep(&mut self) {
         let now = Instant::now();
         self.last_sweep = now;
-        let header_timeout = Duration::from_millis(self.ctx.cfg.http.header_timeout_ms);
-        let idle_timeout = Duration::from_secs(self.ctx.cfg.http.idle_timeout_secs);
-        let mut timed_out = Vec::new();
-        let mut idle = Vec::new();
-        for (k, conn) in self.conns.iter() {
-            if conn.close_deadline.is_some_and(|t| now > t) {
-                // Could not even flush its goodbye: the peer is gone or stalled.
-                idle.push(k);
-                continue;
-            }
-            match &conn.state {
-                State::Http(h) => {
-                    if !conn.out.is_empty() && now - conn.last_write > idle_timeout {
-                        // Answers wait and the peer takes none of them.
-                        idle.push(k);
-                        continue;
-                    }
-                    if h.in_flight.is_some() || conn.closing {
-                        continue;
-                    }
-                    if h.head_started.is_some_and(|t| now - t > header_timeout) {
-                        timed_out.push(k);
-                    } else if now - conn.last_read > idle_timeout && conn.out.is_empty() {
-                        idle.push(k);
-                    }
-                }
-                State::Lingering(deadline) => {
-                    if now > *deadline {
-                        idle.push(k);
-                    }
-                }
-                State::Ws(_) => {}
-            }
-        }
-        for k in timed_out {
-            if let Some(Conn {
-                state: State::Http(h),
-                ..
-            }) = self.conns.get_mut(k)
-            {
-                h.inbuf = Vec::new();
-            }
-            let resp = Response::error(408, "request_timeout", "Request head not received in time")
-                .closing();
-            self.respond(k, None, false, false, "invalid", now, resp);
-        }
-        for k in idle {
+        let expired: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                // A closing connection that could not even flush its goodbye: the peer
+                // is gone or stalled.
+                c.close_deadline.is_some_and(|t| now > t)
+                    || matches!(c.state, State::Lingering(t) if now > t)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
             self.drop_conn(k);
         }
-        let (hub, mut table) = self.table();
-        let out = hub.sweep(now, &mut table);
-        self.apply_all(out);
-        self.maybe_resume_accept();
+        let mut table = Table::new(&mut self.conns, &mut self.dirty);
+        let http = self.http.sweep(now, &mut table);
+        let ws = self.hub.sweep(now, &mut table);
+        self.apply_all(http);
+        self.apply_all(ws);
     }
 
     fn begin_shutdown(&mut self) {
@@ -746,22 +519,11 @@ impl EventLoop {
         if let Some(mut l) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut l);
         }
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for k in keys {
-            let busy = match self.conns.get(k).map(|c| &c.state) {
-                Some(State::Http(h)) => h.in_flight.is_some(),
-                Some(State::Ws(_)) => {
-                    let (hub, mut table) = self.table();
-                    let o = hub.close(k, &mut table, 1001, "server shutting down");
-                    self.apply(k, o);
-                    continue;
-                }
-                _ => continue,
-            };
-            if !busy {
-                self.close_after_flush(k);
-            }
-        }
+        let mut table = Table::new(&mut self.conns, &mut self.dirty);
+        let http = self.http.shutdown(&mut table);
+        let ws = self.hub.shutdown(&mut table);
+        self.apply_all(http);
+        self.apply_all(ws);
     }
 }
 
@@ -778,15 +540,4 @@ mod libc_codes {
     pub const ENFILE: i32 = 23;
     pub const ENOBUFS: i32 = 105;
     pub const ENOMEM: i32 = 12;
-}
-
-fn parse_error_response(e: &ParseError) -> Response {
-    let (status, code) = match e {
-        ParseError::Malformed => (400, "bad_request"),
-        ParseError::HeadersTooLarge => (431, "headers_too_large"),
-        ParseError::BodyTooLarge => (413, "payload_too_large"),
-        ParseError::LengthRequired => (411, "length_required"),
-        ParseError::Version => (505, "http_version_not_supported"),
-    };
-    Response::error(status, code, &e.to_string())
 }

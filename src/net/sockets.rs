@@ -1,39 +1,88 @@
-//! The loop's connections as the WebSocket layer sees them: [`ws::Sockets`] over the
-//! connection table, each connection a [`ws::Transport`] whose writes schedule a flush
-//! at the end of the turn.
+//! The loop's connections as the protocols see them: [`Sessions`] over the connection
+//! table (HTTP sessions for http/, WebSocket sessions for ws/), each connection a
+//! [`Transport`] whose writes schedule a flush at the end of the turn.
 
+use crate::base::session::{Sessions, Transport};
+use crate::http::session::HttpSession;
 use crate::net::buffer::OutQueue;
 use crate::net::conn::{Conn, State};
-use crate::ws::{Session, Sockets, Transport};
+use crate::net::slots::Slot;
+use crate::ws::Session;
 use mio::net::TcpStream;
 use slab::Slab;
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The connection table plus the turn's flush list.
 pub struct Table<'a> {
     /// Connections, by key.
-    pub conns: &'a mut Slab<Conn>,
+    conns: &'a mut Slab<Conn>,
     /// Connections to flush at the end of the turn.
-    pub dirty: &'a mut Vec<usize>,
+    dirty: &'a mut Vec<usize>,
+}
+
+impl<'a> Table<'a> {
+    /// The table over a loop's connections and flush list.
+    pub fn new(conns: &'a mut Slab<Conn>, dirty: &'a mut Vec<usize>) -> Table<'a> {
+        Table { conns, dirty }
+    }
+
+    /// Runs `f` on connection `k`'s session, as `pick` finds it in the state.
+    fn with_state<S: ?Sized, R>(
+        &mut self,
+        k: usize,
+        pick: impl FnOnce(&mut State) -> Option<&mut S>,
+        f: impl FnOnce(&mut S, &mut dyn Transport) -> R,
+    ) -> Option<R> {
+        let conn = self.conns.get_mut(k)?;
+        let Conn {
+            sock,
+            slot,
+            out,
+            state,
+            last_write,
+            dirty,
+            ..
+        } = conn;
+        let session = pick(state)?;
+        let mut io = ConnIo {
+            sock,
+            out,
+            slot,
+            last_write,
+            wrote: false,
+        };
+        let r = f(session, &mut io);
+        if io.wrote && !*dirty {
+            *dirty = true;
+            self.dirty.push(k);
+        }
+        Some(r)
+    }
+
+    fn keys_where(&self, pick: impl Fn(&State) -> bool) -> Vec<usize> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| pick(&c.state))
+            .map(|(k, _)| k)
+            .collect()
+    }
 }
 
 /// One connection's socket and queue.
 struct ConnIo<'a> {
     sock: &'a mut TcpStream,
     out: &'a mut OutQueue,
-    last_read: &'a mut Instant,
+    slot: &'a Slot,
+    last_write: &'a Instant,
     wrote: bool,
 }
 
 impl Read for ConnIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
-        if n > 0 {
-            *self.last_read = Instant::now();
-        }
-        Ok(n)
+        self.sock.read(buf)
     }
 }
 
@@ -60,45 +109,54 @@ impl Transport for ConnIo<'_> {
         self.wrote = true;
         self.out.clear();
     }
+
+    fn peer(&self) -> IpAddr {
+        self.slot.peer()
+    }
+
+    fn last_write(&self) -> Instant {
+        *self.last_write
+    }
 }
 
-impl Sockets for Table<'_> {
+impl Sessions<Session> for Table<'_> {
     fn with<R>(
         &mut self,
         k: usize,
         f: impl FnOnce(&mut Session, &mut dyn Transport) -> R,
     ) -> Option<R> {
-        let conn = self.conns.get_mut(k)?;
-        let Conn {
-            sock,
-            out,
-            state,
-            last_read,
-            dirty,
-            ..
-        } = conn;
-        let State::Ws(session) = state else {
-            return None;
-        };
-        let mut io = ConnIo {
-            sock,
-            out,
-            last_read,
-            wrote: false,
-        };
-        let r = f(session, &mut io);
-        if io.wrote && !*dirty {
-            *dirty = true;
-            self.dirty.push(k);
-        }
-        Some(r)
+        self.with_state(
+            k,
+            |state| match state {
+                State::Ws(session) => Some(&mut **session),
+                _ => None,
+            },
+            f,
+        )
     }
 
     fn keys(&self) -> Vec<usize> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| matches!(c.state, State::Ws(_)))
-            .map(|(k, _)| k)
-            .collect()
+        self.keys_where(|s| matches!(s, State::Ws(_)))
+    }
+}
+
+impl Sessions<HttpSession> for Table<'_> {
+    fn with<R>(
+        &mut self,
+        k: usize,
+        f: impl FnOnce(&mut HttpSession, &mut dyn Transport) -> R,
+    ) -> Option<R> {
+        self.with_state(
+            k,
+            |state| match state {
+                State::Http(session) => Some(session),
+                _ => None,
+            },
+            f,
+        )
+    }
+
+    fn keys(&self) -> Vec<usize> {
+        self.keys_where(|s| matches!(s, State::Http(_)))
     }
 }

@@ -2,29 +2,33 @@
 //! (what the loops, the HTTP routes, the WebSocket hubs, the listener and the presence
 //! thread need) from the configuration, starts the threads, and returns a handle.
 
-mod sink;
 mod status;
 
 use crate::auth::Auth;
+use crate::auth::external::External;
 use crate::auth::password::Hasher;
 use crate::auth::tokens::{TokenKeys, hex, random_secret};
+use crate::auth::users;
 use crate::base::config::{Config, Mode, mask_url_password};
 use crate::base::metrics::Metrics;
 use crate::chat::heads::Heads;
 use crate::chat::history::HistoryCache;
 use crate::chat::indexer::{self, IndexerThread};
+use crate::chat::messages::Rules;
 use crate::chat::presence::{self, Presence, PresenceThread};
 use crate::chat::reads::{self, Reads, ReadsThread};
 use crate::chat::retention::{self, RetentionThread};
-use crate::http::context::HttpCtx;
+use crate::chat::send::Sender;
+use crate::http::context::{HttpCtx, Status};
+use crate::http::driver::HttpDriver;
 use crate::net::event_loop::{EventLoop, LoopCtx, WAKER};
 use crate::net::handle::{LoopHandle, LoopMsg};
+use crate::net::slots::Slots;
 use crate::pg::listener::{self, Listener};
 use crate::pg::pool::{JobQueue, Worker, build_pool};
 use crate::pg::replica::Replicas;
 use crate::pg::writer::Writers;
-use crate::ws::{Hub, Interest, WsCtx};
-use sink::NodeSink;
+use crate::ws::{Hub, Interest, Mailbox, NodeSink, PgStore, WsCtx};
 use status::NodeStatus;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -36,6 +40,8 @@ use std::time::{Duration, Instant};
 pub struct ServerHandle {
     /// The bound address (the real port when 0 was asked).
     pub addr: SocketAddr,
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// This node's id in presence rows.
     pub node_id: String,
     /// The node's metrics.
@@ -54,6 +60,9 @@ pub enum StartError {
     /// Bad configuration.
     #[error("{0}")]
     Config(String),
+    /// A setting every node of the cluster must share differs from the running nodes'.
+    #[error("{0}")]
+    Mismatch(String),
     /// The database could not be prepared.
     #[error("database: {0}")]
     Database(String),
@@ -156,7 +165,7 @@ fn migrate_until(cfg: &Config, stop: &AtomicBool) -> Result<usize, StartError> {
         )
         .and_then(|mut c| {
             let n = crate::pg::migrate::migrate(&mut c)?;
-            crate::pg::migrate::search_language(&mut c, &cfg.messages.search_language)?;
+            crate::pg::migrate::room_name_keys(&mut c)?;
             Ok(n)
         });
         match attempt {
@@ -209,6 +218,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     // A Config built in code has not been through `load`.
     cfg.validate()
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let generated = cfg.secrets_missing();
     secrets(&mut cfg)?;
     migrate_until(&cfg, stop)?;
     let keys = TokenKeys::new(
@@ -224,21 +234,44 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         cfg.auth.argon2_parallelism,
     )
     .map_err(StartError::Config)?;
-    let auth = Arc::new(Auth::new(
+    let metrics = Arc::new(Metrics::default());
+    let mut auth = Auth::new(
         keys,
         hasher,
         Duration::from_secs(cfg.auth.refresh_grace_secs),
-    ));
+    )
+    .with_api_keys(crate::auth::keys::ApiKeys::from_config(&cfg.api_keys));
+    let mut jwks = None;
+    if cfg.auth.external.enabled() {
+        let (external, thread) =
+            External::new(&cfg.auth.external, metrics.clone()).map_err(StartError::Config)?;
+        // Know the provider's keys before the first token (a failure keeps none: the
+        // fetch thread tries again).
+        if let Some(t) = &thread {
+            t.jwks.fetch_now();
+        }
+        jwks = thread;
+        auth = auth.with_external(external);
+    }
+    let auth = Arc::new(auth);
     let revoked_window = Duration::from_secs(cfg.auth.access_ttl_secs + 5);
     // Know every revocation before the first token is accepted.
     let revoked =
         crate::pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
-            .and_then(|mut c| listener::revoked_since(&mut c, revoked_window))
+            .and_then(|mut c| {
+                let folded = users::fold_usernames(&mut c)?;
+                if folded > 0 {
+                    log::info!("{folded} usernames added to the user directory");
+                }
+                listener::revoked_since(&mut c, revoked_window)
+            })
             .map_err(|e| StartError::Database(e.to_string()))?;
     auth.mark_revoked(&revoked);
 
     let listeners = bind(&cfg)?;
     let addr = listeners[0].local_addr()?;
+    let scrape = bind_metrics(&cfg)?;
+    let metrics_addr = scrape.as_ref().map(|l| l.local_addr()).transpose()?;
     if cfg.node_id.is_empty() {
         // Host and port, plus a per-start suffix: two processes never share an id.
         let host =
@@ -248,10 +281,9 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     }
     // Agreeing before claiming: a node that has claimed its id counts as running, and
     // nodes starting together must not see each other as running nodes of another count.
-    agree_on_shards(&cfg)?;
+    agree_on_settings(&cfg, generated)?;
     claim_node_id(&cfg)?;
     let cfg = Arc::new(cfg);
-    let metrics = Arc::new(Metrics::default());
     let stop = Arc::new(AtomicBool::new(false));
     let pool = build_pool(
         &cfg.database.url,
@@ -273,6 +305,16 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         bound,
         &pool,
         replicas.as_ref(),
+        &metrics,
+        &stop,
+    );
+    others.extend(h);
+    let (exports, h) = JobQueue::start(
+        "export",
+        cfg.database.export_workers,
+        bound,
+        &pool,
+        None,
         &metrics,
         &stop,
     );
@@ -327,42 +369,69 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         db_ok: db_ok.clone(),
         stopping: stop.clone(),
     });
+    if let Some(l) = scrape {
+        let (m, st, token) = (metrics.clone(), status.clone(), cfg.metrics.token.clone());
+        let stop = stop.clone();
+        others.push(
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || {
+                    crate::http::scrape::serve(l, token, || m.render(&st.snapshot()), stop)
+                })?,
+        );
+    }
+    // One count per user for both transports of the node.
+    let per_user = Arc::new(crate::base::limits::PerUser::default());
     let http = Arc::new(HttpCtx {
         cfg: cfg.clone(),
         auth: auth.clone(),
         db: db.clone(),
         authq,
-        writers: writers.clone(),
+        sender: Sender::new(writers.clone(), reads.clone()),
+        exports,
         heads: heads.clone(),
         history: history.clone(),
         metrics: metrics.clone(),
         logins: Default::default(),
+        per_user: per_user.clone(),
         status,
         reads: reads.clone(),
     });
-    let ws = Arc::new(WsCtx {
-        cfg: cfg.websocket.clone(),
-        metrics: metrics.clone(),
-        writers: writers.clone(),
+    let rules = Rules::from_config(&cfg.messages);
+    let store = PgStore {
+        sender: Sender::new(writers.clone(), reads.clone()),
         db: db.clone(),
         heads,
         presence,
-        interest: interest.clone(),
         reads,
-        messages: cfg.messages.clone(),
+        rules,
+    };
+    let ws = Arc::new(WsCtx {
+        cfg: cfg.websocket.clone(),
+        metrics: metrics.clone(),
+        store: Arc::new(store),
+        interest: interest.clone(),
+        rules,
+        per_user,
     });
-    let per_ip = Arc::new(Default::default());
+    let slots = Slots::new(
+        cfg.server.max_connections,
+        cfg.limits.per_peer_connections(),
+        metrics.clone(),
+    );
+    // Timeouts are checked at a quarter of the shortest one, the request head's.
+    let tick = Duration::from_millis((cfg.http.header_timeout_ms / 4).clamp(50, 250));
     let mut loops = Vec::new();
     let parts = polls.into_iter().zip(listeners).zip(receivers);
     for (idx, ((poll, listener), rx)) in parts.enumerate() {
         listener.set_nonblocking(true)?;
         let handle = handles[idx].clone();
         let hub = Hub::new(ws.clone(), idx, handle.clone());
+        let driver = HttpDriver::new(http.clone(), handle.clone());
         let ctx = LoopCtx {
-            cfg: cfg.clone(),
             metrics: metrics.clone(),
-            per_ip: Arc::clone(&per_ip),
-            http: http.clone(),
+            slots: slots.clone(),
+            tick,
         };
         let el = EventLoop::new(
             idx,
@@ -371,6 +440,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             rx,
             handle,
             ctx,
+            driver,
             hub,
         )?;
         loops.push(
@@ -388,7 +458,10 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         shards: cfg.database.notify_shards,
     };
     let sink = Arc::new(NodeSink {
-        loops: handles.clone(),
+        loops: handles
+            .iter()
+            .map(|h| h.clone() as Arc<dyn Mailbox>)
+            .collect(),
         interest,
         history,
         auth,
@@ -399,6 +472,14 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             .name("listener".into())
             .spawn(move || listener.run(sink))?,
     );
+    if let Some(t) = jwks {
+        let stop = stop.clone();
+        others.push(
+            std::thread::Builder::new()
+                .name("jwks".into())
+                .spawn(move || t.jwks.run(t.rx, stop))?,
+        );
+    }
     let presence_thread = PresenceThread {
         node_id: cfg.node_id.clone(),
         heartbeat: Duration::from_secs(cfg.presence.heartbeat_secs),
@@ -434,6 +515,18 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             .name("indexer".into())
             .spawn(move || indexer::run(indexer_thread))?,
     );
+    others.extend(start_webhooks(&cfg, &pool, &metrics, &stop)?);
+    let erase_thread = crate::chat::erase::EraseThread {
+        pool: pool.clone(),
+        stop: stop.clone(),
+        every: Duration::from_secs(1),
+        pause: Duration::from_millis(cfg.retention.pause_ms),
+    };
+    others.push(
+        std::thread::Builder::new()
+            .name("erase".into())
+            .spawn(move || crate::chat::erase::run(erase_thread))?,
+    );
     let retention_thread = RetentionThread {
         cfg: cfg.retention.clone(),
         pool,
@@ -452,6 +545,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     );
     Ok(ServerHandle {
         addr,
+        metrics_addr,
         node_id: cfg.node_id.clone(),
         metrics,
         stop,
@@ -481,21 +575,74 @@ fn claim_node_id(cfg: &Config) -> Result<(), StartError> {
     }
 }
 
-/// Sets the cluster's notification shard count to this node's, or refuses to start
-/// when running nodes use another (they would not hear this node's messages).
-fn agree_on_shards(cfg: &Config) -> Result<(), StartError> {
+/// Records the settings every node of the cluster must share (`base::shared`), or
+/// refuses to start, naming the setting, when running nodes use another value (they
+/// would run another policy on the same data, or not hear this node's messages).
+/// Records the configured webhook endpoints and starts a dispatcher per endpoint.
+fn start_webhooks(
+    cfg: &Config,
+    pool: &crate::pg::pool::Pool,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let mut c = pool
+        .get()
+        .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
+    crate::hooks::dead::sync_endpoints(&mut *c, &cfg.webhooks)
+        .map_err(|e| StartError::Config(format!("webhooks: {e}")))?;
+    let mut threads = Vec::new();
+    for (i, hook) in cfg.webhooks.iter().enumerate() {
+        let t = crate::hooks::dispatch::DispatchThread {
+            hook: hook.clone(),
+            db_url: cfg.database.url.clone(),
+            connect_timeout: Duration::from_secs(cfg.database.connect_timeout_secs),
+            metrics: metrics.webhooks.endpoint(hook.id()),
+            stop: stop.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("webhooks-{i}"))
+                .spawn(move || crate::hooks::dispatch::run(t))?,
+        );
+    }
+    Ok(threads)
+}
+
+fn agree_on_settings(cfg: &Config, generated: bool) -> Result<(), StartError> {
     let mut c =
         crate::pg::migrate::connect_creating(&cfg.database.url, cfg.database.connect_timeout_secs)
             .map_err(|e| explain(cfg, &e))?;
     let alive = Duration::from_secs(cfg.presence.node_timeout_secs);
-    match crate::pg::migrate::notify_shards(&mut c, cfg.database.notify_shards, &cfg.node_id, alive)
-    {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(theirs)) => Err(StartError::Config(format!(
-            "database.notify_shards is {} but running nodes use {theirs}: every node of a \
-             cluster uses the same count (stop them all to change it)",
-            cfg.database.notify_shards
-        ))),
+    let shared = crate::base::shared::shared(cfg, generated);
+    match crate::pg::migrate::agree(&mut c, &shared, &cfg.node_id, alive) {
+        Ok(Ok(changed)) => {
+            for (s, old) in changed {
+                if s.secret {
+                    log::info!("{} changed for the cluster (no node was running)", s.key);
+                } else {
+                    log::info!(
+                        "{} changed for the cluster from {old} to {} (no node was running)",
+                        s.key,
+                        s.value
+                    );
+                }
+            }
+            Ok(())
+        }
+        Ok(Err((s, theirs))) => {
+            let what = if s.secret {
+                format!(
+                    "{} differs from the running nodes' (compared by fingerprint)",
+                    s.key
+                )
+            } else {
+                format!("{} is {} but running nodes use {theirs}", s.key, s.value)
+            };
+            Err(StartError::Mismatch(format!(
+                "{what}: every node of a cluster uses the same value; to change it, stop \
+                 every node, then start them with the new one (docs/OPERATIONS.md 3.14)"
+            )))
+        }
         Err(e) => Err(explain(cfg, &e)),
     }
 }
@@ -548,6 +695,24 @@ fn bind(cfg: &Config) -> Result<Vec<TcpListener>, StartError> {
         out.push(l);
     }
     Ok(out)
+}
+
+/// The metrics listener, when `[metrics] listen` names one.
+fn bind_metrics(cfg: &Config) -> Result<Option<TcpListener>, StartError> {
+    if cfg.metrics.listen.is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = cfg
+        .metrics
+        .listen
+        .parse()
+        .map_err(|_| StartError::Config("metrics.listen: not an address and port".into()))?;
+    TcpListener::bind(addr)
+        .map(Some)
+        .map_err(|source| StartError::Bind {
+            addr: format!("{addr} (metrics.listen)"),
+            source,
+        })
 }
 
 fn listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {

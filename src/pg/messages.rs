@@ -152,7 +152,9 @@ pub struct Entry<'a> {
 /// read their own entry: a member's read mark moves up to it.
 pub fn append_entry(c: &mut impl GenericClient, e: &Entry<'_>) -> Result<Message, postgres::Error> {
     const SQL: &str = concat!(
-        "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1, last_activity_at = now()
+        "WITH s AS (UPDATE rooms SET last_seq = last_seq + 1,
+                      last_activity_at = CASE WHEN $5 = 'message' THEN now()
+                                              ELSE last_activity_at END
                     WHERE id = $1 RETURNING last_seq),
               seen AS (UPDATE room_members SET last_read_seq = (SELECT last_seq FROM s)
                        WHERE room_id = $1 AND user_id = $2

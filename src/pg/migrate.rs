@@ -1,6 +1,8 @@
 //! Numbered SQL migrations from `sql/`, applied under an advisory lock so that nodes
 //! starting together apply each exactly once.
 
+use crate::base::names;
+use crate::base::shared::ClusterSetting;
 use postgres::{Client, NoTls};
 
 /// The migrations, in order: (version, name, SQL).
@@ -25,6 +27,37 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0007_search_index.sql"),
     ),
     (8, "room_keys", include_str!("../../sql/0008_room_keys.sql")),
+    (9, "identity", include_str!("../../sql/0009_identity.sql")),
+    (
+        10,
+        "room_names",
+        include_str!("../../sql/0010_room_names.sql"),
+    ),
+    (
+        11,
+        "restrictions",
+        include_str!("../../sql/0011_restrictions.sql"),
+    ),
+    (12, "admin", include_str!("../../sql/0012_admin.sql")),
+    (14, "webhooks", include_str!("../../sql/0014_webhooks.sql")),
+    (15, "pins", include_str!("../../sql/0015_pins.sql")),
+    (16, "reports", include_str!("../../sql/0016_reports.sql")),
+    (
+        17,
+        "slow_mode",
+        include_str!("../../sql/0017_slow_mode.sql"),
+    ),
+    (18, "blocks", include_str!("../../sql/0018_blocks.sql")),
+    (
+        19,
+        "report_review",
+        include_str!("../../sql/0019_report_review.sql"),
+    ),
+    (
+        20,
+        "search_recent",
+        include_str!("../../sql/0020_search_recent.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.
@@ -74,57 +107,122 @@ fn apply_pending(client: &mut Client) -> Result<usize, postgres::Error> {
     Ok(applied)
 }
 
-/// Makes the search column use the text search configuration `language` (rebuilt only
-/// when it changed), under the migrations' lock.
-pub fn search_language(client: &mut Client, language: &str) -> Result<(), postgres::Error> {
+/// Fills the name key of every room that has none (rooms stored before keys, or by a
+/// node of an earlier version), oldest first, under the migrations' lock, as
+/// `sql/0010_room_names.sql` describes: the name cleaned of what the rules refuse, and a
+/// public room whose key an older one holds renamed `<name> (2)`, `(3)`, ...; the number
+/// of rooms renamed.
+pub fn room_name_keys(client: &mut Client) -> Result<usize, postgres::Error> {
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
-    let result = client.execute(
-        "SELECT chatd_search_language($1::text::regconfig)",
-        &[&language],
-    );
+    let result = fill_room_name_keys(client);
     let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
-    result?;
+    let renamed = result?;
     unlock?;
-    Ok(())
+    Ok(renamed)
 }
 
-/// Sets the cluster's message notification shard count to `n`, unless a node that
-/// heartbeated within `alive` uses another count (then `Err(their count)`): every node
-/// must write and listen on the same channels.
-pub fn notify_shards(
+fn fill_room_name_keys(client: &mut Client) -> Result<usize, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let rows = tx.query(
+        "SELECT id, name, visibility = 'public' FROM rooms
+         WHERE name_key IS NULL AND visibility <> 'direct' ORDER BY created_at, id FOR UPDATE",
+        &[],
+    )?;
+    let mut renamed = 0;
+    for r in &rows {
+        let (id, stored, public): (uuid::Uuid, String, bool) = (r.get(0), r.get(1), r.get(2));
+        let mut base = names::visible(&stored);
+        if names::shows(&base, "name").is_err() {
+            base = format!("room {}", &id.simple().to_string()[..8]);
+        }
+        let mut name = base.clone();
+        let mut n = 1;
+        loop {
+            let key = names::look_alike_key(&name);
+            let taken = public
+                && tx
+                    .query_opt(
+                        "SELECT 1 FROM rooms WHERE visibility = 'public' AND id <> $1
+                           AND coalesce(name_key, name) = $2",
+                        &[&id, &key],
+                    )?
+                    .is_some();
+            if !taken {
+                tx.execute(
+                    "UPDATE rooms SET name = $2, name_key = $3 WHERE id = $1",
+                    &[&id, &name, &key],
+                )?;
+                break;
+            }
+            n += 1;
+            name = format!("{base} ({n})");
+        }
+        if name != stored {
+            log::warn!("room {id}: renamed from {stored:?} to {name:?} (room name rules)");
+            renamed += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(renamed)
+}
+
+/// What [`agree`] found: the settings it changed, with their old values; or the first one
+/// that running nodes use another value of, with theirs.
+pub type Agreement = Result<Vec<(ClusterSetting, String)>, (ClusterSetting, String)>;
+
+/// Records this node's values of the settings every node must share (`shared`), unless
+/// a node that heartbeated within `alive` runs with another value of one of them: then
+/// that setting and the recorded value, untouched. With no such node, values that
+/// changed replace the recorded ones (a new `search_language` empties the search index,
+/// which the indexer then rebuilds); the changed ones are returned with their old values.
+pub fn agree(
     client: &mut Client,
-    n: u16,
+    shared: &[ClusterSetting],
     me: &str,
     alive: std::time::Duration,
-) -> Result<Result<(), u16>, postgres::Error> {
+) -> Result<Agreement, postgres::Error> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
-    let current: i32 = tx
-        .query_one(
-            "SELECT coalesce((SELECT value::int FROM settings WHERE key = 'notify_shards'), 1)",
-            &[],
-        )?
-        .get(0);
-    if current == i32::from(n) {
-        return Ok(Ok(()));
+    let recorded: std::collections::HashMap<String, String> = tx
+        .query("SELECT key, value FROM settings", &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let changed: Vec<(ClusterSetting, String)> = shared
+        .iter()
+        .filter_map(|s| {
+            let old = recorded.get(s.stored)?;
+            (*old != s.value).then(|| (s.clone(), old.clone()))
+        })
+        .collect();
+    if let Some(first) = changed.first() {
+        let running = tx
+            .query_opt(
+                "SELECT 1 FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)
+                   AND node_id <> $2 LIMIT 1",
+                &[&alive.as_secs_f64(), &me],
+            )?
+            .is_some();
+        if running {
+            return Ok(Err(first.clone()));
+        }
     }
-    let running = tx
-        .query_opt(
-            "SELECT 1 FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)
-               AND node_id <> $2 LIMIT 1",
-            &[&alive.as_secs_f64(), &me],
-        )?
-        .is_some();
-    if running {
-        return Ok(Err(current as u16));
+    for s in shared {
+        if s.stored == "search_language" {
+            // Compares with the recorded language itself, and rebuilds on a change.
+            tx.execute(
+                "SELECT chatd_search_language($1::text::regconfig)",
+                &[&s.value],
+            )?;
+            continue;
+        }
+        tx.execute(
+            "INSERT INTO settings VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+            &[&s.stored, &s.value],
+        )?;
     }
-    tx.execute(
-        "INSERT INTO settings VALUES ('notify_shards', $1)
-         ON CONFLICT (key) DO UPDATE SET value = $1",
-        &[&n.to_string()],
-    )?;
     tx.commit()?;
-    Ok(Ok(()))
+    Ok(Ok(changed))
 }
 
 /// Connects to `url`, creating its database first when it does not exist.

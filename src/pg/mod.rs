@@ -2,10 +2,12 @@
 //! thread, message rows, and the typed notifications that travel between nodes.
 //! Imports only the base layer.
 
+pub mod audit;
 pub mod listener;
 pub mod messages;
 pub mod migrate;
 pub mod notify;
+pub mod outbox;
 pub mod pool;
 pub mod replica;
 pub mod writer;

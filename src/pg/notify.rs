@@ -220,7 +220,7 @@ pub struct PresenceData {
     pub user_id: Uuid,
     /// Room.
     pub room_id: Uuid,
-    /// Node holding the socket.
+    /// Node holding the socket (between nodes only: clients never see it).
     pub node_id: String,
     /// When.
     pub last_seen: String,

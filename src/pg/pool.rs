@@ -25,6 +25,15 @@ pub fn build_pool(url: &str, size: u32, timeout_secs: u64) -> Result<Pool, Strin
     let mut config: postgres::Config = url.parse().map_err(|e| format!("database.url: {e}"))?;
     config.connect_timeout(Duration::from_secs(timeout_secs));
     config.application_name("chatd");
+    // A NOTICE says something about a statement's input (a word too long to index, a
+    // search with no word in it): input clients control. The driver logs each one, so
+    // they would let any client write to the log at will; warnings and errors still come.
+    let quiet = "-c client_min_messages=warning";
+    let options = match config.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {quiet}"),
+        _ => quiet.to_string(),
+    };
+    config.options(&options);
     let manager = PostgresConnectionManager::new(config, NoTls);
     Ok(r2d2::Pool::builder()
         .max_size(size)

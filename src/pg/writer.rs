@@ -3,9 +3,10 @@
 //! one multi-row INSERT, the messages inline in as few NOTIFY payloads per room as they
 //! fit, one commit).
 
-use crate::base::error::{ApiError, MESSAGE_NOT_FOUND, MUTED, NOT_MEMBER, ROOM_NOT_FOUND};
+use crate::base::access::{self, Action, Membership, RoomSettings};
+use crate::base::error::{ApiError, CLIENT_MSG_ID_REUSED, MESSAGE_NOT_FOUND, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
-use crate::base::model::{Message, iso};
+use crate::base::model::{Kind, Message, iso};
 use crate::pg::messages::{self, message_columns};
 use crate::pg::notify::{Batch, shard_channel, shard_of};
 use crate::pg::pool::{Pool, Worker, next_job};
@@ -36,6 +37,8 @@ pub struct WriteJob {
     pub client_msg_id: Option<String>,
     /// What only some messages have (a reply's target, attachments).
     pub extra: Option<Box<Extra>>,
+    /// Posted by the server API as the user: no slow mode holds it.
+    pub by_key: bool,
     /// Called once with the outcome, after commit.
     pub reply: WriteReply,
 }
@@ -154,16 +157,73 @@ enum Slot {
     New,
 }
 
-/// Locks the rooms in id order and reads which of `$2` are members (and whether they
-/// are muted), in one round trip: one row per (room, member of the batch), or (room,
-/// null) for a room without one; with the room's visibility.
-const LOCK_SQL: &str = "SELECT r.id, m.user_id, m.muted, r.visibility = 'public' FROM rooms r
+/// Locks the rooms in id order and reads which of `$2` are members (with their role and
+/// mute), in one round trip: one row per (room, member of the batch), or (room, null)
+/// for a room without one; with the room's visibility and slow mode and, for a member
+/// of a direct room only, whether a block parts it from the other member (either way:
+/// two primary-key probes; the other member is its direct key without the sender's id).
+/// (No invitation or ban: the send rule answers those users like anyone outside.)
+const LOCK_SQL: &str = "SELECT r.id, m.user_id, x.muted, r.visibility, m.role, r.slow_mode_secs,
+       CASE WHEN r.visibility = 'direct' AND m.user_id IS NOT NULL THEN EXISTS (
+         SELECT 1 FROM (SELECT replace(replace(r.direct_key, m.user_id::text, ''), ':', '')::uuid
+                        AS peer) p
+         JOIN user_blocks b ON (b.user_id = m.user_id AND b.blocked_id = p.peer)
+                            OR (b.user_id = p.peer AND b.blocked_id = m.user_id))
+       ELSE false END
+     FROM rooms r
      LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ANY($2)
+     LEFT JOIN room_restrictions x ON x.room_id = r.id AND x.user_id = m.user_id
      WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r";
-/// Reserves each room's seq range and inserts the messages in one statement: message
-/// `k` (1-based, in arrival order within its room) gets the room's old last seq + `k`.
-/// Returns (room, k, seq, id, created_at) per message.
-const STORE_SQL: &str = "WITH s AS (
+/// Reserves each room's seq range and inserts the messages in one statement: message `k`
+/// (1-based, in arrival order within its room) of those that pass gets the room's old
+/// last seq + its rank among them. A message marked held (`$7`: a member's first of the
+/// batch in a room with slow mode on) passes only when the member's last message is
+/// older than the room's slow mode, and moves its `last_sent_at`. The check is here and
+/// not in [`LOCK_SQL`]: this statement starts after the room's lock is held, so it sees
+/// the `last_sent_at` of the transaction (of any node) that held the lock before; a held
+/// message that does not pass takes no seq. Returns (room, k, seq, id, created_at, null)
+/// per stored message and (room, k, null, null, null, milliseconds left) per refused one.
+const STORE_SQL: &str = "WITH m AS (
+       SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::text[], $5::text[],
+                            $6::text[], $7::bool[])
+            AS m(room_id, k, user_id, username, content, cmid, held)),
+     w AS (
+       SELECT m.room_id, m.user_id, ceil(1000 * extract(epoch FROM
+                rm.last_sent_at + r.slow_mode_secs * interval '1 second' - clock_timestamp()
+              ))::int8 AS wait
+       FROM m JOIN rooms r ON r.id = m.room_id
+       JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = m.user_id
+       WHERE m.held AND rm.last_sent_at IS NOT NULL),
+     go AS (
+       SELECT m.*, row_number() OVER (PARTITION BY m.room_id ORDER BY m.k) AS rank
+       FROM m LEFT JOIN w ON w.room_id = m.room_id AND w.user_id = m.user_id
+       WHERE w.wait IS NULL OR w.wait <= 0),
+     s AS (
+       UPDATE rooms SET last_seq = rooms.last_seq + v.n, last_activity_at = now()
+       FROM (SELECT room_id, count(*) AS n FROM go GROUP BY room_id) v
+       WHERE rooms.id = v.room_id
+       RETURNING rooms.id, rooms.last_seq - v.n AS base),
+     ins AS (
+       INSERT INTO messages (room_id, seq, user_id, username, content, client_msg_id)
+       SELECT go.room_id, s.base + go.rank, go.user_id, go.username, go.content, go.cmid
+       FROM go JOIN s ON s.id = go.room_id
+       RETURNING room_id, seq, id, created_at),
+     slow AS (
+       UPDATE room_members SET last_sent_at = now() FROM go
+       WHERE go.held AND room_members.room_id = go.room_id
+         AND room_members.user_id = go.user_id)
+     SELECT go.room_id, go.k, ins.seq, ins.id, ins.created_at, NULL::int8
+     FROM ins JOIN s ON s.id = ins.room_id
+     JOIN go ON go.room_id = ins.room_id AND go.rank = ins.seq - s.base
+     UNION ALL
+     SELECT m.room_id, m.k, NULL, NULL, NULL, w.wait
+     FROM m JOIN w ON w.room_id = m.room_id AND w.user_id = m.user_id
+     WHERE m.held AND w.wait > 0";
+/// [`STORE_SQL`] for a batch in which no message is held by slow mode (most batches):
+/// each room's seq range reserved and the messages inserted in one statement of two
+/// steps, so that a room without slow mode pays nothing for it. Returns (room, k, seq,
+/// id, created_at) per message.
+const PLAIN_STORE_SQL: &str = "WITH s AS (
        UPDATE rooms SET last_seq = rooms.last_seq + v.n, last_activity_at = now()
        FROM unnest($1::uuid[], $2::int8[]) AS v(id, n)
        WHERE rooms.id = v.id
@@ -260,6 +320,7 @@ fn store(worker: &mut Worker, jobs: &[WriteJob], shards: u16) -> Result<Vec<Outc
             DEDUP_SQL,
             EXTRA_SQL,
             TARGETS_SQL,
+            PLAIN_STORE_SQL,
         ])
         .map_err(Failed::Unavailable)?;
     // A concurrent node may store the same client_msg_id between our check and our
@@ -283,7 +344,7 @@ type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
 fn try_store(
     c: &mut postgres::Client,
-    st: &[Statement; 6],
+    st: &[Statement; 7],
     jobs: &[WriteJob],
     shards: u16,
 ) -> Result<Vec<Outcome>, postgres::Error> {
@@ -294,33 +355,49 @@ fn try_store(
     // Lock the rooms in id order: two writers (or nodes) never deadlock on them, and
     // everything below sees the rows committed by whoever held the lock before us.
     let users: Vec<Uuid> = jobs.iter().map(|j| j.user_id).collect();
-    // Room -> whether it is public (a non-member of a private room is told it does
-    // not exist); (room, member) -> muted.
-    let mut existing: HashMap<Uuid, bool> = HashMap::new();
-    let mut members: HashMap<(Uuid, Uuid), bool> = HashMap::new();
+    // Room -> its settings; (room, member) -> membership. Each job is then decided by
+    // the access rule, like every other action in a room.
+    let mut existing: HashMap<Uuid, RoomSettings> = HashMap::new();
+    let mut members: HashMap<(Uuid, Uuid), Membership> = HashMap::new();
+    let mut blocked: std::collections::HashSet<(Uuid, Uuid)> = Default::default();
+    let mut slow = Slow::default();
     for row in tx.query(&st[0], &[&rooms, &users])? {
         let room: Uuid = row.get(0);
-        existing.insert(room, row.get(3));
+        existing.insert(room, RoomSettings::from_row(row.get(3)));
+        let secs: i32 = row.get(5);
+        if secs > 0 {
+            slow.secs.insert(room, secs);
+        }
         if let Some(user) = row.get::<_, Option<Uuid>>(1) {
-            members.insert((room, user), row.get(2));
+            let m = Membership::from_row(row.get(4), row.get(2), false, false);
+            members.insert((room, user), m);
+            if row.get::<_, bool>(6) {
+                blocked.insert((room, user));
+            }
         }
     }
     let mut slots: Vec<Slot> = jobs
         .iter()
         .map(|j| {
-            match (
-                existing.get(&j.room_id),
-                members.get(&(j.room_id, j.user_id)),
-            ) {
-                (None, _) | (Some(false), None) => Slot::Failed(ROOM_NOT_FOUND),
-                (Some(true), None) => Slot::Failed(NOT_MEMBER),
-                (Some(_), Some(true)) => Slot::Failed(MUTED),
-                (Some(_), Some(false)) => Slot::New,
+            let Some(room) = existing.get(&j.room_id) else {
+                return Slot::Failed(ROOM_NOT_FOUND);
+            };
+            let m = members
+                .get(&(j.room_id, j.user_id))
+                .copied()
+                .unwrap_or(Membership::None);
+            let room = room.with_blocked(blocked.contains(&(j.room_id, j.user_id)));
+            match access::check(m, room, Action::Send) {
+                Ok(()) => Slot::New,
+                Err(e) => Slot::Failed(e),
             }
         })
         .collect();
     resolve_duplicates(&mut tx, &st[3], jobs, &mut slots)?;
     check_reply_targets(&mut tx, &st[5], jobs, &mut slots)?;
+    // Last, so that a retry of a stored message gets it back and a refused reply does
+    // not count as the member's message.
+    let held = slow.apply(jobs, &members, &mut slots);
 
     // One seq range per room, in arrival order within the room: message k of a room
     // gets the room's old last seq + k.
@@ -328,6 +405,7 @@ fn try_store(
     let mut ks = vec![0i64; jobs.len()];
     let (mut c_room, mut c_k, mut c_user, mut c_name, mut c_text, mut c_cmid) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut c_held = vec![];
     for (i, (j, s)) in jobs.iter().zip(&slots).enumerate() {
         if matches!(s, Slot::New) {
             let n = counts.entry(j.room_id).or_insert(0);
@@ -339,20 +417,36 @@ fn try_store(
             c_name.push(j.username.as_str());
             c_text.push(j.content.as_str());
             c_cmid.push(j.client_msg_id.as_deref());
+            c_held.push(held[i]);
         }
     }
-    let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
-    // (room, k) -> (seq, id, created_at).
+    // (room, k) -> (seq, id, created_at); (room, k) -> milliseconds a held sender waits.
     let mut stored: HashMap<(Uuid, i64), (i64, i64, String)> = HashMap::new();
-    if !c_room.is_empty() {
-        for row in tx.query(
-            &st[1],
-            &[&ids, &ns, &c_room, &c_k, &c_user, &c_name, &c_text, &c_cmid],
-        )? {
+    let mut waits: HashMap<(Uuid, i64), i64> = HashMap::new();
+    if !c_room.is_empty() && !c_held.contains(&true) {
+        let (ids, ns): (Vec<Uuid>, Vec<i64>) = counts.iter().map(|(k, v)| (*k, *v)).unzip();
+        let params: [&(dyn postgres::types::ToSql + Sync); 8] =
+            [&ids, &ns, &c_room, &c_k, &c_user, &c_name, &c_text, &c_cmid];
+        for row in tx.query(&st[6], &params)? {
             stored.insert(
                 (row.get(0), row.get(1)),
                 (row.get(2), row.get(3), iso(row.get(4))),
             );
+        }
+    } else if !c_room.is_empty() {
+        for row in tx.query(
+            &st[1],
+            &[&c_room, &c_k, &c_user, &c_name, &c_text, &c_cmid, &c_held],
+        )? {
+            let key = (row.get(0), row.get(1));
+            match row.get::<_, Option<i64>>(2) {
+                Some(seq) => {
+                    stored.insert(key, (seq, row.get(3), iso(row.get(4))));
+                }
+                None => {
+                    waits.insert(key, row.get::<_, Option<i64>>(5).unwrap_or(1));
+                }
+            }
         }
     }
     store_extras(&mut tx, &st[4], jobs, &slots, &ks, &stored)?;
@@ -381,7 +475,10 @@ fn try_store(
                     per_room.entry(j.room_id).or_default().push(m.clone());
                     (Ok(m), true)
                 }
-                None => (Err(ApiError::Internal), false),
+                None => match waits.get(&(j.room_id, ks[i])) {
+                    Some(&ms) => (Err(ApiError::SlowMode(ms.max(1) as u64)), false),
+                    None => (Err(ApiError::Internal), false),
+                },
             },
         };
         outcomes.push(outcome);
@@ -400,6 +497,48 @@ fn try_store(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+/// The rooms of a batch with slow mode on.
+#[derive(Default)]
+struct Slow {
+    /// Room -> its slow mode (only rooms with it on).
+    secs: HashMap<Uuid, i32>,
+}
+
+impl Slow {
+    /// Marks as held a slowed member's first message of the batch in a room with slow
+    /// mode on ([`STORE_SQL`] checks its wait), and refuses with `slow_mode` any later
+    /// one of the same member and room in the batch (the first starts a new wait, or is
+    /// itself too early). Returns, per job, whether it is held.
+    fn apply(
+        &self,
+        jobs: &[WriteJob],
+        members: &HashMap<(Uuid, Uuid), Membership>,
+        slots: &mut [Slot],
+    ) -> Vec<bool> {
+        let mut held = vec![false; jobs.len()];
+        if self.secs.is_empty() {
+            return held;
+        }
+        let mut first: std::collections::HashSet<(Uuid, Uuid)> = Default::default();
+        for (i, j) in jobs.iter().enumerate() {
+            let Some(&secs) = self.secs.get(&j.room_id) else {
+                continue;
+            };
+            let key = (j.room_id, j.user_id);
+            let m = members.get(&key).copied().unwrap_or(Membership::None);
+            if j.by_key || !matches!(slots[i], Slot::New) || !access::slowed(m) {
+                continue;
+            }
+            if first.insert(key) {
+                held[i] = true;
+            } else {
+                slots[i] = Slot::Failed(ApiError::SlowMode(u64::from(secs.unsigned_abs()) * 1000));
+            }
+        }
+        held
+    }
 }
 
 /// Refuses replies to a message that is not a live message of the same room (one
@@ -496,7 +635,11 @@ fn resolve_duplicates(
         let j = &jobs[i];
         let cmid = j.client_msg_id.as_deref().unwrap_or_default();
         if let Some(m) = found.get(&(j.room_id, j.user_id, cmid.to_string())) {
-            slots[i] = Slot::Existing(m.clone());
+            // The key of an edit, deletion or reaction names that change, not a send.
+            slots[i] = match m.kind {
+                Kind::Message => Slot::Existing(m.clone()),
+                _ => Slot::Failed(CLIENT_MSG_ID_REUSED),
+            };
         } else if let Some(&k) = first_in_batch.get(&(j.room_id, j.user_id, cmid)) {
             slots[i] = Slot::SameAs(k);
         } else {

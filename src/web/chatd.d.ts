@@ -37,13 +37,52 @@ export interface Room {
   retention_days?: number | null;
   /** The oldest seq still stored: older messages were removed by retention. */
   first_seq?: number;
+  /** Any member (not only the owner and admins) may pin and unpin messages. */
+  members_can_pin?: boolean;
+  /** Slow mode: seconds a plain member waits between two messages (0: off; servers with the extension). */
+  slow_mode_secs?: number;
   [extra: string]: unknown;
+}
+
+/** A user the caller blocked (`GET /me/blocks`). */
+export interface Block {
+  user_id: string;
+  username: string;
+  display_name: string | null;
+  created_at: string;
 }
 
 /** A user as rooms and invitations name them. */
 export interface Peer {
   id: string;
   username: string;
+  /** The user's display name (servers with profiles). */
+  display_name?: string | null;
+}
+
+/** A user as anyone signed in sees them (`GET /users/:id`, `GET /users?q=`). */
+export interface Profile {
+  id: string;
+  username: string;
+  display_name: string | null;
+  avatar_url: string | null;
+  status_text: string | null;
+  status_emoji: string | null;
+  created_at: string;
+  [extra: string]: unknown;
+}
+
+/** The caller's own account (`GET`/`PATCH /me`); `email` is null for an account of the product's identity provider. */
+export interface Me extends Profile {
+  email: string | null;
+}
+
+/** A change of profile: an absent field stays, null clears it. */
+export interface ProfileChange {
+  display_name?: string | null;
+  avatar_url?: string | null;
+  status_text?: string | null;
+  status_emoji?: string | null;
 }
 
 /** The direct room of two users (`POST /dm`); its `name` is an internal key: show `other_user`. */
@@ -55,6 +94,8 @@ export interface DirectRoom extends Room {
 /** One of the caller's rooms with its read state (`GET /me/rooms`). */
 export interface MyRoom extends Room {
   role: Role;
+  /** Open reports of the room (at most 100): present for its owner and admins only. */
+  reports?: number;
   /** The room's last seq (messages and system entries). */
   last_seq: number;
   /** The caller's read position. */
@@ -101,12 +142,30 @@ interface EntryBase {
   [extra: string]: unknown;
 }
 
+/** A file's metadata on a message (the server stores no file). */
+export interface Attachment {
+  /** http or https, at most 2048 characters. */
+  url: string;
+  name: string;
+  mime: string;
+  /** Bytes. */
+  size: number;
+}
+
 /** A message someone sent (`kind` is absent on servers without the conversations extension). */
 export interface ChatMessage extends EntryBase {
   kind?: 'message';
   /** Set once edited or deleted (a deleted message keeps its seq, with empty content). */
   edited_at?: string;
   deleted_at?: string;
+  /** The id of the message this one answers (a reply; its root's thread lists it). */
+  reply_to?: number;
+  /** Replies to this message, and when the last one came (rows read over REST). */
+  reply_count?: number;
+  last_reply_at?: string;
+  attachments?: Attachment[];
+  /** Reaction counts by emoji (rows read over REST; the stream carries the changes). */
+  reactions?: Record<string, number>;
 }
 
 /** What a system entry records. */
@@ -133,10 +192,16 @@ export interface SystemEntry extends EntryBase {
 /**
  * A change to a message, itself an entry of the stream (servers with the "messages after
  * send" extension): an edit (`content` is the new content), a deletion, a reaction added
- * or removed (`data.emoji`). It names the changed message by `message_id`.
+ * or removed (`data.emoji`), a pin or an unpin. It names the changed message by `message_id`.
  */
 export interface ChangeEntry extends EntryBase {
-  kind: 'message_edited' | 'message_deleted' | 'reaction_added' | 'reaction_removed';
+  kind:
+    | 'message_edited'
+    | 'message_deleted'
+    | 'reaction_added'
+    | 'reaction_removed'
+    | 'message_pinned'
+    | 'message_unpinned';
   message_id: number;
   edited_at?: string;
   deleted_at?: string;
@@ -149,6 +214,31 @@ export interface ChangeEntry extends EntryBase {
  */
 export type Message = ChatMessage | SystemEntry | ChangeEntry;
 
+/** A pinned message (`GET /rooms/:id/pins`). */
+export interface Pin {
+  message: ChatMessage;
+  pinned_by: string;
+  pinned_at: string;
+}
+
+/** A member's report of a message, as owners and admins see it. */
+export interface Report {
+  id: string;
+  /** The room of the reported message. */
+  room_id?: string;
+  message_id: number;
+  author_id: string | null;
+  content: string | null;
+  reporter: string;
+  reason: 'spam' | 'abuse' | 'other';
+  note: string | null;
+  created_at: string;
+  status: 'open' | 'resolved';
+  resolution: string | null;
+  resolved_by: string | null;
+  resolved_at: string | null;
+}
+
 /** True for a system entry. */
 export function isSystemEntry(m: Message | null | undefined): m is SystemEntry;
 
@@ -160,6 +250,8 @@ export interface Member {
   online: boolean;
   role: Role;
   muted: boolean;
+  /** The user's display name (servers with profiles). */
+  display_name?: string | null;
   [extra: string]: unknown;
 }
 
@@ -167,6 +259,8 @@ export interface Member {
 export interface MessagePage {
   messages: Message[];
   next_cursor: number | null;
+  /** The caller's own reactions to the page's messages, by message id. */
+  my_reactions?: Record<string, string[]>;
   /** Present when the page reaches the room's retention horizon: the oldest seq still
    * stored (older messages were removed). */
   first_seq?: number;
@@ -185,13 +279,31 @@ export interface SendPromise extends Promise<Ack> {
   clientMsgId: string | null;
 }
 
-/** A send waiting for its ack. */
+/** One page of search results or of a thread's replies (`next_cursor` opaque for search). */
+export interface FoundPage {
+  messages: ChatMessage[];
+  next_cursor: string | number | null;
+}
+
+/** The client events the outbox sends (each acknowledged with `message_ack`). */
+export type ChangeEvent = 'send_message' | 'edit_message' | 'delete_message' | 'react' | 'unreact';
+
+/** A change waiting for its ack: a message, an edit, a deletion or a reaction. */
 export interface PendingSend {
   client_msg_id: string;
+  event: ChangeEvent;
   room_id: string;
-  content: string;
+  /** Messages and edits. */
+  content?: string;
+  reply_to?: number;
+  attachments?: Attachment[];
+  /** Edits, deletions and reactions: the message changed. */
+  message_id?: number;
+  emoji?: string;
   queuedAt: number;
   attempts: number;
+  /** Taken up from storage (left by an earlier page or session of the same user). */
+  restored?: boolean;
 }
 
 // ---------------------------------------------------------------------------
@@ -205,7 +317,6 @@ export interface PresenceEvent {
   user_id: string;
   username: string;
   room_id: string;
-  node_id: string;
   status: 'online' | 'offline';
   last_seen: string;
 }
@@ -231,6 +342,8 @@ export interface ErrorEvent {
   code: string;
   message: string;
   client_msg_id?: string;
+  /** `slow_mode`: milliseconds until the room lets this user send again. */
+  retry_after_ms?: number;
   room_id?: string;
 }
 
@@ -282,10 +395,12 @@ export interface ChatdEvents {
   joined: { room_id: string; resumed: boolean; last_seq: number | null };
   /** The membership ended (left elsewhere, kicked, banned, room deleted, rejoin refused); not sent for `unsubscribe`/`leave`. */
   left_room: LeftRoomEvent;
-  /** A send was acknowledged. */
-  ack: Ack & { client_msg_id: string };
-  /** A send was given up (server refusal, session ended, cancelled). */
-  send_failed: { client_msg_id: string; room_id: string; code: string; message: string };
+  /** A change was acknowledged. */
+  ack: Ack & { client_msg_id: string; event: ChangeEvent };
+  /** A change was given up (server refusal, session ended, cancelled). */
+  send_failed: { client_msg_id: string; room_id: string; event: ChangeEvent; code: string; message: string; retry_after_ms?: number };
+  /** Changes an earlier page or session of this user left unsent were taken up from storage (they are being sent). */
+  outbox_restored: { pending: PendingSend[] };
   /** Missing seqs that are being fetched over REST. */
   gap: { room_id: string; from: number; to: number };
   /** Seqs `from..to` were removed by the server's retention before this client saw them;
@@ -293,8 +408,11 @@ export interface ChatdEvents {
   removed: { room_id: string; from: number; to: number; first_seq: number };
   /** New tokens (sign-in or refresh). */
   tokens: { user: User | null; accessToken: string };
-  /** The session is over (logout, revoked, expired): sign in again. */
-  session_ended: { reason: 'logout' | 'revoked' | 'expired' };
+  /**
+   * The session is over (logout, revoked, expired): sign in again. `unsent` lists the
+   * changes not sent yet: they stay in storage and go out when `user` signs in again.
+   */
+  session_ended: { reason: 'logout' | 'revoked' | 'expired'; unsent: PendingSend[]; user: User | null };
   presence: PresenceEvent;
   typing: TypingEvent;
   user_joined: MembershipEvent;
@@ -333,7 +451,7 @@ export class Emitter {
 
 /** An error from the server or the library; `code` is stable, branch on it. */
 export class ChatdError extends Error {
-  constructor(code: string, message?: string, extra?: { status?: number; clientMsgId?: string; details?: unknown; cause?: unknown });
+  constructor(code: string, message?: string, extra?: { status?: number; clientMsgId?: string; details?: unknown; cause?: unknown; retryAfterMs?: number });
   /** A server code (PROTOCOL.md) or a library one: network_error, not_authenticated, session_ended, outbox_full, cancelled, disconnected, timeout, unsubscribed. */
   code: string;
   /** HTTP status when the error came from a REST answer. */
@@ -342,6 +460,8 @@ export class ChatdError extends Error {
   clientMsgId?: string;
   /** The server's `message` (an array of strings for validation errors). */
   details?: unknown;
+  /** How long to wait before trying again (`slow_mode`: `retry_after_ms`, or a 429's Retry-After), when the server said. */
+  retryAfterMs?: number;
 }
 
 /** Where the session is kept: window.localStorage, sessionStorage, or anything alike (sync or async). */
@@ -374,7 +494,9 @@ export class Rest {
   /** Create a room; the creator becomes its owner. */
   createRoom(room: { name: string; description?: string | null; visibility?: 'public' | 'private' }): Promise<Room>;
   /** Change a room's settings (owners and admins); absent fields stay, `description: null` clears it. */
-  updateRoom(roomId: string, patch: { name?: string; description?: string | null; visibility?: 'public' | 'private'; receipts?: boolean; retention_days?: number | null }): Promise<Room>;
+  updateRoom(roomId: string, patch: { name?: string; description?: string | null; visibility?: 'public' | 'private'; receipts?: boolean; retention_days?: number | null; members_can_pin?: boolean; slow_mode_secs?: number }): Promise<Room>;
+  /** Set a room's slow mode (owners and admins): members wait `seconds` (0..3600, 0: off) between two messages. */
+  setSlowMode(roomId: string, seconds: number): Promise<Room>;
   /** Delete a room with its messages (owner only). */
   deleteRoom(roomId: string): Promise<{ success: true }>;
   /** Invite a user (owners and admins); accepted by joining. */
@@ -397,6 +519,21 @@ export class Rest {
   openDirect(userId: string): Promise<DirectRoom>;
   /** Invitations waiting for the caller, newest first. */
   myInvites(): Promise<Invite[]>;
+  declineInvite(roomId: string): Promise<{ success: boolean }>;
+  /** Block a user, privately: neither side sends into (or opens) your direct room while it stands, and the user cannot invite you (`blocked`). */
+  block(userId: string): Promise<Block>;
+  /** Lift a block (`unblocked` false when there was none). */
+  unblock(userId: string): Promise<{ success: true; unblocked: boolean }>;
+  /** The users the caller blocked, newest first, a page at a time. */
+  blocks(page?: { cursor?: string; limit?: number }): Promise<{ blocks: Block[]; next_cursor: string | null }>;
+  /** The caller's own account. */
+  me(): Promise<Me>;
+  /** Change the caller's profile. */
+  updateMe(fields: ProfileChange): Promise<Me>;
+  /** A user's profile. */
+  getUser(userId: string): Promise<Profile>;
+  /** Users whose username or display name starts with `q`, whatever the case and accents (limit 1..50, default 20). */
+  searchUsers(q: string, options?: { limit?: number }): Promise<Profile[]>;
   /** Mark a room read over REST (prefer `ChatdClient.markRead`). */
   markRead(roomId: string, seq: number): Promise<{ room_id: string; last_read_seq: number }>;
   /** One room. */
@@ -410,19 +547,69 @@ export class Rest {
   /** One page of history, newest first: messages with seq < cursor. */
   messages(roomId: string, page?: { cursor?: number | null; limit?: number }): Promise<MessagePage>;
   /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
-  postMessage(roomId: string, content: string): Promise<Message>;
+  postMessage(roomId: string, content: string, extra?: { reply_to?: number; attachments?: Attachment[] }): Promise<ChatMessage>;
+  /** Replace one's message's content: the `message_edited` entry (prefer ChatdClient.edit). */
+  editMessage(roomId: string, messageId: number, content: string): Promise<ChangeEntry>;
+  /** Delete a message (one's own; admins and owners any): the `message_deleted` entry. */
+  deleteMessage(roomId: string, messageId: number): Promise<ChangeEntry>;
+  /** Add one's reaction: the `reaction_added` entry. */
+  addReaction(roomId: string, messageId: number, emoji: string): Promise<ChangeEntry>;
+  /** Take back one's reaction: the `reaction_removed` entry. */
+  removeReaction(roomId: string, messageId: number, emoji: string): Promise<ChangeEntry>;
+  /** Pin a message (owners and admins, or any member when the room's `members_can_pin`); pinning a pinned one changes nothing. */
+  pin(roomId: string, messageId: number): Promise<Pin>;
+  /** Unpin a message; `unpinned` is false when it was not pinned. */
+  unpin(roomId: string, messageId: number): Promise<{ success: true; unpinned: boolean }>;
+  /** The room's pins, most recently pinned first. */
+  pins(roomId: string): Promise<{ pins: Pin[] }>;
+  /** Report a message to the room's owner and admins, once per message. */
+  report(roomId: string, messageId: number, reason: 'spam' | 'abuse' | 'other', note?: string): Promise<{ id: string; status: 'open' }>;
+  /** The room's reports, oldest first (owners and admins); open ones by default. */
+  reports(roomId: string, options?: { status?: 'open' | 'all' }): Promise<{ reports: Report[] }>;
+  /** Resolve a report; the action is done as by its direct route. */
+  resolveReport(roomId: string, reportId: string, action: 'dismiss' | 'delete_message' | 'mute' | 'kick' | 'ban', note?: string): Promise<Report>;
+  /** Earlier versions of an edited message, oldest first. */
+  edits(roomId: string, messageId: number): Promise<{ version: number; content: string; replaced_at: string }[]>;
+  /** One page of the replies to `rootId`, newest first. */
+  thread(roomId: string, rootId: number, page?: { cursor?: number | null; limit?: number }): Promise<FoundPage>;
+  /** Full-text search in one room, newest first (q: 1 to 200 characters). */
+  search(roomId: string, q: string, page?: { cursor?: string | null; limit?: number }): Promise<FoundPage>;
+  /** Full-text search across every room of the caller, newest first. */
+  searchAll(q: string, page?: { cursor?: string | null; limit?: number }): Promise<FoundPage>;
 }
 
 /** Options of a client; every one is optional. */
 export interface ChatdOptions {
   /** The server's http(s) base URL; the page's origin by default. */
   url?: string;
-  /** Where the refresh token is kept (memory by default). */
+  /**
+   * Where the refresh token (unless `refreshCookie`), and the signed-in user's unsent
+   * changes, are kept (memory by default).
+   */
   storage?: SessionStorage;
   /** The key in `storage` (default "chatd.session"). */
   storageKey?: string;
+  /**
+   * Keep the refresh token out of reach of scripts (default false): the server sets it as
+   * an HttpOnly, Secure, SameSite=Strict cookie scoped to `/auth` and leaves it out of
+   * its answers (the header `X-Chatd-Refresh-Cookie: 1` on register, login, refresh and
+   * logout). Nothing of the session is written to `storage` (an entry an earlier version
+   * left is moved into the cookie at the next `restore()`, then removed); the access
+   * token stays in memory, and `restore()` after a reload asks the server for a new one
+   * with the cookie. For browser pages of the chatd server's own origin (the cookie is
+   * neither sent nor kept across origins): the web app served by chatd uses it.
+   */
+  refreshCookie?: boolean;
   /** Refresh the access token before it expires (default true). */
   autoRefresh?: boolean;
+  /**
+   * Tokens from the product instead of a password: called for the first token, before
+   * the held one expires (when its `exp` is readable) and when the server refuses it
+   * (401 `invalid_token`). The server must be configured with `[auth.external]`. Then
+   * call `signIn()`; `login()` and `restore()` do the same. The token is used on REST
+   * and on the WebSocket upgrade alike.
+   */
+  getToken?: () => string | Promise<string>;
   /** Reconnect backoff: delay = min(maxMs, baseMs * factor^attempt), with jitter (defaults 500, 15000, 2). */
   reconnect?: { baseMs?: number; maxMs?: number; factor?: number };
   /** Application ping interval, 0 to disable (default 25000), and how long to wait for any frame after it (10000). */
@@ -474,9 +661,11 @@ export class ChatdClient extends Emitter {
 
   /** Create an account and sign in. */
   register(fields: { username: string; email: string; password: string }): Promise<User>;
-  /** Sign in with email and password. */
-  login(fields: { email: string; password: string; deviceInfo?: string }): Promise<User>;
-  /** Resume a stored session; resolves with the user, or null when there is none. */
+  /** Sign in with email and password (with `getToken`: the same as `signIn()`). */
+  login(fields?: { email: string; password: string; deviceInfo?: string }): Promise<User>;
+  /** With `getToken`: take the first token and learn the user it names (`GET /me`). */
+  signIn(): Promise<Me>;
+  /** Resume a stored session; resolves with the user, or null when there is none (with `getToken`: `signIn()`). */
   restore(): Promise<User | null>;
   /** Sign out (this session, or all of the user's with `everywhere`). */
   logout(options?: { everywhere?: boolean }): Promise<void>;
@@ -512,10 +701,22 @@ export class ChatdClient extends Emitter {
   /** Messages older than the oldest delivered, ascending (not emitted as `message`). */
   loadOlder(roomId: string, options?: { limit?: number }): Promise<{ messages: Message[]; hasMore: boolean }>;
 
-  /** Send a message; resolves with the ack, rejects with a ChatdError carrying the server's code. */
-  send(roomId: string, content: string, options?: { clientMsgId?: string }): SendPromise;
-  /** The unacknowledged sends (of one room, or all). */
+  /** Send a message (a reply with `replyTo`); resolves with the ack, rejects with a ChatdError carrying the server's code. */
+  send(roomId: string, content: string, options?: { clientMsgId?: string; replyTo?: number; attachments?: Attachment[] }): SendPromise;
+  /** Replace the content of one's own message (queued and retried like a send). */
+  edit(roomId: string, messageId: number, content: string, options?: { clientMsgId?: string }): SendPromise;
+  /** Delete a message (one's own; admins and owners any). */
+  deleteMessage(roomId: string, messageId: number, options?: { clientMsgId?: string }): SendPromise;
+  /** Add one's reaction (one emoji). */
+  react(roomId: string, messageId: number, emoji: string, options?: { clientMsgId?: string }): SendPromise;
+  /** Take back one's reaction. */
+  unreact(roomId: string, messageId: number, emoji: string, options?: { clientMsgId?: string }): SendPromise;
+  /** The unacknowledged changes (of one room, or all): messages, edits, deletions, reactions. */
   pending(roomId?: string): PendingSend[];
+  /** Forget the changes `userId` left unsent in storage (after a session ended). */
+  discardUnsent(userId: string): Promise<void>;
+  /** Resolves once the outbox's last change reached the storage. */
+  outboxSaved(): Promise<void>;
   /** Give up a pending send (its promise rejects with code `cancelled`). */
   cancel(clientMsgId: string): boolean;
 

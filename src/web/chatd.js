@@ -4,11 +4,12 @@
 //
 // One small class per concern:
 //   Emitter   typed events for the application
-//   Session   auth and tokens: login, refresh (single flight, timed from the JWT's exp)
+//   Session   auth and tokens: login, refresh (single flight, timed from the JWT's exp),
+//             or the product's own tokens from a getToken callback
 //   Rest      the REST routes, with one refresh and retry on a 401
 //   Transport the WebSocket: connect, heartbeat, reconnect with backoff
 //   Rooms     joined rooms and their positions: ordering, de-duplication, gaps, rejoin
-//   Outbox    sends not yet acknowledged: re-sent after a reconnect, bounded
+//   Outbox    changes not yet acknowledged: re-sent after a reconnect, bounded, kept per user
 //   Typing    typing_start / typing_stop with an automatic stop
 //   ChatdClient  the facade an application uses
 
@@ -23,6 +24,7 @@ export const MAX_MESSAGE_CHARS = 65536;
 const LOCAL_EVENTS = new Set([
   'state', 'disconnect', 'message', 'messages', 'joined', 'session_ended', 'tokens',
   'ack', 'send_failed', 'event', 'unknown_event', 'gap', 'removed', 'reconnect_scheduled',
+  'outbox_restored',
 ]);
 
 // Server events the client handles itself (everything else passes through by name).
@@ -41,6 +43,9 @@ const KNOWN = new Set([
 // Send errors worth retrying with the same client_msg_id.
 const RETRYABLE = new Set(['unavailable', 'rate_limited', 'internal']);
 
+// Client events answered with message_ack: the outbox sends them (PROTOCOL.md 6.6, 10.2).
+const CHANGES = new Set(['send_message', 'edit_message', 'delete_message', 'react', 'unreact']);
+
 /** An error from the server or the library; `code` is stable, branch on it. */
 export class ChatdError extends Error {
   /** Create an error with a machine-readable code and optional details. */
@@ -55,6 +60,8 @@ export class ChatdError extends Error {
     this.clientMsgId = extra.clientMsgId;
     /** The server's `message` (an array of strings for validation errors). */
     this.details = extra.details;
+    /** How long to wait before trying again (`slow_mode`, rate limits), when the server said. */
+    this.retryAfterMs = extra.retryAfterMs;
   }
 }
 
@@ -167,8 +174,8 @@ class Http {
   }
 
   // One request; resolves with the JSON body of a 2xx, throws a ChatdError otherwise.
-  async call(method, path, body, token) {
-    const headers = { accept: 'application/json' };
+  async call(method, path, body, token, extra) {
+    const headers = { accept: 'application/json', ...extra };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (token) headers.authorization = `Bearer ${token}`;
     let res;
@@ -194,11 +201,23 @@ class Http {
     throw new ChatdError(code, Array.isArray(message) ? message.join('; ') : message || res.statusText, {
       status: res.status,
       details: message,
+      retryAfterMs: retryAfter(json, res.headers),
     });
   }
 }
 
+// How long the server asked us to wait: `retry_after_ms` in the body, else Retry-After (seconds).
+function retryAfter(json, headers) {
+  if (json && Number.isFinite(json.retry_after_ms)) return json.retry_after_ms;
+  const secs = Number(headers?.get?.('retry-after'));
+  return Number.isFinite(secs) && secs > 0 ? secs * 1000 : undefined;
+}
+
 // ---------------------------------------------------------------------------
+
+// The opt-in header of the refresh cookie (PROTOCOL.md 3.1): the server then keeps the
+// refresh token in an HttpOnly cookie scoped to /auth and leaves it out of the answer.
+const COOKIE_MODE = { 'x-chatd-refresh-cookie': '1' };
 
 /** Auth and tokens: the session's access and refresh tokens, kept fresh. */
 class Session {
@@ -208,23 +227,30 @@ class Session {
   #emit;
   #access = null;
   #refresh = null;
+  #cookie; // refreshCookie: the refresh token lives in the server's HttpOnly cookie
+  #cookieHeld = false; // a sign-in or refresh answered with the cookie: the session lives
   #claims = null;
   #receivedAt = 0;
   #refreshing = null;
   #timer = null;
   #onEnd;
+  #getToken;
 
-  constructor(http, { storage, storageKey, autoRefresh }, emit, onEnd) {
+  constructor(http, { storage, storageKey, autoRefresh, getToken, refreshCookie }, emit, onEnd) {
     this.#http = http;
+    this.#cookie = refreshCookie === true && typeof getToken !== 'function';
     this.#storage = storage;
     this.#key = storageKey;
     this.#emit = emit;
     this.#onEnd = onEnd;
+    this.#getToken = typeof getToken === 'function' ? getToken : null;
     this.autoRefresh = autoRefresh;
     /** The signed-in user, or null. */
     this.user = null;
   }
 
+  /** True when tokens come from the product (the getToken option), not from a password. */
+  get external() { return this.#getToken !== null; }
   /** True while an access token is held. */
   get signedIn() { return this.#access !== null; }
   /** The session's id (the token's `sid`), for logout. */
@@ -234,18 +260,23 @@ class Session {
 
   /** Create an account; the answer's tokens open the session. */
   async register({ username, email, password }) {
-    return this.#adopt(await this.#http.call('POST', '/auth/register', { username, email, password }));
+    return this.#adopt(await this.#http.call('POST', '/auth/register', { username, email, password }, null, this.#mode()));
   }
 
   /** Sign in; the answer's tokens open the session. */
   async login({ email, password, deviceInfo }) {
     const body = { email, password };
     if (deviceInfo !== undefined) body.deviceInfo = deviceInfo;
-    return this.#adopt(await this.#http.call('POST', '/auth/login', body));
+    return this.#adopt(await this.#http.call('POST', '/auth/login', body, null, this.#mode()));
   }
 
-  // Resume from storage: the stored access token while fresh, else one refresh.
+  // The opt-in header in cookie mode, else none.
+  #mode() { return this.#cookie ? COOKIE_MODE : undefined; }
+
+  // Resume from storage: the stored access token while fresh, else one refresh. In cookie
+  // mode nothing is stored: one refresh by the cookie says whether a session lives.
   async restore() {
+    if (this.#cookie) return this.#restoreByCookie();
     const stored = await this.#read();
     if (!stored || !stored.refreshToken) return null;
     this.#refresh = stored.refreshToken;
@@ -264,10 +295,31 @@ class Session {
     return this.user;
   }
 
+  async #restoreByCookie() {
+    // A refresh token an earlier version stored goes once in the body, and from then on
+    // lives in the cookie only (the answer leaves it out; #write removes the entry).
+    const stored = await this.#read();
+    if (stored && stored.refreshToken) {
+      this.#refresh = stored.refreshToken;
+      this.user = stored.user ?? null;
+    }
+    try {
+      await this.refresh();
+    } catch (e) {
+      if (e.code === 'session_ended') return null;
+      throw e;
+    }
+    return this.user;
+  }
+
   // A valid access token, refreshed first when it is about to expire.
   async token() {
+    if (this.#getToken) {
+      if (!this.#access || this.#freshFor(this.#claims, this.#receivedAt) < 5000) await this.refresh();
+      return this.#access;
+    }
     if (!this.#access) {
-      if (this.#refresh) await this.refresh();
+      if (this.#refresh || this.#cookieHeld) await this.refresh();
       else throw new ChatdError('not_authenticated', 'not signed in');
     }
     if (this.#freshFor(this.#claims, this.#receivedAt) < 5000) await this.refresh();
@@ -292,16 +344,20 @@ class Session {
   }
 
   async #lockedRefresh() {
+    if (this.#getToken) return this.#fetchExternal();
     // Tabs sharing a storage must not present the same refresh token twice (a reuse
     // revokes the session): serialise them with the Web Locks API where it exists.
+    // Tabs share a cookie as they share a storage.
     const locks = globalThis.navigator?.locks;
-    if (locks && typeof locks.request === 'function' && !(this.#storage instanceof MemoryStorage)) {
+    const shared = this.#cookie || !(this.#storage instanceof MemoryStorage);
+    if (locks && typeof locks.request === 'function' && shared) {
       return locks.request(`chatd-refresh:${this.#key}`, () => this.#doRefresh());
     }
     return this.#doRefresh();
   }
 
   async #doRefresh() {
+    if (this.#cookie) return this.#refreshByCookie();
     const stored = await this.#read();
     if (stored && stored.refreshToken && stored.refreshToken !== this.#refresh) {
       // Another tab rotated the token: take its pair instead of reusing ours.
@@ -330,12 +386,51 @@ class Session {
     await this.#adopt(res);
   }
 
+  // The browser sends the cookie (same origin, path /auth); the header says we use it.
+  async #refreshByCookie() {
+    const body = this.#refresh ? { refreshToken: this.#refresh } : {};
+    let res;
+    try {
+      res = await this.#http.call('POST', '/auth/refresh', body, null, COOKIE_MODE);
+    } catch (e) {
+      if (e.status === 401 || e.status === 400) {
+        await this.end('expired');
+        throw new ChatdError('session_ended', 'the session has ended: sign in again', { cause: e });
+      }
+      throw e;
+    }
+    await this.#adopt(res);
+  }
+
+  // A token from the product's getToken callback: the first one, before the held one
+  // expires (when its exp is readable), and again when the server refuses the held one.
+  async #fetchExternal() {
+    let token;
+    try {
+      token = await this.#getToken();
+    } catch (e) {
+      throw new ChatdError('token_unavailable', `getToken failed: ${e?.message ?? e}`, { cause: e });
+    }
+    if (typeof token !== 'string' || token === '') {
+      throw new ChatdError('token_unavailable', 'getToken returned no token');
+    }
+    this.#setAccess(token, Date.now());
+    this.#schedule();
+    this.#emit('tokens', { user: this.user, accessToken: token });
+  }
+
   /** Revoke this session (or all of the user's) on the server, then forget it here. */
   async logout({ everywhere = false } = {}) {
+    if (this.#getToken) {
+      // The product owns the session: forget the token here, nothing to revoke.
+      await this.end('logout');
+      return;
+    }
     const body = everywhere || !this.sessionId ? {} : { sessionId: this.sessionId };
     try {
-      if (this.#access || this.#refresh) {
-        await this.#http.call('POST', '/auth/logout', body, await this.token());
+      if (this.#access || this.#refresh || this.#cookieHeld) {
+        // In cookie mode the server also ends the cookie's session and clears the cookie.
+        await this.#http.call('POST', '/auth/logout', body, await this.token(), this.#mode());
       }
     } finally {
       await this.end('logout');
@@ -344,8 +439,10 @@ class Session {
 
   // Forget everything and tell the application (reason: logout, revoked, expired).
   async end(reason) {
-    const had = this.#access !== null || this.#refresh !== null;
+    const had = this.#access !== null || this.#refresh !== null || this.#cookieHeld;
+    const user = this.user;
     this.#access = this.#refresh = this.#claims = null;
+    this.#cookieHeld = false;
     this.user = null;
     clearTimeout(this.#timer);
     try {
@@ -353,7 +450,7 @@ class Session {
     } catch {
       // a storage that refuses is not worth failing the sign-out for
     }
-    if (had) this.#onEnd(reason);
+    if (had) this.#onEnd(reason, user);
   }
 
   /** Stop the refresh timer. */
@@ -364,7 +461,9 @@ class Session {
   async #adopt(res) {
     const { user, tokens } = res;
     this.user = user ?? this.user;
-    this.#refresh = tokens.refreshToken;
+    // In cookie mode the answer has no refresh token: the cookie holds it.
+    this.#refresh = this.#cookie ? null : tokens.refreshToken;
+    this.#cookieHeld = this.#cookie;
     this.#setAccess(tokens.accessToken, Date.now());
     await this.#write();
     this.#schedule();
@@ -376,7 +475,10 @@ class Session {
     this.#access = token;
     this.#claims = decodeJwt(token);
     this.#receivedAt = receivedAt || Date.now();
-    if (!this.user && this.#claims) this.user = { id: this.#claims.sub, username: this.#claims.username };
+    // A product's token names the user in the product's terms: GET /me says who it is here.
+    if (!this.user && this.#claims && !this.#getToken) {
+      this.user = { id: this.#claims.sub, username: this.#claims.username };
+    }
   }
 
   // Milliseconds the token stays usable, measured on our clock from when we got it
@@ -395,7 +497,9 @@ class Session {
     if (!this.autoRefresh || !this.#claims) return;
     const life = typeof this.#claims.iat === 'number' ? (this.#claims.exp - this.#claims.iat) * 1000 : 60_000;
     const margin = Math.min(60_000, life * 0.2);
-    const wait = Math.max(1000, this.#freshFor(this.#claims, this.#receivedAt) - margin);
+    const fresh = this.#freshFor(this.#claims, this.#receivedAt);
+    if (!Number.isFinite(fresh)) return; // no readable exp: refresh when the server refuses it
+    const wait = Math.max(1000, fresh - margin);
     this.#timer = quietTimeout(() => {
       this.refresh().catch((e) => {
         if (e.code !== 'session_ended') {
@@ -416,6 +520,16 @@ class Session {
   }
 
   async #write() {
+    if (this.#cookie) {
+      // Nothing of the session is stored (the access token stays in memory); an entry an
+      // earlier version left goes.
+      try {
+        await this.#storage.removeItem(this.#key);
+      } catch {
+        // a storage that refuses holds nothing of ours either
+      }
+      return;
+    }
     const value = JSON.stringify({
       refreshToken: this.#refresh,
       accessToken: this.#access,
@@ -430,6 +544,15 @@ class Session {
 
 const roomPath = (roomId) => `/rooms/${encodeURIComponent(roomId)}`;
 const memberPath = (roomId, userId) => `${roomPath(roomId)}/members/${encodeURIComponent(userId)}`;
+const messagePath = (roomId, id) => `${roomPath(roomId)}/messages/${encodeURIComponent(id)}`;
+
+// `?a=1&b=2` of the values that are set, or ''.
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v != null && v !== '') q.set(k, String(v));
+  const qs = q.toString();
+  return qs ? `?${qs}` : '';
+}
 
 /** The REST routes; a 401 invalid_token triggers one refresh and one retry. */
 export class Rest {
@@ -508,8 +631,10 @@ export class Rest {
     if (visibility !== undefined) body.visibility = visibility;
     return this.request('POST', '/rooms', body);
   }
-  /** Change a room's settings (owners and admins): `{name?, description?, visibility?, receipts?, retention_days?}`; absent fields stay. */
+  /** Change a room's settings (owners and admins): `{name?, description?, visibility?, receipts?, retention_days?, members_can_pin?, slow_mode_secs?}`; absent fields stay. */
   updateRoom(roomId, patch) { return this.request('PATCH', roomPath(roomId), patch); }
+  /** Set a room's slow mode (owners and admins): members wait `seconds` (0..3600, 0: off) between two messages. */
+  setSlowMode(roomId, seconds) { return this.updateRoom(roomId, { slow_mode_secs: seconds }); }
   /** Delete a room with its messages (owner only). */
   deleteRoom(roomId) { return this.request('DELETE', roomPath(roomId)); }
   /** Invite a user (owners and admins); the invitation is accepted by joining. */
@@ -534,8 +659,41 @@ export class Rest {
   }
   /** The direct room of the caller and `userId` (created on the first call): a Room with `other_user`. */
   openDirect(userId) { return this.request('POST', '/dm', { user_id: userId }); }
-  /** Invitations waiting for the caller, newest first: `[{room, invited_by, created_at}]`. */
-  myInvites() { return this.request('GET', '/me/invites'); }
+  /** Invitations waiting for the caller, newest first (the first page): `[{room, invited_by, created_at}]`. */
+  myInvites() { return this.request('GET', '/me/invites?limit=100').then((page) => page.invites); }
+  /** Declines the caller's invitation to `roomId`. */
+  declineInvite(roomId) { return this.request('DELETE', `/me/invites/${encodeURIComponent(roomId)}`); }
+  /**
+   * Block a user, privately: neither side sends into (or opens) your direct room while it
+   * stands, and the user cannot invite you (`blocked`). Resolves with the block
+   * `{user_id, username, display_name, created_at}`.
+   */
+  block(userId) { return this.request('POST', '/me/blocks', { user_id: userId }); }
+  /** Lift a block: `{success, unblocked}` (`unblocked` false when there was none). */
+  unblock(userId) { return this.request('DELETE', `/me/blocks/${encodeURIComponent(userId)}`); }
+  /** The users the caller blocked, newest first: a page `{blocks, next_cursor}` (pass `cursor` for the next). */
+  blocks({ cursor, limit } = {}) {
+    const q = new URLSearchParams();
+    if (cursor) q.set('cursor', cursor);
+    if (limit) q.set('limit', String(limit));
+    const qs = q.toString();
+    return this.request('GET', `/me/blocks${qs ? `?${qs}` : ''}`);
+  }
+  /** The caller's own account: profile and e-mail address (GET /me). */
+  me() { return this.request('GET', '/me'); }
+  /**
+   * Change the caller's profile (PATCH /me): `{display_name?, avatar_url?, status_text?,
+   * status_emoji?}`; an absent field stays, null clears it.
+   */
+  updateMe(fields) { return this.request('PATCH', '/me', fields); }
+  /** A user's profile (GET /users/:id). */
+  getUser(userId) { return this.request('GET', `/users/${encodeURIComponent(userId)}`); }
+  /** Users whose username or display name starts with `q`, whatever the case and accents (GET /users). */
+  searchUsers(q, { limit } = {}) {
+    const p = new URLSearchParams({ q });
+    if (limit !== undefined) p.set('limit', String(limit));
+    return this.request('GET', `/users?${p}`);
+  }
   /** Mark a room read up to `seq` over REST: `{room_id, last_read_seq}` (prefer ChatdClient.markRead). */
   async markRead(roomId, seq) {
     const res = await this.request('POST', `${roomPath(roomId)}/read`, { seq });
@@ -563,9 +721,60 @@ export class Rest {
     const qs = q.toString();
     return this.request('GET', `/rooms/${encodeURIComponent(roomId)}/messages${qs ? `?${qs}` : ''}`);
   }
-  /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
-  postMessage(roomId, content) {
-    return this.request('POST', `/rooms/${encodeURIComponent(roomId)}/messages`, { content });
+  /** Post a message over REST (no client_msg_id; prefer ChatdClient.send); `extra`: `{reply_to, attachments}`. */
+  postMessage(roomId, content, extra = {}) {
+    return this.request('POST', `${roomPath(roomId)}/messages`, { ...extra, content });
+  }
+
+  // Messages after send (PROTOCOL.md section 10): each answers the change's stream entry.
+
+  /** Replace one's own message's content (prefer ChatdClient.edit, which survives a disconnect). */
+  editMessage(roomId, messageId, content) {
+    return this.request('PATCH', messagePath(roomId, messageId), { content });
+  }
+  /** Delete a message (one's own; admins and owners any). */
+  deleteMessage(roomId, messageId) { return this.request('DELETE', messagePath(roomId, messageId)); }
+  /** Add one's reaction. */
+  addReaction(roomId, messageId, emoji) {
+    return this.request('PUT', `${messagePath(roomId, messageId)}/reactions/${encodeURIComponent(emoji)}`);
+  }
+  /** Take back one's reaction. */
+  removeReaction(roomId, messageId, emoji) {
+    return this.request('DELETE', `${messagePath(roomId, messageId)}/reactions/${encodeURIComponent(emoji)}`);
+  }
+  /** Pin a message (owners and admins, or any member when the room's `members_can_pin`): `{message, pinned_by, pinned_at}`. */
+  pin(roomId, messageId) {
+    return this.request('PUT', `${roomPath(roomId)}/pins/${encodeURIComponent(messageId)}`);
+  }
+  /** Unpin a message: `{success, unpinned}` (`unpinned` false when it was not pinned). */
+  unpin(roomId, messageId) {
+    return this.request('DELETE', `${roomPath(roomId)}/pins/${encodeURIComponent(messageId)}`);
+  }
+  /** The room's pins, most recently pinned first: `{pins: [{message, pinned_by, pinned_at}]}`. */
+  pins(roomId) { return this.request('GET', `${roomPath(roomId)}/pins`); }
+  /** Report a message to the room's owner and admins (once): `{id, status}`. */
+  report(roomId, messageId, reason, note) {
+    return this.request('POST', `${messagePath(roomId, messageId)}/report`, note === undefined ? { reason } : { reason, note });
+  }
+  /** The room's reports, oldest first (owners and admins): `{reports}`. */
+  reports(roomId, { status } = {}) { return this.request('GET', `${roomPath(roomId)}/reports${query({ status })}`); }
+  /** Resolve a report with an action (owners and admins): the resolved report. */
+  resolveReport(roomId, reportId, action, note) {
+    return this.request('POST', `${roomPath(roomId)}/reports/${encodeURIComponent(reportId)}/resolve`, note === undefined ? { action } : { action, note });
+  }
+  /** Earlier versions of an edited message, oldest first: `[{version, content, replaced_at}]`. */
+  edits(roomId, messageId) { return this.request('GET', `${messagePath(roomId, messageId)}/edits`); }
+  /** One page of the replies to message `rootId`, newest first: `{messages, next_cursor}`. */
+  thread(roomId, rootId, { cursor, limit } = {}) {
+    return this.request('GET', `${roomPath(roomId)}/messages${query({ thread: rootId, cursor, limit })}`);
+  }
+  /** Full-text search in one room, newest first: `{messages, next_cursor}` (q: 1 to 200 characters). */
+  search(roomId, q, { cursor, limit } = {}) {
+    return this.request('GET', `${roomPath(roomId)}/search${query({ q, cursor, limit })}`);
+  }
+  /** Full-text search across every room of the caller, newest first: `{messages, next_cursor}`. */
+  searchAll(q, { cursor, limit } = {}) {
+    return this.request('GET', `/me/search${query({ q, cursor, limit })}`);
   }
 }
 
@@ -1125,7 +1334,13 @@ class Rooms {
 
 // ---------------------------------------------------------------------------
 
-/** Sends waiting for their ack: sent at once when connected, re-sent after a reconnect. */
+/**
+ * Changes waiting for their ack (messages, edits, deletions, reactions): sent at once
+ * when connected, re-sent after a reconnect, each with its client_msg_id so that the
+ * server applies it once. Once the user is known, the queue is also kept in the
+ * client's storage under a key of that user: a reload, or signing out and in again as
+ * the same user, sends what was left (stored once however often it is sent).
+ */
 class Outbox {
   #entries = new Map(); // client_msg_id -> entry, in send order
   #recent = []; // times of the sends within the last second (the pacing window)
@@ -1134,6 +1349,10 @@ class Outbox {
   #emit;
   #opts;
   #userId;
+  #store = null; // { storage, key } of the signed-in user's stored queue
+  #done = new Set(); // ids settled here: never written back by a merge with other tabs
+  #writing = Promise.resolve();
+  #writeQueued = false;
 
   constructor(transport, emit, opts, userId) {
     this.#transport = transport;
@@ -1142,53 +1361,114 @@ class Outbox {
     this.#userId = userId;
   }
 
-  /** Sends waiting for their ack. */
+  /** Changes waiting for their ack. */
   get size() { return this.#entries.size; }
 
-  /** A copy of the waiting sends (of one room, or all), in send order. */
+  /** A copy of the waiting changes (of one room, or all), in send order. */
   pending(roomId) {
     return [...this.#entries.values()]
       .filter((e) => roomId == null || e.room_id === roomId)
-      .map(({ client_msg_id, room_id, content, queuedAt, attempts }) => ({
-        client_msg_id, room_id, content, queuedAt, attempts,
-      }));
+      .map(describeEntry);
   }
 
-  /** Queue a send; the promise settles with its ack or its refusal. */
-  send(roomId, content, clientMsgId) {
+  /** Queue a message; the promise settles with its ack or its refusal. */
+  send(roomId, content, clientMsgId, { replyTo, attachments } = {}) {
+    const data = { room_id: roomId, content };
+    if (replyTo != null) data.reply_to = replyTo;
+    if (attachments != null) data.attachments = attachments;
+    return this.queue('send_message', data, clientMsgId);
+  }
+
+  /**
+   * Queue any change the server acknowledges with `message_ack`: `send_message`,
+   * `edit_message`, `delete_message`, `react`, `unreact` (`data` as PROTOCOL.md 10.2
+   * has it, without the client_msg_id).
+   */
+  queue(event, data, clientMsgId) {
     const client_msg_id = clientMsgId ?? newId();
-    let entry;
-    const promise = new Promise((resolve, reject) => {
-      entry = { client_msg_id, room_id: roomId, content, resolve, reject, queuedAt: Date.now(), attempts: 0, failures: 0 };
-    });
-    promise.clientMsgId = client_msg_id;
-    promise.catch(() => {}); // a send nobody awaits must not crash Node
-    const refuse = (code, message) => {
-      entry.reject(new ChatdError(code, message, { clientMsgId: client_msg_id }));
-      return promise;
-    };
-    if (typeof content !== 'string' || content.length === 0) return refuse('invalid_payload', 'content must be a non-empty string');
-    if (content.length > MAX_MESSAGE_CHARS && charCount(content) > MAX_MESSAGE_CHARS) {
-      return refuse('message_too_long', `a message is at most ${MAX_MESSAGE_CHARS} characters`);
-    }
-    if (typeof client_msg_id !== 'string' || client_msg_id.length < 1 || client_msg_id.length > 64) {
-      return refuse('invalid_payload', 'client_msg_id must be 1 to 64 characters');
-    }
-    if (this.#entries.has(client_msg_id)) return refuse('invalid_payload', 'client_msg_id already pending');
-    if (this.#entries.size >= this.#opts.outboxLimit) return refuse('outbox_full', 'too many unacknowledged messages');
+    const entry = this.#entry({ client_msg_id, event, data, queuedAt: Date.now() });
+    const refusal = checkChange(event, data, client_msg_id);
+    if (!refusal && this.#entries.has(client_msg_id)) return this.#refuse(entry, 'invalid_payload', 'client_msg_id already pending');
+    if (!refusal && this.#entries.size >= this.#opts.outboxLimit) return this.#refuse(entry, 'outbox_full', 'too many unacknowledged messages');
+    if (refusal) return this.#refuse(entry, ...refusal);
     this.#entries.set(client_msg_id, entry);
+    this.#persist();
     this.#flush();
-    return promise;
+    return entry.promise;
   }
 
-  // Put every send not yet on this socket on it, in send order, at most
+  #entry({ client_msg_id, event, data, queuedAt }) {
+    const entry = { client_msg_id, event, data, room_id: data.room_id, queuedAt, attempts: 0, failures: 0 };
+    entry.promise = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    entry.promise.clientMsgId = client_msg_id;
+    entry.promise.catch(() => {}); // a send nobody awaits must not crash Node
+    return entry;
+  }
+
+  #refuse(entry, code, message) {
+    entry.reject(new ChatdError(code, message, { clientMsgId: entry.client_msg_id }));
+    return entry.promise;
+  }
+
+  /**
+   * Keep the queue in `storage` under `key` (the signed-in user's) and take up what an
+   * earlier page or session of that user left there; resolves with those entries.
+   */
+  async attach(storage, key) {
+    if (this.#store && this.#store.key !== key) this.detach('session_ended'); // another user's
+    this.#store = { storage, key };
+    const stored = await this.#readStored();
+    if (this.#store?.key !== key) return [];
+    const restored = [];
+    for (const s of stored) {
+      if (this.#entries.has(s.client_msg_id) || this.#done.has(s.client_msg_id)) continue;
+      if (checkChange(s.event, s.data || {}, s.client_msg_id)) continue;
+      if (this.#entries.size >= this.#opts.outboxLimit) break;
+      const entry = this.#entry(s);
+      entry.restored = true;
+      this.#entries.set(s.client_msg_id, entry);
+      restored.push(describeEntry(entry));
+    }
+    if (restored.length) this.#emit('outbox_restored', { pending: restored });
+    this.#persist();
+    this.#flush();
+    return restored;
+  }
+
+  /**
+   * The session ended: every waiting change is given up here (its promise rejects with
+   * `code`) but stays in storage for the next sign-in of the same user; returns them.
+   */
+  detach(code) {
+    const unsent = this.pending();
+    this.#store = null;
+    this.#done.clear();
+    for (const id of [...this.#entries.keys()]) {
+      this.#drop(id, new ChatdError(code, 'not sent yet: it will be sent when the same user signs in again', { clientMsgId: id }));
+    }
+    return unsent;
+  }
+
+  /** Forget the stored queue of the signed-in user too (nothing will be sent). */
+  async discardStored(storage, key) {
+    try {
+      await storage.removeItem(key);
+    } catch {
+      // nothing to forget
+    }
+  }
+
+  // Put every change not yet on this socket on it, in send order, at most
   // maxSendsPerSecond in any one second: the server drops what exceeds its own limit
   // (rate_limited), and a backlog re-sent after a reconnect must not trip it.
   #flush() {
     if (!this.#transport.isOpen) return;
     const generation = this.#transport.generation;
     for (const entry of this.#entries.values()) {
-      if (entry.sentGeneration === generation) continue;
+      if (entry.sentGeneration === generation || entry.retryTimer) continue;
       const now = Date.now();
       while (this.#recent.length && now - this.#recent[0] >= 1000) this.#recent.shift();
       if (this.#recent.length >= this.#opts.maxSendsPerSecond) {
@@ -1200,8 +1480,7 @@ class Outbox {
         }
         return;
       }
-      const frame = { room_id: entry.room_id, content: entry.content, client_msg_id: entry.client_msg_id };
-      if (!this.#transport.send('send_message', frame)) return;
+      if (!this.#transport.send(entry.event, { ...entry.data, client_msg_id: entry.client_msg_id })) return;
       this.#recent.push(now);
       entry.attempts++;
       entry.sentGeneration = generation;
@@ -1217,14 +1496,14 @@ class Outbox {
     this.#flush();
   }
 
-  // message_ack: the send is durable.
+  // message_ack: the change is durable.
   onAck(data) {
     this.#settle(data.client_msg_id, {
       id: data.id, seq: data.seq, room_id: data.room_id, created_at: data.created_at,
     });
   }
 
-  // Seeing one's own message in the room is an ack as well (PROTOCOL.md 6.6).
+  // Seeing one's own entry in the room is an ack as well (PROTOCOL.md 6.6).
   onMessage(m) {
     if (m.client_msg_id && m.user_id === this.#userId()) {
       this.#settle(m.client_msg_id, { id: m.id, seq: m.seq, room_id: m.room_id, created_at: m.created_at });
@@ -1234,13 +1513,12 @@ class Outbox {
   #settle(id, ack) {
     const entry = this.#entries.get(id);
     if (!entry) return;
-    this.#entries.delete(id);
-    clearTimeout(entry.retryTimer);
+    this.#forget(entry);
     entry.resolve(ack);
-    this.#emit('ack', { client_msg_id: id, ...ack });
+    this.#emit('ack', { client_msg_id: id, event: entry.event, ...ack });
   }
 
-  // An error naming a pending send: retry the transient ones, fail the others.
+  // An error naming a pending change: retry the transient ones, fail the others.
   onError(data) {
     const entry = this.#entries.get(data.client_msg_id);
     if (!entry) return false;
@@ -1255,27 +1533,120 @@ class Outbox {
       }, delay);
       return true;
     }
-    this.fail(entry.client_msg_id, new ChatdError(data.code, data.message, { clientMsgId: entry.client_msg_id }));
+    this.fail(entry.client_msg_id, new ChatdError(data.code, data.message, {
+      clientMsgId: entry.client_msg_id, retryAfterMs: Number.isFinite(data.retry_after_ms) ? data.retry_after_ms : undefined,
+    }));
     return true;
   }
 
-  // Give up one send (the server will store it at most once if it already has it).
+  // Give up one change for good (the server applies it at most once if it has it).
   fail(clientMsgId, err) {
     const entry = this.#entries.get(clientMsgId);
     if (!entry) return false;
-    this.#entries.delete(clientMsgId);
-    clearTimeout(entry.retryTimer);
-    entry.reject(err);
-    this.#emit('send_failed', { client_msg_id: clientMsgId, room_id: entry.room_id, code: err.code, message: err.message });
+    this.#forget(entry);
+    this.#reject(entry, err);
     return true;
   }
 
-  /** Fail every waiting send with `code` (the session ended). */
-  clear(code) {
-    for (const id of [...this.#entries.keys()]) {
-      this.fail(id, new ChatdError(code, 'the message was not sent', { clientMsgId: id }));
+  // Give up one change here only: the stored copy stays (the session ended).
+  #drop(clientMsgId, err) {
+    const entry = this.#entries.get(clientMsgId);
+    if (!entry) return;
+    this.#entries.delete(clientMsgId);
+    clearTimeout(entry.retryTimer);
+    this.#reject(entry, err);
+  }
+
+  #reject(entry, err) {
+    entry.reject(err);
+    this.#emit('send_failed', {
+      client_msg_id: entry.client_msg_id, room_id: entry.room_id, event: entry.event, code: err.code, message: err.message,
+      ...(err.retryAfterMs !== undefined ? { retry_after_ms: err.retryAfterMs } : {}),
+    });
+  }
+
+  #forget(entry) {
+    this.#entries.delete(entry.client_msg_id);
+    clearTimeout(entry.retryTimer);
+    this.#done.add(entry.client_msg_id);
+    if (this.#done.size > 2000) this.#done.delete(this.#done.values().next().value);
+    this.#persist();
+  }
+
+  // --- storage ------------------------------------------------------------------
+
+  async #readStored() {
+    const store = this.#store;
+    if (!store) return [];
+    try {
+      const raw = await store.storage.getItem(store.key);
+      const list = raw ? JSON.parse(raw) : [];
+      return Array.isArray(list) ? list.filter((s) => s && typeof s.client_msg_id === 'string' && s.data) : [];
+    } catch {
+      return [];
     }
   }
+
+  // Write the queue once per turn. Other tabs of the same user share the key: their
+  // entries are kept, ours replace our own, and what we settled is left out.
+  #persist() {
+    if (!this.#store || this.#writeQueued) return;
+    this.#writeQueued = true;
+    const store = this.#store;
+    this.#writing = this.#writing.then(async () => {
+      this.#writeQueued = false;
+      if (this.#store !== store) return;
+      const others = (await this.#readStored())
+        .filter((s) => !this.#entries.has(s.client_msg_id) && !this.#done.has(s.client_msg_id));
+      const ours = [...this.#entries.values()].map(({ client_msg_id, event, data, queuedAt }) => ({
+        client_msg_id, event, data, queuedAt,
+      }));
+      const list = [...others, ...ours].slice(-this.#opts.outboxLimit);
+      try {
+        if (list.length) await store.storage.setItem(store.key, JSON.stringify(list));
+        else await store.storage.removeItem(store.key);
+      } catch {
+        // a full or refusing storage: the queue still lives in memory
+      }
+    });
+  }
+
+  /** Resolves once every queued write reached the storage (tests, before a reload). */
+  flushed() {
+    return this.#writing.then(() => (this.#writeQueued ? this.#writing : undefined));
+  }
+}
+
+// What pending() shows of an entry.
+function describeEntry(e) {
+  const { client_msg_id, event, data, queuedAt, attempts } = e;
+  const out = { client_msg_id, event, room_id: data.room_id, queuedAt, attempts };
+  for (const k of ['content', 'reply_to', 'attachments', 'message_id', 'emoji']) {
+    if (data[k] !== undefined) out[k] = data[k];
+  }
+  if (e.restored) out.restored = true;
+  return out;
+}
+
+// Why a change cannot be queued ([code, message]), or null.
+function checkChange(event, data, clientMsgId) {
+  if (!CHANGES.has(event)) return ['invalid_payload', `not a change the outbox sends: ${event}`];
+  if (typeof data.room_id !== 'string' || !data.room_id) return ['invalid_payload', 'room_id is required'];
+  if (typeof clientMsgId !== 'string' || clientMsgId.length < 1 || clientMsgId.length > 64) {
+    return ['invalid_payload', 'client_msg_id must be 1 to 64 characters'];
+  }
+  if (event === 'send_message' || event === 'edit_message') {
+    const { content } = data;
+    if (typeof content !== 'string' || content.length === 0) return ['invalid_payload', 'content must be a non-empty string'];
+    if (content.length > MAX_MESSAGE_CHARS && charCount(content) > MAX_MESSAGE_CHARS) {
+      return ['message_too_long', `a message is at most ${MAX_MESSAGE_CHARS} characters`];
+    }
+  }
+  if (event !== 'send_message' && !Number.isSafeInteger(data.message_id)) return ['invalid_payload', 'message_id must be a message id'];
+  if ((event === 'react' || event === 'unreact') && (typeof data.emoji !== 'string' || !data.emoji)) {
+    return ['invalid_payload', 'emoji is required'];
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------
@@ -1373,6 +1744,14 @@ class Typing {
   }
 }
 
+// A change asked for while signed out: refused at once.
+function notSignedIn(clientMsgId) {
+  const p = Promise.reject(new ChatdError('not_authenticated', 'not signed in'));
+  p.catch(() => {});
+  p.clientMsgId = clientMsgId ?? null;
+  return p;
+}
+
 // ---------------------------------------------------------------------------
 
 const DEFAULTS = {
@@ -1422,7 +1801,7 @@ export class ChatdClient extends Emitter {
     const emit = (type, data) => this.emit(type, data);
     this.#http = new Http(this.#opts.url, fetchFn);
     /** @internal auth and tokens */
-    this.session = new Session(this.#http, this.#opts, emit, (reason) => this.#sessionEnded(reason));
+    this.session = new Session(this.#http, this.#opts, emit, (reason, user) => this.#sessionEnded(reason, user));
     /** REST helpers (rooms, members, history pages). */
     this.api = new Rest(this.#http, this.session, {
       onMyRooms: (rooms) => {
@@ -1462,11 +1841,51 @@ export class ChatdClient extends Emitter {
   get pendingCount() { return this.#outbox.size; }
 
   /** Create an account and sign in. */
-  register(fields) { return this.session.register(fields); }
-  /** Sign in with email and password. */
-  login(fields) { return this.session.login(fields); }
-  /** Resume a stored session; resolves with the user, or null when there is none. */
-  restore() { return this.session.restore(); }
+  async register(fields) { return this.#signedIn(await this.session.register(fields)); }
+  /**
+   * Sign in with email and password (with the getToken option: see signIn); changes this
+   * user left unsent are sent again.
+   */
+  async login(fields) {
+    if (this.session.external) return this.signIn();
+    return this.#signedIn(await this.session.login(fields));
+  }
+  /**
+   * With the getToken option: take the first token from the product and learn who it
+   * names here (GET /me; the server creates the user on its first request). Resolves
+   * with the user.
+   */
+  async signIn() {
+    if (!this.session.external) throw new ChatdError('invalid_options', 'signIn needs the getToken option');
+    const me = await this.api.me();
+    this.session.user = me;
+    this.emit('tokens', { user: me, accessToken: this.session.accessToken });
+    return this.#signedIn(me);
+  }
+  /** Resume a stored session; resolves with the user, or null when there is none (getToken: signIn). */
+  async restore() {
+    if (this.session.external) return this.signIn();
+    const user = await this.session.restore();
+    return user ? this.#signedIn(user) : null;
+  }
+
+  // The user is known: their stored outbox (left by a reload or an ended session) is
+  // taken up and sent once the socket opens.
+  async #signedIn(user) {
+    if (user?.id) await this.#outbox.attach(this.#opts.storage, this.#outboxKey(user.id));
+    return user;
+  }
+
+  #outboxKey(userId) { return `${this.#opts.storageKey}.outbox.${userId}`; }
+
+  /**
+   * Forget the changes `userId` left unsent (they were stored for their next sign-in);
+   * for a "discard" button after a session ended.
+   */
+  discardUnsent(userId) { return this.#outbox.discardStored(this.#opts.storage, this.#outboxKey(userId)); }
+
+  /** Resolves once the outbox's last change reached the storage. */
+  outboxSaved() { return this.#outbox.flushed(); }
   /** Sign out (this session, or all of the user's with `everywhere`). */
   async logout(options) {
     this.#transport.stop();
@@ -1570,19 +1989,44 @@ export class ChatdClient extends Emitter {
   /** Load messages older than the oldest delivered (ascending); `hasMore` tells if there are more. */
   loadOlder(roomId, options) { return this.#rooms.loadOlder(roomId, options); }
 
-  /** Send a message; resolves with the ack {id, seq, room_id, created_at}; `.clientMsgId` names it. */
+  /**
+   * Send a message (`replyTo`: the id of a message of the room it answers;
+   * `attachments`: metadata, PROTOCOL.md 10.2); resolves with the ack {id, seq, room_id,
+   * created_at}; `.clientMsgId` names it.
+   */
   send(roomId, content, options = {}) {
-    if (!this.session.signedIn) {
-      const p = Promise.reject(new ChatdError('not_authenticated', 'not signed in'));
-      p.catch(() => {});
-      p.clientMsgId = options.clientMsgId ?? null;
-      return p;
-    }
+    if (!this.session.signedIn) return notSignedIn(options.clientMsgId);
     this.#typing.stop(roomId);
-    return this.#outbox.send(roomId, content, options.clientMsgId);
+    return this.#outbox.send(roomId, content, options.clientMsgId, options);
   }
 
-  /** The unacknowledged sends (of one room, or all). */
+  /** Replace the content of one's own message; resolves with the ack of the edit entry. */
+  edit(roomId, messageId, content, options = {}) {
+    return this.#change('edit_message', { room_id: roomId, message_id: messageId, content }, options);
+  }
+
+  /** Delete a message (one's own; admins and owners any); resolves with the ack of the deletion entry. */
+  deleteMessage(roomId, messageId, options = {}) {
+    return this.#change('delete_message', { room_id: roomId, message_id: messageId }, options);
+  }
+
+  /** Add one's reaction `emoji` to a message. */
+  react(roomId, messageId, emoji, options = {}) {
+    return this.#change('react', { room_id: roomId, message_id: messageId, emoji }, options);
+  }
+
+  /** Take back one's reaction `emoji`. */
+  unreact(roomId, messageId, emoji, options = {}) {
+    return this.#change('unreact', { room_id: roomId, message_id: messageId, emoji }, options);
+  }
+
+  // Changes travel like sends: queued while offline, re-sent with their client_msg_id.
+  #change(event, data, options) {
+    if (!this.session.signedIn) return notSignedIn(options.clientMsgId);
+    return this.#outbox.queue(event, data, options.clientMsgId);
+  }
+
+  /** The unacknowledged changes (of one room, or all): messages, edits, deletions, reactions. */
   pending(roomId) { return this.#outbox.pending(roomId); }
 
   /** Give up a pending send (its promise rejects with code `cancelled`). */
@@ -1692,13 +2136,13 @@ export class ChatdClient extends Emitter {
     }
   }
 
-  #sessionEnded(reason) {
+  #sessionEnded(reason, user) {
     this.#transport.stop();
-    this.#outbox.clear('session_ended');
+    const unsent = this.#outbox.detach('session_ended');
     this.#rooms.clear('session_ended');
     this.#reads.clear();
     this.#typing.clear();
-    this.emit('session_ended', { reason });
+    this.emit('session_ended', { reason, unsent, user: user ?? null });
   }
 }
 

@@ -3,7 +3,8 @@
 use crate::base::error::ApiError;
 use crate::base::model::Message;
 use crate::chat::edits::Change;
-use crate::chat::messages;
+use crate::chat::messages::{self, Rules};
+use crate::chat::send::{self, Draft};
 use crate::pg::notify::RoomEvent;
 use serde::Serialize;
 use serde_json::Value;
@@ -59,7 +60,7 @@ pub enum ClientEvent {
         /// Room.
         room_id: Uuid,
     },
-    /// `send_message`
+    /// `send_message`, checked by [`send::check`].
     SendMessage {
         /// Room.
         room_id: Uuid,
@@ -69,8 +70,7 @@ pub enum ClientEvent {
         client_msg_id: Option<String>,
         /// The message it replies to.
         reply_to: Option<i64>,
-        /// Attachment metadata (structure checked; the count is checked against the
-        /// configuration later).
+        /// Attachment metadata (checked, at most `messages.max_attachments`).
         attachments: Option<Value>,
     },
     /// `edit_message`, `delete_message`, `react`, `unreact`
@@ -106,8 +106,9 @@ fn invalid(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest("invalid_payload", msg.into())
 }
 
-/// Decodes one text frame.
-pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
+/// Decodes one text frame; a `send_message` is checked against `rules` (the send use
+/// case's check step).
+pub fn decode(text: &str, rules: &Rules) -> Result<ClientEvent, ApiError> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::BadRequest("invalid_json", format!("invalid JSON: {e}")))?;
     let Value::Object(mut obj) = v else {
@@ -120,7 +121,7 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
         Some(Value::String(s)) => s.clone(),
         _ => return Err(invalid("missing string field `event`")),
     };
-    let data = obj.remove("data").unwrap_or(Value::Null);
+    let mut data = obj.remove("data").unwrap_or(Value::Null);
     match event.as_str() {
         "join_room" => {
             let room_id = room_of(&data)?;
@@ -144,33 +145,45 @@ pub fn decode(text: &str) -> Result<ClientEvent, ApiError> {
             room_id: room_of(&data)?,
         }),
         "send_message" => {
-            let room_id = room_of(&data)?;
-            let content = match data.get("content") {
-                Some(Value::String(s)) => s.clone(),
+            let room = room_of(&data)?;
+            let mut take = |name: &str| match &mut data {
+                Value::Object(o) => o.remove(name),
+                _ => None,
+            };
+            let content = match take("content") {
+                Some(Value::String(s)) => s,
                 _ => return Err(invalid("content must be a string")),
             };
-            messages::check_content(&content).map_err(|e| match e {
-                ApiError::Validation(m) => invalid(m.join("; ")),
-                other => other,
-            })?;
-            let client_msg_id = cmid_of(&data)?;
-            let reply_to = match data.get("reply_to") {
+            let client_msg_id = match take("client_msg_id") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s),
+                Some(_) => return Err(invalid("client_msg_id must be a string")),
+            };
+            let reply_to = match take("reply_to") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
                     v.as_i64()
                         .ok_or_else(|| invalid("reply_to must be a message id"))?,
                 ),
             };
-            let attachments = match data.get("attachments") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(messages::check_attachments(v, 100)?),
-            };
-            Ok(ClientEvent::SendMessage {
-                room_id,
+            let draft = Draft {
+                room,
                 content,
                 client_msg_id,
                 reply_to,
-                attachments,
+                attachments: take("attachments"),
+            };
+            // The send's own check: a frame it refuses carries no client_msg_id.
+            let d = send::check(draft, rules).map_err(|e| match e {
+                ApiError::Validation(m) => invalid(m.join("; ")),
+                other => other,
+            })?;
+            Ok(ClientEvent::SendMessage {
+                room_id: d.room,
+                content: d.content,
+                client_msg_id: d.client_msg_id,
+                reply_to: d.reply_to,
+                attachments: d.attachments,
             })
         }
         "edit_message" | "delete_message" | "react" | "unreact" => {
@@ -264,13 +277,36 @@ pub fn error(e: &ApiError, client_msg_id: Option<&str>) -> Vec<u8> {
     if let Some(c) = client_msg_id {
         data["client_msg_id"] = serde_json::json!(c);
     }
+    if let Some(ms) = e.retry_after_ms() {
+        data["retry_after_ms"] = serde_json::json!(ms);
+    }
     encode("error", &data)
+}
+
+/// `presence` as clients see it: without the node holding the socket (the nodes need it
+/// between themselves; to a client it only tells host names and ports).
+#[derive(Serialize)]
+struct Presence<'a> {
+    user_id: Uuid,
+    room_id: Uuid,
+    last_seen: &'a str,
+    username: &'a str,
+    status: &'a str,
 }
 
 /// An ephemeral room event as clients receive it.
 pub fn room_event(e: &RoomEvent) -> Vec<u8> {
     match e {
-        RoomEvent::Presence(d) => encode(e.name(), d),
+        RoomEvent::Presence(d) => encode(
+            e.name(),
+            &Presence {
+                user_id: d.user_id,
+                room_id: d.room_id,
+                last_seen: &d.last_seen,
+                username: &d.username,
+                status: &d.status,
+            },
+        ),
         RoomEvent::Typing(d) => encode(e.name(), d),
         RoomEvent::UserJoined(d) | RoomEvent::UserLeft(d) => encode(e.name(), d),
     }
@@ -287,6 +323,12 @@ pub fn live(msgs: &[Arc<Message>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::config::MessagesConfig;
+
+    /// Decodes with the configuration's default rules.
+    fn decode(text: &str) -> Result<ClientEvent, ApiError> {
+        super::decode(text, &Rules::from_config(&MessagesConfig::default()))
+    }
 
     const ROOM: &str = "0190b7a4-7c1e-7000-8000-000000000001";
 

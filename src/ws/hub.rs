@@ -1,35 +1,43 @@
-//! The WebSocket side of one event loop: client events (join, leave, send, typing,
-//! ping), rate limits, closing, heartbeats, and the loop's room registry. Joining and
-//! catch-up live in `join.rs`, live delivery in `deliver.rs`.
+//! The WebSocket side of one event loop, the `Protocol` the loop drives its WebSocket
+//! connections through: opening and closing sessions, reading frames, heartbeats and
+//! the loop's events. Client events are handled in `client.rs`, joining and catch-up in
+//! `join.rs`, live delivery in `deliver.rs`. The hub's state is its own (these files are
+//! its submodules): the room registry, the joins waiting for a shard, the gap fetches to
+//! retry and the per-user index each keep theirs behind methods, and everything that
+//! reaches the database goes through a [`Store`], so the logic is unit-tested without
+//! one (`tests.rs`).
 
-use crate::base::config::{MessagesConfig, WsConfig};
+mod client;
+mod deliver;
+mod join;
+#[cfg(test)]
+mod tests;
+
+use crate::base::config::WsConfig;
 use crate::base::error::ApiError;
 use crate::base::metrics::Metrics;
-use crate::base::model::{Identity, Message};
-use crate::chat::edits::{self, Change, Rules};
-use crate::chat::heads::Heads;
-use crate::chat::presence::{self, Presence, PresenceOp};
-use crate::chat::reads::{Mark, Reads};
-use crate::pg::pool::JobQueue;
-use crate::pg::writer::{Extra, WriteJob, Writers};
+use crate::base::model::Identity;
+use crate::base::session::{Protocol, Sessions, Upgrade};
+use crate::chat::messages::Rules;
+use crate::chat::presence::PresenceOp;
 use crate::ws::codec::text_frame;
-use crate::ws::events::{self, ClientEvent};
+use crate::ws::events;
+use crate::ws::gaps::Retries;
+use crate::ws::joins::Waiting;
 use crate::ws::registry::Registry;
 use crate::ws::session::{Frame, Session, Sub};
+use crate::ws::store::Store;
+use crate::ws::users::Users;
 use crate::ws::{Interest, LoopEvent, Mailbox, Outcome, Outcomes, Sockets};
-use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Most rows per catch-up or gap fetch.
-pub(crate) const FETCH_PAGE: i64 = 1000;
+const FETCH_PAGE: i64 = 1000;
 /// A typing indicator not refreshed for this long is turned off.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
-/// Typing starts relayed at most this often per socket and room.
-const TYPING_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Most frames, and bytes, read from one socket per loop turn, so that one busy client
 /// cannot keep its loop from everyone else; the rest waits for the next turn.
 const READ_BUDGET: usize = 64;
@@ -41,50 +49,33 @@ pub struct WsCtx {
     pub cfg: WsConfig,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Message writers.
-    pub writers: Writers,
-    /// Query workers (catch-up and gap fetches, typing notifications).
-    pub db: JobQueue,
-    /// Batched membership checks.
-    pub heads: Arc<Heads>,
-    /// The presence thread.
-    pub presence: Presence,
+    /// The database side: writers, query workers, checks, presence, read marks.
+    pub store: Arc<dyn Store>,
     /// Which loops have which rooms.
     pub interest: Arc<Interest>,
-    /// The read-marks thread.
-    pub reads: Reads,
-    /// `[messages]` settings.
-    pub messages: MessagesConfig,
-}
-
-impl WsCtx {
-    /// The rules edits and reactions are checked against.
-    pub fn rules(&self) -> Rules {
-        Rules {
-            edit_window: (self.messages.edit_window_secs > 0)
-                .then(|| Duration::from_secs(self.messages.edit_window_secs)),
-            max_reactions: self.messages.max_reactions,
-        }
-    }
+    /// What sends, edits and reactions are checked against (`[messages]`).
+    pub rules: Rules,
+    /// Each user's events a second, shared with the HTTP side.
+    pub per_user: Arc<crate::base::limits::PerUser>,
 }
 
 /// The WebSocket side of one loop.
 pub struct Hub {
-    pub(crate) ctx: Arc<WsCtx>,
+    ctx: Arc<WsCtx>,
     /// This loop's index.
-    pub(crate) idx: usize,
+    idx: usize,
     /// This loop's mailbox, for answers from workers.
-    pub(crate) mailbox: Arc<dyn Mailbox>,
+    mailbox: Arc<dyn Mailbox>,
     /// Rooms with joined sockets on this loop.
-    pub(crate) rooms: Registry,
-    /// Gap fetches to retry: (room, after, not before).
-    pub(crate) retry: Vec<(Uuid, i64, Instant)>,
+    rooms: Registry,
+    /// Gap fetches to retry.
+    retries: Retries,
     /// Socket and join ids, unique within the loop.
     next_id: u64,
     /// Each user's WebSocket connections on this loop (read state goes to all of them).
-    pub(crate) users: HashMap<Uuid, Vec<usize>>,
+    users: Users,
     /// Joins waiting for their room's notification shard.
-    pub(crate) waiting: Vec<crate::ws::join::PendingJoin>,
+    waiting: Waiting,
 }
 
 impl Hub {
@@ -95,31 +86,114 @@ impl Hub {
             idx,
             mailbox,
             rooms: Registry::default(),
-            retry: Vec::new(),
+            retries: Retries::default(),
             next_id: 1,
-            users: HashMap::new(),
-            waiting: Vec::new(),
+            users: Users::default(),
+            waiting: Waiting::default(),
         }
     }
 
-    pub(crate) fn next_id(&mut self) -> u64 {
+    fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
+    /// Closes a slow consumer with 1013 rather than skipping messages for it.
+    fn slow_close(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
+        let metrics = &self.ctx.metrics;
+        socks
+            .with(k, |s, t| {
+                if s.closing() {
+                    return Outcome::Continue;
+                }
+                metrics.slow_consumer_closes.fetch_add(1, Relaxed);
+                // What is queued cannot reach a client that stopped reading: drop it so
+                // memory stays bounded, and tell the client to reconnect and catch up.
+                t.discard();
+                s.close(t, 1013, "slow consumer: reconnect with last_seen_seq")
+            })
+            .unwrap_or(Outcome::Continue)
+    }
+
+    /// Sends a close frame with `code`; the loop closes the connection once it is written.
+    pub fn close(
+        &mut self,
+        k: usize,
+        socks: &mut impl Sockets,
+        code: u16,
+        reason: &str,
+    ) -> Outcome {
+        socks
+            .with(k, |s, t| s.close(t, code, reason))
+            .unwrap_or(Outcome::Continue)
+    }
+
+    /// Undoes one subscription: registry, interest, typing and presence.
+    fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
+        if self.rooms.unsubscribe(s.room, k) {
+            self.ctx.interest.lose(s.room, self.idx);
+        }
+        if s.typing_since.is_some() {
+            self.ctx.store.typing(who, s.room, false);
+        }
+        if s.present {
+            self.ctx.store.presence(PresenceOp::leave(s.room, who));
+        }
+        self.publish_stats();
+    }
+
+    /// Removes `k`'s subscription to `room`, if any; true when there was one.
+    fn leave(&mut self, k: usize, room: Uuid, socks: &mut impl Sockets) -> bool {
+        let Some((who, Some(sub))) = socks.with(k, |s, _| (s.who.clone(), s.take_sub(room))) else {
+            return false;
+        };
+        self.release_sub(k, &who, &sub);
+        true
+    }
+
+    /// Publishes this loop's room and subscription counts for /metrics (O(1): the
+    /// registry keeps both as it changes).
+    fn publish_stats(&self) {
+        let (rooms, subscriptions) = self.rooms.counts();
+        self.ctx.interest.set_stats(self.idx, rooms, subscriptions);
+    }
+
+    /// Queues an event for one socket (not shared).
+    fn send_owned(&self, socks: &mut impl Sockets, k: usize, payload: Vec<u8>) {
+        if socks.with(k, |_, t| t.send(text_frame(&payload))).is_some() {
+            self.ctx.metrics.ws_frames_out.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Sends an `error` event.
+    fn send_error(&self, socks: &mut impl Sockets, k: usize, e: &ApiError) {
+        self.send_owned(socks, k, events::error(e, None));
+    }
+}
+
+impl Protocol for Hub {
+    type Session = Session;
+    type Event = LoopEvent;
+    type Open = Upgrade;
+
     /// A session for connection `k`, just upgraded (`leftover`: bytes sent behind the
     /// upgrade request).
-    pub fn session(&mut self, k: usize, who: Identity, echo: bool, leftover: Vec<u8>) -> Session {
+    fn open(&mut self, k: usize, from: Upgrade) -> Session {
+        let Upgrade {
+            who,
+            echo,
+            leftover,
+        } = from;
         self.ctx.metrics.websockets.fetch_add(1, Relaxed);
         if !echo {
-            self.users.entry(who.user_id).or_default().push(k);
+            self.users.add(who.user_id, k);
         }
         let id = self.next_id();
         Session::new(who, id, echo, &self.ctx.cfg, leftover)
     }
 
     /// The socket is readable: reads and handles frames, up to this turn's budget.
-    pub fn readable(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
+    fn readable(&mut self, k: usize, socks: &mut impl Sessions<Session>) -> Outcome {
         let bound = self.ctx.cfg.max_outbound_bytes / 2;
         socks.with(k, |s, _| s.read_bytes = 0);
         for _ in 0..READ_BUDGET {
@@ -152,7 +226,7 @@ impl Hub {
     }
 
     /// The socket's queue drained: resumes reading if backpressure had paused it.
-    pub fn drained(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
+    fn drained(&mut self, k: usize, socks: &mut impl Sessions<Session>) -> Outcome {
         let paused = socks.with(k, |s, _| std::mem::take(&mut s.paused));
         if paused == Some(true) {
             self.readable(k, socks)
@@ -165,53 +239,22 @@ impl Hub {
     /// leaves more than the bound unread is a slow consumer. (Judged after writing, not
     /// while queueing: one turn's burst is mostly shared frames, and a client that reads
     /// fast drains it.)
-    pub fn backlogged(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
+    fn backlogged(&mut self, k: usize, socks: &mut impl Sessions<Session>) -> Outcome {
         let bound = self.ctx.cfg.max_outbound_bytes;
-        match socks.with(k, |_, t| t.backlog() > bound) {
-            Some(true) => self.slow_close(k, socks),
-            _ => Outcome::Continue,
+        let backlog = socks.with(k, |_, t| t.backlog()).unwrap_or(0);
+        let peak = &self.ctx.metrics.ws_backlog_peak;
+        peak.fetch_max(backlog as u64, Relaxed);
+        if backlog > bound {
+            self.slow_close(k, socks)
+        } else {
+            Outcome::Continue
         }
-    }
-
-    /// Closes a slow consumer with 1013 rather than skipping messages for it.
-    pub(crate) fn slow_close(&mut self, k: usize, socks: &mut impl Sockets) -> Outcome {
-        let metrics = &self.ctx.metrics;
-        socks
-            .with(k, |s, t| {
-                if s.closing() {
-                    return Outcome::Continue;
-                }
-                metrics.slow_consumer_closes.fetch_add(1, Relaxed);
-                // What is queued cannot reach a client that stopped reading: drop it so
-                // memory stays bounded, and tell the client to reconnect and catch up.
-                t.discard();
-                s.close(t, 1013, "slow consumer: reconnect with last_seen_seq")
-            })
-            .unwrap_or(Outcome::Continue)
-    }
-
-    /// Sends a close frame with `code`; the loop closes the connection once it is written.
-    pub fn close(
-        &mut self,
-        k: usize,
-        socks: &mut impl Sockets,
-        code: u16,
-        reason: &str,
-    ) -> Outcome {
-        socks
-            .with(k, |s, t| s.close(t, code, reason))
-            .unwrap_or(Outcome::Continue)
     }
 
     /// Clean-up when a WebSocket ends, however it ends; called once, before the loop
     /// forgets the connection.
-    pub fn closed(&mut self, k: usize, session: &mut Session) {
-        if let Some(keys) = self.users.get_mut(&session.who.user_id) {
-            keys.retain(|&x| x != k);
-            if keys.is_empty() {
-                self.users.remove(&session.who.user_id);
-            }
-        }
+    fn closed(&mut self, k: usize, mut session: Session) {
+        self.users.remove(session.who.user_id, k);
         let subs = std::mem::take(&mut session.subs);
         for s in subs {
             self.release_sub(k, &session.who, &s);
@@ -219,324 +262,17 @@ impl Hub {
         self.ctx.metrics.websockets.fetch_sub(1, Relaxed);
     }
 
-    /// Undoes one subscription: registry, interest, typing and presence.
-    pub(crate) fn release_sub(&mut self, k: usize, who: &Identity, s: &Sub) {
-        if self.rooms.unsubscribe(s.room, k) {
-            self.ctx.interest.lose(s.room, self.idx);
-        }
-        if s.typing_since.is_some() {
-            presence::typing(&self.ctx.db, who, s.room, false);
-        }
-        if s.present {
-            self.ctx.presence.send(PresenceOp::leave(s.room, who));
-        }
-        self.publish_stats();
-    }
-
-    /// Removes `k`'s subscription to `room`, if any; true when there was one.
-    pub(crate) fn leave(&mut self, k: usize, room: Uuid, socks: &mut impl Sockets) -> bool {
-        let Some((who, Some(sub))) = socks.with(k, |s, _| (s.who.clone(), s.take_sub(room))) else {
-            return false;
-        };
-        self.release_sub(k, &who, &sub);
-        true
-    }
-
-    /// Publishes this loop's room and subscription counts for /metrics (O(1): the
-    /// registry keeps both as it changes).
-    pub(crate) fn publish_stats(&self) {
-        self.ctx
-            .interest
-            .set_stats(self.idx, self.rooms.rooms.len(), self.rooms.subscriptions);
-    }
-
     /// How long the loop may sleep before the hub needs it (a busy room's batching
     /// window ends).
-    pub fn deadline(&self) -> Option<Duration> {
+    fn deadline(&self) -> Option<Duration> {
         let window = Duration::from_millis(self.ctx.cfg.coalesce_ms);
         self.rooms
             .next_due(window)
             .map(|t| t.saturating_duration_since(Instant::now()))
     }
 
-    /// Queues an event for one socket (not shared).
-    pub(crate) fn send_owned(&self, socks: &mut impl Sockets, k: usize, payload: Vec<u8>) {
-        if socks.with(k, |_, t| t.send(text_frame(&payload))).is_some() {
-            self.ctx.metrics.ws_frames_out.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// Sends an `error` event.
-    pub(crate) fn send_error(&self, socks: &mut impl Sockets, k: usize, e: &ApiError) {
-        self.send_owned(socks, k, events::error(e, None));
-    }
-
-    fn rate_limited(&self, k: usize, socks: &mut impl Sockets) -> bool {
-        let max = self.ctx.cfg.max_events_per_sec;
-        if max == 0 {
-            return false;
-        }
-        socks
-            .with(k, |s, _| {
-                let now = Instant::now();
-                if now.duration_since(s.window.0) >= Duration::from_secs(1) {
-                    s.window = (now, 0);
-                }
-                s.window.1 += 1;
-                s.window.1 > max
-            })
-            .unwrap_or(true)
-    }
-
-    /// Handles one client text frame; `Some` when the connection must end.
-    fn client_event(&mut self, k: usize, text: &str, socks: &mut impl Sockets) -> Option<Outcome> {
-        let ev = match events::decode(text) {
-            Ok(ev) => ev,
-            Err(e) => {
-                self.send_error(socks, k, &e);
-                return None;
-            }
-        };
-        match ev {
-            ClientEvent::Ping(data) => self.send_owned(socks, k, events::encode("pong", &data)),
-            ClientEvent::JoinRoom {
-                room_id,
-                last_seen_seq,
-            } => self.join(k, room_id, last_seen_seq, socks),
-            ClientEvent::LeaveRoom { room_id } => {
-                self.leave(k, room_id, socks);
-                self.send_owned(
-                    socks,
-                    k,
-                    events::encode("left_room", &json!({ "room_id": room_id })),
-                );
-            }
-            ClientEvent::SendMessage {
-                room_id,
-                content,
-                client_msg_id,
-                reply_to,
-                attachments,
-            } => {
-                if self.rate_limited(k, socks) {
-                    let e = ApiError::RateLimited(1);
-                    self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
-                    return None;
-                }
-                let max = self.ctx.messages.max_attachments;
-                if attachments
-                    .as_ref()
-                    .and_then(|a| a.as_array())
-                    .is_some_and(|a| a.len() > max)
-                {
-                    let e = ApiError::BadRequest(
-                        "invalid_payload",
-                        format!("at most {max} attachments per message"),
-                    );
-                    self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
-                    return None;
-                }
-                let extra = (reply_to.is_some() || attachments.is_some()).then(|| {
-                    Box::new(Extra {
-                        reply_to,
-                        attachments,
-                    })
-                });
-                self.send_message(k, room_id, content, client_msg_id, extra, socks);
-            }
-            ClientEvent::Change {
-                room_id,
-                message_id,
-                change,
-                client_msg_id,
-            } => {
-                if self.rate_limited(k, socks) {
-                    let e = ApiError::RateLimited(1);
-                    self.send_owned(socks, k, events::error(&e, client_msg_id.as_deref()));
-                    return None;
-                }
-                self.change(k, room_id, message_id, change, client_msg_id, socks);
-            }
-            ClientEvent::Typing { room_id, typing } => {
-                if self.rate_limited(k, socks) {
-                    self.send_error(socks, k, &ApiError::RateLimited(1));
-                    return None;
-                }
-                self.typing(k, room_id, typing, socks);
-            }
-            ClientEvent::MarkRead { room_id, seq } => self.mark_read(k, room_id, seq, socks),
-        }
-        None
-    }
-
-    /// `mark_read`: queued for the batched read marks; the user's sockets (this one
-    /// included) learn the result as `read_state`.
-    fn mark_read(&mut self, k: usize, room: Uuid, seq: i64, socks: &mut impl Sockets) {
-        let user = socks.with(k, |s, _| {
-            let user = s.who.user_id;
-            s.sub(room).filter(|sub| !sub.joining).map(|_| user)
-        });
-        match user {
-            Some(Some(user)) => self.ctx.reads.mark(Mark {
-                room,
-                user,
-                seq,
-                reply: None,
-                quiet: false,
-            }),
-            Some(None) => self.send_error(
-                socks,
-                k,
-                &ApiError::Forbidden("not_member", "Join the room before marking it read"),
-            ),
-            None => {}
-        }
-    }
-
-    fn send_message(
-        &mut self,
-        k: usize,
-        room: Uuid,
-        content: String,
-        client_msg_id: Option<String>,
-        extra: Option<Box<Extra>>,
-        socks: &mut impl Sockets,
-    ) {
-        let Some((sock, who)) = socks.with(k, |s, _| (s.id, s.who.clone())) else {
-            return;
-        };
-        let mailbox = self.mailbox.clone();
-        let cmid = client_msg_id.clone();
-        let job = WriteJob {
-            room_id: room,
-            user_id: who.user_id,
-            username: who.username,
-            content,
-            client_msg_id,
-            extra,
-            reply: Box::new(move |result| {
-                mailbox.post(LoopEvent::Sent {
-                    key: k,
-                    sock,
-                    client_msg_id: cmid,
-                    result,
-                });
-            }),
-        };
-        if let Err(job) = self.ctx.writers.submit(job) {
-            let cmid = job.client_msg_id.clone();
-            // Dropping the job drops its reply closure without calling it.
-            drop(job);
-            self.send_owned(
-                socks,
-                k,
-                events::error(&ApiError::Unavailable, cmid.as_deref()),
-            );
-        }
-    }
-
-    /// An edit, deletion or reaction: applied on a query worker; the entry it makes
-    /// reaches every socket of the room like a message, and this socket gets its ack.
-    fn change(
-        &mut self,
-        k: usize,
-        room: Uuid,
-        target: i64,
-        change: Change,
-        client_msg_id: Option<String>,
-        socks: &mut impl Sockets,
-    ) {
-        let Some((sock, who)) = socks.with(k, |s, _| (s.id, s.who.clone())) else {
-            return;
-        };
-        let mailbox = self.mailbox.clone();
-        let rules = self.ctx.rules();
-        let job: crate::pg::pool::Job = Box::new(move |w| {
-            let result = edits::apply(
-                w,
-                &who,
-                room,
-                target,
-                change,
-                client_msg_id.as_deref(),
-                rules,
-            )
-            .map(Arc::new);
-            mailbox.post(LoopEvent::Sent {
-                key: k,
-                sock,
-                client_msg_id,
-                result,
-            });
-        });
-        if self.ctx.db.submit(job).is_err() {
-            self.send_error(socks, k, &ApiError::Unavailable);
-        }
-    }
-
-    fn on_sent(
-        &mut self,
-        k: usize,
-        sock: u64,
-        cmid: Option<String>,
-        result: Result<Arc<Message>, ApiError>,
-        socks: &mut impl Sockets,
-    ) {
-        if socks.with(k, |s, _| s.id) != Some(sock) {
-            return;
-        }
-        if let Ok(m) = &result {
-            self.ctx.reads.mark(Mark {
-                room: m.room_id,
-                user: m.user_id,
-                seq: m.seq,
-                reply: None,
-                quiet: true,
-            });
-        }
-        match (result, cmid) {
-            (Ok(m), Some(c)) => {
-                let ack = json!({ "client_msg_id": c, "id": m.id, "seq": m.seq, "room_id": m.room_id, "created_at": m.created_at });
-                self.send_owned(socks, k, events::encode("message_ack", &ack));
-            }
-            (Ok(_), None) => {}
-            (Err(e), cmid) => self.send_owned(socks, k, events::error(&e, cmid.as_deref())),
-        }
-    }
-
-    fn typing(&mut self, k: usize, room: Uuid, typing: bool, socks: &mut impl Sockets) {
-        let now = Instant::now();
-        let relay = socks.with(k, |s, _| {
-            let who = s.who.clone();
-            let sub = s.sub(room).filter(|s| !s.joining)?;
-            let relay = if typing {
-                let due = sub
-                    .typing_relayed
-                    .is_none_or(|t| now.duration_since(t) >= TYPING_MIN_INTERVAL);
-                if due {
-                    sub.typing_since = Some(now);
-                    sub.typing_relayed = Some(now);
-                }
-                due
-            } else {
-                sub.typing_since.take().is_some()
-            };
-            Some((who, relay))
-        });
-        match relay {
-            Some(Some((who, true))) => presence::typing(&self.ctx.db, &who, room, typing),
-            Some(Some((_, false))) => {}
-            Some(None) => self.send_error(
-                socks,
-                k,
-                &ApiError::Forbidden("not_member", "Join the room before typing in it"),
-            ),
-            None => {}
-        }
-    }
-
     /// Handles a message from another thread.
-    pub fn on_event(&mut self, ev: LoopEvent, socks: &mut impl Sockets) -> Outcomes {
+    fn on_event(&mut self, ev: LoopEvent, socks: &mut impl Sessions<Session>) -> Outcomes {
         let mut out = Outcomes::new();
         match ev {
             LoopEvent::Joined {
@@ -577,7 +313,7 @@ impl Hub {
             LoopEvent::Gone(room) => self.kick(room, None, "deleted", socks),
             LoopEvent::Reads(marks) => self.reads(&marks, socks),
             LoopEvent::User { user, frame } => {
-                for &k in self.users.get(&user).map_or(&[][..], Vec::as_slice) {
+                for &k in self.users.keys(user) {
                     socks.with(k, |_, t| t.send_shared(frame.clone()));
                 }
             }
@@ -599,8 +335,22 @@ impl Hub {
         out
     }
 
+    /// Fans out what the turn brought.
+    fn end_turn(&mut self, socks: &mut impl Sessions<Session>) {
+        self.flush(socks);
+    }
+
+    /// Closes every socket with 1001 so that clients move to another node.
+    fn shutdown(&mut self, socks: &mut impl Sessions<Session>) -> Outcomes {
+        socks
+            .keys()
+            .into_iter()
+            .map(|k| (k, self.close(k, socks, 1001, "server shutting down")))
+            .collect()
+    }
+
     /// Pings, dead peers, stale typing indicators, fetch retries.
-    pub fn sweep(&mut self, now: Instant, socks: &mut impl Sockets) -> Outcomes {
+    fn sweep(&mut self, now: Instant, socks: &mut impl Sessions<Session>) -> Outcomes {
         let interval = Duration::from_secs(self.ctx.cfg.ping_interval_secs);
         let mut out = Outcomes::new();
         for k in socks.keys() {
@@ -632,7 +382,7 @@ impl Hub {
                 continue;
             }
             for room in stale {
-                presence::typing(&self.ctx.db, &who, room, false);
+                self.ctx.store.typing(&who, room, false);
             }
         }
         self.retry_due(now);

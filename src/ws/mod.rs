@@ -1,78 +1,43 @@
 //! WebSocket: frame codec, JSON events, per-socket sessions and the per-loop
 //! [`Hub`] that joins rooms, sends, and fans out.
 //!
-//! The event loop (net/) drives this layer through the narrow interface defined here:
-//! it hands the hub its connections as [`Sockets`] (each a [`Session`] over a
-//! [`Transport`]), calls the hub when a socket is readable, drained, backlogged, closed
-//! or swept, or when a [`LoopEvent`] arrives, and applies the [`Outcome`]s the hub
-//! answers with. This layer never names the loop's types.
+//! The event loop (net/) drives this layer through the session interface of
+//! `base/session.rs`, as it drives HTTP: the [`Hub`] is the WebSocket `Protocol`, it
+//! sees the loop's connections as [`Sockets`] (each a [`Session`] over a
+//! [`Transport`]), opens a session from the `Upgrade` an HTTP request returned, and
+//! answers every call (readable, drained, backlogged, a [`LoopEvent`], sweep, shutdown)
+//! with [`Outcome`]s the loop applies. This layer never names the loop's types.
 
 pub mod codec;
-mod deliver;
 pub mod events;
+pub mod gaps;
 pub mod hub;
 pub mod interest;
-mod join;
+pub mod joins;
 pub mod registry;
 pub mod session;
+pub mod sink;
+pub mod store;
+pub mod users;
 
 use crate::base::error::ApiError;
 use crate::base::model::Message;
+use crate::base::session::Sessions;
 use crate::pg::notify::ReadMark;
-use std::io::Read;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use crate::base::session::{Outcome, Outcomes, Transport};
 pub use hub::{Hub, WsCtx};
 pub use interest::Interest;
 pub use session::Session;
+pub use sink::NodeSink;
+pub use store::{PgStore, Store};
 
-/// What the loop does with a connection after the WebSocket layer handled it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing more to do now.
-    Continue,
-    /// The read budget of this turn is spent and more may wait: call
-    /// [`Hub::readable`] again next turn (the socket is edge-triggered, no event
-    /// would come).
-    Again,
-    /// A close frame is queued: close once the queue is flushed.
-    Close,
-    /// Drop the connection now (dead peer, I/O error).
-    Drop,
-}
+/// The loop's WebSocket connections: its connection table seen through [`Session`]s.
+pub trait Sockets: Sessions<Session> {}
 
-/// Outcomes for several connections at once.
-pub type Outcomes = Vec<(usize, Outcome)>;
-
-/// A connection's bytes as this layer sees them: reads come from the socket, writes go
-/// to the connection's outbound queue (in order with shared fan-out frames).
-pub trait Transport: Read {
-    /// Queues bytes only this connection sends.
-    fn send(&mut self, bytes: Vec<u8>);
-    /// Queues a frame shared with other sockets.
-    fn send_shared(&mut self, frame: Arc<[u8]>);
-    /// Bytes queued and not yet written.
-    fn queued(&self) -> usize;
-    /// Bytes queued behind the chunk being written (what the peer has not started to
-    /// take).
-    fn backlog(&self) -> usize;
-    /// Drops everything queued (a client that stopped reading will not get it).
-    fn discard(&mut self);
-}
-
-/// The loop's WebSocket connections, by connection key.
-pub trait Sockets {
-    /// Runs `f` on the session and transport of connection `k`, when it is a
-    /// WebSocket; what `f` queues is flushed at the end of the loop's turn.
-    fn with<R>(
-        &mut self,
-        k: usize,
-        f: impl FnOnce(&mut Session, &mut dyn Transport) -> R,
-    ) -> Option<R>;
-    /// Keys of every WebSocket connection.
-    fn keys(&self) -> Vec<usize>;
-}
+impl<T: Sessions<Session>> Sockets for T {}
 
 /// How other threads reach one loop's WebSocket side.
 pub trait Mailbox: Send + Sync {
@@ -193,4 +158,14 @@ pub enum LoopEvent {
     Resync,
     /// The listener LISTENs to more shards: joins waiting for them may proceed.
     ShardsReady,
+}
+
+impl LoopEvent {
+    /// Whether a mailbox over its bound may drop this event: a live batch (the loop
+    /// then back-fills every room from the database, as after a listener reconnect, so
+    /// no message is skipped) or an ephemeral room event (presence, typing, joins).
+    /// Answers, kicks, deletions, read marks and revocations are never dropped.
+    pub fn sheddable(&self) -> bool {
+        matches!(self, LoopEvent::Live(_) | LoopEvent::RoomEvent { .. })
+    }
 }

@@ -18,23 +18,23 @@ const RECENT: usize = 1024;
 #[derive(Default)]
 pub struct RoomState {
     /// Connection keys subscribed (joined, or joining).
-    pub subs: Vec<usize>,
+    subs: Vec<usize>,
     /// Position of each key in `subs`, so that joins and leaves in a big room cost
     /// O(1) rather than a scan of the room.
     index: HashMap<usize, usize>,
     /// Last seq delivered by this loop; `None` until the first join tells us.
-    pub seq: Option<i64>,
+    seq: Option<i64>,
     /// Live messages that arrived while the position was unknown or a gap was fetched.
     pending: Vec<Arc<Message>>,
     /// A gap fetch is in flight.
-    pub fetching: bool,
+    fetching: bool,
     /// The last delivered messages, contiguous, ending at `seq`.
     recent: VecDeque<Arc<Message>>,
     /// Messages accepted and not yet fanned out.
-    pub outbox: Vec<Arc<Message>>,
+    outbox: Vec<Arc<Message>>,
     /// When this loop last sent the room's live frame: within the batching window of
     /// it, the room is busy and new messages wait for the window's end.
-    pub last_flush: Option<Instant>,
+    last_flush: Option<Instant>,
     /// `outbox` is listed in the registry's dirty rooms.
     queued: bool,
 }
@@ -52,14 +52,46 @@ pub struct Gap {
 #[derive(Default)]
 pub struct Registry {
     /// Rooms by id.
-    pub rooms: HashMap<Uuid, RoomState>,
+    rooms: HashMap<Uuid, RoomState>,
     /// Rooms with a non-empty outbox.
-    pub dirty: Vec<Uuid>,
+    dirty: Vec<Uuid>,
     /// Socket-room subscriptions across all rooms (kept as it changes, for metrics).
-    pub subscriptions: usize,
+    subscriptions: usize,
 }
 
 impl Registry {
+    /// The connections subscribed to `room` on this loop (joined or joining).
+    pub fn subs(&self, room: Uuid) -> &[usize] {
+        self.rooms.get(&room).map_or(&[], |r| r.subs.as_slice())
+    }
+
+    /// Whether `room` has subscribers on this loop.
+    pub fn has(&self, room: Uuid) -> bool {
+        self.rooms.contains_key(&room)
+    }
+
+    /// The room's live position: the last seq this loop accepted, once known.
+    pub fn seq(&self, room: Uuid) -> Option<i64> {
+        self.rooms.get(&room).and_then(|r| r.seq)
+    }
+
+    /// Live messages of `room` wait from now on until a fetch's rows arrive.
+    pub fn hold(&mut self, room: Uuid) {
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.fetching = true;
+        }
+    }
+
+    /// Rooms with subscribers, and socket-room subscriptions (for metrics).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.rooms.len(), self.subscriptions)
+    }
+
+    /// Whether some room holds messages not yet fanned out.
+    pub fn has_outbox(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// When the next held room is due, given the batching window; `None` when no room
     /// holds messages.
     pub fn next_due(&self, window: std::time::Duration) -> Option<Instant> {

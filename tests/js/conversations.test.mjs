@@ -20,6 +20,30 @@ function recordingSocket(sent) {
   };
 }
 
+// A WebSocket that keeps every frame the server sent, parsed, before the library sees
+// it: what reaches the socket, not only what the library passes on.
+function rawSocket(frames) {
+  return class extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        try {
+          frames.push(JSON.parse(e.data));
+        } catch {
+          frames.push({ event: '__unparsed', data: String(e.data) });
+        }
+      });
+    }
+  };
+}
+
+// Whether a server frame carries anything of room `id` (a batch: any of its messages).
+function ofRoom(frame, id) {
+  const d = frame.data;
+  if (Array.isArray(d)) return d.some((m) => m && m.room_id === id);
+  return Boolean(d) && (d.room_id === id || d.room?.id === id);
+}
+
 async function unreadOf(client, roomId) {
   const page = await client.api.myRooms();
   const r = page.rooms.find((x) => x.id === roomId);
@@ -53,7 +77,8 @@ test('read state across two clients of one user, exact through a reconnect', { t
 
   let mine = await unreadOf(a1, room.id);
   assert.equal(mine.role, 'owner');
-  assert.deepEqual([mine.last_seq, mine.last_read_seq, mine.unread], [6, 0, 6]);
+  // Unread counts others' messages only: bob's join (seq 1) is not one.
+  assert.deepEqual([mine.last_seq, mine.last_read_seq, mine.unread], [6, 0, 5]);
   assert.equal(mine.last_message.content, 'hello 5');
   assert.equal((await unreadOf(bob, room.id)).role, 'member');
 
@@ -114,7 +139,8 @@ test('read state across two clients of one user, exact through a reconnect', { t
 test('kick, ban and deletion end the room on the client; private and direct rooms', { timeout: 60_000 }, async (t) => {
   const { nodes: [node] } = await startNodes(t, 1);
   const alice = await registerClient(t, node.url, 'alice');
-  const bob = await registerClient(t, node.url, 'bob');
+  const rawB = [];
+  const bob = await registerClient(t, node.url, 'bob', { WebSocket: rawSocket(rawB) });
   const carol = await registerClient(t, node.url, 'carol');
   const room = await alice.api.createRoom({ name: `kick-${Date.now()}` });
   assert.equal(room.visibility, 'public');
@@ -159,12 +185,19 @@ test('kick, ban and deletion end the room on the client; private and direct room
   assert.equal(typeof kickEntry.content, 'string');
   const joinsBefore = joinedB.length;
   const bobSeqs = seenB.seqs.length;
+  // Read on bob's raw socket: the library drops frames of rooms it has not joined, so
+  // a server leak would not show in what it passes on.
+  const kickedAt = rawB.findIndex((f) => f.event === 'left_room' && f.data?.room_id === room.id);
+  assert.ok(kickedAt >= 0, 'bob\'s socket got left_room');
   bob.reconnect();
   await waitFor(() => bob.state === 'open', { what: 'bob to reconnect' });
   await alice.send(room.id, 'after the kick');
+  alice.typing(room.id);
   await sleep(500);
   assert.equal(joinedB.length, joinsBefore, 'no rejoin of the room after the reconnect');
   assert.equal(seenB.seqs.length, bobSeqs, 'nothing of the room reaches bob');
+  const leaked = rawB.slice(kickedAt + 1).filter((f) => ofRoom(f, room.id) && f.event !== 'membership');
+  assert.deepEqual(leaked, [], 'nothing of the room reaches bob\'s socket after the kick');
   await assert.rejects(bob.send(room.id, 'still here?'), (e) => e.code === 'not_member');
   assert.deepEqual(seenA.problems, [], 'alice: system entries and messages in seq order, no gap');
 

@@ -80,6 +80,9 @@ test('a full outbox refuses, and server refusals reject with the server code', {
   const alice = await registerClient(t, node.url, 'alice', { outboxLimit: 3 });
   const room = await alice.api.createRoom({ name: `limits-${Date.now()}` });
   const other = await alice.api.createRoom({ name: `other-${Date.now()}` });
+  // Bob stays, so the room outlives alice's leaving (the last member leaving deletes it).
+  const bob = await registerClient(t, node.url, 'bob');
+  await bob.api.joinRoom(other.id);
   await alice.api.leaveRoom(other.id);
   // Offline: three queue, the fourth is refused at once.
   const queued = [1, 2, 3].map((i) => alice.send(room.id, `queued ${i}`));

@@ -24,4 +24,5 @@ psql "$TEST_PG_URL/postgres" -qAtc 'select 1' >/dev/null 2>&1 \
 flags=()
 # Node 20 has WebSocket behind a flag; 22 and later have it on by default.
 node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' 2>/dev/null || flags+=(--experimental-websocket)
-exec node "${flags[@]}" --test tests/js/
+# TAP on stdout whatever the terminal: tests/it/clients.rs reads its summary.
+exec node "${flags[@]}" --test --test-reporter=tap tests/js/

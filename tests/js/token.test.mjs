@@ -102,8 +102,12 @@ test('a revoked session ends: 1008 closes the socket and the application is told
   await alice.connect();
   const ended = new Promise((resolve) => alice.on('session_ended', resolve));
   const pending = alice.send('00000000-0000-7000-8000-000000000000', 'never acked');
+  const aliceId = alice.user.id;
   await other.logout({ everywhere: true });
-  assert.deepEqual(await ended, { reason: 'revoked' });
+  const event = await ended;
+  assert.equal(event.reason, 'revoked');
+  assert.equal(event.user.id, aliceId, 'the event names whose session ended');
+  assert.ok(Array.isArray(event.unsent), 'and what was not sent');
   assert.equal(alice.state, 'closed');
   assert.equal(alice.user, null);
   assert.equal(storage.getItem('chatd.session'), null, 'the stored session is gone');

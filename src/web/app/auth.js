@@ -1,5 +1,7 @@
-// Sign in and sign up.
-import { byId, describe } from './dom.js';
+// Sign in and sign up; after a session that ended, why, and which of the user's
+// messages were not sent yet (kept for their next sign-in on this browser).
+import { byId, el, describe } from './dom.js';
+import { clip } from './format.js';
 
 /** The two account forms; calls `onSignedIn(user)` after a success. */
 export class AuthView {
@@ -38,18 +40,50 @@ export class AuthView {
     });
   }
 
-  /** Show the forms, with an optional note (e.g. why the session ended). */
-  show(note = '') {
+  /**
+   * Show the forms (sign in first), with an optional note (why the session ended) and
+   * the changes `user` left unsent (`unsent`: the outbox's pending entries).
+   */
+  show(note = '', { unsent = [], user = null, onDiscard } = {}) {
     this.root.hidden = false;
+    this.showTab('signin');
     this.error.textContent = note;
-    const first = this.forms.signin.hidden ? byId('signup-username') : byId('signin-email');
-    first.focus();
+    this.#showUnsent(unsent, user, onDiscard);
+    byId('signin-email').focus();
+  }
+
+  #showUnsent(unsent, user, onDiscard) {
+    const box = byId('unsent-note');
+    const messages = unsent.filter((p) => p.event === 'send_message');
+    box.hidden = !(unsent.length && user);
+    if (box.hidden) return;
+    const n = unsent.length;
+    const m = messages.length;
+    const what = m === n ? `${n === 1 ? 'One message was' : `${n} messages were`} not sent yet`
+      : `${n} changes were not sent yet (${m} ${m === 1 ? 'message' : 'messages'}, and edits or reactions)`;
+    byId('unsent-text').textContent = `${what}. ${n === 1 ? 'It is' : 'They are'} kept on this browser and sent when`
+      + ` ${user.username} signs in again.`;
+    const items = messages.slice(0, 5).map((p) => el('li', { text: clip(p.content, 100) }));
+    if (messages.length > 5) items.push(el('li', { text: `and ${messages.length - 5} more` }));
+    byId('unsent-list').replaceChildren(...items);
+    const discard = byId('discard-unsent');
+    discard.onclick = async () => {
+      discard.disabled = true;
+      try {
+        await onDiscard?.();
+        box.hidden = true;
+      } finally {
+        discard.disabled = false;
+      }
+    };
   }
 
   hide() {
     this.root.hidden = true;
     this.error.textContent = '';
+    byId('unsent-note').hidden = true;
     for (const f of Object.values(this.forms)) f.reset();
+    this.showTab('signin');
   }
 
   showTab(which) {

@@ -1,5 +1,6 @@
 // Finding rooms: invitations waiting for the user (GET /me/invites, accepted by
-// joining), public rooms to browse and join (GET /rooms), and creating a room.
+// joining), public rooms to browse and join (GET /rooms), and creating a room (a
+// dialog: a name and who may join).
 import { byId, el, describe } from './dom.js';
 
 /** The sidebar's invitations, public room browser and room creation form. */
@@ -16,11 +17,22 @@ export class Discover {
     this.browseError = byId('browse-error');
     this.error = byId('rooms-error');
 
+    this.dialog = byId('new-room-dialog');
     this.browseButton.addEventListener('click', () => this.toggleBrowse());
+    byId('new-room').addEventListener('click', () => this.openCreate());
+    byId('cancel-room').addEventListener('click', () => this.dialog.close());
     byId('create-room-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.#create();
     });
+  }
+
+  /** Ask for a new room's name and visibility. */
+  openCreate() {
+    byId('create-room-error').textContent = '';
+    byId('create-room-form').reset();
+    this.dialog.showModal();
+    byId('new-room-name').focus();
   }
 
   /** Fetch the invitations waiting for the user. */
@@ -41,7 +53,7 @@ export class Discover {
     },
     el('span', { class: 'invite-text' },
       el('span', { class: 'room-name', text: `# ${room.name}` }),
-      el('span', { class: 'hint', text: by ? ` from ${by.username}` : '' })),
+      by ? el('span', { class: 'invite-by hint', text: `invited by ${by.username}` }) : null),
     el('button', {
       type: 'button',
       class: 'accept-invite',
@@ -104,23 +116,26 @@ export class Discover {
 
   async #create() {
     const input = byId('new-room-name');
+    const error = byId('create-room-error');
     const name = input.value.trim();
     if (!name) {
-      this.error.textContent = 'Give the room a name.';
+      error.textContent = 'Give the room a name.';
       input.focus();
       return;
     }
     const visibility = byId('new-room-visibility').value === 'private' ? 'private' : 'public';
     const button = byId('create-room');
     button.disabled = true;
-    this.error.textContent = '';
+    error.textContent = '';
     try {
       const room = await this.client.api.createRoom({ name, visibility });
       input.value = '';
+      this.dialog.close();
       await this.rooms.load();
       this.onJoined(this.rooms.find(room.id) || room);
     } catch (e) {
-      this.error.textContent = e.code === 'room_name_taken' ? 'A public room with that name exists already.' : describe(e);
+      error.textContent = e.code === 'room_name_taken' ? 'A public room with that name exists already.' : describe(e);
+      input.focus();
     } finally {
       button.disabled = false;
     }

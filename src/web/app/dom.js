@@ -36,16 +36,6 @@ export function clear(node) {
   node.replaceChildren();
 }
 
-/** A short local time for a timestamp. */
-export function timeOf(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay
-    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : d.toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-}
-
 /** The message of an error for people (validation errors list every broken rule). */
 export function describe(err) {
   if (!err) return '';

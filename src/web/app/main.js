@@ -6,24 +6,34 @@ import { RoomList, roomLabel } from './rooms.js';
 import { Discover } from './discover.js';
 import { RoomView } from './room.js';
 import { ConnectionStatus } from './status.js';
+import { SearchPanel } from './search.js';
+import { Notifier } from './notify.js';
+import { AccountDialog } from './account.js';
+import { followPageLifecycle } from './lifecycle.js';
+import { fillIcons } from './icons.js';
+import { Blocks } from './blocks.js';
 
 const LAST_ROOM = 'chatd.lastRoom';
-const POLL_MS = 30_000; // invitations and rooms others add us to have no live event
+const POLL_MS = 30_000; // what happened while the page was closed; live events cover the rest
 
+// Only the unsent changes are kept here: the session itself lives in the server's
+// HttpOnly refresh cookie (refreshCookie), out of reach of any script of the page.
 function storage() {
   try {
     localStorage.setItem('chatd.probe', '1');
     localStorage.removeItem('chatd.probe');
     return localStorage;
   } catch {
-    return undefined; // private mode without storage: the session lasts as long as the page
+    return undefined; // private mode without storage: unsent changes last as long as the page
   }
 }
 
-const client = new ChatdClient({ storage: storage() });
+fillIcons();
+const client = new ChatdClient({ storage: storage(), refreshCookie: true });
 const chatView = byId('chat-view');
 const currentUser = byId('current-user');
 const signOut = byId('sign-out');
+const searchButton = byId('open-search');
 const notice = byId('notice');
 const status = new ConnectionStatus(client);
 let poller = null;
@@ -35,6 +45,7 @@ function say(text) {
 }
 
 const rooms = new RoomList(client, { onOpen: (room) => openRoom(room) });
+const blocks = new Blocks(client);
 const discover = new Discover(client, rooms, { onJoined: (room) => openRoom(room) });
 const roomView = new RoomView(client, rooms, {
   onLeft: (id, note) => {
@@ -50,14 +61,35 @@ const roomView = new RoomView(client, rooms, {
     byId('room-list').querySelector('button')?.focus();
   },
   onDirect: (userId) => openDirect(userId),
+  onSearch: (scope) => search.open(scope),
+  blocks,
 });
+const search = new SearchPanel(client, rooms, {
+  show: (open) => (open ? roomView.showPanel('search') : roomView.closePanel()),
+  currentRoom: () => roomView.room,
+  jump: async (roomId, seq) => {
+    const room = rooms.find(roomId);
+    if (!room) return;
+    if (roomView.panels.narrow) roomView.showPanel(null);
+    await openRoom(room);
+    await roomView.jumpToSeq(seq);
+  },
+});
+const notifier = new Notifier(client, rooms, {
+  onOpen: (roomId) => {
+    const room = rooms.find(roomId);
+    if (room) openRoom(room);
+  },
+});
+new AccountDialog(client, notifier);
 const auth = new AuthView(client, (user) => signedIn(user));
 
 function openRoom(room) {
   say('');
   rooms.setActive(room.id);
   sessionStorage.setItem(LAST_ROOM, room.id);
-  roomView.open(room);
+  if (room.visibility === 'direct') notifier.consider();
+  return roomView.open(room);
 }
 
 async function openDirect(userId) {
@@ -77,13 +109,18 @@ function refresh() {
 
 async function signedIn(user) {
   currentUser.textContent = user.username;
-  byId('my-user-id').value = user.id || '';
+  currentUser.setAttribute('aria-label', `Your account: ${user.username}`);
+  currentUser.hidden = false;
   signOut.hidden = false;
+  searchButton.hidden = false;
   chatView.hidden = false;
   status.setSignedIn(true);
+  roomView.panels.reset();
   client.connect();
+  blocks.load();
   discover.loadInvites();
   await rooms.load();
+  notifier.consider();
   clearInterval(poller);
   poller = setInterval(() => {
     if (document.visibilityState === 'visible' && client.user) refresh();
@@ -93,17 +130,27 @@ async function signedIn(user) {
   if (room) openRoom(room);
 }
 
-function signedOut(note) {
+function signedOut(note, ended = {}) {
   clearInterval(poller);
   roomView.close();
+  roomView.showPanel(null);
   rooms.clear();
+  search.reset();
+  notifier.reset();
+  blocks.reset();
   say('');
   discover.toggleBrowse(false);
   chatView.hidden = true;
   signOut.hidden = true;
+  currentUser.hidden = true;
+  searchButton.hidden = true;
   currentUser.textContent = '';
   status.setSignedIn(false);
-  auth.show(note);
+  auth.show(note, {
+    unsent: ended.unsent || [],
+    user: ended.user,
+    onDiscard: () => ended.user && client.discardUnsent(ended.user.id),
+  });
 }
 
 // The server ended a membership (kicked, banned, the room deleted, or left in another
@@ -135,7 +182,7 @@ client.on('membership', ({ room_id, change, by, room, role, muted }) => {
     discover.loadInvites();
     say(`${by.username} invited you to ${name}.`);
   } else if (change === 'direct') {
-    rooms.reloadSoon();
+    rooms.load().then(() => notifier.consider());
   } else if (change === 'role') {
     say(`${by.username} made you ${role === 'admin' ? 'an admin' : 'a member'} of ${name}.`);
   } else if (change === 'muted') {
@@ -143,11 +190,19 @@ client.on('membership', ({ room_id, change, by, room, role, muted }) => {
   }
 });
 
-client.on('session_ended', ({ reason }) => {
-  signedOut(reason === 'logout' ? '' : 'Your session has ended. Please sign in again.');
+client.on('session_ended', ({ reason, unsent, user }) => {
+  const note = reason === 'logout' ? '' : 'Your session has ended. Please sign in again.';
+  signedOut(note, { unsent, user });
 });
 
 byId('refresh-rooms').addEventListener('click', () => refresh());
+searchButton.addEventListener('click', () => search.open());
+document.addEventListener('keydown', (e) => {
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === 'k' && client.user) {
+    e.preventDefault();
+    search.open();
+  }
+});
 
 signOut.addEventListener('click', async () => {
   signOut.disabled = true;
@@ -164,13 +219,14 @@ signOut.addEventListener('click', async () => {
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && client.user) refresh();
 });
+followPageLifecycle(client, () => !!client.user);
 
 async function boot() {
   let user = null;
   try {
     user = await client.restore();
   } catch {
-    // server unreachable: show the sign-in form; the stored session stays for a reload
+    // server unreachable: show the sign-in form; the session's cookie stays for a reload
   }
   if (user) signedIn(user);
   else signedOut('');

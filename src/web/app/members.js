@@ -1,14 +1,20 @@
-// The open room's members: presence, roles and mutes; a direct conversation with any
-// of them; for owners and admins, moderation (kick, ban, mute, roles) and invitations.
+// The open room's members: presence (unknown while the connection is down: what the
+// page last heard may be stale), roles and mutes; a direct conversation with any of
+// them; blocking any of them; for owners and admins, moderation (kick, ban, mute, roles)
+// and invitations.
 import { byId, el, describe } from './dom.js';
+import { avatar } from './message.js';
+import { icon } from './icons.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RANK = { owner: 3, admin: 2, member: 1 };
 
 /** The member panel of the open room. */
 export class Members {
-  constructor(client, { onDirect, onMe }) {
+  constructor(client, { onDirect, onMe, blocks }) {
     this.client = client;
+    this.blocks = blocks; // the user's blocks (Blocks)
+    blocks.listen(() => { if (this.room) this.render(); });
     this.onDirect = onDirect; // (userId) => open the direct room with them
     this.onMe = onMe; // (member) => our own membership (role, muted) changed
     this.list = byId('member-list');
@@ -22,6 +28,7 @@ export class Members {
     this.members = new Map(); // user id -> { username, online, role, muted }
     this.managing = null; // the user id whose Manage disclosure is open (kept across renders)
     this.reloadTimer = null;
+    this.connected = client.state === 'open';
     this.inviteForm.addEventListener('submit', (e) => {
       e.preventDefault();
       this.#invite();
@@ -69,6 +76,13 @@ export class Members {
     this.reloadTimer = setTimeout(() => this.load(), 200);
   }
 
+  /** The connection went down (presence unknown) or came back (reloaded on rejoin). */
+  setConnected(on) {
+    if (this.connected === on) return;
+    this.connected = on;
+    if (this.room) this.render();
+  }
+
   /** Presence news. */
   setOnline(userId, username, online) {
     const m = this.members.get(userId);
@@ -91,39 +105,50 @@ export class Members {
     // Presence news re-renders the list: keep the keyboard focus where it was.
     const focus = document.activeElement;
     const focusKey = this.list.contains(focus)
-      ? { user: focus.closest('li')?.dataset.userId, action: focus.dataset.action, summary: focus.tagName === 'SUMMARY', dm: focus.classList.contains('dm-button') }
+      ? { user: focus.closest('li[data-user-id]')?.dataset.userId, action: focus.dataset.action, summary: focus.tagName === 'SUMMARY', dm: focus.classList.contains('dm-button') }
       : null;
     const me = this.client.user?.id;
     const myRank = RANK[this.myRole] || 1;
     const direct = this.room?.visibility === 'direct';
     const sorted = [...this.members.entries()].sort(([, a], [, b]) =>
-      (RANK[b.role] - RANK[a.role]) || (b.online - a.online) || a.username.localeCompare(b.username));
-    this.list.replaceChildren(...sorted.map(([id, m]) => {
+      (RANK[b.role] - RANK[a.role]) || a.username.localeCompare(b.username));
+    const item = ([id, m]) => {
       const self = id === me;
       const canModerate = !direct && !self && myRank >= 2 && RANK[m.role] < myRank;
+      const canBlock = !self && this.blocks.supported === true;
+      const blocked = this.blocks.has(id);
+      const presence = !this.connected ? 'presence unknown' : m.online ? 'online' : 'offline';
       return el('li', {
         'data-testid': 'member',
-        dataset: { userId: id, username: m.username, online: String(m.online), role: m.role, muted: String(m.muted) },
+        dataset: { userId: id, username: m.username, online: this.connected ? String(m.online) : 'unknown', role: m.role, muted: String(m.muted), blocked: String(blocked) },
       },
       el('div', { class: 'member-line' },
-        el('span', { class: 'dot', 'aria-hidden': 'true' }),
-        el('span', { class: 'name', text: self ? `${m.username} (you)` : m.username }),
+        el('span', { class: 'member-avatar', title: presence }, avatar(id, m.username, 'small'), el('span', { class: 'dot', 'aria-hidden': 'true' })),
+        el('span', { class: 'name' }, m.username, self ? el('span', { class: 'you', text: ' (you)' }) : null,
+          el('span', { class: 'presence visually-hidden', text: `, ${presence}` })),
         m.role !== 'member' ? el('span', { class: 'tag role-tag', 'data-testid': 'member-role', text: m.role }) : null,
         m.muted ? el('span', { class: 'tag muted-tag', text: 'muted' }) : null,
-        el('span', { class: 'presence', text: m.online ? 'online' : 'offline' })),
-      self ? null : el('div', { class: 'member-actions' },
-        direct ? null : el('button', {
+        blocked ? el('span', { class: 'tag blocked-tag', text: 'blocked' }) : null,
+        self || direct ? null : el('button', {
           type: 'button',
-          class: 'small dm-button',
-          text: 'Message',
-          'aria-label': `Send ${m.username} a direct message`,
+          class: 'icon-button member-tool dm-button',
+          'aria-label': `Message ${m.username}`,
+          title: `Send ${m.username} a direct message`,
           onclick: () => this.onDirect(id),
-        }),
-        canModerate ? this.#manage(id, m) : null));
-    }));
+        }, icon('thread')),
+        canModerate || canBlock ? this.#manage(id, m, { canModerate, canBlock, blocked }) : null));
+    };
+    // Grouped by presence, as far as it is known: who can answer now comes first.
+    const groups = this.connected
+      ? [['Online', sorted.filter(([, m]) => m.online)], ['Offline', sorted.filter(([, m]) => !m.online)]]
+      : [['Presence unknown while disconnected', sorted]];
+    this.list.replaceChildren(...groups.filter(([, list]) => list.length).map(([title, list]) =>
+      el('li', { class: 'member-group', dataset: { group: title.split(' ')[0].toLowerCase() } },
+        el('h4', { class: 'member-group-title', text: `${title} — ${list.length}` }),
+        el('ul', { class: 'member-group-list' }, ...list.map(item)))));
     const online = sorted.filter(([, m]) => m.online).length;
-    this.onlineCount.textContent = `(${online} online)`;
-    byId('toggle-members').setAttribute('aria-label', `Members, ${online} online`);
+    this.onlineCount.textContent = this.connected ? `(${online} online)` : '(presence unknown)';
+    byId('toggle-members').setAttribute('aria-label', this.connected ? `Members, ${online} online` : 'Members, presence unknown');
     this.inviteForm.hidden = direct || myRank < 2;
     if (focusKey?.user) {
       const li = this.list.querySelector(`li[data-user-id="${CSS.escape(focusKey.user)}"]`);
@@ -134,20 +159,20 @@ export class Members {
     }
   }
 
-  // The moderation buttons of one member, behind a disclosure so that a stray click
-  // does not kick anyone.
-  #manage(id, m) {
-    const act = (label, aria, run) => el('button', {
+  // The moderation buttons of one member (and Block), behind a disclosure so that a
+  // stray click does not kick anyone.
+  #manage(id, m, { canModerate, canBlock, blocked }) {
+    const name = m.username;
+    const act = (label, why, run) => el('button', {
       type: 'button',
       class: 'small',
-      text: label,
-      'aria-label': aria,
+      title: why,
       dataset: { action: label.toLowerCase().replace(/\s+/g, '-') },
       onclick: (e) => this.#act(e.currentTarget, run),
-    });
+    }, label, el('span', { class: 'visually-hidden', text: ` ${name}` }));
     const api = this.client.api;
     const room = this.room.id;
-    const name = m.username;
+    const label = canModerate ? `Manage ${name}` : `Options for ${name}`;
     return el('details', {
       class: 'manage',
       open: this.managing === id,
@@ -156,18 +181,23 @@ export class Members {
         else if (this.managing === id) this.managing = null;
       },
     },
-    el('summary', { text: 'Manage', 'aria-label': `Manage ${name}` }),
+    el('summary', { class: 'member-tool', 'aria-label': label, title: label }, el('span', { 'aria-hidden': 'true', text: '⋯' })),
     el('div', { class: 'manage-buttons' },
-      m.muted
+      canBlock
+        ? (blocked
+          ? act('Unblock', `Show ${name}'s messages again`, () => this.blocks.set(id, false))
+          : act('Block', `Hide ${name}'s messages; neither of you can write to the other directly`, () => this.blocks.set(id, true)))
+        : null,
+      !canModerate ? null : m.muted
         ? act('Unmute', `Let ${name} send again`, () => api.unmute(room, id))
         : act('Mute', `Mute ${name}: they can read but not send`, () => api.mute(room, id)),
-      this.myRole === 'owner'
+      canModerate && this.myRole === 'owner'
         ? (m.role === 'admin'
           ? act('Remove admin', `Make ${name} a plain member`, () => api.setRole(room, id, 'member'))
           : act('Make admin', `Make ${name} an admin`, () => api.setRole(room, id, 'admin')))
         : null,
-      act('Kick', `Remove ${name} from the room`, () => api.kick(room, id)),
-      act('Ban', `Ban ${name} from the room`, () => api.ban(room, id))));
+      canModerate ? act('Kick', `Remove ${name} from the room`, () => api.kick(room, id)) : null,
+      canModerate ? act('Ban', `Ban ${name} from the room`, () => api.ban(room, id)) : null));
   }
 
   async #act(button, run) {

@@ -2,6 +2,9 @@
 // count: the server's at load, then kept live from the messages the client delivers
 // (it stays subscribed to every listed room) and from read_state events.
 import { byId, el, describe } from './dom.js';
+import { avatar } from './message.js';
+import { icon } from './icons.js';
+import { plain } from './markdown.js';
 
 /** Most rooms kept subscribed for live unread counts (the server allows 256 per socket). */
 const MAX_SUBSCRIBED = 200;
@@ -113,6 +116,20 @@ export class RoomList {
     return r ? Math.max(0, r.lastSeq - r.lastRead) : 0;
   }
 
+  /** The user's read position in a room (null when the room is not listed). */
+  readPosition(id) { return this.rooms.get(id)?.lastRead ?? null; }
+
+  /** True when the user silenced the room's notifications. */
+  notificationsMuted(id) { return !!this.rooms.get(id)?.room.notifications_muted; }
+
+  /** The user silenced (or not) a room's notifications. */
+  setNotificationsMuted(id, muted) {
+    const r = this.rooms.get(id);
+    if (!r) return;
+    r.room = { ...r.room, notifications_muted: muted };
+    this.renderSoon();
+  }
+
   /** A read position (our own mark, or read_state from any of the user's devices). */
   setRead(id, seq) {
     const r = this.rooms.get(id);
@@ -157,24 +174,33 @@ export class RoomList {
       const label = roomLabel(room);
       let preview = '';
       if (last) {
-        const text = last.deleted_at ? '(deleted)' : last.content;
+        const text = last.deleted_at ? '(deleted)' : last.kind === 'system' ? last.content : plain(last.content);
         preview = last.kind === 'system' ? text : `${last.user_id === me ? 'You' : last.username}: ${text}`;
       }
+      const quiet = !!room.notifications_muted;
+      const direct = room.visibility === 'direct';
       const button = el('button', {
         type: 'button',
         class: 'room-item',
         'data-testid': 'room-item',
         dataset: { roomId: room.id, roomName: room.name, visibility: room.visibility || 'public', peer: room.other_user?.username },
         'aria-current': room.id === this.activeId ? 'true' : null,
-        'aria-label': `${label}${room.visibility === 'private' ? ', private' : ''}${unread ? `, ${unread} unread` : ''}`,
         title: room.description || null,
         onclick: () => this.onOpen(room),
       },
-      el('span', { class: 'room-line' },
-        el('span', { class: 'room-name', text: label }),
-        room.visibility === 'private' ? el('span', { class: 'tag', text: 'private' }) : null,
-        unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread', text: unread > 99 ? '99+' : String(unread) }) : null),
-      preview ? el('span', { class: 'room-preview', text: preview.replace(/\s+/g, ' ').slice(0, 80) }) : null);
+      direct && room.other_user
+        ? avatar(room.other_user.id, room.other_user.username, 'small')
+        : el('span', { class: 'room-icon', 'aria-hidden': 'true' }, icon(room.visibility === 'private' ? 'lock' : 'hash')),
+      el('span', { class: 'room-text' },
+        el('span', { class: 'room-line' },
+          el('span', { class: `room-name${unread > 0 ? ' has-unread' : ''}`, text: direct ? label : room.name }),
+          room.visibility === 'private' ? el('span', { class: 'visually-hidden', text: ' (private)' }) : null,
+          quiet ? el('span', { class: 'quiet', title: 'Notifications off' }, icon('bellOff'),
+            el('span', { class: 'visually-hidden', text: ' (notifications off)' })) : null,
+          unread > 0 ? el('span', { class: `badge${quiet ? ' quiet-badge' : ''}` },
+            el('span', { 'data-testid': 'unread', text: unread > 99 ? '99+' : String(unread) }),
+            el('span', { class: 'visually-hidden', text: ' unread' })) : null),
+        preview ? el('span', { class: 'room-preview', text: preview.replace(/\s+/g, ' ').slice(0, 80) }) : null));
       return el('li', {}, button);
     });
     if (!items.length) items.push(el('li', { class: 'empty-rooms', text: 'No rooms yet: browse the public ones or create one.' }));

@@ -1,0 +1,52 @@
+// The account dialog (the user's name in the top bar opens it): the user id others
+// invite with, and desktop notifications.
+import { byId } from './dom.js';
+
+/** The account dialog. */
+export class AccountDialog {
+  constructor(client, notifier) {
+    this.client = client;
+    this.notifier = notifier;
+    this.dialog = byId('account-dialog');
+    byId('current-user').addEventListener('click', () => this.open());
+    byId('close-account').addEventListener('click', () => this.dialog.close());
+    byId('copy-user-id').addEventListener('click', async () => {
+      const input = byId('my-user-id');
+      input.select();
+      try {
+        await navigator.clipboard.writeText(input.value);
+        byId('copy-user-id').textContent = 'Copied';
+      } catch {
+        byId('copy-user-id').textContent = 'Select and copy';
+      }
+    });
+    byId('account-notify').addEventListener('click', async () => {
+      await this.notifier.enable();
+      this.#showNotify();
+    });
+    this.dialog.addEventListener('close', () => byId('current-user').focus());
+  }
+
+  open() {
+    const user = this.client.user;
+    if (!user) return;
+    byId('account-name').textContent = `Signed in as ${user.username}`;
+    byId('my-user-id').value = user.id || '';
+    byId('copy-user-id').textContent = 'Copy';
+    this.#showNotify();
+    this.dialog.showModal();
+    byId('my-user-id').focus();
+    byId('my-user-id').select();
+  }
+
+  #showNotify() {
+    const p = this.notifier.permission;
+    byId('notify-state').textContent = {
+      granted: 'Desktop notifications are on for direct messages while this tab is in the background.',
+      denied: 'Desktop notifications are blocked in this browser\'s site settings.',
+      default: 'Desktop notifications are off.',
+      unsupported: 'This browser shows no desktop notifications.',
+    }[p];
+    byId('account-notify').hidden = p !== 'default';
+  }
+}
