@@ -72,5 +72,7 @@ fn client_library() {
 
 #[test]
 fn web_app_in_a_browser() {
+    // Its frame-time checks measure the browser, which the rest of the suite slows.
+    let _alone = support::alone();
     run_script("tests/browser/run.sh");
 }

@@ -239,6 +239,7 @@ fn a_bad_row_never_fails_another_users_message() {
 /// are answered within a few milliseconds. (Before: 117 ms to 5 s.)
 #[test]
 fn a_socket_streaming_frames_does_not_starve_its_loop() {
+    let _alone = alone();
     let db = TestDb::new();
     let node = start_with(&db, |c| c.server.event_loops = 1);
     let a = node.addr();
@@ -325,6 +326,7 @@ fn latencies_during(
 fn other_clients_are_served_during_each_flood() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+    let _alone = alone();
     let db = TestDb::new();
     let node = start_with(&db, |c| c.server.event_loops = 1);
     let a = node.addr();

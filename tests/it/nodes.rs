@@ -217,6 +217,7 @@ fn read_until_close(w: &mut Ws, within: Duration) -> (Option<u64>, i64) {
 /// rose to 700-900 ms. A 20 ms wait is within this machine's noise and not caught.
 #[test]
 fn slow_consumer_is_closed_and_others_are_not_delayed() {
+    let _alone = alone();
     let db = TestDb::new();
     // One loop: the slow sockets and the fast one share it, so any wait for the slow
     // ones would show in the fast one's latency.

@@ -2,7 +2,10 @@
 //! client and a WebSocket client. Everything talks to a real PostgreSQL over real sockets.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod schema;
+
+pub use gate::alone;
 
 use chatd::ServerHandle;
 use chatd::config::Config;
@@ -23,21 +26,32 @@ pub struct TestDb {
     pub name: String,
     /// Its URL.
     pub url: String,
+    /// The server's URL without a database name.
+    base: String,
+    /// Keeps a test that measures time (`alone`) from running beside this one.
+    _slot: gate::Shared,
 }
 
 impl TestDb {
     /// Creates an empty database with a unique name.
     pub fn new() -> TestDb {
+        TestDb::on(&pg_base())
+    }
+
+    /// Creates an empty database with a unique name on the server at `base`.
+    pub fn on(base: &str) -> TestDb {
+        let slot = gate::Shared::take();
         let name = format!("chatd_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin =
-            postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls)
-                .expect("PostgreSQL must be running for the tests (see README)");
+        let mut admin = postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls)
+            .expect("PostgreSQL must be running for the tests (see README)");
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         TestDb {
-            url: format!("{}/{name}", pg_base()),
+            url: format!("{base}/{name}"),
+            base: base.to_string(),
             name,
+            _slot: slot,
         }
     }
 
@@ -50,7 +64,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut admin) =
-            postgres::Client::connect(&format!("{}/postgres", pg_base()), postgres::NoTls)
+            postgres::Client::connect(&format!("{}/postgres", self.base), postgres::NoTls)
         {
             let _ = admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",

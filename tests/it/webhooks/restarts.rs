@@ -98,17 +98,7 @@ fn post_all(addr: &str, token: &str, rooms: &[String], n: usize, tag: &str) {
 #[test]
 fn no_event_is_lost_across_a_node_sigkill_and_a_postgresql_restart() {
     let pg = OwnPg::start();
-    let name = format!("chatd_wh_{}", uuid::Uuid::new_v4().simple());
-    let mut admin =
-        postgres::Client::connect(&format!("{}/postgres", pg.url), postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    drop(admin);
-    let db = TestDb {
-        url: format!("{}/{name}", pg.url),
-        name,
-    };
+    let db = TestDb::on(&pg.url);
     // Every 7th request fails; the receiver answers slowly enough that a kill lands
     // while events are in flight.
     let r = Receiver::start(|n, _| {
