@@ -144,7 +144,8 @@ pub fn me(w: &mut Worker, who: &Identity) -> Result<Me, ApiError> {
     })
 }
 
-/// Applies a checked [`ProfileChange`] to the caller's profile.
+/// Applies a checked [`ProfileChange`] to the caller's profile; when it changes anything,
+/// every node learns of it (`user_updated` to the sockets of those who share a room).
 pub fn update_me(w: &mut Worker, who: &Identity, ch: ProfileChange) -> Result<Me, ApiError> {
     let set = |v: &Option<Option<String>>| v.is_some();
     let val = |v: &Option<Option<String>>| v.clone().flatten();
@@ -152,6 +153,14 @@ pub fn update_me(w: &mut Worker, who: &Identity, ch: ProfileChange) -> Result<Me
     let display_fold = display.as_deref().map(fold);
     let c = w.client()?;
     let mut tx = c.transaction()?;
+    // The profile before, locked: a change that changes nothing tells no socket.
+    let before = tx
+        .query_opt(
+            "SELECT display_name, avatar_url, status_text, status_emoji FROM users
+             WHERE id = $1 FOR UPDATE",
+            &[&who.user_id],
+        )?
+        .ok_or(USER_NOT_FOUND)?;
     let row = tx.query_opt(
         "UPDATE users SET
              display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
@@ -181,6 +190,19 @@ pub fn update_me(w: &mut Worker, who: &Identity, ch: ProfileChange) -> Result<Me
     };
     let data = serde_json::to_value(&me.profile).unwrap_or_default();
     crate::pg::outbox::record(&mut tx, "user.updated", None, &data)?;
+    let p = &me.profile;
+    let old = |i: usize| before.get::<_, Option<String>>(i);
+    let after = [
+        &p.display_name,
+        &p.avatar_url,
+        &p.status_text,
+        &p.status_emoji,
+    ];
+    if (0..4).any(|i| old(i) != *after[i]) {
+        // Delivered at commit to every node, which tells the room-mates' sockets.
+        let user = who.user_id;
+        crate::pg::notify::publish(&mut tx, &[crate::pg::notify::Event::Profile { user }])?;
+    }
     tx.commit()?;
     Ok(me)
 }

@@ -14,6 +14,7 @@ pub mod heads;
 pub mod history;
 pub mod indexer;
 pub mod invites;
+pub mod mates;
 pub mod messages;
 pub mod moderation;
 pub mod ownership;

@@ -28,7 +28,8 @@ use crate::pg::listener::{self, Listener};
 use crate::pg::pool::{JobQueue, Worker, build_pool};
 use crate::pg::replica::Replicas;
 use crate::pg::writer::Writers;
-use crate::ws::{Hub, Interest, Mailbox, NodeSink, PgStore, WsCtx};
+use crate::ws::profiles::ProfilesThread;
+use crate::ws::{Hub, Interest, Mailbox, NodeSink, PgStore, Profiles, WsCtx};
 use status::NodeStatus;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -457,15 +458,29 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         metrics: metrics.clone(),
         shards: cfg.database.notify_shards,
     };
+    let mailboxes: Vec<Arc<dyn Mailbox>> = handles
+        .iter()
+        .map(|h| h.clone() as Arc<dyn Mailbox>)
+        .collect();
+    let (profiles, profiles_rx) = Profiles::channel();
+    let profiles_thread = ProfilesThread {
+        db: db.clone(),
+        loops: mailboxes.clone(),
+        stop: stop.clone(),
+    };
+    let handle = profiles.clone();
+    others.push(
+        std::thread::Builder::new()
+            .name("profiles".into())
+            .spawn(move || crate::ws::profiles::run(profiles_thread, handle, profiles_rx))?,
+    );
     let sink = Arc::new(NodeSink {
-        loops: handles
-            .iter()
-            .map(|h| h.clone() as Arc<dyn Mailbox>)
-            .collect(),
+        loops: mailboxes,
         interest,
         history,
         auth,
         listener_up,
+        profiles,
     });
     others.push(
         std::thread::Builder::new()

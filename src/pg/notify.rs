@@ -44,7 +44,8 @@ macro_rules! shard_channel_sql {
     };
 }
 pub(crate) use shard_channel_sql;
-/// Channel for ephemeral events (presence, typing, revocations, membership changes).
+/// Channel for ephemeral events (presence, typing, revocations, membership and profile
+/// changes).
 pub const EVENTS_CHANNEL: &str = "chat_events";
 /// NOTIFY payloads must stay under 8000 bytes; keep a margin.
 const MAX_NOTIFY_BYTES: usize = 7900;
@@ -126,6 +127,13 @@ pub enum Event {
         /// What clients receive as `data`.
         #[serde(rename = "d")]
         data: MembershipData,
+    },
+    /// A user's public profile changed: every node tells the sockets of those who share
+    /// a room with them (`user_updated`, read afresh there, so only the id travels).
+    Profile {
+        /// User.
+        #[serde(rename = "u")]
+        user: Uuid,
     },
 }
 
@@ -465,6 +473,10 @@ mod tests {
                 },
                 serde_json::json!({"t": "room", "r": room, "x": user, "e": "user_left",
                     "d": {"user_id": user, "room_id": room, "username": "ann"}}),
+            ),
+            (
+                Event::Profile { user },
+                serde_json::json!({"t": "profile", "u": user}),
             ),
         ];
         for (event, want) in cases {

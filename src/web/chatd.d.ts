@@ -366,6 +366,15 @@ export interface MembershipChangeEvent {
   [extra: string]: unknown;
 }
 /**
+ * A user who shares a room with this user (or this user, on another tab) changed their
+ * profile: `user` as `getUser` returns it now. At most one a second per user; the last
+ * one carries the latest profile (PROTOCOL.md 12.3).
+ */
+export interface UserUpdatedEvent {
+  user: Profile;
+  [extra: string]: unknown;
+}
+/**
  * This client no longer receives a room; it will not rejoin it. `reason`: `left` (the
  * user left, elsewhere), `kicked`, `banned`, `deleted` (the room is gone), or `lost`
  * (the server refused a rejoin: `code` is `not_member` or `room_not_found`).
@@ -422,6 +431,7 @@ export interface ChatdEvents {
   read_state: ReadStateEvent;
   receipt: ReceiptEvent;
   membership: MembershipChangeEvent;
+  user_updated: UserUpdatedEvent;
   message_edited: Message;
   message_deleted: MessageDeletedEvent;
   reaction_added: ReactionEvent;

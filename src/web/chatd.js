@@ -37,7 +37,7 @@ const HANDLED = new Set([
 // also reported as `unknown_event`.
 const KNOWN = new Set([
   ...HANDLED, 'presence', 'typing', 'user_joined', 'user_left', 'read_state', 'receipt', 'membership',
-  'message_edited', 'message_deleted', 'reaction_added', 'reaction_removed',
+  'user_updated', 'message_edited', 'message_deleted', 'reaction_added', 'reaction_removed',
 ]);
 
 // Send errors worth retrying with the same client_msg_id.

@@ -43,6 +43,7 @@ pub const SERVER_EVENTS: &[&str] = &[
     "read_state",
     "receipt",
     "membership",
+    "user_updated",
 ];
 
 /// A decoded client event.

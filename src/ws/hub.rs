@@ -317,6 +317,13 @@ impl Protocol for Hub {
                     socks.with(k, |_, t| t.send_shared(frame.clone()));
                 }
             }
+            LoopEvent::Users { users, frame } => {
+                for k in self.users.keys_of(&users) {
+                    if socks.with(k, |_, t| t.send_shared(frame.clone())).is_some() {
+                        self.ctx.metrics.ws_frames_out.fetch_add(1, Relaxed);
+                    }
+                }
+            }
             LoopEvent::Revoke(ids) => {
                 for k in socks.keys() {
                     let revoked = socks.with(k, |s, _| ids.contains(&s.who.session_id));

@@ -14,6 +14,7 @@ pub mod gaps;
 pub mod hub;
 pub mod interest;
 pub mod joins;
+pub mod profiles;
 pub mod registry;
 pub mod session;
 pub mod sink;
@@ -24,12 +25,14 @@ use crate::base::error::ApiError;
 use crate::base::model::Message;
 use crate::base::session::Sessions;
 use crate::pg::notify::ReadMark;
+use std::collections::HashSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
 pub use crate::base::session::{Outcome, Outcomes, Transport};
 pub use hub::{Hub, WsCtx};
 pub use interest::Interest;
+pub use profiles::Profiles;
 pub use session::Session;
 pub use sink::NodeSink;
 pub use store::{PgStore, Store};
@@ -151,6 +154,13 @@ pub enum LoopEvent {
     User {
         /// User.
         user: Uuid,
+        /// The encoded frame.
+        frame: Arc<[u8]>,
+    },
+    /// A frame for every socket of these users on this loop (`user_updated`).
+    Users {
+        /// Users.
+        users: Arc<HashSet<Uuid>>,
         /// The encoded frame.
         frame: Arc<[u8]>,
     },

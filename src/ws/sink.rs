@@ -1,7 +1,7 @@
 //! Where the listener's notifications go on this node, beside the interest table it
 //! routes by: revocations to the authenticator and every loop, message batches to the
 //! history cache and to the loops that have the room, room events framed once for those
-//! loops.
+//! loops, profile changes to the profiles thread.
 
 use crate::auth::Auth;
 use crate::base::model::Message;
@@ -10,7 +10,7 @@ use crate::pg::listener::Sink;
 use crate::pg::notify::Event;
 use crate::ws::codec::text_frame;
 use crate::ws::interest::Loops;
-use crate::ws::{Interest, LiveBatch, LoopEvent, Mailbox, events};
+use crate::ws::{Interest, LiveBatch, LoopEvent, Mailbox, Profiles, events};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
@@ -27,6 +27,8 @@ pub struct NodeSink {
     pub auth: Arc<Auth>,
     /// Readiness: the listener is connected.
     pub listener_up: Arc<AtomicBool>,
+    /// The profiles thread (`user_updated`).
+    pub profiles: Profiles,
 }
 
 impl NodeSink {
@@ -121,6 +123,8 @@ impl Sink for NodeSink {
                     frame: frame.clone(),
                 });
             }
+            // Who shares a room with the user is read off this thread.
+            Event::Profile { user } => self.profiles.changed(user),
         }
     }
 

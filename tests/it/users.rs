@@ -218,3 +218,104 @@ fn the_directory_finds_prefixes_whatever_the_case_and_accents() {
     let node = start(&db);
     assert_eq!(search(&node.addr(), t, "olaf"), vec!["Ólafur"]);
 }
+
+/// `user_updated` (PROTOCOL.md 12.3) on two nodes of one database: ann's `PATCH /me` on
+/// node 1 reaches bob's socket on node 2 (bob is a member of ann's room; his socket did
+/// not join it) with the profile `GET /users/:id` shows, and ann's own socket; carol,
+/// who shares a room with bob but none with ann, gets nothing. Five changes in quick
+/// succession (on both nodes) give bob at most 2 events in the first 1.2 s, a second
+/// apart at least, the last with the final name; a change that changes nothing sends
+/// nothing.
+///
+/// Fails when the change does not cross nodes or is sent only to sockets that joined
+/// the room (bob's `expect_next` times out), when it goes to every socket (carol's), when
+/// changes are not coalesced (more than 2 events, or closer than a second), when the
+/// change waiting for the second to end is dropped (the last name is not `Ann 5`), or
+/// when an unchanged profile is announced.
+#[test]
+fn profile_changes_reach_room_mates_on_every_node_once_a_second() {
+    use std::time::{Duration, Instant};
+    let _alone = alone();
+    let db = TestDb::new();
+    let nodes = [start(&db), start(&db)];
+    let (a, b) = (nodes[0].addr(), nodes[1].addr());
+    let (ann, bob, carol) = (
+        register(&a, "uann"),
+        register(&a, "ubob"),
+        register(&a, "ucarol"),
+    );
+    let room = create_room(&a, &ann.token);
+    join_room(&a, &bob.token, &room);
+    let other = create_room(&a, &carol.token);
+    join_room(&a, &bob.token, &other);
+    let mut bobs = Ws::connect(&b, &bob.token);
+    let mut carols = Ws::connect(&b, &carol.token);
+    let mut anns = Ws::connect(&a, &ann.token);
+    let updates = |w: &mut Ws, quiet: Duration| -> Vec<Value> {
+        w.drain(quiet)
+            .into_iter()
+            .filter(|v| v["event"] == "user_updated")
+            .map(|v| v["data"]["user"].clone())
+            .collect()
+    };
+
+    let (status, _) = patch_me(&a, &ann.token, json!({"display_name": "Ann One"}));
+    assert_eq!(status, 200);
+    let seen = bobs.expect_next("user_updated");
+    let (status, shown) = request(
+        &b,
+        "GET",
+        &format!("/users/{}", ann.id),
+        Some(&bob.token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        seen["user"], shown,
+        "the profile as GET /users/:id shows it"
+    );
+    assert_eq!(seen["user"]["display_name"], "Ann One");
+    assert_eq!(
+        anns.expect_next("user_updated")["user"]["id"],
+        ann.id.as_str()
+    );
+
+    // A second after the last event: the next change would go out at once.
+    std::thread::sleep(Duration::from_millis(1100));
+    let t0 = Instant::now();
+    for i in 1..=5 {
+        let node = if i % 2 == 0 { &b } else { &a };
+        let (status, _) = patch_me(
+            node,
+            &ann.token,
+            json!({"display_name": format!("Ann {i}")}),
+        );
+        assert_eq!(status, 200);
+    }
+    let mut events = Vec::new();
+    while let Some(v) = bobs.next_within(Duration::from_secs(3)) {
+        assert_eq!(v["event"], "user_updated", "{v}");
+        events.push((t0.elapsed(), v["data"]["user"]["display_name"].clone()));
+    }
+    let early = events
+        .iter()
+        .filter(|(t, _)| *t <= Duration::from_millis(1200))
+        .count();
+    assert!(!events.is_empty() && early <= 2, "{events:?}");
+    for pair in events.windows(2) {
+        assert!(
+            pair[1].0 - pair[0].0 >= Duration::from_millis(900),
+            "{events:?}"
+        );
+    }
+    assert_eq!(events.last().unwrap().1, "Ann 5", "{events:?}");
+
+    // Nothing changes: nothing is sent.
+    let (status, _) = patch_me(&b, &ann.token, json!({"display_name": "Ann 5"}));
+    assert_eq!(status, 200);
+    bobs.assert_silent(Duration::from_millis(1500), "an unchanged profile");
+    assert!(
+        updates(&mut carols, Duration::from_millis(300)).is_empty(),
+        "carol shares no room with ann"
+    );
+}
