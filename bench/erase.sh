@@ -89,8 +89,9 @@ done
 erase_s=$(echo "$(date +%s.%N) - $t0" | bc)
 echo "erased so far: $(q "SELECT count(*) FROM messages WHERE user_id = '$gone' AND deleted_at IS NOT NULL") messages"
 kill "$sender"
+# The sender only: a bare `wait` also waits for the server, which never exits.
+wait "$sender" 2>/dev/null || true
 sender=
-wait 2>/dev/null || true
 echo "measured during the erasure of $total messages in $rooms rooms: $erase_s s"
 for phase in before during; do
     awk -v p=$phase '$1 == p {print $3 * 1000, $2}' "$out/lat" | sort -n | awk -v p=$phase '
