@@ -14,6 +14,8 @@ pub mod heads;
 pub mod history;
 pub mod indexer;
 pub mod invites;
+pub mod levels;
+pub mod mentions;
 pub mod messages;
 pub mod moderation;
 pub mod ownership;
