@@ -108,7 +108,8 @@ pub fn set_role(r: &Req, id: &str, user: &str) -> Result<Routed, ApiError> {
 }
 
 /// `PUT /rooms/:id/notifications {level}` (`all`, `mentions`, `none`) or the older
-/// `{muted}` (`none` / `all`): the caller's notification level in the room.
+/// `{muted}` (`none` / `all`; `level` wins when both are given): the caller's
+/// notification level in the room.
 pub fn notifications(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let body = r.body.take();
@@ -117,13 +118,10 @@ pub fn notifications(r: &Req, id: &str) -> Result<Routed, ApiError> {
         let mut errs = Vec::new();
         let muted = b.opt_bool("muted", &mut errs);
         let named = b.opt_str("level", &mut errs);
+        // `level` wins over the older `muted` when a client sends both.
         let level = match (&named, muted) {
-            (Some(l), None) => Level::parse(l),
+            (Some(l), _) => Level::parse(l),
             (None, Some(m)) => Some(Level::from_muted(m)),
-            (Some(_), Some(_)) => {
-                errs.push("level and muted cannot both be given".into());
-                None
-            }
             (None, None) => None,
         };
         if level.is_none() && errs.is_empty() {

@@ -319,8 +319,8 @@ fn mentions_page_and_clear_when_read() {
 /// Levels: defaults `all` in a direct room and a small room, `mentions` above
 /// `mentions_only_above_members`; `{level}` sets and `/me/rooms` shows it with
 /// `notifications_muted` following `none`; the `{muted}` form maps to `none`/`all`;
-/// a bad level, both forms at once or neither is 400 `validation_failed`; a non-member
-/// is refused. Fails if a default, the muted mapping or a validation rule breaks.
+/// a bad level or neither form is 400 `validation_failed`, and with both forms the
+/// level wins; a non-member is refused. Fails if a default, the muted mapping or a validation rule breaks.
 #[test]
 fn notification_levels_defaults_set_and_muted_form() {
     let db = TestDb::new();
@@ -382,12 +382,7 @@ fn notification_levels_defaults_set_and_muted_form() {
         (Some("mentions"), Some(false))
     );
 
-    for body in [
-        json!({"level": "loud"}),
-        json!({}),
-        json!({"level": "all", "muted": true}),
-        json!({"level": 3}),
-    ] {
+    for body in [json!({"level": "loud"}), json!({}), json!({"level": 3})] {
         let (s, r) = set_level(&a, &bob.token, &small, body.clone());
         assert_eq!(
             (s, r["code"].as_str()),
@@ -395,6 +390,18 @@ fn notification_levels_defaults_set_and_muted_form() {
             "{body} {r}"
         );
     }
+    // Both forms at once: the level wins (a client moving to levels may send both).
+    let (s, r) = set_level(
+        &a,
+        &bob.token,
+        &small,
+        json!({"level": "all", "muted": true}),
+    );
+    assert_eq!(
+        (s, r["notification_level"].as_str()),
+        (200, Some("all")),
+        "{r}"
+    );
     let other = create_room(&a, &alice.token);
     let (s, r) = set_level(&a, &carol.token, &other, json!({"level": "all"}));
     assert_eq!((s, r["code"].as_str()), (403, Some("not_member")), "{r}");
