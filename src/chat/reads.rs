@@ -406,6 +406,7 @@ const ME_ROOMS_SQL: &str = concat!(
     ") x) rp ON r.role IN ('owner', 'admin')
      LEFT JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM mentions x
         WHERE x.user_id = $1 AND x.room_id = r.id AND x.seq > r.last_read_seq
+          AND x.seq >= r.first_seq
         LIMIT ",
     unread_cap!(),
     ") x) mn ON true
