@@ -204,8 +204,9 @@ fn a_blocked_senders_mention_is_not_counted() {
 
 /// An edit that adds a name mentions it once: editing it in again notifies nobody
 /// twice, and an edit that drops it removes nothing (the message still lists it, the
-/// count stays). The edit entry carries the message's mentions. Fails if edits are not
-/// re-evaluated, if a repeated edit counts again, or if mentions are removed.
+/// count stays). The edit entry carries the message's mentions; deleting the message
+/// takes the mention away. Fails if edits are not re-evaluated, if a repeated edit
+/// counts again, if an edit removes mentions, or if a deletion leaves them counted.
 #[test]
 fn an_edit_adds_a_mention_once() {
     let db = TestDb::new();
@@ -238,6 +239,16 @@ fn an_edit_adds_a_mention_once() {
     let seen = last_in_history(&a, &bob.token, &room, id);
     assert_eq!(seen["content"], "hello");
     assert_eq!(ids(&seen["mentions"]), vec![bob.id.clone()], "{seen}");
+    // Deleting the message takes its mention away.
+    let (s, d) = call(
+        &a,
+        "DELETE",
+        &format!("/rooms/{room}/messages/{id}"),
+        &alice.token,
+        None,
+    );
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(mentions_in(&a, &bob.token, &room), 0);
 }
 
 /// `GET /me/mentions` pages the caller's mentions newest first with a cursor, each
