@@ -133,18 +133,23 @@ pub struct Mentions {
 }
 
 /// The caller's mentions in rooms it is a member of now, newest first (by message id,
-/// which grows with time), skipping deleted and expired messages: one statement
-/// walking the caller's rows of `mentions` backwards.
+/// which grows with time): a page of the caller's rows of `mentions` walked backwards
+/// on its primary key (the cursor a bound of the key, not an `OR`, so the index holds
+/// it), then each message by id. A deleted or expired message leaves a row with null
+/// message columns: skipped, but it counts for the page (the cursor goes on past it).
 const MINE_SQL: &str = concat!(
-    "SELECT n.message_id, r.name, n.seq > rm.last_read_seq, m.*
-     FROM mentions n
-     JOIN room_members rm ON rm.room_id = n.room_id AND rm.user_id = n.user_id
-     JOIN rooms r ON r.id = n.room_id
-     JOIN LATERAL (SELECT ",
+    "WITH page AS (
+       SELECT n.message_id, n.room_id, n.seq > rm.last_read_seq AS unread
+       FROM mentions n
+       JOIN room_members rm ON rm.room_id = n.room_id AND rm.user_id = n.user_id
+       WHERE n.user_id = $1 AND n.message_id < coalesce($2::int8, 9223372036854775807)
+       ORDER BY n.message_id DESC LIMIT $3)
+     SELECT p.message_id, r.name, p.unread, m.*
+     FROM page p JOIN rooms r ON r.id = p.room_id
+     LEFT JOIN LATERAL (SELECT ",
     message_columns!(),
-    " FROM messages WHERE id = n.message_id AND deleted_at IS NULL) m ON true
-     WHERE n.user_id = $1 AND ($2::int8 IS NULL OR n.message_id < $2)
-     ORDER BY n.message_id DESC LIMIT $3"
+    " FROM messages WHERE id = p.message_id AND deleted_at IS NULL) m ON true
+     ORDER BY p.message_id DESC"
 );
 
 /// `who`'s mentions, newest first, `limit` a page after `cursor` (a message id this
@@ -170,6 +175,9 @@ pub fn mine(
     let mut last = None;
     for r in &rows {
         last = Some(r.get::<_, i64>(0));
+        if r.get::<_, Option<i64>>(3).is_none() {
+            continue;
+        }
         out.push(Mention {
             room_name: r.get(1),
             unread: r.get(2),
@@ -177,7 +185,7 @@ pub fn mine(
         });
     }
     let next_cursor = last
-        .filter(|_| out.len() as i64 == limit)
+        .filter(|_| rows.len() as i64 == limit)
         .map(|id| id.to_string());
     Ok(Mentions {
         mentions: out,
