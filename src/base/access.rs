@@ -350,6 +350,20 @@ pub fn slowed(m: Membership) -> bool {
     )
 }
 
+/// Whether `m` may mention the whole room (`@room`, which notifies every member) in a
+/// room of `members` members: its owner and admins always, any member while the room
+/// has at most `max` members. Anything else is sent as written and notifies nobody.
+pub fn may_mention_room(m: Membership, members: i64, max: i64) -> bool {
+    match m {
+        Membership::Member {
+            role: Role::Owner | Role::Admin,
+            ..
+        } => true,
+        Membership::Member { .. } => members <= max,
+        _ => false,
+    }
+}
+
 /// Whether the room shows itself to `m`: to its members, to anyone when public, and to
 /// an invited user (who must see a private room to accept).
 fn shown(m: Membership, v: Visibility) -> Result<(), ApiError> {

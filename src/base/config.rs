@@ -49,6 +49,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Messages after send: edits, reactions, attachments, search.
     pub messages: MessagesConfig,
+    /// `[notifications]`: mentions of the whole room, default notification levels.
+    pub notifications: NotificationsConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
     /// `[metrics]`
@@ -154,6 +156,27 @@ impl Default for RoomsConfig {
         RoomsConfig {
             receipts_max_members: 100,
             receipt_window_ms: 1000,
+        }
+    }
+}
+
+/// `[notifications]`
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Any member may mention the whole room (`@room`) in rooms of at most this many
+    /// members; the owner and admins may in any room.
+    pub room_mention_max_members: u32,
+    /// Members of rooms with more members than this are notified of mentions only
+    /// unless they chose a level (direct rooms always default to all messages).
+    pub mentions_only_above_members: u32,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            room_mention_max_members: 20,
+            mentions_only_above_members: 100,
         }
     }
 }
@@ -383,6 +406,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             rooms: RoomsConfig::default(),
             messages: MessagesConfig::default(),
+            notifications: NotificationsConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             webhooks: Vec::new(),

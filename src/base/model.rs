@@ -195,6 +195,12 @@ pub struct Message {
     /// Aggregated reactions: `{"<emoji>": count}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reactions: Option<serde_json::Value>,
+    /// Members mentioned by name (`@username`), never the sender nor a user who blocked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mentions: Option<Vec<Uuid>>,
+    /// The message mentions the whole room (`@room`, when the sender may).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_room: bool,
 }
 
 /// Formats a timestamp the way clients expect: `2026-03-18T07:02:30.123Z`.

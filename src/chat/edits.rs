@@ -7,6 +7,7 @@
 use crate::base::access::{Action, Author};
 use crate::base::error::{ApiError, CLIENT_MSG_ID_REUSED, MESSAGE_NOT_FOUND, invalid};
 use crate::base::model::{Identity, Kind, Message, Role, iso};
+use crate::chat::mentions;
 use crate::chat::messages::{Rules, check_content};
 use crate::chat::rooms::Standing;
 use crate::pg::audit::{self, Actor};
@@ -158,7 +159,18 @@ pub fn apply(
         client_msg_id,
     };
     let m = match &change {
-        Change::Edit(content) => edit(&mut tx, &on, &t, content),
+        Change::Edit(content) => {
+            let added = mentions::edited(
+                &mut tx,
+                s.membership,
+                room,
+                target,
+                who.user_id,
+                content,
+                rules.room_mention_max,
+            )?;
+            edit(&mut tx, &on, &t, content, added.as_ref())
+        }
         Change::Delete => delete(&mut tx, &on),
         Change::React(emoji) => react(&mut tx, &on, emoji),
         Change::Unreact(emoji) => unreact(&mut tx, &on, emoji),
@@ -299,6 +311,7 @@ fn edit(
     on: &On<'_>,
     t: &Target,
     content: &str,
+    mentions: Option<&serde_json::Value>,
 ) -> Result<Message, ApiError> {
     tx.execute(
         "INSERT INTO message_edits (message_id, room_id, version, content, edited_at)
@@ -310,7 +323,7 @@ fn edit(
         "UPDATE messages SET content = $2, edited_at = now() WHERE id = $1",
         &[&on.target, &content],
     )?;
-    on.record(tx, Kind::MessageEdited, content, None)
+    on.record(tx, Kind::MessageEdited, content, mentions)
 }
 
 /// A tombstone: the content leaves storage (the message, its earlier versions, the edit
@@ -340,6 +353,7 @@ fn delete(tx: &mut impl GenericClient, on: &On<'_>) -> Result<Message, ApiError>
         "DELETE FROM message_search WHERE room_id = $1 AND message_id = $2",
         &[&room, &target],
     )?;
+    tx.execute("DELETE FROM mentions WHERE message_id = $1", &[&target])?;
     crate::chat::pins::forget(tx, room, target)?;
     on.record(tx, Kind::MessageDeleted, "", None)
 }
@@ -468,6 +482,7 @@ mod tests {
             edit_window: (window_secs > 0).then(|| Duration::from_secs(window_secs)),
             max_reactions,
             max_attachments: 10,
+            room_mention_max: 20,
         }
     }
 

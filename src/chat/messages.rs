@@ -1,7 +1,7 @@
 //! Messages: validation of what clients send, and the rules from `[messages]` that
 //! messages and changes to them are checked against.
 
-use crate::base::config::MessagesConfig;
+use crate::base::config::{MessagesConfig, NotificationsConfig};
 use crate::base::error::ApiError;
 use crate::base::{names, text};
 use std::time::Duration;
@@ -16,6 +16,9 @@ pub struct Rules {
     pub max_reactions: usize,
     /// Most attachments on one message.
     pub max_attachments: usize,
+    /// Rooms of at most this many members let any member mention the whole room
+    /// (`[notifications] room_mention_max_members`; an edit adding `@room` asks it).
+    pub room_mention_max: i64,
 }
 
 impl Rules {
@@ -25,6 +28,15 @@ impl Rules {
             edit_window: (m.edit_window_secs > 0).then(|| Duration::from_secs(m.edit_window_secs)),
             max_reactions: m.max_reactions,
             max_attachments: m.max_attachments,
+            room_mention_max: i64::from(NotificationsConfig::default().room_mention_max_members),
+        }
+    }
+
+    /// These rules with `[notifications]`' limit on mentioning the whole room.
+    pub fn with_notifications(self, n: &NotificationsConfig) -> Rules {
+        Rules {
+            room_mention_max: i64::from(n.room_mention_max_members),
+            ..self
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::base::access::{self, Action, Membership, RoomSettings};
 use crate::base::error::{ApiError, ROOM_NOT_FOUND, invalid};
 use crate::base::model::{Identity, Message, iso};
 use crate::chat::direct::Peer;
+use crate::chat::levels::Level;
 use crate::chat::rooms::{ROOM_COLUMNS, Role, Room, room_columns};
 use crate::pg::messages::{self, message_columns};
 use crate::pg::notify::{self, ReadMark};
@@ -336,8 +337,12 @@ pub struct MyRoom {
     pub unread: i64,
     /// The caller is muted here.
     pub muted: bool,
-    /// The caller silenced the room's notifications.
+    /// The caller silenced the room's notifications (`notification_level` is `none`).
     pub notifications_muted: bool,
+    /// What the caller is notified of here: its choice, else the default.
+    pub notification_level: Level,
+    /// Mentions of the caller after its read mark, at most 100.
+    pub mentions: i64,
     /// When the room last got a message (other entries do not move it).
     pub last_activity_at: String,
     /// The newest message or system entry, if any.
@@ -374,12 +379,12 @@ const ME_ROOMS_SQL: &str = concat!(
     ", r.last_seq, r.last_activity_at, m.role, m.last_read_seq,
         EXISTS (SELECT 1 FROM room_restrictions x
                 WHERE x.room_id = m.room_id AND x.user_id = m.user_id AND x.muted),
-        m.notifications_muted
+        m.notifications_muted, m.notification_level, r.member_count
         FROM room_members m JOIN rooms r ON r.id = m.room_id
         WHERE m.user_id = $1
           AND ($2::timestamptz IS NULL OR (r.last_activity_at, r.id) < ($2, $3))
         ORDER BY r.last_activity_at DESC, r.id DESC LIMIT $4)
-     SELECT r.*, lm.*, ou.id, ou.username, ou.display_name, un.n, rp.n
+     SELECT r.*, lm.*, ou.id, ou.username, ou.display_name, un.n, rp.n, mn.n
      FROM mine r
      LEFT JOIN LATERAL (SELECT ",
     message_columns!(),
@@ -399,12 +404,18 @@ const ME_ROOMS_SQL: &str = concat!(
         LIMIT ",
     unread_cap!(),
     ") x) rp ON r.role IN ('owner', 'admin')
+     LEFT JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM mentions x
+        WHERE x.user_id = $1 AND x.room_id = r.id AND x.seq > r.last_read_seq
+          AND x.seq >= r.first_seq
+        LIMIT ",
+    unread_cap!(),
+    ") x) mn ON true
      ORDER BY r.last_activity_at DESC, r.id DESC"
 );
 
 /// Where the other user's columns start in a `/me/rooms` row: after the room, its read
-/// state (6) and the last message's columns.
-const PEER_AT: usize = ROOM_COLUMNS + 6 + messages::COLUMNS;
+/// state (8) and the last message's columns.
+const PEER_AT: usize = ROOM_COLUMNS + 8 + messages::COLUMNS;
 
 /// Parses a `/me/rooms` cursor: `<activity µs>_<room id>`.
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
@@ -416,12 +427,14 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
 }
 
 /// The caller's rooms, most recent activity first, each with its last message and
-/// unread count: one statement per page.
+/// unread count: one statement per page. Rooms of more than `mentions_above` members
+/// default to the `mentions` notification level.
 pub fn my_rooms(
     w: &mut Worker,
     who: &Identity,
     cursor: Option<&str>,
     limit: i64,
+    mentions_above: i64,
 ) -> Result<MyRooms, ApiError> {
     let (at, id) = match cursor {
         Some(c) => {
@@ -433,7 +446,8 @@ pub fn my_rooms(
     let (c, st) = w.prepared(ME_ROOMS_SQL)?;
     let rows = c.query(&st, &[&who.user_id, &at, &id, &limit])?;
     // Columns: the room (ROOM_COLUMNS), last_seq, last_activity_at, role, last_read_seq,
-    // muted, notifications_muted, then the message (all null without one), then the peer.
+    // muted, notifications_muted, notification_level, member_count, then the message (all
+    // null without one), then the peer, unread, reports, mentions.
     const R: usize = ROOM_COLUMNS;
     let mut out = Vec::with_capacity(rows.len());
     let mut last_key = None;
@@ -442,8 +456,8 @@ pub fn my_rooms(
         let last_seq: i64 = r.get(R);
         let activity: DateTime<Utc> = r.get(R + 1);
         let last_read_seq: i64 = r.get(R + 3);
-        let last_message = match r.get::<_, Option<i64>>(R + 6) {
-            Some(_) => Some(messages::from_row_at(r, R + 6)?),
+        let last_message = match r.get::<_, Option<i64>>(R + 8) {
+            Some(_) => Some(messages::from_row_at(r, R + 8)?),
             None => None,
         };
         let other_user = r.get::<_, Option<Uuid>>(PEER_AT).map(|id| Peer {
@@ -452,6 +466,14 @@ pub fn my_rooms(
             display_name: r.get(PEER_AT + 2),
         });
         last_key = Some(format!("{}_{}", activity.timestamp_micros(), room.id));
+        let notifications_muted: bool = r.get(R + 5);
+        let notification_level = Level::effective(
+            r.get(R + 6),
+            notifications_muted,
+            room.visibility,
+            i64::from(r.get::<_, i32>(R + 7)),
+            mentions_above,
+        );
         out.push(MyRoom {
             room,
             role: Role::parse(r.get(R + 2)).unwrap_or(Role::Member),
@@ -460,7 +482,9 @@ pub fn my_rooms(
             unread: r.get(PEER_AT + 3),
             reports: r.get(PEER_AT + 4),
             muted: r.get(R + 4),
-            notifications_muted: r.get(R + 5),
+            notifications_muted,
+            notification_level,
+            mentions: r.get(PEER_AT + 5),
             last_activity_at: iso(activity),
             last_message,
             other_user,

@@ -95,23 +95,26 @@ impl Room {
 /// returns the role it had.
 const REMOVE_MEMBER_SQL: &str = "WITH gone AS (
        DELETE FROM room_members WHERE room_id = $1 AND user_id = $2
-       RETURNING room_id, user_id, role, notifications_muted, last_read_seq),
+       RETURNING room_id, user_id, role, notifications_muted, last_read_seq, notification_level),
      kept AS (
-       INSERT INTO room_departures (room_id, user_id, notifications_muted, last_read_seq)
-       SELECT room_id, user_id, notifications_muted, last_read_seq FROM gone
+       INSERT INTO room_departures (room_id, user_id, notifications_muted, last_read_seq,
+                                    notification_level)
+       SELECT room_id, user_id, notifications_muted, last_read_seq, notification_level FROM gone
        ON CONFLICT (room_id, user_id) DO UPDATE
          SET notifications_muted = EXCLUDED.notifications_muted,
+             notification_level = EXCLUDED.notification_level,
              last_read_seq = EXCLUDED.last_read_seq, left_at = now())
      SELECT role FROM gone";
 
-/// Makes `$2` a member of `$1` (nothing when it is one), with the notification mute and
-/// read position it left with, if it left before.
+/// Makes `$2` a member of `$1` (nothing when it is one), with the notification mute,
+/// level and read position it left with, if it left before.
 pub const ADD_MEMBER_SQL: &str = "WITH d AS (
        DELETE FROM room_departures WHERE room_id = $1 AND user_id = $2
-       RETURNING notifications_muted, last_read_seq)
-     INSERT INTO room_members (room_id, user_id, notifications_muted, last_read_seq)
+       RETURNING notifications_muted, last_read_seq, notification_level)
+     INSERT INTO room_members (room_id, user_id, notifications_muted, last_read_seq,
+                               notification_level)
      SELECT $1, $2, COALESCE((SELECT notifications_muted FROM d), false),
-            COALESCE((SELECT last_read_seq FROM d), 0)
+            COALESCE((SELECT last_read_seq FROM d), 0), (SELECT notification_level FROM d)
      ON CONFLICT DO NOTHING";
 
 /// A new room's fields.
@@ -546,24 +549,6 @@ pub fn members(w: &mut Worker, who: &Identity, room: Uuid) -> Result<Vec<Member>
             muted: r.get(5),
         })
         .collect())
-}
-
-/// Silences (or not) a room's notifications for the caller; any member may.
-pub fn set_notifications(
-    w: &mut Worker,
-    who: &Identity,
-    room: Uuid,
-    muted: bool,
-) -> Result<(), ApiError> {
-    let c = w.client()?;
-    let mut tx = c.transaction()?;
-    Standing::lock(&mut tx, room, who.user_id, Action::SetNotifications)?;
-    tx.execute(
-        "UPDATE room_members SET notifications_muted = $3 WHERE room_id = $1 AND user_id = $2",
-        &[&room, &who.user_id, &muted],
-    )?;
-    tx.commit()?;
-    Ok(())
 }
 
 /// Refuses to act on oneself where it makes no sense.

@@ -10,6 +10,7 @@
 
 use crate::base::error::ApiError;
 use crate::base::model::{Identity, Message};
+use crate::chat::mentions;
 use crate::chat::messages::{self, Rules};
 use crate::chat::reads::{Mark, Reads};
 use crate::pg::writer::{Extra, WriteJob, Writers};
@@ -59,12 +60,18 @@ pub fn check(mut d: Draft, rules: &Rules) -> Result<Draft, ApiError> {
 pub struct Sender {
     writers: Writers,
     reads: Reads,
+    room_mention_max: i64,
 }
 
 impl Sender {
-    /// A handle over the node's writers and read-marks thread.
-    pub fn new(writers: Writers, reads: Reads) -> Sender {
-        Sender { writers, reads }
+    /// A handle over the node's writers and read-marks thread; rooms of at most
+    /// `room_mention_max` members let any member mention the whole room.
+    pub fn new(writers: Writers, reads: Reads, room_mention_max: i64) -> Sender {
+        Sender {
+            writers,
+            reads,
+            room_mention_max,
+        }
     }
 
     /// Hands a checked draft from `who` to its room's writer, without blocking; `reply`
@@ -91,12 +98,16 @@ impl Sender {
         F: FnOnce(Result<Arc<Message>, ApiError>) + Send + 'static,
     {
         let reads = self.reads.clone();
-        let extra = (d.reply_to.is_some() || d.attachments.is_some()).then(|| {
-            Box::new(Extra {
-                reply_to: d.reply_to,
-                attachments: d.attachments,
-            })
-        });
+        // Parsed here, off the writer: a text without `@` costs one scan and nothing more.
+        let mentions = mentions::parse(&d.content, self.room_mention_max);
+        let extra =
+            (d.reply_to.is_some() || d.attachments.is_some() || mentions.is_some()).then(|| {
+                Box::new(Extra {
+                    reply_to: d.reply_to,
+                    attachments: d.attachments,
+                    mentions,
+                })
+            });
         let job = WriteJob {
             room_id: d.room,
             user_id: who.user_id,

@@ -4,9 +4,11 @@
 use crate::base::error::{ApiError, USER_NOT_FOUND, check};
 use crate::chat::direct;
 use crate::chat::invites;
+use crate::chat::levels::{self, Level};
+use crate::chat::mentions;
 use crate::chat::moderation::{self, Action, Patch};
 use crate::chat::reads::{self, Mark};
-use crate::chat::rooms::{self, Role};
+use crate::chat::rooms::Role;
 use crate::http::body::Body;
 use crate::http::messages::page_limit;
 use crate::http::parse::query_param;
@@ -105,7 +107,9 @@ pub fn set_role(r: &Req, id: &str, user: &str) -> Result<Routed, ApiError> {
     })
 }
 
-/// `PUT /rooms/:id/notifications {muted}`: the caller silences (or not) the room.
+/// `PUT /rooms/:id/notifications {level}` (`all`, `mentions`, `none`) or the older
+/// `{muted}` (`none` / `all`; `level` wins when both are given): the caller's
+/// notification level in the room.
 pub fn notifications(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let body = r.body.take();
@@ -113,12 +117,24 @@ pub fn notifications(r: &Req, id: &str) -> Result<Routed, ApiError> {
         let b = Body::parse(&body)?;
         let mut errs = Vec::new();
         let muted = b.opt_bool("muted", &mut errs);
-        if muted.is_none() && errs.is_empty() {
-            errs.push("muted must be a boolean".into());
+        let named = b.opt_str("level", &mut errs);
+        // `level` wins over the older `muted` when a client sends both.
+        let level = match (&named, muted) {
+            (Some(l), _) => Level::parse(l),
+            (None, Some(m)) => Some(Level::from_muted(m)),
+            (None, None) => None,
+        };
+        if level.is_none() && errs.is_empty() {
+            errs.push("level must be all, mentions or none (or muted a boolean)".into());
         }
         check(errs)?;
-        rooms::set_notifications(w, &who, room, muted.unwrap_or(false))?;
-        Ok(json!({ "room_id": room, "notifications_muted": muted }))
+        let level = level.unwrap_or(Level::All);
+        levels::set(w, &who, room, level)?;
+        Ok(json!({
+            "room_id": room,
+            "notifications_muted": level == Level::None,
+            "notification_level": level,
+        }))
     })
 }
 
@@ -164,8 +180,19 @@ pub fn my_rooms(r: &Req) -> Result<Routed, ApiError> {
     let who = r.caller()?;
     let limit = page_limit(r)?;
     let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
+    r.job(&r.ctx.db, 200, move |w, ctx| {
+        let above = i64::from(ctx.cfg.notifications.mentions_only_above_members);
+        reads::my_rooms(w, &who, cursor.as_deref(), limit, above)
+    })
+}
+
+/// `GET /me/mentions?cursor=&limit=`: a page `{mentions, next_cursor}`, newest first.
+pub fn my_mentions(r: &Req) -> Result<Routed, ApiError> {
+    let who = r.caller()?;
+    let limit = page_limit(r)?;
+    let cursor = query_param(&r.head.query, "cursor").filter(|c| !c.is_empty());
     r.job(&r.ctx.db, 200, move |w, _| {
-        reads::my_rooms(w, &who, cursor.as_deref(), limit)
+        mentions::mine(w, &who, cursor.as_deref(), limit)
     })
 }
 

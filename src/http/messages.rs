@@ -111,7 +111,8 @@ fn change(r: &Req, id: &str, mid: &str, change: Change) -> Result<Routed, ApiErr
     r.spend(&who)?;
     let target = message_id(mid)?;
     r.job(&r.ctx.db, 200, move |w, ctx| {
-        let rules = Rules::from_config(&ctx.cfg.messages);
+        let rules =
+            Rules::from_config(&ctx.cfg.messages).with_notifications(&ctx.cfg.notifications);
         edits::apply(w, &who, room, target, change, None, rules)
     })
 }

@@ -388,7 +388,11 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         auth: auth.clone(),
         db: db.clone(),
         authq,
-        sender: Sender::new(writers.clone(), reads.clone()),
+        sender: Sender::new(
+            writers.clone(),
+            reads.clone(),
+            i64::from(cfg.notifications.room_mention_max_members),
+        ),
         exports,
         heads: heads.clone(),
         history: history.clone(),
@@ -398,9 +402,13 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         status,
         reads: reads.clone(),
     });
-    let rules = Rules::from_config(&cfg.messages);
+    let rules = Rules::from_config(&cfg.messages).with_notifications(&cfg.notifications);
     let store = PgStore {
-        sender: Sender::new(writers.clone(), reads.clone()),
+        sender: Sender::new(
+            writers.clone(),
+            reads.clone(),
+            i64::from(cfg.notifications.room_mention_max_members),
+        ),
         db: db.clone(),
         heads,
         presence,

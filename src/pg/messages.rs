@@ -15,13 +15,13 @@ macro_rules! message_columns {
     () => {
         "id, seq, room_id, user_id, username, content, created_at, client_msg_id, kind, data, \
          target_id, edited_at, deleted_at, reply_to, reply_count, last_reply_at, attachments, \
-         reactions"
+         reactions, mentions, mentions_room"
     };
 }
 pub(crate) use message_columns;
 
 /// How many columns [`message_columns!`] names.
-pub const COLUMNS: usize = 18;
+pub const COLUMNS: usize = 20;
 
 /// Messages of a room with `$2 < seq <= $3`, ascending, at most `$4`.
 pub const RANGE_SQL: &str = concat!(
@@ -58,6 +58,10 @@ pub fn from_row_at(row: &postgres::Row, at: usize) -> Result<Message, postgres::
         last_reply_at: row.try_get::<_, Option<_>>(at + 15)?.map(iso),
         attachments: row.try_get(at + 16)?,
         reactions: row.try_get(at + 17)?,
+        mentions: row
+            .try_get::<_, Option<Vec<Uuid>>>(at + 18)?
+            .filter(|v| !v.is_empty()),
+        mentions_room: row.try_get(at + 19)?,
     })
 }
 

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "search_recent",
         include_str!("../../sql/0020_search_recent.sql"),
     ),
+    (
+        21,
+        "mentions_notification_levels",
+        include_str!("../../sql/0021_mentions_notification_levels.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod listener;
+pub mod mentions;
 pub mod messages;
 pub mod migrate;
 pub mod notify;

@@ -7,6 +7,7 @@ use crate::base::access::{self, Action, Membership, RoomSettings};
 use crate::base::error::{ApiError, CLIENT_MSG_ID_REUSED, MESSAGE_NOT_FOUND, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
 use crate::base::model::{Kind, Message, iso};
+use crate::pg::mentions::{self, Named, Pending, Resolved};
 use crate::pg::messages::{self, message_columns};
 use crate::pg::notify::{Batch, shard_channel, shard_of};
 use crate::pg::pool::{Pool, Worker, next_job};
@@ -51,6 +52,8 @@ pub struct Extra {
     pub reply_to: Option<i64>,
     /// Attachment metadata (already validated).
     pub attachments: Option<serde_json::Value>,
+    /// The `@` names of its text (resolved against the room's members when stored).
+    pub mentions: Option<Named>,
 }
 
 /// Senders to the writer threads; a room always maps to the same writer.
@@ -162,14 +165,15 @@ enum Slot {
 /// for a room without one; with the room's visibility and slow mode and, for a member
 /// of a direct room only, whether a block parts it from the other member (either way:
 /// two primary-key probes; the other member is its direct key without the sender's id).
-/// (No invitation or ban: the send rule answers those users like anyone outside.)
+/// (No invitation or ban: the send rule answers those users like anyone outside.) Last,
+/// the room's member count (who may mention the whole room).
 const LOCK_SQL: &str = "SELECT r.id, m.user_id, x.muted, r.visibility, m.role, r.slow_mode_secs,
        CASE WHEN r.visibility = 'direct' AND m.user_id IS NOT NULL THEN EXISTS (
          SELECT 1 FROM (SELECT replace(replace(r.direct_key, m.user_id::text, ''), ':', '')::uuid
                         AS peer) p
          JOIN user_blocks b ON (b.user_id = m.user_id AND b.blocked_id = p.peer)
                             OR (b.user_id = p.peer AND b.blocked_id = m.user_id))
-       ELSE false END
+       ELSE false END, r.member_count
      FROM rooms r
      LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ANY($2)
      LEFT JOIN room_restrictions x ON x.room_id = r.id AND x.user_id = m.user_id
@@ -321,6 +325,7 @@ fn store(worker: &mut Worker, jobs: &[WriteJob], shards: u16) -> Result<Vec<Outc
             EXTRA_SQL,
             TARGETS_SQL,
             PLAIN_STORE_SQL,
+            mentions::SQL,
         ])
         .map_err(Failed::Unavailable)?;
     // A concurrent node may store the same client_msg_id between our check and our
@@ -344,7 +349,7 @@ type Outcome = (Result<Arc<Message>, ApiError>, bool);
 
 fn try_store(
     c: &mut postgres::Client,
-    st: &[Statement; 7],
+    st: &[Statement; 8],
     jobs: &[WriteJob],
     shards: u16,
 ) -> Result<Vec<Outcome>, postgres::Error> {
@@ -361,9 +366,11 @@ fn try_store(
     let mut members: HashMap<(Uuid, Uuid), Membership> = HashMap::new();
     let mut blocked: std::collections::HashSet<(Uuid, Uuid)> = Default::default();
     let mut slow = Slow::default();
+    let mut sizes: HashMap<Uuid, i32> = HashMap::new();
     for row in tx.query(&st[0], &[&rooms, &users])? {
         let room: Uuid = row.get(0);
         existing.insert(room, RoomSettings::from_row(row.get(3)));
+        sizes.insert(room, row.get(7));
         let secs: i32 = row.get(5);
         if secs > 0 {
             slow.secs.insert(room, secs);
@@ -450,6 +457,9 @@ fn try_store(
         }
     }
     store_extras(&mut tx, &st[4], jobs, &slots, &ks, &stored)?;
+    let mentioned = store_mentions(
+        &mut tx, &st[7], jobs, &slots, &ks, &stored, &members, &sizes,
+    )?;
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
     let mut per_room: HashMap<Uuid, Vec<Arc<Message>>> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
@@ -459,6 +469,7 @@ fn try_store(
             Slot::SameAs(k) => (outcomes[*k].0.clone(), false),
             Slot::New => match stored.get(&(j.room_id, ks[i])) {
                 Some((seq, id, at)) => {
+                    let (named, everyone) = mentioned.get(id).cloned().unwrap_or_default();
                     let m = Arc::new(Message {
                         id: *id,
                         seq: *seq,
@@ -470,6 +481,8 @@ fn try_store(
                         client_msg_id: j.client_msg_id.clone(),
                         reply_to: j.extra.as_ref().and_then(|x| x.reply_to),
                         attachments: j.extra.as_ref().and_then(|x| x.attachments.clone()),
+                        mentions: (!named.is_empty()).then_some(named),
+                        mentions_room: everyone,
                         ..Default::default()
                     });
                     per_room.entry(j.room_id).or_default().push(m.clone());
@@ -599,6 +612,51 @@ fn store_extras(
         tx.execute(extra, &[&rooms, &seqs, &replies, &files])?;
     }
     Ok(())
+}
+
+/// Resolves the mentions of the batch's new messages that name someone (one statement,
+/// only when there are any): `@room` counts when the sender may mention the whole room
+/// (asked of the access rule with its membership and the room's size).
+#[allow(clippy::too_many_arguments)]
+fn store_mentions(
+    tx: &mut postgres::Transaction<'_>,
+    st: &Statement,
+    jobs: &[WriteJob],
+    slots: &[Slot],
+    ks: &[i64],
+    stored: &HashMap<(Uuid, i64), (i64, i64, String)>,
+    members: &HashMap<(Uuid, Uuid), Membership>,
+    sizes: &HashMap<Uuid, i32>,
+) -> Result<Resolved, postgres::Error> {
+    let mut pending = Vec::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let (Slot::New, Some(named)) = (
+            &slots[i],
+            j.extra.as_ref().and_then(|x| x.mentions.as_ref()),
+        ) else {
+            continue;
+        };
+        let Some((seq, id, _)) = stored.get(&(j.room_id, ks[i])) else {
+            continue;
+        };
+        let m = members
+            .get(&(j.room_id, j.user_id))
+            .copied()
+            .unwrap_or(Membership::None);
+        let size = i64::from(sizes.get(&j.room_id).copied().unwrap_or(0));
+        pending.push(Pending {
+            room: j.room_id,
+            message_id: *id,
+            seq: *seq,
+            sender: j.user_id,
+            named,
+            room_allowed: named.room && access::may_mention_room(m, size, named.room_max_members),
+        });
+    }
+    if pending.is_empty() {
+        return Ok(Resolved::new());
+    }
+    mentions::resolve(tx, st, &pending)
 }
 
 /// Answers jobs whose (room, user, client_msg_id) is already stored, or repeated in the batch.

@@ -104,13 +104,29 @@ export interface MyRoom extends Room {
   unread: number;
   /** The caller may read but not send. */
   muted: boolean;
-  /** The caller silenced the room's notifications. */
+  /** The caller silenced the room's notifications (`notification_level` is `'none'`). */
   notifications_muted: boolean;
+  /** What the caller is notified of here: its choice, else the server's default (servers with mentions). */
+  notification_level?: NotificationLevel;
+  /** Mentions of the caller after its read mark, at most 100 (servers with mentions). */
+  mentions?: number;
   last_activity_at: string;
   /** The newest message or system entry. */
   last_message: Message | null;
   /** For a direct room, the other member. */
   other_user: Peer | null;
+}
+
+/** What a member is notified of in a room. */
+export type NotificationLevel = 'all' | 'mentions' | 'none';
+
+/** A mention of the caller (`GET /me/mentions`). */
+export interface Mention {
+  /** The mentioning message, as history shows it now. */
+  message: Message;
+  room_name: string;
+  /** After the caller's read mark in the room. */
+  unread: boolean;
 }
 
 /** One page of `GET /me/rooms`; pass `next_cursor` back as `cursor` (null on the last page). */
@@ -166,6 +182,10 @@ export interface ChatMessage extends EntryBase {
   attachments?: Attachment[];
   /** Reaction counts by emoji (rows read over REST; the stream carries the changes). */
   reactions?: Record<string, number>;
+  /** Ids of the members it mentions by name (`@username`; servers with mentions). */
+  mentions?: string[];
+  /** It mentions the whole room (`@room`). */
+  mentions_room?: true;
 }
 
 /** What a system entry records. */
@@ -205,7 +225,8 @@ export interface ChangeEntry extends EntryBase {
   message_id: number;
   edited_at?: string;
   deleted_at?: string;
-  data?: { emoji?: string; [extra: string]: unknown };
+  /** A reaction's `emoji`; an edit's `mentions` (the message's whole list after it) when it mentions anyone. */
+  data?: { emoji?: string; mentions?: string[]; mentions_room?: boolean; [extra: string]: unknown };
 }
 
 /**
@@ -525,6 +546,10 @@ export class Rest {
   setRole(roomId: string, userId: string, role: 'admin' | 'member'): Promise<{ success: true }>;
   /** Silence (or not) a room's notifications for the caller. */
   setNotifications(roomId: string, muted: boolean): Promise<{ room_id: string; notifications_muted: boolean }>;
+  /** The caller's notification level in a room. */
+  setNotificationLevel(roomId: string, level: NotificationLevel): Promise<{ room_id: string; notification_level: NotificationLevel; notifications_muted: boolean }>;
+  /** Mentions of the caller in its rooms, newest first, a page at a time. */
+  mentions(page?: { cursor?: string; limit?: number }): Promise<{ mentions: Mention[]; next_cursor: string | null }>;
   /** The direct room of the caller and `userId`, created on the first call. */
   openDirect(userId: string): Promise<DirectRoom>;
   /** Invitations waiting for the caller, newest first. */

@@ -657,6 +657,24 @@ export class Rest {
   setNotifications(roomId, muted) {
     return this.request('PUT', `${roomPath(roomId)}/notifications`, { muted: !!muted });
   }
+  /**
+   * The caller's notification level in a room: `'all'`, `'mentions'` or `'none'`
+   * (`{room_id, notification_level, notifications_muted}`).
+   */
+  setNotificationLevel(roomId, level) {
+    return this.request('PUT', `${roomPath(roomId)}/notifications`, { level });
+  }
+  /**
+   * Mentions of the caller in its rooms, newest first: a page `{mentions: [{message,
+   * room_name, unread}], next_cursor}` (pass `cursor` for the next).
+   */
+  mentions({ cursor, limit } = {}) {
+    const q = new URLSearchParams();
+    if (cursor) q.set('cursor', cursor);
+    if (limit) q.set('limit', String(limit));
+    const qs = q.toString();
+    return this.request('GET', `/me/mentions${qs ? `?${qs}` : ''}`);
+  }
   /** The direct room of the caller and `userId` (created on the first call): a Room with `other_user`. */
   openDirect(userId) { return this.request('POST', '/dm', { user_id: userId }); }
   /** Invitations waiting for the caller, newest first (the first page): `[{room, invited_by, created_at}]`. */

@@ -24,6 +24,7 @@ mod hardening;
 mod history;
 mod http;
 mod limits;
+mod mentions;
 mod messages;
 mod nodes;
 mod nul;

@@ -171,7 +171,15 @@ test('kick, ban and deletion end the room on the client; private and direct room
   assert.equal(members.find((m) => m.id === carol.user.id).muted, true);
   await alice.api.unmute(room.id, carol.user.id);
   await carol.send(room.id, 'unmuted');
-  assert.deepEqual(await bob.api.setNotifications(room.id, true), { room_id: room.id, notifications_muted: true });
+  assert.deepEqual(await bob.api.setNotifications(room.id, true), { room_id: room.id, notifications_muted: true, notification_level: 'none' });
+  assert.deepEqual(await bob.api.setNotificationLevel(room.id, 'mentions'), { room_id: room.id, notifications_muted: false, notification_level: 'mentions' });
+  await assert.rejects(bob.api.setNotificationLevel(room.id, 'loud'), (e) => e.code === 'validation_failed');
+  // A mention of bob reaches his mentions page.
+  const mention = await alice.api.postMessage(room.id, `ping @${bob.user.username}`);
+  assert.deepEqual(mention.mentions, [bob.user.id]);
+  const page = await bob.api.mentions({ limit: 10 });
+  assert.equal(page.mentions[0].message.id, mention.id);
+  assert.equal(page.mentions[0].unread, true);
 
   // The kick: bob's client drops the room, with the reason, and never rejoins it.
   await alice.api.kick(room.id, bob.user.id);
