@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "search_recent",
         include_str!("../../sql/0020_search_recent.sql"),
     ),
+    (
+        21,
+        "file_uploads",
+        include_str!("../../sql/0021_file_uploads.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.
