@@ -47,6 +47,8 @@ pub struct HttpCtx {
     pub metrics: Arc<Metrics>,
     /// Login attempts per address and per account.
     pub logins: Windows,
+    /// Each user's uploads a minute (`files.uploads_per_minute`).
+    pub uploads: Windows,
     /// Each user's events a second, shared with the WebSocket side.
     pub per_user: Arc<PerUser>,
     /// Readiness and gauges.

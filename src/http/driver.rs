@@ -41,6 +41,7 @@ impl HttpDriver {
             max_header_bytes: h.max_header_bytes,
             max_headers: h.max_headers,
             max_body_bytes: h.max_body_bytes,
+            max_upload_bytes: ctx.cfg.files.max_bytes,
         };
         HttpDriver {
             ctx,
@@ -58,7 +59,8 @@ impl HttpDriver {
             Phase::Refused => return refuse(s, t),
             Phase::Serving | Phase::Waiting { .. } | Phase::Streaming { .. } => {}
         }
-        s.fill(t, self.limits.max_header_bytes + self.limits.max_body_bytes);
+        let cap = s.read_cap(self.limits.max_header_bytes + self.limits.max_body_bytes);
+        s.fill(t, cap);
         self.serve(k, s, t)
     }
 

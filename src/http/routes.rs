@@ -10,6 +10,7 @@ use crate::http::blocks;
 use crate::http::caller::{self, Bearer};
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
+use crate::http::files;
 use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
@@ -248,6 +249,10 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
             "DELETE /rooms/:id/messages/:message_id/reactions/:emoji",
             msgs::reaction(r, id, mid, emoji, false).into(),
         )),
+        (Post, ["rooms", id, "files"]) => {
+            Some(("POST /rooms/:id/files", files::upload(r, id).into()))
+        }
+        (Get, ["files", id]) => Some(("GET /files/:id", files::download(r, id).into())),
         (Get, ["rooms", id, "pins"]) => Some(("GET /rooms/:id/pins", pins::list(r, id).into())),
         (Put, ["rooms", id, "pins", mid]) => Some((
             "PUT /rooms/:id/pins/:message_id",
@@ -334,12 +339,12 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
 }
 
 /// Whether a known path is one of the bearer API's: everything under `/rooms`, `/me`,
-/// `/dm` and `/users`, and `/auth/logout`.
+/// `/dm`, `/users` and `/files`, and `/auth/logout`.
 fn needs_bearer(segs: &[&str]) -> bool {
     allowed(segs).is_some()
         && matches!(
             segs,
-            ["rooms" | "me" | "dm" | "users", ..] | ["auth", "logout"]
+            ["rooms" | "me" | "dm" | "users" | "files", ..] | ["auth", "logout"]
         )
 }
 
@@ -361,6 +366,8 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["rooms", _, "messages", _, "edits"] | ["rooms", _, "search"] => "GET, HEAD",
         ["rooms", _, "messages", _, "reactions", _] => "PUT, DELETE",
         ["me", "search"] => "GET, HEAD",
+        ["rooms", _, "files"] => "POST",
+        ["files", _] => "GET, HEAD",
         ["rooms", _, "pins"] => "GET, HEAD",
         ["rooms", _, "pins", _] => "PUT, DELETE",
         ["rooms", _, "messages", _, "report"] | ["rooms", _, "reports", _, "resolve"] => "POST",
@@ -450,6 +457,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/rooms/{id}/search"),
     ("GET", "/me/search"),
+    ("POST", "/rooms/{id}/files"),
+    ("GET", "/files/{id}"),
     ("GET", "/rooms/{id}/pins"),
     ("PUT", "/rooms/{id}/pins/{message_id}"),
     ("DELETE", "/rooms/{id}/pins/{message_id}"),

@@ -129,6 +129,9 @@ pub struct HttpSession {
     peer_closed: bool,
     /// Serving stopped because the answers queued for the peer passed the bound.
     paused: bool,
+    /// Bytes of the request at the front of the buffer, once its head is parsed and its
+    /// body is still arriving (0 otherwise): reading goes on up to it.
+    want: usize,
 }
 
 impl HttpSession {
@@ -144,6 +147,7 @@ impl HttpSession {
             last_read: now,
             peer_closed: false,
             paused: false,
+            want: 0,
         }
     }
 
@@ -200,12 +204,37 @@ impl HttpSession {
             }
         };
         let total = head.head_len + head.body_len;
+        if total == self.inbuf.len() && head.body_len > 0 {
+            // The body ends the buffer (always so for an upload): moved, not copied.
+            let mut body = std::mem::take(&mut self.inbuf);
+            body.drain(..head.head_len);
+            self.head_started = None;
+            self.want = 0;
+            return Step::Request(head, body);
+        }
         let Some(body) = self.inbuf.get(head.head_len..total).map(<[u8]>::to_vec) else {
+            self.want = total;
+            if head.body_len > limits.max_body_bytes {
+                // An upload, whose size `parse_head` allowed: its body may take longer
+                // than a head may (the idle timeout still ends a peer that stops
+                // sending), and its buffer is sized once.
+                self.inbuf
+                    .reserve_exact(total.saturating_sub(self.inbuf.len()));
+                self.head_started = None;
+                return self.wait_or_close();
+            }
             return self.incomplete();
         };
         self.inbuf.drain(..total);
         self.head_started = None;
+        self.want = 0;
         Step::Request(head, body)
+    }
+
+    /// Bytes to buffer before reading pauses: `cap`, or the whole of an upload whose
+    /// head arrived.
+    pub fn read_cap(&self, cap: usize) -> usize {
+        cap.max(self.want)
     }
 
     /// A request is partly here: its head's clock runs.
@@ -330,6 +359,7 @@ mod tests {
         max_header_bytes: 1024,
         max_headers: 16,
         max_body_bytes: 1024,
+        max_upload_bytes: 4096,
     };
 
     /// A socket that yields its chunks one read at a time, then would block (or ends).
