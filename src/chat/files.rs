@@ -132,8 +132,8 @@ pub fn file_name(raw: &str) -> String {
 }
 
 /// Check step of an upload that needs no database: a body, and the name to store.
-pub fn check_upload(raw_name: Option<&str>, bytes: &[u8]) -> Result<String, ApiError> {
-    if bytes.is_empty() {
+pub fn check_upload(raw_name: Option<&str>, size: usize) -> Result<String, ApiError> {
+    if size == 0 {
         return Err(ApiError::BadRequest(
             "invalid_payload",
             "the request body (the file) must not be empty".into(),
@@ -142,49 +142,106 @@ pub fn check_upload(raw_name: Option<&str>, bytes: &[u8]) -> Result<String, ApiE
     Ok(file_name(raw_name.unwrap_or("file")))
 }
 
-/// Stores `bytes` as a file of `room` uploaded by `who` (a member allowed to send).
-/// The file row and its chunks are one transaction: a file is whole or absent.
+/// The body ended, failed or stalled before `Content-Length` bytes came.
+fn incomplete(e: &io::Error) -> ApiError {
+    log::debug!("an upload stopped: {e}");
+    ApiError::BadRequest(
+        "upload_incomplete",
+        "the body ended before its Content-Length".into(),
+    )
+}
+
+/// The chunks of an upload stored so far.
+#[derive(Default)]
+struct Stored {
+    /// Chunks stored.
+    n: i32,
+    /// The type and an image's size, read from the first chunk.
+    kind: Option<(&'static str, Option<(u32, u32)>)>,
+}
+
+impl Stored {
+    /// Stores `chunk` as the next one, and empties it.
+    fn store(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        insert: &postgres::Statement,
+        id: Uuid,
+        chunk: &mut Vec<u8>,
+    ) -> Result<(), ApiError> {
+        if self.kind.is_none() {
+            let mime = sniff(chunk);
+            self.kind = Some((mime, dimensions(mime, chunk)));
+        }
+        tx.execute(insert, &[&id, &self.n, &*chunk])?;
+        self.n += 1;
+        chunk.clear();
+        Ok(())
+    }
+}
+
+/// Stores a file of `size` bytes of `room` uploaded by `who` (a member allowed to
+/// send), its bytes taken from `next` as they arrive (`None` at the end; an error
+/// abandons the upload). The file row and its chunks are one transaction: a file is
+/// whole or absent. The type and an image's size are read from the first chunk.
 pub fn upload(
     w: &mut Worker,
     who: &Identity,
     room: Uuid,
     name: String,
-    bytes: &[u8],
+    size: usize,
+    next: &mut dyn FnMut() -> io::Result<Option<Vec<u8>>>,
 ) -> Result<File, ApiError> {
-    let mime = sniff(bytes);
-    let dims = dimensions(mime, bytes);
-    let sha256: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let id = Uuid::now_v7();
     let mut tx = w.client()?.transaction()?;
+    // Asked before a byte is taken: a refused upload's body is never read.
     rooms::require(&mut tx, room, who.user_id, Action::Upload)?;
+    tx.execute(
+        "INSERT INTO files (id, room_id, uploader_id, name, mime, size, sha256)
+         VALUES ($1, $2, $3, $4, 'application/octet-stream', $5, '')",
+        &[&id, &room, &who.user_id, &name, &(size as i64)],
+    )?;
+    let insert = tx.prepare("INSERT INTO file_chunks (file_id, n, data) VALUES ($1, $2, $3)")?;
+    let mut hash = Sha256::new();
+    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES.min(size));
+    let mut stored = Stored::default();
+    let mut total = 0usize;
+    while total < size {
+        let piece = next()
+            .map_err(|e| incomplete(&e))?
+            .ok_or_else(|| incomplete(&io::ErrorKind::UnexpectedEof.into()))?;
+        total += piece.len();
+        if total > size {
+            return Err(incomplete(&io::ErrorKind::InvalidData.into()));
+        }
+        hash.update(&piece);
+        let mut rest = piece.as_slice();
+        while !rest.is_empty() {
+            let take = (CHUNK_BYTES - chunk.len()).min(rest.len());
+            chunk.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if chunk.len() == CHUNK_BYTES {
+                stored.store(&mut tx, &insert, id, &mut chunk)?;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        stored.store(&mut tx, &insert, id, &mut chunk)?;
+    }
+    let kind = stored.kind;
+    let (mime, dims) = kind.unwrap_or(("application/octet-stream", None));
+    let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let (width, height) = match dims {
         Some((w, h)) => (Some(w as i32), Some(h as i32)),
         None => (None, None),
     };
     let row = tx.query_one(
         &format!(
-            "INSERT INTO files (id, room_id, uploader_id, name, mime, size, sha256, width, height)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {FILE_COLUMNS}"
+            "UPDATE files SET mime = $2, sha256 = $3, width = $4, height = $5 WHERE id = $1
+             RETURNING {FILE_COLUMNS}"
         ),
-        &[
-            &id,
-            &room,
-            &who.user_id,
-            &name,
-            &mime,
-            &(bytes.len() as i64),
-            &sha256,
-            &width,
-            &height,
-        ],
+        &[&id, &mime, &sha256, &width, &height],
     )?;
-    let insert = tx.prepare("INSERT INTO file_chunks (file_id, n, data) VALUES ($1, $2, $3)")?;
-    for (n, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
-        tx.execute(&insert, &[&id, &(n as i32), &chunk])?;
-    }
     tx.commit()?;
     Ok(from_row(&row))
 }

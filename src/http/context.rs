@@ -101,6 +101,14 @@ pub enum HttpEvent {
         /// Request id.
         req: u64,
     },
+    /// The worker of upload `req` of connection `key` took a chunk from a channel the
+    /// loop found full (`http/intake.rs`): read the body on.
+    Intake {
+        /// Connection slot.
+        key: usize,
+        /// Request id.
+        req: u64,
+    },
 }
 
 /// How a worker's answer reaches the event loop that owns the connection.

@@ -13,11 +13,14 @@ use crate::http::parse::query_param;
 use crate::http::response::Response;
 use crate::http::routes::{Req, Routed};
 use crate::http::stream::{self, Opened};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// `POST /rooms/:id/files?name=...` with the file as the body: 201 with the stored
 /// [`File`]. The body's size was bounded by `files.max_bytes` from its `Content-Length`
-/// before it was read (413 otherwise).
+/// before any of it was read (413 otherwise); it is streamed to the worker that stores
+/// it as it arrives (`http/intake.rs`), on the streaming workers (`exports`: the job
+/// lasts as long as the client takes to send).
 pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let per_minute = r.ctx.cfg.files.uploads_per_minute;
@@ -25,10 +28,18 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
         .uploads
         .hit(&who.user_id.to_string(), per_minute)
         .map_err(ApiError::RateLimited)?;
-    let bytes = r.body.take();
-    let name = files::check_upload(query_param(&r.head.query, "name").as_deref(), &bytes)?;
-    r.job(&r.ctx.db, 201, move |w, _| {
-        files::upload(w, &who, room, name, &bytes)
+    let name = files::check_upload(
+        query_param(&r.head.query, "name").as_deref(),
+        r.head.body_len,
+    )?;
+    let size = r.head.body_len;
+    let Some(intake) = r.intake.take() else {
+        // Only a body-less request comes without one, and `check_upload` refused it.
+        return Err(ApiError::Internal);
+    };
+    let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
+    r.job(&r.ctx.exports, 201, move |w, _| {
+        files::upload(w, &who, room, name, size, &mut || intake.next(wait))
     })
 }
 

@@ -16,6 +16,7 @@ pub mod cookie;
 pub mod dead;
 pub mod driver;
 pub mod files;
+pub mod intake;
 pub mod messages;
 pub mod ops;
 pub mod parse;

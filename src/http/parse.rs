@@ -14,11 +14,16 @@ pub struct Limits {
 }
 
 /// Whether a request is a file upload, whose body may be as large as the `[files]`
-/// limit rather than the JSON bodies' `http.max_body_bytes`.
+/// limit rather than the JSON bodies' `http.max_body_bytes`, and is streamed to a
+/// worker rather than buffered (`http/intake.rs`).
 pub fn is_upload(method: &str, path: &str) -> bool {
+    method == "POST" && is_upload_path(path)
+}
+
+/// Whether `path` is the upload route's, `/rooms/:id/files`.
+pub fn is_upload_path(path: &str) -> bool {
     let mut segs = path.trim_matches('/').split('/');
-    method == "POST"
-        && segs.next() == Some("rooms")
+    segs.next() == Some("rooms")
         && segs.next().is_some_and(|id| !id.is_empty())
         && segs.next() == Some("files")
         && segs.next().is_none()

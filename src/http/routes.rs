@@ -11,6 +11,7 @@ use crate::http::caller::{self, Bearer};
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
 use crate::http::files;
+use crate::http::intake::Intake;
 use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
@@ -50,6 +51,9 @@ pub struct Req<'a> {
     pub head: &'a Head,
     /// The body, taken by the handler that reads it.
     pub body: Cell<Vec<u8>>,
+    /// An upload's body, streamed to the worker that takes it (`http/intake.rs`);
+    /// `body` is then empty.
+    pub intake: Cell<Option<Intake>>,
     /// The peer address.
     pub peer: IpAddr,
     /// Where a worker's answer goes.
@@ -125,32 +129,39 @@ impl Req<'_> {
     }
 }
 
-/// The route label used in metrics, and how to serve the request.
+/// The route label used in metrics, how to serve the request, and whether a worker
+/// took the upload's `intake` (streaming its body).
 pub fn dispatch(
     ctx: &Arc<HttpCtx>,
     head: &Head,
     body: Vec<u8>,
+    intake: Option<Intake>,
     peer: IpAddr,
     reply: &ReplyTo,
-) -> (&'static str, Routed) {
+) -> (&'static str, Routed, bool) {
     let (bearer, first_use) = caller::verdict(ctx, head);
     // Kept only for a first use: its route runs again on a worker.
     let spare = first_use.as_ref().map(|_| body.clone());
+    let offered = intake.is_some();
     let r = Req {
         ctx,
         head,
         body: Cell::new(body),
+        intake: Cell::new(intake),
         peer,
         reply,
         bearer,
         defer: Cell::new(false),
     };
     let (label, routed) = route(&r);
+    let left = r.intake.take();
     match (r.defer.get(), first_use, spare) {
         (true, Some(who), Some(body)) => {
-            (label, caller::first_use(ctx, head, body, peer, reply, who))
+            // The route runs again on the worker, with the upload's body if it has one.
+            let routed = caller::first_use(ctx, head, body, left, peer, reply, who);
+            (label, routed, offered)
         }
-        _ => (label, routed),
+        _ => (label, routed, offered && left.is_none()),
     }
 }
 

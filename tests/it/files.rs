@@ -401,3 +401,75 @@ fn only_the_uploader_attaches_once_in_the_room() {
         (409, json!("file_already_attached"))
     );
 }
+
+/// Uploads are streamed to their worker: a refused upload is answered from its head
+/// while its body has not been sent (a node that buffered bodies would wait for it, and
+/// the read would time out); while a body arrives, the worker's transaction is open
+/// with chunks written (seen in `pg_stat_activity` before the body is complete); a
+/// client that leaves mid-body leaves no file or chunk, and its transaction ends. Fails
+/// if the body is buffered before the worker starts, or if an abandoned upload is kept
+/// or keeps its worker.
+#[test]
+fn uploads_stream_and_an_abandoned_one_leaves_nothing() {
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let (alice, carol) = (register(&a, "str"), register(&a, "out"));
+    let room = create_room(&a, &alice.token);
+    let head = |token: &str, len: usize| {
+        format!(
+            "POST /rooms/{room}/files?name=big.bin HTTP/1.1\r\nHost: t\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let mut c = Http::connect(&a);
+    c.r.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    c.send_raw(head(&carol.token, 10 << 20).as_bytes());
+    let r = c.read().expect("refused before the body");
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (403, json!("not_member"))
+    );
+
+    let mut pg = db.client();
+    let writing = |pg: &mut postgres::Client| -> i64 {
+        pg.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND state LIKE 'idle in transaction%' AND query LIKE 'INSERT INTO file%'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let until = |pg: &mut postgres::Client, want: fn(i64) -> bool, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !want(writing(pg)) {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut c = Http::connect(&a);
+    c.send_raw(head(&alice.token, 5 << 20).as_bytes());
+    c.send_raw(&pattern(1 << 20));
+    until(
+        &mut pg,
+        |n| n == 1,
+        "the worker writes while the body arrives",
+    );
+    drop(c);
+    until(
+        &mut pg,
+        |n| n == 0,
+        "the abandoned upload's transaction ends",
+    );
+    let count =
+        |pg: &mut postgres::Client, sql: &str| -> i64 { pg.query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count(&mut pg, "SELECT count(*) FROM files"), 0);
+    assert_eq!(count(&mut pg, "SELECT count(*) FROM file_chunks"), 0);
+    // The same body sent whole is stored.
+    let f = uploaded(&a, &alice.token, &room, "big.bin", &pattern(5 << 20));
+    assert_eq!(f["sha256"], hex_sha256(&pattern(5 << 20)));
+    assert_eq!(count(&mut pg, "SELECT count(*) FROM file_chunks"), 20);
+}
