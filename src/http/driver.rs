@@ -145,6 +145,11 @@ impl HttpDriver {
         };
         match (routed, sink) {
             (Routed::Pending, Some((sink, left))) if taken => {
+                if head.headers.expect_continue {
+                    // curl and other clients wait for this (a second, for curl) before
+                    // sending a large body.
+                    t.send(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
                 s.upload(req, exchange(&mut head), left, sink);
                 feed(s, t)
             }

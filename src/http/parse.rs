@@ -113,6 +113,8 @@ pub struct Headers {
     pub range: Option<String>,
     /// `If-None-Match` (file downloads).
     pub if_none_match: Option<String>,
+    /// `Expect: 100-continue`: the client waits for an interim answer before the body.
+    pub expect_continue: bool,
 }
 
 /// A complete request head, with the body's length.
@@ -230,6 +232,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
             headers.range = Some(value()?);
         } else if name.eq_ignore_ascii_case("if-none-match") {
             headers.if_none_match = Some(value()?);
+        } else if name.eq_ignore_ascii_case("expect") {
+            headers.expect_continue = value()?.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("x-chatd-refresh-cookie") {
             headers.refresh_cookie = h.value.trim_ascii() == b"1";
         }

@@ -473,3 +473,35 @@ fn uploads_stream_and_an_abandoned_one_leaves_nothing() {
     assert_eq!(f["sha256"], hex_sha256(&pattern(5 << 20)));
     assert_eq!(count(&mut pg, "SELECT count(*) FROM file_chunks"), 20);
 }
+
+/// An upload sent with `Expect: 100-continue` (as curl sends large bodies) gets the
+/// interim `100 Continue` once its route accepted the head, then its answer. Fails if
+/// the server ignores the expectation (curl then waits a second before every upload).
+#[test]
+fn expect_100_continue_gets_an_interim_answer() {
+    let db = TestDb::new();
+    let node = start(&db);
+    let a = node.addr();
+    let alice = register(&a, "exp");
+    let room = create_room(&a, &alice.token);
+    let mut c = Http::connect(&a);
+    c.r.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let body = pattern(100_000);
+    c.send_raw(
+        format!(
+            "POST /rooms/{room}/files?name=e.bin HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\
+             Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+            alice.token,
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let interim = c.read().expect("an interim answer before the body");
+    assert_eq!(interim.status, 100);
+    c.send_raw(&body);
+    let r = c.read().expect("the answer");
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["sha256"], hex_sha256(&body));
+}
