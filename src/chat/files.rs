@@ -13,7 +13,8 @@ use crate::base::error::ApiError;
 use crate::base::model::Identity;
 use crate::base::names;
 use crate::chat::rooms;
-pub use crate::pg::files::{FILE_COLUMNS, FILE_NOT_FOUND, File, from_row};
+use crate::pg::files::file_columns;
+pub use crate::pg::files::{FILE_NOT_FOUND, File, from_row};
 use crate::pg::pool::Worker;
 use postgres::GenericClient;
 use sha2::{Digest, Sha256};
@@ -151,6 +152,14 @@ fn incomplete(e: &io::Error) -> ApiError {
     )
 }
 
+/// Completes an upload's row once its bytes are stored.
+const FINISH_SQL: &str = concat!(
+    "UPDATE files SET mime = $2, sha256 = $3, width = $4, height = $5 WHERE id = $1 RETURNING ",
+    file_columns!()
+);
+/// A file by id.
+const OPEN_SQL: &str = concat!("SELECT ", file_columns!(), " FROM files WHERE id = $1");
+
 /// The chunks of an upload stored so far.
 #[derive(Default)]
 struct Stored {
@@ -235,13 +244,7 @@ pub fn upload(
         Some((w, h)) => (Some(w as i32), Some(h as i32)),
         None => (None, None),
     };
-    let row = tx.query_one(
-        &format!(
-            "UPDATE files SET mime = $2, sha256 = $3, width = $4, height = $5 WHERE id = $1
-             RETURNING {FILE_COLUMNS}"
-        ),
-        &[&id, &mime, &sha256, &width, &height],
-    )?;
+    let row = tx.query_one(FINISH_SQL, &[&id, &mime, &sha256, &width, &height])?;
     tx.commit()?;
     Ok(from_row(&row))
 }
@@ -251,12 +254,7 @@ pub fn upload(
 /// the room's refusal (`not_member`) when the room is public.
 pub fn open(w: &mut Worker, who: &Identity, id: Uuid) -> Result<File, ApiError> {
     let c = w.client()?;
-    let row = c
-        .query_opt(
-            &format!("SELECT {FILE_COLUMNS} FROM files WHERE id = $1"),
-            &[&id],
-        )?
-        .ok_or(FILE_NOT_FOUND)?;
+    let row = c.query_opt(OPEN_SQL, &[&id])?.ok_or(FILE_NOT_FOUND)?;
     let file = from_row(&row);
     match rooms::require(c, file.room_id, who.user_id, Action::Download) {
         Ok(()) => Ok(file),

@@ -47,11 +47,16 @@ pub struct File {
     pub created_at: String,
 }
 
-/// The columns [`from_row`] reads, in its order.
-pub const FILE_COLUMNS: &str =
-    "id, room_id, uploader_id, name, mime, size, sha256, width, height, created_at";
+/// The columns of `files` [`from_row`] reads, in its order (a macro so that SQL
+/// constants can be built with `concat!`).
+macro_rules! file_columns {
+    () => {
+        "id, room_id, uploader_id, name, mime, size, sha256, width, height, created_at"
+    };
+}
+pub(crate) use file_columns;
 
-/// A file from a row of [`FILE_COLUMNS`].
+/// A file from a row of [`file_columns!`].
 pub fn from_row(r: &postgres::Row) -> File {
     let at: DateTime<Utc> = r.get(9);
     File {
@@ -100,8 +105,11 @@ pub fn named(attachments: Option<&Value>) -> Vec<Uuid> {
 }
 
 /// Reads (and locks) the files the batch's messages name.
-const CLAIM_SQL: &str = "SELECT id, room_id, uploader_id, name, mime, size, sha256, width, \
-     height, created_at, attached_message_id IS NOT NULL FROM files WHERE id = ANY($1) FOR UPDATE";
+const CLAIM_SQL: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    ", attached_message_id IS NOT NULL FROM files WHERE id = ANY($1) FOR UPDATE"
+);
 /// Marks files as attached: (file, message) pairs.
 const ATTACH_SQL: &str = "UPDATE files SET attached_message_id = x.mid
      FROM unnest($1::uuid[], $2::int8[]) AS x(fid, mid) WHERE files.id = x.fid";
