@@ -12,6 +12,7 @@ const DEFAULT: Limits = Limits {
     max_header_bytes: 8192,
     max_headers: 64,
     max_body_bytes: 1 << 20,
+    max_upload_bytes: 25 << 20,
 };
 
 /// The lower bounds `Config::validate` allows.
@@ -19,6 +20,7 @@ const TIGHT: Limits = Limits {
     max_header_bytes: 256,
     max_headers: 4,
     max_body_bytes: 1024,
+    max_upload_bytes: 1024,
 };
 
 /// HTTP request heads under the default and the tightest limits, then the query helpers
@@ -29,7 +31,7 @@ pub fn http_parse(data: &[u8]) {
             // What the event loop relies on to slice its buffer.
             assert!(head.head_len <= data.len());
             assert!(head.head_len <= limits.max_header_bytes);
-            assert!(head.body_len <= limits.max_body_bytes);
+            assert!(head.body_len <= limits.max_body_bytes.max(limits.max_upload_bytes));
             assert!(head.path.starts_with('/'));
             assert!(head.minor <= 1);
             for name in ["token", "cursor", "limit", ""] {

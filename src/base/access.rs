@@ -218,6 +218,10 @@ pub enum Action {
     Report,
     /// List and resolve the room's reports.
     ReviewReports,
+    /// Upload a file into the room (as sending: a muted member may not).
+    Upload,
+    /// Download a file of the room (as reading history).
+    Download,
 }
 
 /// Whether `m` may do `action` in a room with `room`'s settings: `Ok(())`, or the refusal
@@ -233,11 +237,12 @@ pub fn check(m: Membership, room: RoomSettings, action: Action) -> Result<(), Ap
         | Action::Thread
         | Action::MarkRead
         | Action::Pins
-        | Action::Report => joined(m, v).map(drop),
+        | Action::Report
+        | Action::Download => joined(m, v).map(drop),
         // A muted member neither sends nor shows that it is about to. A block between
         // the two members of a direct room stops both from sending (neither learns who
         // blocked whom); they still read it.
-        Action::Send | Action::Typing => match joined(m, v)? {
+        Action::Send | Action::Typing | Action::Upload => match joined(m, v)? {
             (_, true) => Err(MUTED),
             _ if room.blocked && action == Action::Send => Err(BLOCKED),
             _ => Ok(()),

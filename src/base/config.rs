@@ -51,6 +51,8 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// `[notifications]`: mentions of the whole room, default notification levels.
     pub notifications: NotificationsConfig,
+    /// `[files]`: uploads.
+    pub files: FilesConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
     /// `[metrics]`
@@ -136,6 +138,25 @@ impl Default for MessagesConfig {
             search_defer_above: 5000,
             search_max_defer_secs: 60,
             search_busy_pct: 25,
+        }
+    }
+}
+
+/// `[files]`: uploads (`POST /rooms/:id/files`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Largest file, bytes; a larger `Content-Length` is answered 413 before the body.
+    pub max_bytes: usize,
+    /// Uploads per user per minute on one node (0 = unlimited).
+    pub uploads_per_minute: u32,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_bytes: 25 << 20,
+            uploads_per_minute: 20,
         }
     }
 }
@@ -407,6 +428,7 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             messages: MessagesConfig::default(),
             notifications: NotificationsConfig::default(),
+            files: FilesConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             webhooks: Vec::new(),
@@ -652,6 +674,7 @@ impl Config {
             1024,
             64 << 20,
         )?;
+        range("files.max_bytes", self.files.max_bytes, 1, 1 << 30)?;
         range(
             "http.header_timeout_ms",
             self.http.header_timeout_ms,

@@ -327,8 +327,9 @@ fn edit(
 }
 
 /// A tombstone: the content leaves storage (the message, its earlier versions, the edit
-/// entries that carried it, its reactions, its pin: the deletion entry unpins it), and the search index now rather than when
-/// the indexer gets there.
+/// entries that carried it, its reactions, its pin: the deletion entry unpins it, its
+/// attached files and their bytes), and the search index now rather than when the
+/// indexer gets there.
 fn delete(tx: &mut impl GenericClient, on: &On<'_>) -> Result<Message, ApiError> {
     let (room, target) = (on.room, on.target);
     tx.execute(
@@ -355,6 +356,7 @@ fn delete(tx: &mut impl GenericClient, on: &On<'_>) -> Result<Message, ApiError>
     )?;
     tx.execute("DELETE FROM mentions WHERE message_id = $1", &[&target])?;
     crate::chat::pins::forget(tx, room, target)?;
+    crate::chat::files::forget(tx, room, target)?;
     on.record(tx, Kind::MessageDeleted, "", None)
 }
 

@@ -68,12 +68,13 @@ pub fn check_content(content: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Checks attachment metadata, `[{url, name, mime, size}]` with at most `max` items:
+/// Checks attachments: uploaded files, `{file_id}`, and links with their metadata,
+/// `{url, name, mime, size}`, at most `max` items in all. For links:
 /// http(s) URLs of at most 2048 characters with a host and no user information (in
 /// `https://bank.example@evil.example/` the host is `evil.example`), names of 1 to 255
 /// characters that show what they hold (no control, invisible or direction-changing
 /// character: `invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`), MIME types of the
-/// form `type/subtype`, sizes from 0 to 1 TB. Returns them with only those four fields.
+/// form `type/subtype`, sizes from 0 to 1 TB. Returns each with only its own fields.
 pub fn check_attachments(v: &serde_json::Value, max: usize) -> Result<serde_json::Value, ApiError> {
     use serde_json::Value;
     let bad = |m: String| ApiError::BadRequest("invalid_payload", m);
@@ -84,7 +85,22 @@ pub fn check_attachments(v: &serde_json::Value, max: usize) -> Result<serde_json
         return Err(bad(format!("at most {max} attachments per message")));
     }
     let mut out = Vec::with_capacity(items.len());
+    let mut files = Vec::new();
     for (i, a) in items.iter().enumerate() {
+        if let Some(id) = a.get("file_id") {
+            // An uploaded file: the writer checks that the sender may attach it here
+            // and stores the file's description with the message.
+            let id = id
+                .as_str()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                .ok_or_else(|| bad(format!("attachments[{i}].file_id must be a file id")))?;
+            if files.contains(&id) {
+                return Err(bad(format!("attachments[{i}] names a file already named")));
+            }
+            files.push(id);
+            out.push(serde_json::json!({ "file_id": id }));
+            continue;
+        }
         let field = |name: &str| a.get(name).and_then(Value::as_str).unwrap_or("");
         let url = field("url");
         text::http_url(&format!("attachments[{i}].url"), url, 2048).map_err(bad)?;
@@ -155,6 +171,11 @@ mod tests {
             "mime": "image/png", "size": 12, "extra": "dropped"}]);
         let got = check_attachments(&ok, 2).unwrap();
         assert!(got[0].get("extra").is_none());
+        let file = serde_json::json!([{"file_id": "00000000-0000-0000-0000-000000000001", "x": 1}]);
+        assert_eq!(
+            check_attachments(&file, 2).unwrap(),
+            serde_json::json!([{"file_id": "00000000-0000-0000-0000-000000000001"}])
+        );
         for bad in [
             serde_json::json!({}),
             serde_json::json!([{"url": "javascript:alert(1)", "name": "a", "mime": "a/b", "size": 1}]),
@@ -162,6 +183,10 @@ mod tests {
             serde_json::json!([{"url": "https://x", "name": "a", "mime": "png", "size": 1}]),
             serde_json::json!([{"url": "https://x", "name": "a", "mime": "a/b", "size": -1}]),
             serde_json::json!([1, 2, 3]),
+            serde_json::json!([{"file_id": "not-a-uuid"}]),
+            serde_json::json!([{"file_id": 7}]),
+            serde_json::json!([{"file_id": "00000000-0000-0000-0000-000000000001"},
+                {"file_id": "00000000-0000-0000-0000-000000000001"}]),
             serde_json::json!([{"url": "https://x.example/a", "name": "invoice\u{202e}fdp.exe", "mime": "a/b", "size": 1}]),
             serde_json::json!([{"url": "https://x.example/a", "name": "\u{200b}", "mime": "a/b", "size": 1}]),
             serde_json::json!([{"url": "https://bank.example@evil.example/", "name": "a", "mime": "a/b", "size": 1}]),

@@ -10,6 +10,7 @@ pub mod direct;
 pub mod edits;
 pub mod erase;
 pub mod export;
+pub mod files;
 pub mod heads;
 pub mod history;
 pub mod indexer;

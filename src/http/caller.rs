@@ -13,6 +13,7 @@ use crate::auth::external::{Caller, INVALID_TOKEN, Unresolved, resolve};
 use crate::base::error::ApiError;
 use crate::base::model::Identity;
 use crate::http::context::{HttpCtx, ReplyTo};
+use crate::http::intake::Intake;
 use crate::http::ops::bearer;
 use crate::http::parse::Head;
 use crate::http::response::Response;
@@ -87,6 +88,7 @@ pub fn first_use(
     ctx: &Arc<HttpCtx>,
     head: &Head,
     body: Vec<u8>,
+    intake: Option<Intake>,
     peer: IpAddr,
     reply: &ReplyTo,
     who: Unresolved,
@@ -108,6 +110,7 @@ pub fn first_use(
             ctx: &ctx2,
             head: &head,
             body: Cell::new(body),
+            intake: Cell::new(intake),
             peer,
             reply: &reply,
             bearer: Bearer::Known(id),

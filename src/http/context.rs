@@ -47,6 +47,8 @@ pub struct HttpCtx {
     pub metrics: Arc<Metrics>,
     /// Login attempts per address and per account.
     pub logins: Windows,
+    /// Each user's uploads a minute (`files.uploads_per_minute`).
+    pub uploads: Windows,
     /// Each user's events a second, shared with the WebSocket side.
     pub per_user: Arc<PerUser>,
     /// Readiness and gauges.
@@ -94,6 +96,14 @@ pub enum HttpEvent {
     /// Chunks of the streamed body of request `req` of connection `key` are ready, or
     /// its worker stopped.
     Body {
+        /// Connection slot.
+        key: usize,
+        /// Request id.
+        req: u64,
+    },
+    /// The worker of upload `req` of connection `key` took a chunk from a channel the
+    /// loop found full (`http/intake.rs`): read the body on.
+    Intake {
         /// Connection slot.
         key: usize,
         /// Request id.

@@ -10,11 +10,12 @@ use crate::base::error::ApiError;
 use crate::base::model::Identity;
 use crate::base::session::{Admission, Outcome, Outcomes, Protocol, Sessions, Transport, Upgrade};
 use crate::http::context::{HttpCtx, HttpEvent, Replies, ReplyTo};
+use crate::http::intake::{self, Intake, IntakeSender};
 use crate::http::ops;
 use crate::http::parse::{Head, Limits, Method, ParseError};
 use crate::http::response::Response;
 use crate::http::routes::{self, Routed};
-use crate::http::session::{Exchange, Expiry, HttpSession, Phase, Step};
+use crate::http::session::{Exchange, Expiry, Fed, HttpSession, Phase, Step};
 use crate::http::stream::{BodyReader, Pumped};
 use crate::http::upgrade;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ impl HttpDriver {
             max_header_bytes: h.max_header_bytes,
             max_headers: h.max_headers,
             max_body_bytes: h.max_body_bytes,
+            max_upload_bytes: ctx.cfg.files.max_bytes,
         };
         HttpDriver {
             ctx,
@@ -56,7 +58,13 @@ impl HttpDriver {
         match s.phase {
             Phase::Closing => return Outcome::Continue,
             Phase::Refused => return refuse(s, t),
-            Phase::Serving | Phase::Waiting { .. } | Phase::Streaming { .. } => {}
+            Phase::Serving
+            | Phase::Waiting { .. }
+            | Phase::Streaming { .. }
+            | Phase::Uploading { .. } => {}
+        }
+        if s.uploading(None) {
+            return feed(s, t);
         }
         s.fill(t, self.limits.max_header_bytes + self.limits.max_body_bytes);
         self.serve(k, s, t)
@@ -77,7 +85,20 @@ impl HttpDriver {
                 }
                 Step::Request(head, body) => {
                     served += 1;
-                    match self.dispatch(k, s, t, head, body) {
+                    match self.dispatch(k, s, t, head, body, None) {
+                        Outcome::Continue => {}
+                        other => return other,
+                    }
+                }
+                Step::Upload(head) => {
+                    served += 1;
+                    let (sink, intake) = intake::channel(ReplyTo {
+                        to: self.replies.clone(),
+                        key: k,
+                        req: self.next_req,
+                    });
+                    let left = head.body_len;
+                    match self.dispatch(k, s, t, head, Vec::new(), Some((intake, sink, left))) {
                         Outcome::Continue => {}
                         other => return other,
                     }
@@ -86,7 +107,10 @@ impl HttpDriver {
         }
     }
 
-    /// Routes one request: answered now, left with a worker, or upgraded.
+    /// Routes one request: answered now, left with a worker, or upgraded. An upload
+    /// comes with its body's channel and length: a route that takes the intake streams
+    /// the body to its worker; any other answer closes the connection (the body is not
+    /// read).
     fn dispatch(
         &mut self,
         k: usize,
@@ -94,6 +118,7 @@ impl HttpDriver {
         t: &mut dyn Transport,
         mut head: Head,
         body: Vec<u8>,
+        upload: Option<(Intake, IntakeSender, usize)>,
     ) -> Outcome {
         let req = self.next_req;
         self.next_req += 1;
@@ -103,27 +128,46 @@ impl HttpDriver {
             key: k,
             req,
         };
-        let (route, routed) = routes::dispatch(&self.ctx, &head, body, t.peer(), &reply);
+        let (intake, sink) = match upload {
+            Some((intake, sink, left)) => (Some(intake), Some((sink, left))),
+            None => (None, None),
+        };
+        let (route, routed, taken) =
+            routes::dispatch(&self.ctx, &head, body, intake, t.peer(), &reply);
+        let streamed = sink.is_some();
         let exchange = |head: &mut Head| Exchange {
             origin: head.headers.origin.take(),
-            keep_alive: head.keep_alive,
+            // An upload no worker streams leaves its body unread: the answer closes.
+            keep_alive: head.keep_alive && (!streamed || taken),
             head_only: head.method == Method::Head,
             route,
             started,
         };
-        match routed {
-            Routed::Now(resp) => self.respond(s, t, &exchange(&mut head), resp),
-            Routed::Pending => {
+        match (routed, sink) {
+            (Routed::Pending, Some((sink, left))) if taken => {
+                if head.headers.expect_continue {
+                    // curl and other clients wait for this (a second, for curl) before
+                    // sending a large body.
+                    t.send(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
+                }
+                s.upload(req, exchange(&mut head), left, sink);
+                feed(s, t)
+            }
+            (Routed::Now(resp), Some(_)) => {
+                self.respond(s, t, &exchange(&mut head), resp.closing())
+            }
+            (Routed::Now(resp), None) => self.respond(s, t, &exchange(&mut head), resp),
+            (Routed::Pending, _) => {
                 s.wait_for(req, exchange(&mut head));
                 Outcome::Continue
             }
-            Routed::Upgrade(who) => {
+            (Routed::Upgrade(who), _) => {
                 self.ctx
                     .metrics
                     .record_request(route, 101, started.elapsed().as_secs_f64());
                 upgrade_to(s, t, &head, who, false)
             }
-            Routed::UpgradeEcho => {
+            (Routed::UpgradeEcho, _) => {
                 let nobody = Identity {
                     user_id: uuid::Uuid::nil(),
                     username: String::new(),
@@ -312,6 +356,16 @@ impl Protocol for HttpDriver {
             HttpEvent::Body { key, req } => {
                 (key, conns.with(key, |s, t| self.pump(key, s, t, Some(req))))
             }
+            HttpEvent::Intake { key, req } => (
+                key,
+                conns.with(key, |s, t| {
+                    if s.uploading(Some(req)) {
+                        feed(s, t)
+                    } else {
+                        Outcome::Continue
+                    }
+                }),
+            ),
         };
         match outcome {
             Some(Outcome::Continue) | None => Outcomes::new(),
@@ -382,6 +436,17 @@ impl Protocol for HttpDriver {
 
     fn deadline(&self) -> Option<Duration> {
         None
+    }
+}
+
+/// Moves an upload's body on to its worker; a peer that left mid-body is closed.
+fn feed(s: &mut HttpSession, t: &mut dyn Transport) -> Outcome {
+    match s.feed(t) {
+        Fed::More | Fed::Sent => Outcome::Continue,
+        Fed::Broken => {
+            s.close();
+            Outcome::Close
+        }
     }
 }
 

@@ -15,6 +15,8 @@ pub mod conversations;
 pub mod cookie;
 pub mod dead;
 pub mod driver;
+pub mod files;
+pub mod intake;
 pub mod messages;
 pub mod ops;
 pub mod parse;

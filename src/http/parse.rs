@@ -9,6 +9,24 @@ pub struct Limits {
     pub max_headers: usize,
     /// Largest body.
     pub max_body_bytes: usize,
+    /// Largest body of an upload (`POST /rooms/:id/files`, see [`is_upload`]).
+    pub max_upload_bytes: usize,
+}
+
+/// Whether a request is a file upload, whose body may be as large as the `[files]`
+/// limit rather than the JSON bodies' `http.max_body_bytes`, and is streamed to a
+/// worker rather than buffered (`http/intake.rs`).
+pub fn is_upload(method: &str, path: &str) -> bool {
+    method == "POST" && is_upload_path(path)
+}
+
+/// Whether `path` is the upload route's, `/rooms/:id/files`.
+pub fn is_upload_path(path: &str) -> bool {
+    let mut segs = path.trim_matches('/').split('/');
+    segs.next() == Some("rooms")
+        && segs.next().is_some_and(|id| !id.is_empty())
+        && segs.next() == Some("files")
+        && segs.next().is_none()
 }
 
 /// Why a request cannot be served; each maps to one status.
@@ -91,6 +109,12 @@ pub struct Headers {
     pub cookie: Option<String>,
     /// `X-Chatd-Refresh-Cookie: 1`: the client keeps its refresh token in the cookie.
     pub refresh_cookie: bool,
+    /// `Range` (file downloads).
+    pub range: Option<String>,
+    /// `If-None-Match` (file downloads).
+    pub if_none_match: Option<String>,
+    /// `Expect: 100-continue`: the client waits for an interim answer before the body.
+    pub expect_continue: bool,
 }
 
 /// A complete request head, with the body's length.
@@ -204,6 +228,12 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
                 };
                 headers.cookie = Some(joined);
             }
+        } else if name.eq_ignore_ascii_case("range") {
+            headers.range = Some(value()?);
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            headers.if_none_match = Some(value()?);
+        } else if name.eq_ignore_ascii_case("expect") {
+            headers.expect_continue = value()?.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("x-chatd-refresh-cookie") {
             headers.refresh_cookie = h.value.trim_ascii() == b"1";
         }
@@ -218,12 +248,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
         });
     }
     let body_len = content_length.unwrap_or(0);
-    if body_len > limits.max_body_bytes {
+    let method = req.method.ok_or(ParseError::Malformed)?;
+    let max_body = if is_upload(method, &path) {
+        limits.max_upload_bytes
+    } else {
+        limits.max_body_bytes
+    };
+    if body_len > max_body {
         return Err(ParseError::BodyTooLarge);
     }
     let keep_alive = if minor == 0 { conn_keep } else { !conn_close };
     Ok(Some(Head {
-        method: Method::from(req.method.ok_or(ParseError::Malformed)?),
+        method: Method::from(method),
         path,
         query,
         minor,
@@ -277,6 +313,7 @@ mod tests {
         max_header_bytes: 256,
         max_headers: 8,
         max_body_bytes: 100,
+        max_upload_bytes: 100,
     };
 
     #[test]

@@ -10,6 +10,8 @@ use crate::http::blocks;
 use crate::http::caller::{self, Bearer};
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
+use crate::http::files;
+use crate::http::intake::Intake;
 use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
@@ -49,6 +51,9 @@ pub struct Req<'a> {
     pub head: &'a Head,
     /// The body, taken by the handler that reads it.
     pub body: Cell<Vec<u8>>,
+    /// An upload's body, streamed to the worker that takes it (`http/intake.rs`);
+    /// `body` is then empty.
+    pub intake: Cell<Option<Intake>>,
     /// The peer address.
     pub peer: IpAddr,
     /// Where a worker's answer goes.
@@ -124,32 +129,39 @@ impl Req<'_> {
     }
 }
 
-/// The route label used in metrics, and how to serve the request.
+/// The route label used in metrics, how to serve the request, and whether a worker
+/// took the upload's `intake` (streaming its body).
 pub fn dispatch(
     ctx: &Arc<HttpCtx>,
     head: &Head,
     body: Vec<u8>,
+    intake: Option<Intake>,
     peer: IpAddr,
     reply: &ReplyTo,
-) -> (&'static str, Routed) {
+) -> (&'static str, Routed, bool) {
     let (bearer, first_use) = caller::verdict(ctx, head);
     // Kept only for a first use: its route runs again on a worker.
     let spare = first_use.as_ref().map(|_| body.clone());
+    let offered = intake.is_some();
     let r = Req {
         ctx,
         head,
         body: Cell::new(body),
+        intake: Cell::new(intake),
         peer,
         reply,
         bearer,
         defer: Cell::new(false),
     };
     let (label, routed) = route(&r);
+    let left = r.intake.take();
     match (r.defer.get(), first_use, spare) {
         (true, Some(who), Some(body)) => {
-            (label, caller::first_use(ctx, head, body, peer, reply, who))
+            // The route runs again on the worker, with the upload's body if it has one.
+            let routed = caller::first_use(ctx, head, body, left, peer, reply, who);
+            (label, routed, offered)
         }
-        _ => (label, routed),
+        _ => (label, routed, offered && left.is_none()),
     }
 }
 
@@ -248,6 +260,10 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
             "DELETE /rooms/:id/messages/:message_id/reactions/:emoji",
             msgs::reaction(r, id, mid, emoji, false).into(),
         )),
+        (Post, ["rooms", id, "files"]) => {
+            Some(("POST /rooms/:id/files", files::upload(r, id).into()))
+        }
+        (Get, ["files", id]) => Some(("GET /files/:id", files::download(r, id).into())),
         (Get, ["rooms", id, "pins"]) => Some(("GET /rooms/:id/pins", pins::list(r, id).into())),
         (Put, ["rooms", id, "pins", mid]) => Some((
             "PUT /rooms/:id/pins/:message_id",
@@ -335,12 +351,12 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
 }
 
 /// Whether a known path is one of the bearer API's: everything under `/rooms`, `/me`,
-/// `/dm` and `/users`, and `/auth/logout`.
+/// `/dm`, `/users` and `/files`, and `/auth/logout`.
 fn needs_bearer(segs: &[&str]) -> bool {
     allowed(segs).is_some()
         && matches!(
             segs,
-            ["rooms" | "me" | "dm" | "users", ..] | ["auth", "logout"]
+            ["rooms" | "me" | "dm" | "users" | "files", ..] | ["auth", "logout"]
         )
 }
 
@@ -362,6 +378,8 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["rooms", _, "messages", _, "edits"] | ["rooms", _, "search"] => "GET, HEAD",
         ["rooms", _, "messages", _, "reactions", _] => "PUT, DELETE",
         ["me", "search"] => "GET, HEAD",
+        ["rooms", _, "files"] => "POST",
+        ["files", _] => "GET, HEAD",
         ["rooms", _, "pins"] => "GET, HEAD",
         ["rooms", _, "pins", _] => "PUT, DELETE",
         ["rooms", _, "messages", _, "report"] | ["rooms", _, "reports", _, "resolve"] => "POST",
@@ -452,6 +470,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
     ("GET", "/rooms/{id}/search"),
     ("GET", "/me/search"),
+    ("POST", "/rooms/{id}/files"),
+    ("GET", "/files/{id}"),
     ("GET", "/rooms/{id}/pins"),
     ("PUT", "/rooms/{id}/pins/{message_id}"),
     ("DELETE", "/rooms/{id}/pins/{message_id}"),

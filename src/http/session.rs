@@ -5,7 +5,8 @@
 //! route); `driver.rs` runs it against the loop's transport and the routes.
 
 use crate::base::session::Admission;
-use crate::http::parse::{self, Head, Limits, ParseError};
+use crate::http::intake::{self, IntakeSender, Offer};
+use crate::http::parse::{self, Head, Limits, Method, ParseError};
 use crate::http::stream::BodyReader;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
@@ -49,17 +50,6 @@ impl Exchange {
 }
 
 /// Where a connection stands.
-///
-/// A streamed request body (an upload of tens of MiB, sent to storage chunk by chunk)
-/// would be one more phase, `Streaming { req, left, waiting }`, entered when a route
-/// accepts a head whose body is not read into the buffer: `readable` moves at most one
-/// chunk from the socket to a worker and, while `waiting` for storage to take it, reads
-/// nothing more (the socket is edge-triggered, so unread bytes simply stay in the kernel
-/// and TCP's window holds the client back); the worker's answer arrives as an
-/// `HttpEvent` like a reply, clears `waiting` and returns `Outcome::Again`, which makes
-/// the loop read the connection again on its next turn. When `left` reaches zero the
-/// phase becomes `Waiting` for the final answer. Neither the loop nor the outcome set
-/// changes for it.
 #[derive(Debug)]
 pub enum Phase {
     /// Over its address's connection limit: refused (429) on its first turn.
@@ -84,8 +74,36 @@ pub enum Phase {
         /// Where the chunks come from.
         body: BodyReader,
     },
+    /// The body of upload `req` goes to its worker as it arrives (`http/intake.rs`):
+    /// `left` bytes are still to come; `held` is a chunk the worker's full channel did
+    /// not take (nothing more is read until it does). Then `Waiting` for the answer.
+    Uploading {
+        /// Request id the answer and the worker's wakes carry.
+        req: u64,
+        /// The request it answers.
+        exchange: Box<Exchange>,
+        /// Body bytes not yet read.
+        left: usize,
+        /// Where the chunks go.
+        sink: IntakeSender,
+        /// A chunk read and not yet taken.
+        held: Option<Vec<u8>>,
+    },
     /// The last answer is queued: nothing more is read or served.
     Closing,
+}
+
+/// Where an upload's body stands after the session moved what it could.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fed {
+    /// More is to come: from the socket, or once the worker takes what it holds.
+    More,
+    /// The whole body went to the worker, or the worker stopped taking it: the
+    /// connection waits for the answer.
+    Sent,
+    /// The peer closed or failed before the body was complete: close the connection
+    /// (the worker sees an abandoned body and rolls back).
+    Broken,
 }
 
 /// What the buffer yields next.
@@ -103,6 +121,9 @@ pub enum Step {
     Invalid(ParseError),
     /// A complete request: its head and body.
     Request(Head, Vec<u8>),
+    /// The head of an upload (`parse::is_upload`): its body is streamed to a worker
+    /// ([`HttpSession::upload`], [`HttpSession::feed`]) rather than buffered.
+    Upload(Head),
 }
 
 /// Why the sweep ends a connection.
@@ -199,6 +220,11 @@ impl HttpSession {
                 return Step::Invalid(e);
             }
         };
+        if head.body_len > 0 && head.method == Method::Post && parse::is_upload_path(&head.path) {
+            self.inbuf.drain(..head.head_len);
+            self.head_started = None;
+            return Step::Upload(head);
+        }
         let total = head.head_len + head.body_len;
         let Some(body) = self.inbuf.get(head.head_len..total).map(<[u8]>::to_vec) else {
             return self.incomplete();
@@ -232,16 +258,107 @@ impl HttpSession {
     }
 
     /// The answer to `req` arrived: what it answers, unless the connection no longer
-    /// waits for it (already answered with an error, or the slot was reused).
+    /// waits for it (already answered with an error, or the slot was reused). An answer
+    /// to an upload whose body is not all read (a refusal) closes the connection.
     pub fn answered(&mut self, req: u64) -> Option<Exchange> {
         match &self.phase {
-            Phase::Waiting { req: r, .. } if *r == req => {}
+            Phase::Waiting { req: r, .. } | Phase::Uploading { req: r, .. } if *r == req => {}
             _ => return None,
         }
         match std::mem::replace(&mut self.phase, Phase::Serving) {
             Phase::Waiting { exchange, .. } => Some(*exchange),
+            Phase::Uploading { exchange, .. } => Some(Exchange {
+                keep_alive: false,
+                ..*exchange
+            }),
             _ => None,
         }
+    }
+
+    /// The worker of upload `req` takes its body from `sink`: `left` bytes, the first of
+    /// them already in the buffer.
+    pub fn upload(&mut self, req: u64, exchange: Exchange, left: usize, sink: IntakeSender) {
+        self.phase = Phase::Uploading {
+            req,
+            exchange: Box::new(exchange),
+            left,
+            sink,
+            held: None,
+        };
+    }
+
+    /// Whether the connection streams the body of upload `req` (any upload when `None`).
+    pub fn uploading(&self, req: Option<u64>) -> bool {
+        matches!(&self.phase, Phase::Uploading { req: r, .. } if req.is_none_or(|q| q == *r))
+    }
+
+    /// Moves the upload's body to its worker, from the buffer first, then from the
+    /// socket, [`intake::CHUNK_BYTES`] at a time, until the worker's channel is full,
+    /// the socket has nothing more, or the body is all sent.
+    pub fn feed<R: Read + ?Sized>(&mut self, r: &mut R) -> Fed {
+        loop {
+            let Phase::Uploading {
+                left, sink, held, ..
+            } = &mut self.phase
+            else {
+                return Fed::More;
+            };
+            if let Some(chunk) = held.take() {
+                match sink.offer(chunk) {
+                    Offer::Taken => {}
+                    Offer::Full(chunk) => {
+                        *held = Some(chunk);
+                        return Fed::More;
+                    }
+                    Offer::Gone => return self.upload_sent(false),
+                }
+            }
+            if *left == 0 {
+                return self.upload_sent(true);
+            }
+            let want = (*left).min(intake::CHUNK_BYTES);
+            let chunk = if self.inbuf.is_empty() {
+                let mut buf = vec![0u8; want];
+                match r.read(&mut buf) {
+                    Ok(0) => return Fed::Broken,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        self.last_read = Instant::now();
+                        buf
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fed::More,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => return Fed::Broken,
+                }
+            } else {
+                let n = want.min(self.inbuf.len());
+                self.inbuf.drain(..n).collect()
+            };
+            *left -= chunk.len();
+            *held = Some(chunk);
+        }
+    }
+
+    /// The upload's body went to its worker (`complete`), or the worker stopped taking
+    /// it: the connection waits for the answer (which closes it when the body was not
+    /// all read).
+    fn upload_sent(&mut self, complete: bool) -> Fed {
+        if let Phase::Uploading {
+            req,
+            exchange,
+            sink,
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Closing)
+        {
+            let mut exchange = *exchange;
+            if complete {
+                sink.complete();
+            } else {
+                exchange.keep_alive = false;
+            }
+            self.wait_for(req, exchange);
+        }
+        Fed::Sent
     }
 
     /// The head of request `req`'s streamed answer is queued: chunks follow from `body`.
@@ -306,6 +423,12 @@ impl HttpSession {
             // Answers wait and the peer takes none of them.
             return Some(Expiry::Idle);
         }
+        if let Phase::Uploading { held: None, .. } = self.phase {
+            // An upload whose peer stopped sending (while the worker holds the body
+            // back, the wait is the node's, not the peer's).
+            let idle = now.saturating_duration_since(self.last_read) > idle_timeout;
+            return idle.then_some(Expiry::Idle);
+        }
         if !matches!(self.phase, Phase::Serving) {
             return None;
         }
@@ -330,6 +453,7 @@ mod tests {
         max_header_bytes: 1024,
         max_headers: 16,
         max_body_bytes: 1024,
+        max_upload_bytes: 1 << 20,
     };
 
     /// A socket that yields its chunks one read at a time, then would block (or ends).
@@ -428,6 +552,112 @@ mod tests {
             Step::Wait,
             "a refused connection is never served"
         );
+    }
+
+    /// The loop side of an upload's wakes, counted.
+    #[derive(Default)]
+    struct Wakes(std::sync::Mutex<usize>);
+
+    impl crate::http::context::Replies for Wakes {
+        fn post(&self, _: crate::http::context::HttpEvent) {
+            *self.0.lock().unwrap() += 1;
+        }
+    }
+
+    /// A keep-alive request's exchange.
+    fn kept() -> Exchange {
+        Exchange {
+            keep_alive: true,
+            ..Exchange::invalid(Instant::now())
+        }
+    }
+
+    #[test]
+    fn an_upload_body_goes_to_the_worker_as_it_comes_and_waits_for_it() {
+        let body: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut head = format!(
+            "POST /rooms/r/files HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        head.extend_from_slice(&body[..500]);
+        let mut s = session_with(&head, false);
+        let Step::Upload(h) = s.next(0, 0, &L) else {
+            panic!("an upload is streamed")
+        };
+        assert_eq!(h.body_len, body.len());
+        let wakes = std::sync::Arc::new(Wakes::default());
+        let (sink, intake) = intake::channel(crate::http::context::ReplyTo {
+            to: wakes.clone(),
+            key: 1,
+            req: 7,
+        });
+        s.upload(7, kept(), h.body_len, sink);
+        let mut peer = Peer {
+            chunks: body[500..].chunks(1000).map(<[u8]>::to_vec).collect(),
+            eof: false,
+        };
+        // The worker takes nothing: the channel fills, one chunk is held, no more is read.
+        assert_eq!(s.feed(&mut peer), Fed::More);
+        assert_eq!(peer.chunks.len(), 20 - intake::CHANNEL_CHUNKS);
+        assert_eq!(*wakes.0.lock().unwrap(), 0);
+        let t = Duration::from_millis(10);
+        let mut got = intake.next(t).unwrap().unwrap();
+        assert_eq!(*wakes.0.lock().unwrap(), 1, "the take wakes the loop");
+        // Woken, the loop reads on; the worker takes everything until the end.
+        loop {
+            let fed = s.feed(&mut peer);
+            while let Ok(Some(c)) = intake.next(t) {
+                got.extend(c);
+            }
+            if fed == Fed::Sent {
+                break;
+            }
+        }
+        assert_eq!(intake.next(t).unwrap(), None, "complete");
+        assert!(got == body);
+        assert!(matches!(s.phase, Phase::Waiting { req: 7, .. }));
+        assert!(s.answered(7).unwrap().keep_alive, "the body was all read");
+    }
+
+    #[test]
+    fn an_upload_the_worker_refuses_closes_after_its_answer() {
+        let mut s = session_with(
+            b"POST /rooms/r/files HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345",
+            false,
+        );
+        let Step::Upload(h) = s.next(0, 0, &L) else {
+            panic!("an upload is streamed")
+        };
+        let (sink, intake) = intake::channel(crate::http::context::ReplyTo {
+            to: std::sync::Arc::new(Wakes::default()),
+            key: 1,
+            req: 3,
+        });
+        s.upload(3, kept(), h.body_len, sink);
+        // Refused before the body: the answer comes while the body is still arriving.
+        drop(intake);
+        let ex = s.answered(3).expect("it answers the upload");
+        assert!(!ex.keep_alive, "the rest of the body is never read");
+        // A peer that leaves mid-body breaks the upload.
+        let mut s = session_with(
+            b"POST /rooms/r/files HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345",
+            true,
+        );
+        let Step::Upload(h) = s.next(0, 0, &L) else {
+            panic!("an upload is streamed")
+        };
+        let (sink, _intake) = intake::channel(crate::http::context::ReplyTo {
+            to: std::sync::Arc::new(Wakes::default()),
+            key: 1,
+            req: 4,
+        });
+        s.upload(4, Exchange::invalid(Instant::now()), h.body_len, sink);
+        let mut gone = Peer {
+            chunks: vec![],
+            eof: true,
+        };
+        assert_eq!(s.feed(&mut gone), Fed::Broken);
     }
 
     #[test]

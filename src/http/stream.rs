@@ -196,16 +196,40 @@ pub fn respond<T: Send + 'static>(
     open: impl FnOnce(&mut Worker) -> Result<T, ApiError> + Send + 'static,
     write: impl FnOnce(&mut Worker, T, &mut BodyWriter) -> io::Result<()> + Send + 'static,
 ) -> Result<Routed, ApiError> {
+    let open = move |w: &mut Worker| {
+        open(w).map(|v| Opened::Stream(Response::raw(200, content_type, Vec::new()), v))
+    };
+    respond_with(queue, ctx, reply, open, write)
+}
+
+/// What a streamed route's check step decided.
+pub enum Opened<T> {
+    /// A whole answer with no streamed body (`304 Not Modified`, say).
+    Whole(Response),
+    /// The head of the answer (status, type, headers; its body is ignored), and what
+    /// the write step produces the body from.
+    Stream(Response, T),
+}
+
+/// [`respond`] with the head (or a whole answer) chosen by `open`.
+pub fn respond_with<T: Send + 'static>(
+    queue: &JobQueue,
+    ctx: &Arc<HttpCtx>,
+    reply: &ReplyTo,
+    open: impl FnOnce(&mut Worker) -> Result<Opened<T>, ApiError> + Send + 'static,
+    write: impl FnOnce(&mut Worker, T, &mut BodyWriter) -> io::Result<()> + Send + 'static,
+) -> Result<Routed, ApiError> {
     let (ctx, reply) = (ctx.clone(), reply.clone());
     queue.submit(Box::new(move |w| {
         let to = reply.clone();
         let replier = reply.arm();
-        let opened = match open(w) {
-            Ok(v) => v,
+        let (head, opened) = match open(w) {
+            Ok(Opened::Stream(head, v)) => (head, v),
+            Ok(Opened::Whole(resp)) => return replier.send(resp),
             Err(e) => return replier.send(Response::from_error(&e)),
         };
         let (mut body, reader) = channel(to);
-        replier.stream(Response::raw(200, content_type, Vec::new()), reader);
+        replier.stream(head, reader);
         match write(w, opened, &mut body).and_then(|()| body.finish()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {

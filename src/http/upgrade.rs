@@ -68,6 +68,7 @@ mod tests {
         max_header_bytes: 4096,
         max_headers: 32,
         max_body_bytes: 10,
+        max_upload_bytes: 10,
     };
 
     #[test]

@@ -398,6 +398,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         history: history.clone(),
         metrics: metrics.clone(),
         logins: Default::default(),
+        uploads: Default::default(),
         per_user: per_user.clone(),
         status,
         reads: reads.clone(),

@@ -3,6 +3,7 @@
 //! Imports only the base layer.
 
 pub mod audit;
+pub mod files;
 pub mod listener;
 pub mod mentions;
 pub mod messages;

@@ -7,6 +7,7 @@ use crate::base::access::{self, Action, Membership, RoomSettings};
 use crate::base::error::{ApiError, CLIENT_MSG_ID_REUSED, MESSAGE_NOT_FOUND, ROOM_NOT_FOUND};
 use crate::base::metrics::Metrics;
 use crate::base::model::{Kind, Message, iso};
+use crate::pg::files;
 use crate::pg::mentions::{self, Named, Pending, Resolved};
 use crate::pg::messages::{self, message_columns};
 use crate::pg::notify::{Batch, shard_channel, shard_of};
@@ -402,6 +403,9 @@ fn try_store(
         .collect();
     resolve_duplicates(&mut tx, &st[3], jobs, &mut slots)?;
     check_reply_targets(&mut tx, &st[5], jobs, &mut slots)?;
+    // Each message's attachments as stored: its `{file_id}` items completed with the
+    // files they attach (refused when a file is not the sender's to attach here).
+    let attachments = claim_files(&mut tx, jobs, &mut slots)?;
     // Last, so that a retry of a stored message gets it back and a refused reply does
     // not count as the member's message.
     let held = slow.apply(jobs, &members, &mut slots);
@@ -456,7 +460,7 @@ fn try_store(
             }
         }
     }
-    store_extras(&mut tx, &st[4], jobs, &slots, &ks, &stored)?;
+    store_extras(&mut tx, &st[4], jobs, &slots, &ks, &stored, &attachments)?;
     let mentioned = store_mentions(
         &mut tx, &st[7], jobs, &slots, &ks, &stored, &members, &sizes,
     )?;
@@ -480,7 +484,7 @@ fn try_store(
                         created_at: at.clone(),
                         client_msg_id: j.client_msg_id.clone(),
                         reply_to: j.extra.as_ref().and_then(|x| x.reply_to),
-                        attachments: j.extra.as_ref().and_then(|x| x.attachments.clone()),
+                        attachments: attachments[i].clone(),
                         mentions: (!named.is_empty()).then_some(named),
                         mentions_room: everyone,
                         ..Default::default()
@@ -586,8 +590,48 @@ fn check_reply_targets(
     Ok(())
 }
 
+/// Checks the files the batch's new messages attach ([`files::claim`]: one statement,
+/// only for batches that name files), refusing the messages that may not; returns each
+/// message's attachments as they are stored.
+fn claim_files(
+    tx: &mut postgres::Transaction<'_>,
+    jobs: &[WriteJob],
+    slots: &mut [Slot],
+) -> Result<Vec<Option<serde_json::Value>>, postgres::Error> {
+    let given = |j: &WriteJob| j.extra.as_ref().and_then(|x| x.attachments.clone());
+    let asks: Vec<_> = jobs
+        .iter()
+        .zip(slots.iter())
+        .map(|(j, s)| {
+            let a = j.extra.as_ref().and_then(|x| x.attachments.as_ref());
+            let named = match s {
+                Slot::New => files::named(a),
+                _ => Vec::new(),
+            };
+            (j.room_id, j.user_id, named, a)
+        })
+        .collect();
+    if asks.iter().all(|a| a.2.is_empty()) {
+        return Ok(jobs.iter().map(given).collect());
+    }
+    let verdicts = files::claim(tx, &asks)?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for ((j, s), v) in jobs.iter().zip(slots.iter_mut()).zip(verdicts) {
+        out.push(match v {
+            Ok(Some(completed)) => Some(completed),
+            Ok(None) => given(j),
+            Err(e) => {
+                *s = Slot::Failed(e);
+                None
+            }
+        });
+    }
+    Ok(out)
+}
+
 /// Stores the replies' targets and attachments of the batch's new messages that have
-/// them, and the replied-to messages' counts (one statement, only when there are any).
+/// them, the replied-to messages' counts (one statement, only when there are any), and
+/// which message each attached file now belongs to.
 fn store_extras(
     tx: &mut postgres::Transaction<'_>,
     extra: &Statement,
@@ -595,23 +639,30 @@ fn store_extras(
     slots: &[Slot],
     ks: &[i64],
     stored: &HashMap<(Uuid, i64), (i64, i64, String)>,
+    attachments: &[Option<serde_json::Value>],
 ) -> Result<(), postgres::Error> {
-    let (mut rooms, mut seqs, mut replies, mut files) = (vec![], vec![], vec![], vec![]);
+    let (mut rooms, mut seqs, mut replies, mut kept) = (vec![], vec![], vec![], vec![]);
+    let mut attached = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
         let (Slot::New, Some(x)) = (&slots[i], j.extra.as_ref()) else {
             continue;
         };
-        if let Some((seq, _, _)) = stored.get(&(j.room_id, ks[i])) {
+        if let Some((seq, id, _)) = stored.get(&(j.room_id, ks[i])) {
             rooms.push(j.room_id);
             seqs.push(*seq);
             replies.push(x.reply_to);
-            files.push(x.attachments.clone());
+            kept.push(attachments[i].clone());
+            attached.extend(
+                files::named(attachments[i].as_ref())
+                    .into_iter()
+                    .map(|f| (f, *id)),
+            );
         }
     }
     if !rooms.is_empty() {
-        tx.execute(extra, &[&rooms, &seqs, &replies, &files])?;
+        tx.execute(extra, &[&rooms, &seqs, &replies, &kept])?;
     }
-    Ok(())
+    files::attach(tx, &attached)
 }
 
 /// Resolves the mentions of the batch's new messages that name someone (one statement,

@@ -158,8 +158,8 @@ interface EntryBase {
   [extra: string]: unknown;
 }
 
-/** A file's metadata on a message (the server stores no file). */
-export interface Attachment {
+/** A link's metadata on a message (the server stores no file for it). */
+export interface LinkAttachment {
   /** http or https, at most 2048 characters. */
   url: string;
   name: string;
@@ -167,6 +167,33 @@ export interface Attachment {
   /** Bytes. */
   size: number;
 }
+
+/** A file uploaded to the server (`Rest.upload`). */
+export interface StoredFile {
+  id: string;
+  room_id: string;
+  uploader_id: string;
+  /** The client's name, without path or hidden characters. */
+  name: string;
+  /** Detected from the bytes. */
+  mime: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/webp' | 'application/pdf' | 'application/octet-stream';
+  size: number;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  width?: number;
+  height?: number;
+  has_thumbnail: boolean;
+  created_at: string;
+}
+
+/** An uploaded file on a message: sent as `{file_id}`, stored and shown with `file`. */
+export interface FileAttachment {
+  file_id: string;
+  file?: StoredFile;
+}
+
+/** What a message may carry: links with their metadata, and uploaded files. */
+export type Attachment = LinkAttachment | FileAttachment;
 
 /** A message someone sent (`kind` is absent on servers without the conversations extension). */
 export interface ChatMessage extends EntryBase {
@@ -581,6 +608,10 @@ export class Rest {
   members(roomId: string): Promise<Member[]>;
   /** One page of history, newest first: messages with seq < cursor. */
   messages(roomId: string, page?: { cursor?: number | null; limit?: number }): Promise<MessagePage>;
+  /** Upload a file into a room (its name from `file.name` unless given); attach it with `{file_id}`. */
+  upload(roomId: string, file: Blob | ArrayBuffer | ArrayBufferView, options?: { name?: string }): Promise<StoredFile>;
+  /** A file's bytes (members of its room). */
+  download(fileId: string): Promise<Blob>;
   /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
   postMessage(roomId: string, content: string, extra?: { reply_to?: number; attachments?: Attachment[] }): Promise<ChatMessage>;
   /** Replace one's message's content: the `message_edited` entry (prefer ChatdClient.edit). */

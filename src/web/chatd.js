@@ -174,20 +174,24 @@ class Http {
   }
 
   // One request; resolves with the JSON body of a 2xx, throws a ChatdError otherwise.
-  async call(method, path, body, token, extra) {
-    const headers = { accept: 'application/json', ...extra };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+  // A `RawBody` is sent as it is (file uploads) instead of as JSON; with `asBlob` a 2xx
+  // resolves with the body as a Blob (file downloads).
+  async call(method, path, body, token, extra, asBlob = false) {
+    const headers = { accept: asBlob ? '*/*' : 'application/json', ...extra };
+    const raw = body instanceof RawBody;
+    if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json';
     if (token) headers.authorization = `Bearer ${token}`;
     let res;
     try {
       res = await this.fetch(new URL(path, this.baseUrl), {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : raw ? body.bytes : JSON.stringify(body),
       });
     } catch (e) {
       throw new ChatdError('network_error', `cannot reach the server: ${e.message}`, { cause: e });
     }
+    if (asBlob && res.ok) return res.blob();
     const text = await res.text().catch(() => '');
     let json = null;
     try {
@@ -203,6 +207,13 @@ class Http {
       details: message,
       retryAfterMs: retryAfter(json, res.headers),
     });
+  }
+}
+
+// A request body sent as bytes, not JSON (a Blob, File, ArrayBuffer or typed array).
+class RawBody {
+  constructor(bytes) {
+    this.bytes = bytes;
   }
 }
 
@@ -569,15 +580,31 @@ export class Rest {
   }
 
   /** Any authenticated route: `request('GET', '/me/rooms')`. */
-  async request(method, path, body) {
+  async request(method, path, body, extra, asBlob = false) {
     const token = await this.#session.token();
     try {
-      return await this.#http.call(method, path, body, token);
+      return await this.#http.call(method, path, body, token, extra, asBlob);
     } catch (e) {
       if (e.status !== 401 || e.code !== 'invalid_token') throw e;
       await this.#session.refreshIfCurrent(token);
-      return this.#http.call(method, path, body, await this.#session.token());
+      return this.#http.call(method, path, body, await this.#session.token(), extra, asBlob);
     }
+  }
+
+  /**
+   * Upload a file into a room (POST /rooms/:id/files): `file` is a Blob or File (its
+   * `name` is used unless `options.name` is given), an ArrayBuffer or a typed array.
+   * Resolves with the stored `File`; attach it to a message with
+   * `attachments: [{file_id: file.id}]`. The server detects the type from the bytes.
+   */
+  upload(roomId, file, { name } = {}) {
+    const fileName = name ?? (typeof file?.name === 'string' && file.name ? file.name : 'file');
+    return this.request('POST', `${roomPath(roomId)}/files${query({ name: fileName })}`, new RawBody(file));
+  }
+
+  /** A file's bytes as a Blob (GET /files/:id; members of its room). */
+  download(fileId) {
+    return this.request('GET', `/files/${encodeURIComponent(fileId)}`, undefined, undefined, true);
   }
 
   /** Every room the caller may see (public ones, and private ones it belongs to), newest first (GET /rooms). */

@@ -19,6 +19,7 @@ mod conversations;
 mod cookie;
 mod external;
 mod faults;
+mod files;
 mod fuzz_regressions;
 mod hardening;
 mod history;

@@ -63,6 +63,9 @@ const TABLE: &[(&str, [&str; 3])] = &[
     ("mark read", ["MMM......", "NNN......", "NNN......"]),
     ("typing", ["MMM.U.U.U", "NNN.U.U.U", "NNN.U.U.U"]),
     ("send", ["MMM.U.U.U", "NNN.U.U.U", "NNN.U.U.U"]),
+    // Files: uploading is sending, downloading is reading the stream.
+    ("upload", ["MMM.U.U.U", "NNN.U.U.U", "NNN.U.U.U"]),
+    ("download", ["MMM......", "NNN......", "NNN......"]),
     // Messages after send.
     ("edit history", ["MMM......", "NMN......", "NMN......"]),
     ("edit ?", ["MMM......", "NMN......", "NMN......"]),
@@ -280,6 +283,8 @@ fn actions() -> Vec<(String, Action)> {
             Action::Pins => "pins",
             Action::Report => "report",
             Action::ReviewReports => "review reports",
+            Action::Upload => "upload",
+            Action::Download => "download",
             Action::Edit(_)
             | Action::Delete(_)
             | Action::React(_)
@@ -311,6 +316,8 @@ fn actions() -> Vec<(String, Action)> {
         Action::Pins,
         Action::Report,
         Action::ReviewReports,
+        Action::Upload,
+        Action::Download,
     ] {
         out.push((plain(a).unwrap().to_string(), a));
     }

@@ -122,7 +122,10 @@ function quote(id, ctx) {
 }
 
 function attachments(list) {
-  return el('ul', { class: 'attachments', 'aria-label': 'Attachments' }, ...list.map((a) => {
+  return el('ul', { class: 'attachments', 'aria-label': 'Attachments' }, ...list.map((item) => {
+    // An uploaded file ({file_id, file}) shows its name, type and size; it has no link
+    // (downloads need the bearer token).
+    const a = item.file_id ? { ...(item.file || {}), url: null } : item;
     const href = /^https?:\/\//i.test(String(a.url || '')) ? a.url : null;
     const detail = [a.mime, fileSize(a.size)].filter(Boolean).join(' · ');
     return el('li', { class: 'attachment', 'data-testid': 'attachment' },
