@@ -132,15 +132,10 @@ pub fn file_name(raw: &str) -> String {
     }
 }
 
-/// Check step of an upload that needs no database: a body, and the name to store.
-pub fn check_upload(raw_name: Option<&str>, size: usize) -> Result<String, ApiError> {
-    if size == 0 {
-        return Err(ApiError::BadRequest(
-            "invalid_payload",
-            "the request body (the file) must not be empty".into(),
-        ));
-    }
-    Ok(file_name(raw_name.unwrap_or("file")))
+/// Check step of an upload that needs no database: the name to store. (An empty body is
+/// refused by [`upload`] after the access check, so a room hides from non-members alike.)
+pub fn check_upload(raw_name: Option<&str>) -> String {
+    file_name(raw_name.unwrap_or("file"))
 }
 
 /// The body ended, failed or stalled before `Content-Length` bytes came.
@@ -205,6 +200,12 @@ pub fn upload(
     let mut tx = w.client()?.transaction()?;
     // Asked before a byte is taken: a refused upload's body is never read.
     rooms::require(&mut tx, room, who.user_id, Action::Upload)?;
+    if size == 0 {
+        return Err(ApiError::BadRequest(
+            "invalid_payload",
+            "the request body (the file) must not be empty".into(),
+        ));
+    }
     tx.execute(
         "INSERT INTO files (id, room_id, uploader_id, name, mime, size, sha256)
          VALUES ($1, $2, $3, $4, 'application/octet-stream', $5, '')",

@@ -28,18 +28,17 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
         .uploads
         .hit(&who.user_id.to_string(), per_minute)
         .map_err(ApiError::RateLimited)?;
-    let name = files::check_upload(
-        query_param(&r.head.query, "name").as_deref(),
-        r.head.body_len,
-    )?;
+    let name = files::check_upload(query_param(&r.head.query, "name").as_deref());
     let size = r.head.body_len;
-    let Some(intake) = r.intake.take() else {
-        // Only a body-less request comes without one, and `check_upload` refused it.
-        return Err(ApiError::Internal);
-    };
+    // Only a body-less request comes without an intake: `upload` asks for access, then
+    // refuses the empty file.
+    let intake = r.intake.take();
     let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
     r.job(&r.ctx.exports, 201, move |w, _| {
-        files::upload(w, &who, room, name, size, &mut || intake.next(wait))
+        files::upload(w, &who, room, name, size, &mut || match &intake {
+            Some(i) => i.next(wait),
+            None => Ok(None),
+        })
     })
 }
 

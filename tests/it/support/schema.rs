@@ -20,6 +20,10 @@ pub fn sample(doc: &Value, schema: &Value, ids: &Ids) -> Value {
     if let Some(e) = s["enum"].as_array().and_then(|e| e.first()) {
         return e.clone();
     }
+    // One of several forms (an attachment as a link or as an uploaded file): the first.
+    if let Some(first) = s["oneOf"].as_array().and_then(|f| f.first()) {
+        return sample(doc, first, ids);
+    }
     let ty = match &s["type"] {
         Value::Array(t) => t
             .iter()
