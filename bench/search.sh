@@ -5,19 +5,22 @@
 # distribution (word k is about k^(2/3) times rarer than word 0), indexed as the indexer
 # leaves them. wrk measures `GET /rooms/:id/search` and `GET /me/search` for a common, a
 # middling and a rare word, one connection, then four; and `GET /me/rooms` (first page
-# of the member's 1,000 rooms, unread counts included) the same way.
+# of the member's 1,000 rooms, unread counts included) the same way. RESTRICTIONS (0)
+# mutes other users in the rooms (as many users as it takes, each muted in every room):
+# a server where moderators have muted people, which `GET /me/rooms` must not pay for.
 #
 #   bench/search.sh
 #
 # Environment: CHATD_BIN (target/release/chatd), TEST_PG_URL
-# (postgres://postgres@127.0.0.1:5432), MESSAGES, ROOMS, PORT (3480), KEEP=1 keeps the
-# database afterwards.
+# (postgres://postgres@127.0.0.1:5432), MESSAGES, ROOMS, RESTRICTIONS, PORT (3480), KEEP=1
+# keeps the database afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CHATD_BIN:-target/release/chatd}
 pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
 total=${MESSAGES:-1000000}
 rooms=${ROOMS:-1000}
+restrictions=${RESTRICTIONS:-0}
 port=${PORT:-3480}
 db=chatd_search_bench
 pid=
@@ -54,6 +57,15 @@ q "INSERT INTO rooms (id, name, last_seq) SELECT gen_random_uuid(), 'search-' ||
 q "VACUUM ANALYZE messages; " >/dev/null
 q "VACUUM ANALYZE message_search" >/dev/null
 echo "loaded $total messages in $(echo "$(date +%s.%N) - $t" | bc) s; search index $(q "SELECT pg_size_pretty(pg_total_relation_size('message_search'))")"
+if ((restrictions > 0)); then
+    q "INSERT INTO users (id, username, username_key)
+       SELECT gen_random_uuid(), 'mutee' || i, 'mutee' || i
+       FROM generate_series(1, ($restrictions + $rooms - 1) / $rooms) i;
+       INSERT INTO room_restrictions (room_id, user_id, muted)
+       SELECT r.id, u.id, true FROM rooms r, users u WHERE u.username LIKE 'mutee%'
+       LIMIT $restrictions;
+       ANALYZE room_restrictions"
+fi
 # Fresh activity: every room's newest message is recent, in random order.
 q "UPDATE rooms SET last_activity_at = now() - random() * interval '1 hour'"
 q "VACUUM ANALYZE rooms" >/dev/null
