@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "mentions_notification_levels",
         include_str!("../../sql/0021_mentions_notification_levels.sql"),
     ),
+    (
+        22,
+        "push_notifications",
+        include_str!("../../sql/0022_push_notifications.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.
