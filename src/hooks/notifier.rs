@@ -72,7 +72,7 @@ const COLLECT_SQL: &str =
       AND rm.user_id <> m.user_id AND rm.last_read_seq < m.seq
       AND (CASE WHEN rm.notifications_muted THEN 'none'
                 ELSE coalesce(rm.notification_level,
-                     CASE WHEN r.visibility = 'direct' OR r.member_count <= $6 THEN 'all'
+                     CASE WHEN r.visibility = 'direct' OR r.member_count <= $6::bigint THEN 'all'
                           ELSE 'mentions' END) END)
           = ANY (CASE WHEN r.visibility = 'direct' OR m.mentions_room
                           OR rm.user_id = ANY (m.mentions)
