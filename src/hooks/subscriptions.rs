@@ -180,8 +180,8 @@ pub fn subscribe(
 
 /// Removes the caller's subscription with this endpoint; whether there was one.
 pub fn unsubscribe(w: &mut Worker, who: &Identity, endpoint: &str) -> Result<bool, ApiError> {
-    if endpoint.is_empty() {
-        return Err(invalid("endpoint is required"));
+    if endpoint.is_empty() || endpoint.contains('\0') {
+        return Err(invalid("endpoint is required (a URL)"));
     }
     let n = w
         .client()?
