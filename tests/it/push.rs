@@ -208,6 +208,7 @@ impl PushService {
 /// A node whose pushes go to `svc` (loopback allowed), grace `grace` seconds, window a
 /// minute, and its VAPID public key given to the service.
 fn node(db: &TestDb, svc: &PushService, grace: u64, tweak: impl FnOnce(&mut Config)) -> Node {
+    // (`tweak` runs last: it may set the key.)
     let n = start_with(db, |c| {
         c.push.vapid_private_key = webpush::key_to_b64(&webpush::generate_key());
         c.push.subject = SUBJECT.into();
@@ -527,4 +528,44 @@ fn subscriptions_are_checked() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0);
+}
+
+/// A node stopped while a notification waits for its grace leaves it in the database:
+/// the next node sends it, once. Fails if what is to be notified lives only in memory
+/// (nothing arrives) or the cursor is not kept (the message is notified twice).
+#[test]
+fn a_restart_loses_no_notification_and_repeats_none() {
+    let db = TestDb::new();
+    let svc = PushService::start();
+    let key = webpush::key_to_b64(&webpush::generate_key());
+    let with_key = |key: String| move |c: &mut Config| c.push.vapid_private_key = key;
+    let first = node(&db, &svc, 3, with_key(key.clone()));
+    let addr = first.addr();
+    let alice = register(&addr, "alice");
+    let room = create_room(&addr, &alice.token);
+    let (_, phone) = member(&addr, &svc, &room, "bob");
+    let id = send(&addr, &alice, &room, "while you were out");
+    // Wait until the notifier has taken the message from the stream, then stop.
+    let mut c = db.client();
+    let until = Instant::now() + Duration::from_secs(10);
+    while c
+        .query_one("SELECT count(*) FROM push_pending", &[])
+        .unwrap()
+        .get::<_, i64>(0)
+        == 0
+    {
+        assert!(Instant::now() < until, "never pending");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(first);
+    assert!(svc.payloads(&phone).is_empty(), "sent before its grace");
+    let second = node(&db, &svc, 3, with_key(key));
+    let got = wait_pushes(&svc, &phone, 1, 15);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(svc.payloads(&phone).len(), 1, "{:?}", svc.payloads(&phone));
+    assert_eq!(
+        (got[0]["count"].clone(), got[0]["message_ids"].clone()),
+        (json!(1), json!([id]))
+    );
+    drop(second);
 }
