@@ -171,9 +171,10 @@ pub fn run(t: NotifierThread) {
         for i in 0..SENDERS {
             let (rx, gone, agent) = (jobs_rx.clone(), gone_tx.clone(), agent.clone());
             let (key, subject) = (key.clone(), t.cfg.subject.clone());
+            let private = t.cfg.allow_private_endpoints;
             let spawned = std::thread::Builder::new()
                 .name(format!("push-{i}"))
-                .spawn(move || sender(rx, gone, agent, key, subject));
+                .spawn(move || sender(rx, gone, agent, (key, subject), private));
             match spawned {
                 Ok(h) => senders.push(h),
                 Err(e) => log::error!("push sender thread: {e}"),
@@ -363,10 +364,16 @@ fn sender(
     jobs: Receiver<PushJob>,
     gone: Sender<i64>,
     agent: ureq::Agent,
-    key: SecretKey,
-    subject: String,
+    (key, subject): (SecretKey, String),
+    allow_private: bool,
 ) {
     while let Ok(j) = jobs.recv() {
+        // The host is checked again: a name that resolved to a public address when the
+        // subscription was made may point inside the network now.
+        if let Err(e) = super::subscriptions::check_endpoint(&j.endpoint, allow_private) {
+            log::info!("push to subscription {}: {e}", j.subscription);
+            continue;
+        }
         let body = match webpush::encrypt(j.payload.as_bytes(), &j.p256dh, &j.auth) {
             Ok(b) => b,
             Err(e) => {
