@@ -6,9 +6,11 @@ use std::path::Path;
 
 mod api_keys;
 mod external;
+mod push;
 mod webhooks;
 pub use api_keys::ApiKeyConfig;
 pub use external::{ExternalAuthConfig, KeySource};
+pub use push::PushConfig;
 pub use webhooks::{EVENT_TYPES, WebhookConfig};
 
 /// How the node treats missing secrets.
@@ -53,6 +55,8 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// `[files]`: uploads.
     pub files: FilesConfig,
+    /// `[push]`: Web Push to members who are offline.
+    pub push: PushConfig,
     /// `[retention]`
     pub retention: RetentionConfig,
     /// `[metrics]`
@@ -429,6 +433,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             notifications: NotificationsConfig::default(),
             files: FilesConfig::default(),
+            push: PushConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             webhooks: Vec::new(),
@@ -630,6 +635,9 @@ impl Config {
                 .map(|u| u.trim().to_string())
                 .filter(|u| !u.is_empty())
                 .collect();
+        }
+        if let Some(s) = env.get("CHATD_VAPID_PRIVATE_KEY") {
+            self.push.vapid_private_key = s;
         }
         if let Some(s) = env.get("CHATD_NODE_ID") {
             self.node_id = s;
@@ -948,6 +956,7 @@ impl Config {
             ));
         }
         webhooks::validate(&self.webhooks)?;
+        self.push.validate(self.mode)?;
         if self.mode == Mode::Production {
             self.validate_production()?;
         }
@@ -1070,6 +1079,7 @@ impl Config {
             }
         }
         for s in std::iter::once(&mut shown.metrics.token)
+            .chain(std::iter::once(&mut shown.push.vapid_private_key))
             .chain(shown.webhooks.iter_mut().map(|h| &mut h.secret))
         {
             if !s.is_empty() {

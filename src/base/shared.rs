@@ -92,8 +92,23 @@ pub fn shared(cfg: &Config, generated: bool) -> Vec<ClusterSetting> {
             "presence.node_timeout_secs",
             cfg.presence.node_timeout_secs.to_string(),
         ),
+        plain(
+            "push.window",
+            "push.grace_secs, push.window_secs",
+            format!("{}/{}", cfg.push.grace_secs, cfg.push.window_secs),
+        ),
     ];
     out.push(webhooks(cfg));
+    // The key browsers subscribed with: another one on a node would make every push it
+    // sends refused. A development node's key is kept in .local/ (not compared).
+    if !cfg.push.vapid_private_key.is_empty() {
+        out.push(ClusterSetting {
+            stored: "push.vapid_private_key",
+            key: "push.vapid_private_key",
+            value: fingerprint(cfg.push.vapid_private_key.trim()),
+            secret: true,
+        });
+    }
     if !generated {
         for (stored, secret) in [
             ("auth.access_secret", &cfg.auth.access_secret),

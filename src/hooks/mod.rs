@@ -12,10 +12,17 @@
 //! threads, so a dead or slow endpoint delays no other, and within an endpoint a room
 //! waiting for a retry delays no other room.
 //!
+//! Offline notifications (`notifier`) follow the rooms' streams the same way and go
+//! out by Web Push (`webpush`, to the users' `subscriptions`) and as the
+//! `notification.offline` event through the outbox.
+//!
 //! Sits beside `auth/` and `chat/` in the domain layer: it imports `base/` and `pg/`
 //! only; the dead-letter routes in `http/` call [`dead`].
 
 pub mod dead;
 pub mod dispatch;
 pub mod event;
+pub mod notifier;
 pub mod send;
+pub mod subscriptions;
+pub mod webpush;

@@ -55,6 +55,9 @@ pub struct HttpCtx {
     pub status: Arc<dyn Status>,
     /// The read-marks thread.
     pub reads: Reads,
+    /// The VAPID public key (base64url point) browsers subscribe with; `None`: Web
+    /// Push is off.
+    pub push_key: Option<Arc<str>>,
 }
 
 /// What reaches a loop's HTTP side from other threads.

@@ -21,6 +21,7 @@ pub mod messages;
 pub mod ops;
 pub mod parse;
 pub mod pins;
+pub mod push;
 pub mod reports;
 pub mod response;
 pub mod routes;

@@ -16,6 +16,7 @@ use crate::http::messages as msgs;
 use crate::http::ops;
 use crate::http::parse::{Head, Method, query_param};
 use crate::http::pins;
+use crate::http::push;
 use crate::http::reports;
 use crate::http::response::Response;
 use crate::http::users;
@@ -328,6 +329,15 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
             "DELETE /me/blocks/:user_id",
             blocks::unblock(r, user).into(),
         )),
+        (Get, ["push", "vapid-public-key"]) => {
+            Some(("GET /push/vapid-public-key", push::public_key(r).into()))
+        }
+        (Post, ["me", "push-subscriptions"]) => {
+            Some(("POST /me/push-subscriptions", push::subscribe(r).into()))
+        }
+        (Delete, ["me", "push-subscriptions"]) => {
+            Some(("DELETE /me/push-subscriptions", push::unsubscribe(r).into()))
+        }
         (Get, ["me"]) => Some(("GET /me", users::me(r).into())),
         (Patch, ["me"]) => Some(("PATCH /me", users::update_me(r).into())),
         (Get, ["users"]) => Some(("GET /users", users::search(r).into())),
@@ -396,6 +406,8 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["dm"] => "POST",
         ["me", "rooms" | "invites" | "mentions"] => "GET, HEAD",
         ["me"] => "GET, HEAD, PATCH",
+        ["me", "push-subscriptions"] => "POST, DELETE",
+        ["push", "vapid-public-key"] => "GET, HEAD",
         ["users"] | ["users", _] => "GET, HEAD",
         ["admin", rest @ ..] => return admin::allowed(rest),
         _ => return None,
@@ -480,6 +492,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/rooms/{id}/reports/{report_id}/resolve"),
     ("GET", "/me"),
     ("PATCH", "/me"),
+    ("GET", "/push/vapid-public-key"),
+    ("POST", "/me/push-subscriptions"),
+    ("DELETE", "/me/push-subscriptions"),
     ("GET", "/users"),
     ("GET", "/users/{id}"),
     ("GET", "/admin/webhooks/dead"),

@@ -2,6 +2,7 @@
 //! (what the loops, the HTTP routes, the WebSocket hubs, the listener and the presence
 //! thread need) from the configuration, starts the threads, and returns a handle.
 
+mod push;
 mod status;
 
 use crate::auth::Auth;
@@ -383,7 +384,11 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
     }
     // One count per user for both transports of the node.
     let per_user = Arc::new(crate::base::limits::PerUser::default());
+    let vapid = push::vapid_key(&cfg)?;
     let http = Arc::new(HttpCtx {
+        push_key: vapid
+            .as_ref()
+            .map(|k| crate::hooks::webpush::public_b64(k).into()),
         cfg: cfg.clone(),
         auth: auth.clone(),
         db: db.clone(),
@@ -540,6 +545,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             .spawn(move || indexer::run(indexer_thread))?,
     );
     others.extend(start_webhooks(&cfg, &pool, &metrics, &stop)?);
+    others.extend(push::start(&cfg, vapid, &stop)?);
     let erase_thread = crate::chat::erase::EraseThread {
         pool: pool.clone(),
         stop: stop.clone(),

@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "file_uploads",
         include_str!("../../sql/0022_file_uploads.sql"),
     ),
+    (
+        23,
+        "push_notifications",
+        include_str!("../../sql/0023_push_notifications.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

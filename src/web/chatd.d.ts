@@ -121,6 +121,12 @@ export interface MyRoom extends Room {
 export type NotificationLevel = 'all' | 'mentions' | 'none';
 
 /** A mention of the caller (`GET /me/mentions`). */
+/** A browser's Web Push subscription as `PushSubscription.toJSON()` gives it. */
+export interface PushSubscriptionData {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
 export interface Mention {
   /** The mentioning message, as history shows it now. */
   message: Message;
@@ -577,6 +583,12 @@ export class Rest {
   setNotificationLevel(roomId: string, level: NotificationLevel): Promise<{ room_id: string; notification_level: NotificationLevel; notifications_muted: boolean }>;
   /** Mentions of the caller in its rooms, newest first, a page at a time. */
   mentions(page?: { cursor?: string; limit?: number }): Promise<{ mentions: Mention[]; next_cursor: string | null }>;
+  /** The server's VAPID public key (base64url), the `applicationServerKey` for `pushManager.subscribe`. */
+  vapidPublicKey(): Promise<{ key: string }>;
+  /** Registers a Web Push subscription: the caller is pushed what it would be notified of while it has no socket open. */
+  subscribePush(subscription: PushSubscriptionData | { toJSON(): PushSubscriptionData }): Promise<{ endpoint: string; created_at: string }>;
+  /** Removes the caller's subscription with this endpoint (none is fine). */
+  unsubscribePush(endpoint: string): Promise<null>;
   /** The direct room of the caller and `userId`, created on the first call. */
   openDirect(userId: string): Promise<DirectRoom>;
   /** Invitations waiting for the caller, newest first. */

@@ -702,6 +702,23 @@ export class Rest {
     const qs = q.toString();
     return this.request('GET', `/me/mentions${qs ? `?${qs}` : ''}`);
   }
+  /** The server's VAPID public key `{key}`: the `applicationServerKey` for `pushManager.subscribe`. */
+  vapidPublicKey() {
+    return this.request('GET', '/push/vapid-public-key');
+  }
+  /**
+   * Registers a Web Push subscription (a `PushSubscription` or its `toJSON()` form): while
+   * the caller has no socket open, the messages it would be notified of are pushed to it,
+   * a room's messages together (`{endpoint, created_at}`).
+   */
+  subscribePush(subscription) {
+    const s = typeof subscription?.toJSON === 'function' ? subscription.toJSON() : subscription;
+    return this.request('POST', '/me/push-subscriptions', { endpoint: s?.endpoint, keys: s?.keys });
+  }
+  /** Removes the caller's subscription with this endpoint (none is fine). */
+  unsubscribePush(endpoint) {
+    return this.request('DELETE', `/me/push-subscriptions${query({ endpoint })}`);
+  }
   /** The direct room of the caller and `userId` (created on the first call): a Room with `other_user`. */
   openDirect(userId) { return this.request('POST', '/dm', { user_id: userId }); }
   /** Invitations waiting for the caller, newest first (the first page): `[{room, invited_by, created_at}]`. */

@@ -30,6 +30,7 @@ mod messages;
 mod nodes;
 mod nul;
 mod pins;
+mod push;
 mod removed;
 mod replicas;
 mod report_review;

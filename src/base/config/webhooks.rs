@@ -29,6 +29,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "user.updated",
     "user.deactivated",
     "report.created",
+    "notification.offline",
 ];
 
 /// One `[[webhooks]]` entry.

@@ -4,7 +4,7 @@
 //! as the same id and body; dead events are listed and sent again; a dead endpoint
 //! delays no other; a node SIGKILLed and PostgreSQL restarted lose nothing.
 
-mod receiver;
+pub mod receiver;
 mod reports;
 mod restarts;
 
