@@ -17,7 +17,7 @@ use crate::base::metrics::EndpointMetrics;
 use crate::pg::messages::{from_row, message_columns};
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
-use postgres::{Client, NoTls};
+use postgres::Client;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -273,7 +273,7 @@ impl Coordinator<'_> {
         config.application_name("chatd-webhooks");
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
-        let mut db = config.connect(NoTls).ok()?;
+        let mut db = crate::pg::connect_own(&config).ok()?;
         let key = lock_key(self.t.hook.id());
         let row = db
             .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])

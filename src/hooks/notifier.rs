@@ -19,7 +19,7 @@ use crate::base::config::PushConfig;
 use crate::pg::outbox;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use p256::SecretKey;
-use postgres::{Client, NoTls};
+use postgres::Client;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -214,7 +214,7 @@ fn connect(t: &NotifierThread) -> Option<Client> {
     config.application_name("chatd-push");
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(10));
-    let mut db = config.connect(NoTls).ok()?;
+    let mut db = crate::pg::connect_own(&config).ok()?;
     let row = db
         .query_one("SELECT pg_try_advisory_lock($1, 0)", &[&LOCK_CLASS])
         .ok()?;

@@ -7,8 +7,8 @@ use crate::base::metrics::Metrics;
 use crate::base::model::Message;
 use crate::pg::messages;
 use crate::pg::notify::{self, EVENTS_CHANNEL, Event, Notification, shard_channel};
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -107,17 +107,19 @@ impl Listener {
         }
     }
 
-    fn connect(&self, sink: &dyn Sink) -> Result<Client, postgres::Error> {
-        let mut config: postgres::Config = self.url.parse()?;
+    fn connect(&self, sink: &dyn Sink) -> Result<Client, String> {
+        let mut config: postgres::Config = self.url.parse().map_err(|e| format!("{e}"))?;
         config.connect_timeout(self.connect_timeout);
         config.application_name("chatd-listener");
         // Detect a silently dead server instead of waiting forever for notifications.
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
-        let mut client = config.connect(NoTls)?;
-        client.batch_execute(&format!("LISTEN {EVENTS_CHANNEL};"))?;
+        let mut client = super::connect_own(&config)?;
+        client
+            .batch_execute(&format!("LISTEN {EVENTS_CHANNEL};"))
+            .map_err(|e| e.to_string())?;
         // Sessions revoked while we were away.
-        let revoked = revoked_since(&mut client, self.revoked_window)?;
+        let revoked = revoked_since(&mut client, self.revoked_window).map_err(|e| e.to_string())?;
         if !revoked.is_empty() {
             sink.event(Event::Revoke { sessions: revoked });
         }

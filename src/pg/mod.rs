@@ -15,6 +15,18 @@ pub mod replica;
 pub mod writer;
 
 use crate::base::error::ApiError;
+use postgres::{Client, NoTls};
+
+/// `config.connect(NoTls)` for a thread's own connection (listener, webhooks, push).
+/// The driver builds a runtime per connection and unwraps its creation, which panics
+/// when the process is out of file descriptors: that becomes an error here, so the
+/// thread waits and retries instead of dying.
+pub fn connect_own(config: &postgres::Config) -> Result<Client, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.connect(NoTls))) {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("the connection could not be opened (out of file descriptors?)".into()),
+    }
+}
 
 impl From<postgres::Error> for ApiError {
     fn from(e: postgres::Error) -> ApiError {

@@ -57,6 +57,8 @@ fn a_pipelining_flood_is_answered_in_order_with_bounded_buffering() {
 
 #[test]
 fn thousands_of_idle_connections_time_out_and_others_are_served() {
+    // Alone: its 4,000 descriptors and its 500 ms answer are the process's, not shared.
+    let _alone = alone();
     let db = TestDb::new();
     let node = start_with(&db, |c| c.http.idle_timeout_secs = 2);
     let a = node.addr();
