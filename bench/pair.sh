@@ -21,6 +21,11 @@ rounds=${3:-2}
 bench=${CHAT_BENCH:-target/release/chat-bench}
 pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
 scenarios=${SCENARIOS:-fanout throughput delivery quiet connections history}
+# wrk measures the history scenario: stop at once, saying what to install, rather than halfway.
+if [[ " $scenarios " == *" history "* ]] && ! command -v wrk >/dev/null; then
+    echo "pair.sh: wrk is missing for the history scenario (apt-get install wrk)" >&2
+    exit 1
+fi
 duration=${DURATION:-30}
 out=${OUT:-$(mktemp -d /tmp/chatd-pair.XXXXXX)}
 mkdir -p "$out"

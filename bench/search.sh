@@ -15,6 +15,8 @@
 # (postgres://postgres@127.0.0.1:5432), MESSAGES, ROOMS, RESTRICTIONS, PORT (3480), KEEP=1
 # keeps the database afterwards.
 set -euo pipefail
+# wrk measures the routes: stop at once, saying what to install, rather than halfway.
+command -v wrk >/dev/null || { echo "search.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 bin=${CHATD_BIN:-target/release/chatd}
 pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}

@@ -9,6 +9,8 @@
 # Environment: CHATD_BIN (target/release/chatd), TEST_PG_URL
 # (postgres://postgres@127.0.0.1:5432), USERS, PORT (3490), KEEP=1 keeps the database.
 set -euo pipefail
+# wrk measures the routes: stop at once, saying what to install, rather than halfway.
+command -v wrk >/dev/null || { echo "users.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 bin=${CHATD_BIN:-target/release/chatd}
 pg=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
