@@ -40,8 +40,8 @@ const DUE_SQL: &str = "SELECT r.id, r.first_seq, coalesce(r.retention_days, $1)
 const PREFIX_SQL: &str = "SELECT seq, created_at < now() - make_interval(days => $3)
     FROM messages WHERE room_id = $1 AND seq >= $2 ORDER BY seq LIMIT $4";
 
-/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history, reactions, pins and
-/// search entries, blanks the later edit entries of the messages it deletes (they carry the
+/// Deletes seqs `$2 ..= $3` of room `$1` with their edit history, reactions, pins,
+/// mentions and search entries, blanks the later edit entries of the messages it deletes (they carry the
 /// message's text, as a deletion blanks them), moves `first_seq` past them, and counts
 /// the rows.
 const DELETE_SQL: &str = "WITH gone AS (
@@ -54,6 +54,7 @@ const DELETE_SQL: &str = "WITH gone AS (
         WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     search AS (DELETE FROM message_search WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
     pins AS (DELETE FROM message_pins WHERE room_id = $1 AND message_id IN (SELECT id FROM gone)),
+    mentioned AS (DELETE FROM mentions WHERE message_id IN (SELECT id FROM gone)),
     horizon AS (UPDATE rooms SET first_seq = $3 + 1 WHERE id = $1 AND first_seq <= $3)
     SELECT count(*) FROM gone";
 

@@ -299,7 +299,8 @@ fn one_node_deletes_at_a_time() {
 /// messages' search rows go with them, a message with attachments among them, and a
 /// `pg_dump --data-only` of the database holds none of their words.
 /// Fails if the deleter leaves the search rows: shown by removing the `search` step from
-/// `chat::retention`'s DELETE_SQL ("search rows of expired messages left: 3").
+/// `chat::retention`'s DELETE_SQL ("search rows of expired messages left: 3"); likewise
+/// the `mentioned` step and the mention rows.
 #[test]
 fn expiry_with_the_history_cache_on_removes_search_rows_and_attachments() {
     let db = TestDb::new();
@@ -321,8 +322,16 @@ fn expiry_with_the_history_cache_on_removes_search_rows_and_attachments() {
         Some(&json!({"content": "gryphonic attached", "attachments": [file]})),
     );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // An expired message that mentions a member: its mention row goes with it.
+    let m = register(&addr, "rcm");
+    join_room(&addr, &m.token, &room);
     for i in 0..2 {
-        post_message(&mut h, &u.token, &room, &format!("gryphonic old {i}"));
+        post_message(
+            &mut h,
+            &u.token,
+            &room,
+            &format!("gryphonic old {i} @{}", m.username),
+        );
     }
     let horizon = room_head(&addr, &u.token, &room) + 1;
     for i in 0..5 {
@@ -365,6 +374,15 @@ fn expiry_with_the_history_cache_on_removes_search_rows_and_attachments() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "search rows of expired messages left: {left}");
+    let mentions: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM mentions WHERE room_id = $1", &[&rid])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        mentions, 0,
+        "mention rows of expired messages left: {mentions}"
+    );
     let (s, found) = request(&addr, "GET", "/me/search?q=gryphonic", Some(&u.token), None);
     assert_eq!(
         (s, found["messages"].as_array().unwrap().len()),
