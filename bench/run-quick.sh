@@ -20,7 +20,7 @@
 #                messages table against its acks (set automatically when the script
 #                starts its own chatd)
 #   BENCH_OUT    directory for the JSON and SVG of each scenario (default: a temp dir)
-#   SCENARIOS    subset to run (default: all eight, soak last)
+#   SCENARIOS    subset to run (default: all nine, soak last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,7 +92,7 @@ if [ -z "$url" ]; then
 fi
 
 failed=()
-for s in ${SCENARIOS:-delivery throughput fanout connections churn reconnect typing soak}; do
+for s in ${SCENARIOS:-delivery throughput fanout connections churn reconnect storm typing soak}; do
     echo "=== $s ==="
     code=0
     "$bench" "$s" --quick --url "$url" ${pid:+--server-pid "$pid"} ${dburl:+--database-url "$dburl"} \

@@ -74,6 +74,14 @@ pub struct Conn {
     pub last_start_us: u64,
     /// Typing events received, per typing user: (user, starts, stops).
     pub typing_seen: Vec<(u32, u32, u32)>,
+    /// Storm: the last seq seen when the storm dropped it.
+    pub storm_last: u64,
+    /// Storm: when its rejoin started (unix µs).
+    pub storm_t0: u64,
+    /// Storm: its room's head at the rejoin, to be reached.
+    pub storm_target: u64,
+    /// Storm: rejoined and not yet at `storm_target`.
+    pub storm_pending: bool,
 }
 
 impl Conn {
@@ -101,6 +109,10 @@ impl Conn {
             reconnected: false,
             last_start_us: 0,
             typing_seen: Vec::new(),
+            storm_last: 0,
+            storm_t0: 0,
+            storm_target: 0,
+            storm_pending: false,
         }
     }
 

@@ -59,6 +59,8 @@ pub enum Tk {
     Reconnect,
     /// Start a churn cycle (not tied to a socket).
     Churn,
+    /// The end of the storm: rejoin with `last_seen_seq`.
+    StormBack,
 }
 
 /// What a driver thread shares with its process.
@@ -118,6 +120,9 @@ pub struct Driver {
     pub(crate) churners: Vec<u32>,
     pub(crate) churn_cursor: usize,
     pub(crate) churn_every_us: u64,
+    /// Rooms with a sender in this driver: where a storm receiver's catch-up target
+    /// (its room's highest acked seq at the rejoin) is known.
+    pub(crate) storm_rooms: Vec<bool>,
 }
 
 fn token(slot: usize, generation: u32) -> Token {
@@ -212,6 +217,7 @@ impl Driver {
             churners,
             churn_cursor: 0,
             churn_every_us: 0,
+            storm_rooms: vec![false; rooms],
             plan,
         })
     }
@@ -348,6 +354,7 @@ impl Driver {
                 Tk::Drop if self.phase == Phase::Run => self.planned_drop(slot),
                 Tk::Timeout => self.on_timeout(slot),
                 Tk::Reconnect if self.phase < Phase::Done => self.reconnect(slot),
+                Tk::StormBack if self.phase < Phase::Done => self.storm_back(slot),
                 _ => {}
             }
         }
@@ -413,6 +420,7 @@ impl Driver {
             let g = c.generation;
             match c.spec.role {
                 Role::Sender { offset_us, .. } => {
+                    self.storm_rooms[c.spec.room as usize] = true;
                     c.due = start + offset_us;
                     let due = c.due;
                     self.timer(due, slot, g, Tk::Send);
@@ -425,6 +433,7 @@ impl Driver {
                     let at = start + self.rng.exp(k.drop_mean_ms as f64 * 1000.0) as u64;
                     self.timer(at, slot, g, Tk::Drop);
                 }
+                Role::Stormer => self.timer(start + k.storm_drop_ms * 1000, slot, g, Tk::Drop),
                 _ => {}
             }
         }
@@ -592,7 +601,10 @@ impl Driver {
 
 /// Sockets whose message stream is checked at the end.
 pub(crate) fn is_tracker(c: &Conn) -> bool {
-    matches!(c.spec.role, Role::Receiver | Role::Reconnector) && !c.dead
+    matches!(
+        c.spec.role,
+        Role::Receiver | Role::Reconnector | Role::Stormer
+    ) && !c.dead
 }
 
 /// Sockets whose typing events are checked at the end: joined for the whole run

@@ -19,6 +19,7 @@ mod run;
 mod scenarios;
 mod sockets;
 mod stats;
+mod storm;
 mod track;
 mod util;
 mod ws;

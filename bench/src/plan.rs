@@ -26,6 +26,9 @@ pub enum Role {
     Typer,
     /// A slot for connect → join → leave → close cycles.
     Churner,
+    /// A receiver that drops with every other one at `storm_drop_ms` and rejoins with
+    /// `last_seen_seq` with all of them at `storm_back_ms` (`storm`).
+    Stormer,
 }
 
 /// One socket of the plan.
@@ -75,6 +78,12 @@ pub struct Knobs {
     /// out of this many (what a load balancer with room affinity would do).
     #[serde(default)]
     pub by_shard: u16,
+    /// When every storm receiver drops, in ms after the start (`storm`).
+    #[serde(default)]
+    pub storm_drop_ms: u64,
+    /// When they all rejoin, in ms after the start (`storm`).
+    #[serde(default)]
+    pub storm_back_ms: u64,
 }
 
 /// Everything a process needs to drive its share of the sockets.

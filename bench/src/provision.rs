@@ -97,6 +97,17 @@ fn call(
     for attempt in 0.. {
         let retry = match http.call(method, path, token, Some(body)) {
             Ok(r) if (200..300).contains(&r.status) => return Ok(r.json()),
+            // A per-address registration limit refills over a minute: retrying would
+            // only stall the run, so stop at once, naming the settings to use.
+            Ok(r) if r.status == 429 && path == "/auth/register" => {
+                return Err(format!(
+                    "{method} {path}: 429 {}: the server limits registrations per address \
+                     (limits.register_per_ip_per_min); start chatd with --config \
+                     loadtest/server.toml (storm at full size: bench/storm.toml), or pass \
+                     --users under the limit",
+                    String::from_utf8_lossy(&r.body)
+                ));
+            }
             Ok(r) if r.status == 429 || r.status >= 500 => {
                 format!("{} {}", r.status, String::from_utf8_lossy(&r.body))
             }

@@ -107,7 +107,7 @@ impl Driver {
                     }
                 }
             }
-            Role::Receiver | Role::Reconnector => {
+            Role::Receiver | Role::Reconnector | Role::Stormer => {
                 // A fresh room is empty when receivers first join, so tracking starts at
                 // 0; a rejoin asks for everything after the last seq seen.
                 let last = c.settled.then_some(c.track.last);
@@ -233,6 +233,11 @@ impl Driver {
                 .reconnect
                 .record(now.saturating_sub(c.t_reconnect));
             c.t_reconnect = 0;
+            // A storm socket that missed nothing is caught up once joined.
+            if c.storm_pending {
+                self.storm_check(slot, now);
+            }
+            let c = &mut self.conns[slot];
             if c.spec.role == Role::Reconnector && self.phase == Phase::Run {
                 let at = now + self.rng.exp(self.plan.knobs.drop_mean_ms as f64 * 1000.0) as u64;
                 let g = c.generation;
@@ -243,7 +248,10 @@ impl Driver {
 
     fn on_messages(&mut self, slot: usize, msgs: &[MsgIn<'_>], history: bool) {
         let c = &mut self.conns[slot];
-        if !matches!(c.spec.role, Role::Receiver | Role::Reconnector) {
+        if !matches!(
+            c.spec.role,
+            Role::Receiver | Role::Reconnector | Role::Stormer
+        ) {
             // Every socket is checked for messages of rooms it did not join: a sender
             // joins none, a typer or a churner only its own.
             let room = self.plan.rooms[c.spec.room as usize].as_str();
@@ -320,6 +328,9 @@ impl Driver {
             Live::add(&self.ctx.live.delivered, fresh);
             self.ctx.live.lat_max.fetch_max(max_lat, Ordering::Relaxed);
         }
+        if self.conns[slot].storm_pending {
+            self.storm_check(slot, now);
+        }
     }
 
     fn on_ack(&mut self, slot: usize, a: AckIn<'_>) {
@@ -381,7 +392,7 @@ impl Driver {
         let c = &mut self.conns[slot];
         if matches!(
             c.spec.role,
-            Role::Receiver | Role::Typer | Role::Reconnector
+            Role::Receiver | Role::Typer | Role::Reconnector | Role::Stormer
         ) {
             // Only from another user typing in this socket's room.
             let room = c.spec.room as usize;
@@ -543,6 +554,9 @@ impl Driver {
     /// A reconnecting receiver's timer: drop the socket (half the time with a close
     /// frame, half the time abruptly) and reconnect with `last_seen_seq`.
     pub(crate) fn planned_drop(&mut self, slot: usize) {
+        if self.conns[slot].spec.role == Role::Stormer {
+            return self.storm_drop(slot);
+        }
         let c = &mut self.conns[slot];
         if c.state != State::Open || !c.joined {
             // Still reconnecting from an earlier drop: try again later.

@@ -180,6 +180,8 @@ pub fn run(a: &Args) -> Result<i32, String> {
         interval_ms: shape.interval_ms,
         by_room: a.flag("by-room"),
         by_shard: a.num("by-shard", 0u16)?,
+        storm_drop_ms: shape.storm_drop_ms,
+        storm_back_ms: shape.storm_back_ms,
     };
     let workers = a.num("workers", 8usize)?.max(1);
     let settle_us = a.sized("settle-ms", 1000u64, 200)? * 1000;
@@ -238,7 +240,10 @@ pub fn run(a: &Args) -> Result<i32, String> {
     // Typing events go to every other socket joined to the room.
     let mut per_room = vec![0u64; shape.rooms];
     for c in &conns {
-        if matches!(c.role, Role::Typer | Role::Receiver | Role::Reconnector) {
+        if matches!(
+            c.role,
+            Role::Typer | Role::Receiver | Role::Reconnector | Role::Stormer
+        ) {
             per_room[c.room as usize] += 1;
         }
     }
@@ -271,6 +276,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
         settle_us,
     };
     let baseline = top.sampler.sample();
+    let storm_watch = (shape.storm_back_ms > 0).then(|| crate::storm::Watch::start(server_pid));
     let (tx, rx) = unbounded();
     let (members, mut children) = if procs > 1 {
         coord::spawn_children(&plan, procs, &tx)?
@@ -281,6 +287,7 @@ pub fn run(a: &Args) -> Result<i32, String> {
     top.sampler.children = children.iter().map(|c| c.id()).collect();
     let result = coord::control(members, rx, &mut top);
     let end = top.sampler.sample();
+    let storm_samples = storm_watch.map(crate::storm::Watch::stop);
     for c in &mut children {
         if result.is_err() {
             let _ = c.kill();
@@ -366,8 +373,26 @@ pub fn run(a: &Args) -> Result<i32, String> {
         }),
     };
     print!("{}", report::table(&r));
+    let storm = storm_samples.map(|samples| {
+        crate::storm::report(&crate::storm::Inputs {
+            storm: &r.stats.storm,
+            c: &r.stats.c,
+            samples: &samples,
+            go_us: r.go_us,
+            drop_ms: plan.knobs.storm_drop_ms,
+            target_ms: shape.storm_target_ms,
+            server: server_pid.is_some(),
+        })
+    });
+    if let Some((text, _)) = &storm {
+        print!("{text}");
+    }
     if let Some(path) = json_path {
-        let text = serde_json::to_string_pretty(&report::to_json(&r)).map_err(|e| e.to_string())?;
+        let mut json = report::to_json(&r);
+        if let Some((_, j)) = storm {
+            json["storm"] = j;
+        }
+        let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))?;
     }
     if let Some(path) = plot_path {

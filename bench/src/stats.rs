@@ -347,6 +347,9 @@ pub struct Stats {
     pub unacked_by_room: Vec<u64>,
     /// Per-interval figures (`--interval-secs`, soak), indexed from the start.
     pub intervals: Vec<IntervalStats>,
+    /// The reconnect storm's catch-up (`storm`).
+    #[serde(default)]
+    pub storm: crate::storm::StormStats,
 }
 
 /// What happened in one interval of a run (by the time of the event).
@@ -441,6 +444,7 @@ impl Stats {
             a.delivered += b.delivered;
             a.sent += b.sent;
         }
+        self.storm.merge(&o.storm);
     }
 
     /// The index of the interval `now` falls in, created on demand (`None` when

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod fanout;
 pub mod reconnect;
 pub mod soak;
+pub mod storm;
 pub mod throughput;
 pub mod typing;
 
@@ -45,6 +46,12 @@ pub struct Shape {
     /// Take the server RSS baseline after provisioning once it has settled
     /// (connections).
     pub settle_rss: bool,
+    /// When every storm receiver drops, in ms after the start (`storm`).
+    pub storm_drop_ms: u64,
+    /// When they all rejoin, in ms after the start (`storm`).
+    pub storm_back_ms: u64,
+    /// The time the last storm socket should catch up within, in ms (reported).
+    pub storm_target_ms: u64,
 }
 
 impl Shape {
@@ -66,12 +73,15 @@ impl Shape {
             warmup_ms: 0,
             max_growth_pct: 0.0,
             settle_rss: false,
+            storm_drop_ms: 0,
+            storm_back_ms: 0,
+            storm_target_ms: 0,
         }
     }
 }
 
 /// Every scenario name.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "delivery",
     "throughput",
     "fanout",
@@ -80,6 +90,7 @@ pub const NAMES: [&str; 8] = [
     "reconnect",
     "typing",
     "soak",
+    "storm",
 ];
 
 /// The shape of scenario `name`.
@@ -93,6 +104,7 @@ pub fn build(name: &str, a: &Args) -> Result<Shape, String> {
         "reconnect" => reconnect::shape(a),
         "typing" => typing::shape(a),
         "soak" => soak::shape(a),
+        "storm" => storm::shape(a),
         _ => Err(format!(
             "unknown scenario `{name}`; one of: {}",
             NAMES.join(", ")
@@ -111,6 +123,7 @@ pub fn help(name: &str) -> Option<&'static str> {
         "reconnect" => reconnect::HELP,
         "typing" => typing::HELP,
         "soak" => soak::HELP,
+        "storm" => storm::HELP,
         _ => return None,
     })
 }
