@@ -13,6 +13,7 @@
 # PGPORT=$STANDBY_PGPORT, default 5480; pg_basebackup), and the node's
 # database.read_url pointing at the standby, so catch-up reads go there when it holds
 # the range. Both servers' CPU counts in the postgres figure (every postgres process).
+# Both are stopped at the end (their directories stay, under .local/).
 #
 # Environment: CHATD_BIN (target/release/chatd), CHAT_BENCH (target/release/chat-bench),
 # TEST_PG_URL (postgres://postgres@127.0.0.1:5432; ignored with STANDBY=1), PORT (3931),
@@ -50,6 +51,10 @@ cleanup() {
         kill -KILL "$node" 2>/dev/null || true
     fi
     psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    if [ -n "$read_url" ]; then
+        deploy/pg.sh standby-stop "$pg" || true
+        deploy/pg.sh stop || true
+    fi
 }
 trap cleanup EXIT
 

@@ -85,7 +85,11 @@ impl Driver {
         let now = now_us();
         let room = self.conns[slot].spec.room as usize;
         let s = &mut self.stats.storm;
-        s.back_us = if s.back_us == 0 { now } else { s.back_us.min(now) };
+        s.back_us = if s.back_us == 0 {
+            now
+        } else {
+            s.back_us.min(now)
+        };
         let c = &mut self.conns[slot];
         if c.state != State::Down {
             return;
@@ -309,7 +313,10 @@ mod tests {
             ..StormStats::default()
         };
         a.merge(&b);
-        assert_eq!((a.rejoined, a.caught_up, a.missed_min, a.missed_max), (3, 2, 99, 101));
+        assert_eq!(
+            (a.rejoined, a.caught_up, a.missed_min, a.missed_max),
+            (3, 2, 99, 101)
+        );
         assert_eq!((a.back_us, a.last_caught_us), (900_000, 3_000_000));
         let c = Counters::default();
         let i = Inputs {
