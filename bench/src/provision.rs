@@ -85,7 +85,8 @@ where
 }
 
 /// One call with retries on answers that say "try again" (429, 5xx) and on
-/// transport errors; anything else that is not 2xx is an error.
+/// transport errors; anything else that is not 2xx is an error, and so is a 429 to a
+/// registration (a per-address limit that retries would not outlast).
 fn call(
     http: &mut Http,
     method: &str,

@@ -319,21 +319,29 @@ mod tests {
         );
         assert_eq!((a.back_us, a.last_caught_us), (900_000, 3_000_000));
         let c = Counters::default();
-        let i = Inputs {
-            storm: &a,
-            c: &c,
-            samples: &[],
-            go_us: 0,
-            drop_ms: 0,
-            target_ms: 5000,
-            server: false,
-        };
+        fn inputs<'a>(storm: &'a StormStats, c: &'a Counters) -> Inputs<'a> {
+            Inputs {
+                storm,
+                c,
+                samples: &[],
+                go_us: 0,
+                drop_ms: 0,
+                target_ms: 5000,
+                server: false,
+            }
+        }
         // One socket never caught up: the target is not met, however fast the rest.
-        let (text, j) = report(&i);
+        let (text, j) = report(&inputs(&a, &c));
         assert!(text.contains("NOT within"), "{text}");
         assert_eq!(j["target_met"], false);
         a.caught_up = 3;
-        let (_, j) = report(&Inputs { storm: &a, ..i });
+        let (_, j) = report(&inputs(&a, &c));
         assert_eq!(j["target_met"], true);
+        // Two seconds from the first rejoin to the last catch-up: over a 1 s target.
+        let (_, j) = report(&Inputs {
+            target_ms: 1000,
+            ..inputs(&a, &c)
+        });
+        assert_eq!(j["target_met"], false);
     }
 }
