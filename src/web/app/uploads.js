@@ -11,6 +11,14 @@ const MAX_FILES = 10;
 
 let nextKey = 1;
 
+// Browsers call every pasted picture "image.png": give it a name of its own.
+function pastedName(file, i) {
+  if (file.name && file.name !== 'image.png') return file;
+  const when = new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-');
+  const ext = (file.type.split('/')[1] || 'png').replace('jpeg', 'jpg');
+  return new File([file], `pasted-${when}${i ? `-${i}` : ''}.${ext}`, { type: file.type });
+}
+
 /** The open room's attachments. `roomId()` names the room; `onChange()` after every change. */
 export class Uploads {
   constructor(client, { roomId, onChange }) {
@@ -50,8 +58,7 @@ export class Uploads {
       if (!files.length || !this.enabled) return;
       // A pasted picture has no text: attach it. Text pastes as text.
       if (!e.clipboardData.getData('text/plain')) e.preventDefault();
-      this.add(files.map((f, i) => (f.name && f.name !== 'image.png' ? f
-        : new File([f], `pasted-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}${i ? `-${i}` : ''}.${(f.type.split('/')[1] || 'png').replace('jpeg', 'jpg')}`, { type: f.type }))));
+      this.add(files.map((f, i) => pastedName(f, i)));
     });
   }
 
