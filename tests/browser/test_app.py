@@ -608,8 +608,8 @@ def phone(c):
     wait(b, lambda d: visible(d, "#room-pane") and not visible(d, "#sidebar") and not visible(d, "#members-panel"),
          "phone: the open room fills the screen, no side panel over it")
     layout_ok(b, "phone: the room", inside=[".room-head", "#room-title", "#back-to-rooms", "#scroller", "#composer",
-                                            "#send-button", "#toggle-members", "#room-menu summary"],
-              apart=[("#scroller", "#composer"), ("#room-title", "#toggle-members"), ("#back-to-rooms", "#room-title")])
+                                            "#send-button", "#attach-button", "#toggle-members", "#room-menu summary"],
+              apart=[("#scroller", "#composer"), ("#attach-button", "#send-button"), ("#message-input", "#attach-button"), ("#room-title", "#toggle-members"), ("#back-to-rooms", "#room-title")])
     axe(b, "phone: the room")
     shot(b, "chat-mobile")
     el(b, "#toggle-members").click()
