@@ -15,7 +15,8 @@ const LIBRARY: &[&str] = &["/chatd.js", "/chatd.d.ts", "/package.json"];
 /// page's own origin covers its WebSocket too), plus the origins of `connect` (an API
 /// served elsewhere, `http.connect_origins`) with their WebSocket form; no inline
 /// script, no plugin, no framing. A script injected into the page cannot send what it
-/// reads to another host.
+/// reads to another host. Images may also be `blob:` URLs: uploaded pictures are
+/// fetched with the bearer token (an `<img>` cannot send it) and shown from one.
 pub fn csp(connect: &[String]) -> String {
     let mut sources = String::from("'self'");
     for origin in connect {
@@ -31,7 +32,7 @@ pub fn csp(connect: &[String]) -> String {
         }
     }
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
          connect-src {sources}; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )
@@ -100,6 +101,26 @@ mod tests {
             );
             assert!(asset("/", &off).is_none());
         }
+    }
+
+    #[test]
+    fn images_may_come_from_blobs_scripts_may_not() {
+        let policy = csp(&[]);
+        assert!(policy.contains("img-src 'self' data: blob:;"), "{policy}");
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+    }
+
+    #[test]
+    fn the_service_worker_is_served_at_the_root_as_a_script() {
+        let on = HttpConfig::default();
+        // At the root: a worker's scope is at most its own path, and the app is all of `/`.
+        let r = asset("/sw.js", &on).expect("src/web/sw.js is embedded");
+        assert_eq!(r.content_type, "text/javascript; charset=utf-8");
+        let off = HttpConfig {
+            web_app: false,
+            ..HttpConfig::default()
+        };
+        assert!(asset("/sw.js", &off).is_none());
     }
 
     #[test]

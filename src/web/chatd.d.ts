@@ -192,6 +192,24 @@ export interface StoredFile {
   created_at: string;
 }
 
+/** How an upload goes (`Rest.upload`). */
+export interface UploadOptions {
+  /** The name to store (default: `file.name`, else `file`). */
+  name?: string;
+  /** Bytes sent so far, of `total`. */
+  onProgress?: (progress: { loaded: number; total: number }) => void;
+  /** Cancels the upload. */
+  signal?: AbortSignal;
+}
+
+/** Signed URLs of a file (`Rest.fileUrl`). */
+export interface FileUrls {
+  url: string;
+  /** Null when the file has no thumbnail. */
+  thumbnail_url: string | null;
+  expires_at: string;
+}
+
 /** An uploaded file on a message: sent as `{file_id}`, stored and shown with `file`. */
 export interface FileAttachment {
   file_id: string;
@@ -620,10 +638,19 @@ export class Rest {
   members(roomId: string): Promise<Member[]>;
   /** One page of history, newest first: messages with seq < cursor. */
   messages(roomId: string, page?: { cursor?: number | null; limit?: number }): Promise<MessagePage>;
-  /** Upload a file into a room (its name from `file.name` unless given); attach it with `{file_id}`. */
-  upload(roomId: string, file: Blob | ArrayBuffer | ArrayBufferView, options?: { name?: string }): Promise<StoredFile>;
+  /**
+   * Upload a file into a room (its name from `file.name` unless given); attach it with
+   * `{file_id}`. With `onProgress`, browsers upload by XMLHttpRequest and report as the
+   * bytes go out; elsewhere (Node: fetch) it is called once, at the end. `signal` cancels
+   * (rejects with code `cancelled`).
+   */
+  upload(roomId: string, file: Blob | ArrayBuffer | ArrayBufferView, options?: UploadOptions): Promise<StoredFile>;
   /** A file's bytes (members of its room). */
   download(fileId: string): Promise<Blob>;
+  /** A file's thumbnail (servers with thumbnails; a 404 when it has none). */
+  thumbnail(fileId: string): Promise<Blob>;
+  /** Signed URLs of a file, usable without a token until `expires_at` (servers that have them). */
+  fileUrl(roomId: string, fileId: string): Promise<FileUrls>;
   /** Post a message over REST (no client_msg_id; prefer ChatdClient.send). */
   postMessage(roomId: string, content: string, extra?: { reply_to?: number; attachments?: Attachment[] }): Promise<ChatMessage>;
   /** Replace one's message's content: the `message_edited` entry (prefer ChatdClient.edit). */

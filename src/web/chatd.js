@@ -176,7 +176,7 @@ class Http {
   // One request; resolves with the JSON body of a 2xx, throws a ChatdError otherwise.
   // A `RawBody` is sent as it is (file uploads) instead of as JSON; with `asBlob` a 2xx
   // resolves with the body as a Blob (file downloads).
-  async call(method, path, body, token, extra, asBlob = false) {
+  async call(method, path, body, token, extra, asBlob = false, signal = undefined) {
     const headers = { accept: asBlob ? '*/*' : 'application/json', ...extra };
     const raw = body instanceof RawBody;
     if (body !== undefined) headers['content-type'] = raw ? 'application/octet-stream' : 'application/json';
@@ -187,8 +187,10 @@ class Http {
         method,
         headers,
         body: body === undefined ? undefined : raw ? body.bytes : JSON.stringify(body),
+        signal,
       });
     } catch (e) {
+      if (e?.name === 'AbortError') throw new ChatdError('cancelled', 'the request was cancelled', { cause: e });
       throw new ChatdError('network_error', `cannot reach the server: ${e.message}`, { cause: e });
     }
     if (asBlob && res.ok) return res.blob();
@@ -200,14 +202,56 @@ class Http {
       json = null;
     }
     if (res.ok) return json;
-    const code = (json && json.code) || `http_${res.status}`;
-    const message = json && json.message;
-    throw new ChatdError(code, Array.isArray(message) ? message.join('; ') : message || res.statusText, {
-      status: res.status,
-      details: message,
-      retryAfterMs: retryAfter(json, res.headers),
+    throw failure(res.status, res.statusText, json, res.headers);
+  }
+
+  // An upload by XMLHttpRequest: `onProgress({loaded, total})` as the body goes out;
+  // resolves with the JSON answer of a 2xx, throws a ChatdError otherwise.
+  xhrUpload(path, blob, token, onProgress, signal) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', new URL(path, this.baseUrl));
+      xhr.setRequestHeader('accept', 'application/json');
+      xhr.setRequestHeader('content-type', blob.type || 'application/octet-stream');
+      if (token) xhr.setRequestHeader('authorization', `Bearer ${token}`);
+      xhr.upload.onprogress = (e) => onProgress({ loaded: e.loaded, total: e.lengthComputable ? e.total : blob.size });
+      xhr.onload = () => {
+        let json = null;
+        try {
+          json = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          json = null;
+        }
+        if (xhr.status >= 200 && xhr.status < 300) {
+          onProgress({ loaded: blob.size, total: blob.size });
+          resolve(json);
+          return;
+        }
+        const headers = { get: (name) => xhr.getResponseHeader(name) };
+        reject(failure(xhr.status, xhr.statusText, json, headers));
+      };
+      // A refused upload is answered before the body is read and the connection closed:
+      // browsers may report that as a network error.
+      xhr.onerror = () => reject(new ChatdError('network_error', 'cannot reach the server (upload)'));
+      xhr.onabort = () => reject(new ChatdError('cancelled', 'the upload was cancelled'));
+      if (signal) {
+        if (signal.aborted) return xhr.onabort();
+        signal.addEventListener('abort', () => xhr.abort(), { once: true });
+      }
+      xhr.send(blob);
     });
   }
+}
+
+// The ChatdError of a non-2xx answer.
+function failure(status, statusText, json, headers) {
+  const code = (json && json.code) || `http_${status}`;
+  const message = json && json.message;
+  return new ChatdError(code, Array.isArray(message) ? message.join('; ') : message || statusText, {
+    status,
+    details: message,
+    retryAfterMs: retryAfter(json, headers),
+  });
 }
 
 // A request body sent as bytes, not JSON (a Blob, File, ArrayBuffer or typed array).
@@ -580,14 +624,14 @@ export class Rest {
   }
 
   /** Any authenticated route: `request('GET', '/me/rooms')`. */
-  async request(method, path, body, extra, asBlob = false) {
+  async request(method, path, body, extra, asBlob = false, signal = undefined) {
     const token = await this.#session.token();
     try {
-      return await this.#http.call(method, path, body, token, extra, asBlob);
+      return await this.#http.call(method, path, body, token, extra, asBlob, signal);
     } catch (e) {
       if (e.status !== 401 || e.code !== 'invalid_token') throw e;
       await this.#session.refreshIfCurrent(token);
-      return this.#http.call(method, path, body, await this.#session.token(), extra, asBlob);
+      return this.#http.call(method, path, body, await this.#session.token(), extra, asBlob, signal);
     }
   }
 
@@ -597,14 +641,45 @@ export class Rest {
    * Resolves with the stored `File`; attach it to a message with
    * `attachments: [{file_id: file.id}]`. The server detects the type from the bytes.
    */
-  upload(roomId, file, { name } = {}) {
+  async upload(roomId, file, { name, onProgress, signal } = {}) {
     const fileName = name ?? (typeof file?.name === 'string' && file.name ? file.name : 'file');
-    return this.request('POST', `${roomPath(roomId)}/files${query({ name: fileName })}`, new RawBody(file));
+    const path = `${roomPath(roomId)}/files${query({ name: fileName })}`;
+    // Browsers: XMLHttpRequest, whose upload reports progress (fetch cannot). Node and
+    // other runtimes: fetch, with one progress report at the end.
+    if (typeof onProgress === 'function' && typeof XMLHttpRequest === 'function' && typeof Blob === 'function') {
+      const blob = file instanceof Blob ? file : new Blob([file]);
+      const send = (token) => this.#http.xhrUpload(path, blob, token, onProgress, signal);
+      const token = await this.#session.token();
+      try {
+        return await send(token);
+      } catch (e) {
+        if (e.status !== 401 || e.code !== 'invalid_token') throw e;
+        await this.#session.refreshIfCurrent(token);
+        return send(await this.#session.token());
+      }
+    }
+    const size = file?.size ?? file?.byteLength ?? 0;
+    const stored = await this.request('POST', path, new RawBody(file), undefined, false, signal);
+    if (typeof onProgress === 'function') onProgress({ loaded: size, total: size });
+    return stored;
   }
 
   /** A file's bytes as a Blob (GET /files/:id; members of its room). */
   download(fileId) {
     return this.request('GET', `/files/${encodeURIComponent(fileId)}`, undefined, undefined, true);
+  }
+
+  /** A file's thumbnail as a Blob (GET /files/:id/thumbnail; 404 `http_404` or `file_not_found` when none). */
+  thumbnail(fileId) {
+    return this.request('GET', `/files/${encodeURIComponent(fileId)}/thumbnail`, undefined, undefined, true);
+  }
+
+  /**
+   * Signed URLs of a file, usable without a token until `expires_at` (servers that have
+   * them): `{url, thumbnail_url, expires_at}`.
+   */
+  fileUrl(roomId, fileId) {
+    return this.request('GET', `${roomPath(roomId)}/files/${encodeURIComponent(fileId)}/url`);
   }
 
   /** Every room the caller may see (public ones, and private ones it belongs to), newest first (GET /rooms). */

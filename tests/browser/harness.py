@@ -7,6 +7,7 @@ Environment: CHATD_BIN (default target/release/chatd), TEST_PG_URL (default
 postgres://postgres@127.0.0.1:5432), CHROME_BIN (/usr/bin/chromium), CHROMEDRIVER
 (/usr/bin/chromedriver), AXE_JS (axe.min.js; the accessibility check needs it).
 """
+import base64
 import http.client
 import json
 import os
@@ -114,7 +115,10 @@ class Node:
         # messages over REST faster than one user may post.
         self.config_path = os.path.join(workdir, "chatd.toml")
         with open(self.config_path, "w") as f:
-            f.write("[websocket]\nmax_events_per_sec = 0\n\n[limits]\nrooms_per_user_per_hour = 0\n")
+            # Web Push on (a key of the test's own), subscriptions to a local stand-in allowed.
+            vapid = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            f.write("[websocket]\nmax_events_per_sec = 0\n\n[limits]\nrooms_per_user_per_hour = 0\n\n"
+                    f"[push]\nvapid_private_key = \"{vapid}\"\nallow_private_endpoints = true\n")
         self.proc = None
         self.secrets = dict(SECRETS)
 

@@ -9,11 +9,14 @@ as inert text); reactions (picker, counts, one's own highlighted, who reacted), 
 (quoted), a thread (side panel, its own composer, live on both sides), edits and
 deletions (one's own; the owner deletes another's; a member cannot), attachment links;
 search in the room and across rooms, jumping to the message in context with older
-history loaded; per-room notification mute; the node restarted mid-conversation
+history loaded; files (attached by the button, a drop and a paste, a progress bar, images
+inline, download links, names as text) and per-room notification levels with mention
+badges (tests/browser/scenes_files.py); the node restarted mid-conversation
 (presence unknown meanwhile, unsent messages kept through the page being closed and
 reopened, stored once); unread counts and the unread divider; a private room's
 invitation; roles, mutes, a kick; a direct conversation with a desktop notification while
-the tab is hidden; presence following the page (pagehide / pageshow); keyboard-only use of
+the tab is hidden; Web Push (the service worker's handlers; the subscription given to the
+server once notifications are allowed, taken back on sign-out); presence following the page (pagehide / pageshow); keyboard-only use of
 every message action; pinned messages, reports, blocking and slow mode
 (tests/browser/scenes_moderation.py; blocking and slow mode skipped only while the server
 lacks them); phone-sized screens; axe-core with no serious or critical
@@ -35,6 +38,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
+import scenes_files
 import scenes_moderation
 from harness import (PASSED, PASSWORD, CheckFailed, Database, Node, act_on, api, axe, browser, check, click, click_in,
                      connection_state, create_room, csp_violations, el, els, entries, free_port, has, js,
@@ -366,19 +370,6 @@ def search(c):
          "bob: scrolling up loads the rest, down to the start of the room")
 
 
-def notifications_mute(c):
-    b = c.b
-    open_room(b, c.room)
-    room_menu(b, "mute-room")
-    wait(b, lambda d: el(d, "#mute-room").get_attribute("aria-pressed") == "true"
-         and js(d, f"return !!document.querySelector('{room_item(c.room)} .quiet')"),
-         "bob: the room is muted (the room list says so)")
-    mine = api(c.url, "GET", "/me/rooms", token=c.b_token)["rooms"]
-    check(next(r for r in mine if r["id"] == c.room_id)["notifications_muted"] is True, "the server has bob's mute")
-    room_menu(b, "mute-room")
-    wait(b, lambda d: el(d, "#mute-room").get_attribute("aria-pressed") == "false", "bob: unmuted again")
-
-
 def outage(c):
     """The node restarts mid-conversation; bob's page is closed and reopened meanwhile."""
     a, b = c.a, c.b
@@ -617,8 +608,8 @@ def phone(c):
     wait(b, lambda d: visible(d, "#room-pane") and not visible(d, "#sidebar") and not visible(d, "#members-panel"),
          "phone: the open room fills the screen, no side panel over it")
     layout_ok(b, "phone: the room", inside=[".room-head", "#room-title", "#back-to-rooms", "#scroller", "#composer",
-                                            "#send-button", "#toggle-members", "#room-menu summary"],
-              apart=[("#scroller", "#composer"), ("#room-title", "#toggle-members"), ("#back-to-rooms", "#room-title")])
+                                            "#send-button", "#attach-button", "#toggle-members", "#room-menu summary"],
+              apart=[("#scroller", "#composer"), ("#attach-button", "#send-button"), ("#message-input", "#attach-button"), ("#room-title", "#toggle-members"), ("#back-to-rooms", "#room-title")])
     axe(b, "phone: the room")
     shot(b, "chat-mobile")
     el(b, "#toggle-members").click()
@@ -821,9 +812,10 @@ def run(workdir):
         c.b = browser(os.path.join(workdir, "profile-b"))
         c.b.who = "bob"
         drivers.append(c.b)
-        scenes = (start, conversation, after_send, search, notifications_mute, outage, conversations,
-                  direct_and_notifications, presence, keyboard, *scenes_moderation.SCENES, desktop_layout, phone,
-                  long_room, session_end)
+        files_, levels, push = scenes_files.SCENES
+        scenes = (start, conversation, after_send, search, files_, levels, outage, conversations,
+                  direct_and_notifications, push, presence, keyboard, *scenes_moderation.SCENES, desktop_layout,
+                  phone, long_room, session_end)
         # `run.sh pins reports` runs `start` and those scenes only (while working on them).
         only = set(sys.argv[1:])
         for scene in scenes:

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, plain, safeUrl, inline } from '../../src/web/app/markdown.js';
 import { RoomStore } from '../../src/web/app/store.js';
-import { buildRows } from '../../src/web/app/rows.js';
+import { buildRows, estimateHeight } from '../../src/web/app/rows.js';
+import { isImage, displaySize, filesText, filesOnlyText } from '../../src/web/app/files.js';
 import { initials, fileSize, nameList, clip, dayKey } from '../../src/web/app/format.js';
 
 const text = (s) => ({ type: 'text', text: s });
@@ -137,4 +138,24 @@ test('format helpers', () => {
   assert.equal(nameList(['you', 'bob'], 2), 'you, bob and 2 others');
   assert.equal(clip('alpha beta gamma', 12), 'alpha beta…');
   assert.notEqual(dayKey('2026-03-18T10:00:00Z'), dayKey('2026-03-20T10:00:00Z'));
+});
+
+test('files: which show inline, at what size; a message of files only', () => {
+  assert.ok(isImage({ mime: 'image/png' }) && isImage({ mime: 'image/webp' }));
+  assert.ok(!isImage({ mime: 'image/svg+xml' }) && !isImage({ mime: 'application/pdf' }) && !isImage(null));
+  assert.deepEqual(displaySize({ width: 4000, height: 1000 }), { width: 320, height: 80, known: true });
+  assert.deepEqual(displaySize({ width: 100, height: 480 }), { width: 50, height: 240, known: true });
+  assert.deepEqual(displaySize({ width: 40, height: 30 }), { width: 40, height: 30, known: true });
+  assert.equal(displaySize({}).known, false);
+  const a = { id: 'f1', name: 'cat.png', mime: 'image/png' };
+  const b = { id: 'f2', name: 'notes.pdf', mime: 'application/pdf' };
+  assert.equal(filesText([a, b]), 'cat.png, notes.pdf');
+  const m = { content: 'cat.png, notes.pdf', attachments: [{ file_id: 'f1', file: a }, { file_id: 'f2', file: b }] };
+  assert.ok(filesOnlyText(m));
+  assert.ok(!filesOnlyText({ ...m, content: 'look at these' }));
+  assert.ok(!filesOnlyText({ content: 'x', attachments: [{ url: 'https://example.com/x', name: 'x' }] }));
+  // Rows of images are estimated at their drawn height (the timeline measures once).
+  const row = buildRows([{ id: 1, seq: 1, user_id: 'u', username: 'u', content: 'cat.png', created_at: '2026-03-18T10:00:00Z',
+    attachments: [{ file_id: 'f1', file: { ...a, width: 640, height: 480 } }] }], [], { me: 'u', ctxVersion: 0 });
+  assert.ok(estimateHeight(row[0]) >= 240, `estimate ${estimateHeight(row[0])}`);
 });

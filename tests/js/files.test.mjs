@@ -22,4 +22,20 @@ test('upload, attach and download a file', { timeout: 60_000 }, async (t) => {
   assert.deepEqual(new Uint8Array(await blob.arrayBuffer()), png);
   const named = await alice.api.upload(room.id, new File([new Uint8Array([1, 2, 3])], 'notes.bin'));
   assert.equal(named.name, 'notes.bin');
+
+  // Progress: in Node (fetch, no XMLHttpRequest) one report, at the end, of every byte.
+  const seen = [];
+  const big = new Uint8Array(200_000).fill(7);
+  const stored = await alice.api.upload(room.id, big, { name: 'big.bin', onProgress: (p) => seen.push(p) });
+  assert.equal(stored.size, big.length);
+  assert.deepEqual(seen, [{ loaded: big.length, total: big.length }]);
+  // A cancelled upload rejects with `cancelled` and stores nothing.
+  const stop = new AbortController();
+  stop.abort();
+  await assert.rejects(alice.api.upload(room.id, big, { name: 'never.bin', signal: stop.signal, onProgress: () => {} }),
+    (e) => e.code === 'cancelled');
+  // Refusals keep the server's code (here: not a member).
+  const bob = await registerClient(t, node.url, 'bob');
+  await assert.rejects(bob.api.upload(room.id, new Uint8Array([1]), { name: 'x', onProgress: () => {} }),
+    (e) => e.code === 'not_member' && e.status === 403);
 });

@@ -1,12 +1,13 @@
 // The account dialog (the user's name in the top bar opens it): the user id others
-// invite with, and desktop notifications.
+// invite with, and desktop notifications (push included when subscribed).
 import { byId } from './dom.js';
 
 /** The account dialog. */
 export class AccountDialog {
-  constructor(client, notifier) {
+  constructor(client, notifier, push) {
     this.client = client;
     this.notifier = notifier;
+    this.push = push;
     this.dialog = byId('account-dialog');
     byId('current-user').addEventListener('click', () => this.open());
     byId('close-account').addEventListener('click', () => this.dialog.close());
@@ -42,7 +43,9 @@ export class AccountDialog {
   #showNotify() {
     const p = this.notifier.permission;
     byId('notify-state').textContent = {
-      granted: 'Desktop notifications are on for direct messages while this tab is in the background.',
+      granted: this.push?.state === 'on'
+        ? 'Desktop notifications are on for direct messages and mentions, also while no tab of chatd is open.'
+        : 'Desktop notifications are on for direct messages and mentions while this tab is in the background.',
       denied: 'Desktop notifications are blocked in this browser\'s site settings.',
       default: 'Desktop notifications are off.',
       unsupported: 'This browser shows no desktop notifications.',

@@ -8,7 +8,8 @@ import { clip } from './format.js';
 
 /** One composer. Callbacks: onSend(text, {replyTo}), onEdit(message, text), onTyping(on), onEditLast(). */
 export class Composer {
-  constructor({ form, input, button, bar, placeholder, onSend, onEdit, onTyping, onEditLast }) {
+  constructor({ form, input, button, bar, placeholder, onSend, onEdit, onTyping, onEditLast, files }) {
+    this.files = files || null; // attached files ({ready(), busy(), failed()}): a send may carry only them
     this.form = form;
     this.input = input;
     this.button = button;
@@ -55,7 +56,12 @@ export class Composer {
       this.input.value = this.draft;
       this.#setMode(null);
     } else {
-      if (!text || this.waiting) return;
+      if (this.waiting) return;
+      if (this.files?.busy() || this.files?.failed()) {
+        this.onBlocked?.(this.files.busy() ? 'Wait for the upload to finish, then send.' : 'An upload failed: retry it or remove it.');
+        return;
+      }
+      if (!text && !this.files?.ready()) return;
       const replyTo = this.mode?.kind === 'reply' ? this.mode.message.id : undefined;
       this.onSend(text, { replyTo });
       this.input.value = '';

@@ -12,6 +12,8 @@ import { AccountDialog } from './account.js';
 import { followPageLifecycle } from './lifecycle.js';
 import { fillIcons } from './icons.js';
 import { Blocks } from './blocks.js';
+import { fileLinks } from './files.js';
+import { PushSetup } from './push.js';
 
 const LAST_ROOM = 'chatd.lastRoom';
 const POLL_MS = 30_000; // what happened while the page was closed; live events cover the rest
@@ -30,6 +32,7 @@ function storage() {
 
 fillIcons();
 const client = new ChatdClient({ storage: storage(), refreshCookie: true });
+fileLinks.client = client;
 const chatView = byId('chat-view');
 const currentUser = byId('current-user');
 const signOut = byId('sign-out');
@@ -75,13 +78,13 @@ const search = new SearchPanel(client, rooms, {
     await roomView.jumpToSeq(seq);
   },
 });
-const notifier = new Notifier(client, rooms, {
-  onOpen: (roomId) => {
-    const room = rooms.find(roomId);
-    if (room) openRoom(room);
-  },
-});
-new AccountDialog(client, notifier);
+const openRoomById = (roomId) => {
+  const room = rooms.find(roomId);
+  if (room) openRoom(room);
+};
+const push = new PushSetup(client, rooms, { onOpenRoom: openRoomById });
+const notifier = new Notifier(client, rooms, { onOpen: openRoomById, onGranted: () => push.enable() });
+new AccountDialog(client, notifier, push);
 const auth = new AuthView(client, (user) => signedIn(user));
 
 function openRoom(room) {
@@ -103,8 +106,18 @@ async function openDirect(userId) {
 }
 
 function refresh() {
-  rooms.load();
+  rooms.load().then(() => push.saveNames());
   discover.loadInvites();
+}
+
+// `/?room=<id>`: a push notification opened the app for that room.
+function roomFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const id = params.get('room');
+  if (!id) return null;
+  params.delete('room');
+  history.replaceState(null, '', `${location.pathname}${params.toString() ? `?${params}` : ''}${location.hash}`);
+  return id;
 }
 
 async function signedIn(user) {
@@ -121,11 +134,13 @@ async function signedIn(user) {
   discover.loadInvites();
   await rooms.load();
   notifier.consider();
+  // Notifications were allowed before: this user's pushes come to this browser too.
+  if (notifier.permission === 'granted') push.enable();
   clearInterval(poller);
   poller = setInterval(() => {
     if (document.visibilityState === 'visible' && client.user) refresh();
   }, POLL_MS);
-  const last = sessionStorage.getItem(LAST_ROOM);
+  const last = roomFromUrl() || sessionStorage.getItem(LAST_ROOM);
   const room = last && rooms.find(last);
   if (room) openRoom(room);
 }
@@ -207,6 +222,7 @@ document.addEventListener('keydown', (e) => {
 signOut.addEventListener('click', async () => {
   signOut.disabled = true;
   try {
+    await push.disable(); // while the token still works
     await client.logout();
   } catch {
     // signed out locally either way

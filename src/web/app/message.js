@@ -5,8 +5,9 @@
 // divider. Buttons carry `data-action`; the conversation handles them in one place.
 import { el } from './dom.js';
 import { render as markdown, plain } from './markdown.js';
-import { clock, fullTime, initials, hueOf, fileSize, nameList, clip } from './format.js';
+import { clock, fullTime, initials, hueOf, nameList, clip } from './format.js';
 import { icon } from './icons.js';
+import { attachmentList, filesOnlyText } from './files.js';
 
 /** The avatar of a user: initials on a colour of their own. */
 export function avatar(userId, username, size = '') {
@@ -73,13 +74,16 @@ export function messageRow(row, ctx) {
   }
   if (m.reply_to != null && !ctx.inThread && row.quote !== false) body.append(quote(m.reply_to, ctx));
   const text = content(m);
+  // A message of files only carries their names as its text (the server wants some):
+  // the files show them.
+  if (filesOnlyText(m)) text.classList.add('visually-hidden');
   body.append(text);
   // A message without a header says it was edited after its text.
   if (row.grouped && edited) {
     const last = text.lastElementChild;
     (last?.tagName === 'P' ? last : text).append(' ', edited);
   }
-  if (!deleted && Array.isArray(m.attachments) && m.attachments.length) body.append(attachments(m.attachments));
+  if (!deleted && Array.isArray(m.attachments) && m.attachments.length) body.append(attachmentList(m.attachments));
   const reactions = !deleted && reactionBar(m, ctx);
   if (reactions) body.append(reactions);
   if (!ctx.inThread && m.reply_count > 0) {
@@ -119,22 +123,6 @@ function quote(id, ctx) {
   el('span', { class: 'visually-hidden', text: 'In reply to ' }),
   el('span', { class: 'quote-author', text: target ? target.username : '↩' }),
   el('span', { class: 'quote-text', text }));
-}
-
-function attachments(list) {
-  return el('ul', { class: 'attachments', 'aria-label': 'Attachments' }, ...list.map((item) => {
-    // An uploaded file ({file_id, file}) shows its name, type and size; it has no link
-    // (downloads need the bearer token).
-    const a = item.file_id ? { ...(item.file || {}), url: null } : item;
-    const href = /^https?:\/\//i.test(String(a.url || '')) ? a.url : null;
-    const detail = [a.mime, fileSize(a.size)].filter(Boolean).join(' · ');
-    return el('li', { class: 'attachment', 'data-testid': 'attachment' },
-      icon('clip'),
-      href
-        ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', text: a.name || href })
-        : el('span', { text: a.name || 'attachment' }),
-      detail ? el('span', { class: 'attachment-detail', text: detail }) : null);
-  }));
 }
 
 function reactionBar(m, ctx) {

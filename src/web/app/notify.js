@@ -1,11 +1,13 @@
-// Desktop notifications: while the tab is hidden, a direct message (and, once the
-// server has them, a mention) shows a browser notification, unless the conversation's
-// notifications are off. Permission is asked from a short offer in the sidebar that
-// says what it is for, shown once the user has a direct conversation; "Not now" is
-// remembered.
+// Desktop notifications: while the tab is hidden, a direct message or a mention of the
+// user (by name or @room) shows a browser notification, unless the room's notification
+// level is "none". Permission is asked from a short offer in the sidebar that says what
+// it is for, shown once the user has a direct conversation; "Not now" is remembered.
+// Once granted, `onGranted` subscribes the browser to Web Push (push.js), for the
+// times no tab is open.
 import { byId } from './dom.js';
 import { plain } from './markdown.js';
 import { clip } from './format.js';
+import { roomLabel } from './rooms.js';
 
 const LATER_KEY = 'chatd.notifyLater';
 
@@ -13,8 +15,9 @@ const supported = () => typeof window.Notification === 'function';
 
 /** Notifications of the signed-in user. */
 export class Notifier {
-  constructor(client, rooms, { onOpen }) {
+  constructor(client, rooms, { onOpen, onGranted }) {
     this.client = client;
+    this.onGranted = onGranted;
     this.rooms = rooms; // the RoomList: which rooms are direct, which are silenced
     this.onOpen = onOpen; // (roomId) => open it
     this.offer = byId('notify-offer');
@@ -54,6 +57,8 @@ export class Notifier {
       // an old browser without the promise form: nothing asked
     }
     this.offer.hidden = true;
+    // Push is set up in the background (a browser without a push service may take long to say no).
+    if (this.permission === 'granted') this.onGranted?.();
     return this.permission;
   }
 
@@ -65,14 +70,16 @@ export class Notifier {
   #messages(roomId, messages) {
     if (document.visibilityState !== 'hidden' || this.permission !== 'granted') return;
     const room = this.rooms.find(roomId);
-    if (!room || room.visibility !== 'direct' || room.notifications_muted) return;
+    if (!room || this.rooms.notificationLevel(roomId) === 'none') return;
     const me = this.client.user?.id;
-    const news = messages.filter((m) => (!m.kind || m.kind === 'message') && m.user_id !== me && !m.deleted_at);
+    const direct = room.visibility === 'direct';
+    const news = messages.filter((m) => (!m.kind || m.kind === 'message') && m.user_id !== me && !m.deleted_at
+      && (direct || m.mentions_room || (Array.isArray(m.mentions) && m.mentions.includes(me))));
     const last = news[news.length - 1];
     if (!last) return;
     const more = news.length > 1 ? ` (+${news.length - 1} more)` : '';
     try {
-      const n = new Notification(last.username, {
+      const n = new Notification(direct ? last.username : `${last.username} in ${roomLabel(room)}`, {
         body: clip(plain(last.content), 160) + more,
         tag: `chatd-${roomId}`,
         icon: '/favicon.svg',

@@ -21,6 +21,8 @@ import { TypingLine } from './typing.js';
 import { RoomTools } from './tools.js';
 import { plain } from './markdown.js';
 import { clip } from './format.js';
+import { Uploads } from './uploads.js';
+import { filesText } from './files.js';
 
 const PAGE = 50;
 const OLDER_PAGE = 100;
@@ -70,7 +72,18 @@ export class RoomView {
       estimate: estimateHeight,
       onScroll: () => this.#scrolled(),
     });
+    this.uploads = new Uploads(client, {
+      roomId: () => this.room?.id ?? null,
+      // "Wait for the upload" goes once the files are ready (or removed).
+      onChange: () => {
+        if (this.blockedByUpload && !this.uploads.busy() && !this.uploads.failed()) {
+          this.blockedByUpload = false;
+          this.showError('');
+        }
+      },
+    });
     this.composer = new Composer({
+      files: this.uploads,
       form: byId('composer'),
       input: byId('message-input'),
       button: byId('send-button'),
@@ -81,6 +94,10 @@ export class RoomView {
       onTyping: (on) => this.typing(on),
       onEditLast: () => this.#editLast(),
     });
+    this.composer.onBlocked = (text) => {
+      this.blockedByUpload = true;
+      this.showError(text);
+    };
     this.actions = new MessageActions(client, this);
     this.actions.attach(this.list, {
       composer: this.composer,
@@ -170,6 +187,7 @@ export class RoomView {
     this.timeline.clear();
     this.typingLine.clear();
     this.composer.reset();
+    this.uploads.clear();
     this.thread.close();
     this.errorLine.textContent = '';
     this.olderButton.hidden = true;
@@ -531,10 +549,18 @@ export class RoomView {
   pendingList() { return this.sends.list(); }
 
   /** Send a message (a reply when `replyTo` is set). */
-  send(text, { replyTo } = {}) {
+  send(text, { replyTo, attachments } = {}) {
     if (!this.room) return;
-    const promise = this.client.send(this.room.id, text, replyTo != null ? { replyTo } : {});
-    this.sends.add({ client_msg_id: promise.clientMsgId, content: text, reply_to: replyTo, state: 'pending' });
+    // The composer's uploaded files go with its send (a retry brings its own).
+    if (!attachments) {
+      const files = this.uploads.ready() ? this.uploads.take() : [];
+      if (files.length) attachments = files.map((f) => ({ file_id: f.id }));
+      if (files.length && !text) text = filesText(files);
+    }
+    const options = replyTo != null ? { replyTo } : {};
+    if (attachments?.length) options.attachments = attachments;
+    const promise = this.client.send(this.room.id, text, options);
+    this.sends.add({ client_msg_id: promise.clientMsgId, content: text, reply_to: replyTo, attachments, state: 'pending' });
     this.tools.sent();
     this.timeline.scrollToBottom();
   }
@@ -557,7 +583,7 @@ export class RoomView {
   /** Send again a message the server refused (it gets a new id). */
   retry(clientMsgId) {
     const p = this.sends.remove(clientMsgId);
-    if (p) this.send(p.content, { replyTo: p.reply_to });
+    if (p) this.send(p.content, { replyTo: p.reply_to, attachments: p.attachments || [] });
   }
 
   /** Give up a message that was not sent. */
@@ -594,6 +620,7 @@ export class RoomView {
     if (next.role === this.standing.role && next.muted === this.standing.muted) return;
     this.standing = next;
     this.composer.setMuted(next.muted);
+    this.uploads.setEnabled(!next.muted);
     this.thread.composer.setMuted(next.muted);
     this.tools.standing();
     this.#contextChanged();

@@ -1,6 +1,7 @@
 // The open room's header: its name and kind, whether its notifications are off, and its
-// options menu (search the room, mute or unmute notifications, leave). The menu closes
-// on Escape (focus back on its button) and on a click elsewhere.
+// options menu (search the room, the notification level: all messages, mentions only or
+// nothing, leave). The menu closes on Escape (focus back on its button) and on a click
+// elsewhere.
 import { byId, describe } from './dom.js';
 import { roomLabel } from './rooms.js';
 
@@ -14,7 +15,7 @@ export class RoomHead {
     this.title = byId('room-title');
     this.kind = byId('room-kind');
     this.menu = byId('room-menu');
-    this.mute = byId('mute-room');
+    this.level = byId('notify-level');
     byId('search-room').addEventListener('click', () => {
       this.closeMenu(false);
       onSearch();
@@ -23,7 +24,9 @@ export class RoomHead {
       this.closeMenu(false);
       onLeave();
     });
-    this.mute.addEventListener('click', () => this.#toggleNotifications());
+    this.level.addEventListener('change', (e) => {
+      if (e.target.name === 'notify-level' && e.target.checked) this.#setLevel(e.target.value);
+    });
     this.menu.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && this.menu.open) {
         e.preventDefault();
@@ -52,26 +55,22 @@ export class RoomHead {
   }
 
   #showNotifications() {
-    const muted = !!(this.room && this.rooms.notificationsMuted(this.room.id));
-    this.mute.setAttribute('aria-pressed', String(muted));
-    this.mute.textContent = muted ? 'Unmute notifications' : 'Mute notifications';
-    byId('room-muted').hidden = !muted;
+    const level = this.room ? this.rooms.notificationLevel(this.room.id) : 'all';
+    for (const input of this.level.querySelectorAll('input')) input.checked = input.value === level;
+    this.level.dataset.level = level;
+    byId('room-muted').hidden = level !== 'none';
   }
 
-  async #toggleNotifications() {
+  async #setLevel(level) {
     const room = this.room;
     if (!room) return;
-    const muted = !this.rooms.notificationsMuted(room.id);
-    this.mute.disabled = true;
     try {
-      const res = await this.client.api.setNotifications(room.id, muted);
-      this.rooms.setNotificationsMuted(room.id, !!res?.notifications_muted);
-      if (this.room === room) this.#showNotifications();
-      this.closeMenu(true);
+      const res = await this.client.api.setNotificationLevel(room.id, level);
+      this.rooms.setNotificationLevel(room.id, res || { notification_level: level, notifications_muted: level === 'none' });
     } catch (e) {
       this.onError(`Could not change the notifications: ${describe(e)}`);
     } finally {
-      this.mute.disabled = false;
+      if (this.room === room) this.#showNotifications();
     }
   }
 }

@@ -35,6 +35,12 @@ export class RoomList {
         return;
       }
       r.lastSeq = Math.max(r.lastSeq, messages[messages.length - 1].seq);
+      // Mentions of the user after the read mark count live (the server's count at load).
+      const me = this.client.user?.id;
+      for (const m of messages) {
+        if (m.seq > r.lastRead && m.user_id !== me && !m.deleted_at && (!m.kind || m.kind === 'message')
+          && (m.mentions_room || (Array.isArray(m.mentions) && m.mentions.includes(me)))) r.liveMentions.add(m.seq);
+      }
       // The preview and the order follow messages and system entries, as the server's
       // last_message does; edits and reactions only count as unread.
       const last = messages.filter((m) => !m.kind || m.kind === 'message' || m.kind === 'system').pop();
@@ -70,6 +76,9 @@ export class RoomList {
           lastRead: Math.max(room.last_read_seq, had?.lastRead ?? 0),
           activity: had && had.activity > room.last_activity_at ? had.activity : room.last_activity_at,
           last: had && had.activity > room.last_activity_at ? had.last : room.last_message,
+          // The server's count covers what it had stored; live ones beyond that add to it.
+          mentions: room.mentions ?? 0,
+          liveMentions: new Set([...(had?.liveMentions ?? [])].filter((seq) => seq > room.last_seq)),
         });
       }
       this.rooms = next;
@@ -119,14 +128,28 @@ export class RoomList {
   /** The user's read position in a room (null when the room is not listed). */
   readPosition(id) { return this.rooms.get(id)?.lastRead ?? null; }
 
-  /** True when the user silenced the room's notifications. */
-  notificationsMuted(id) { return !!this.rooms.get(id)?.room.notifications_muted; }
+  /** Unread mentions of the user in a room (by name or @room). */
+  mentions(id) {
+    const r = this.rooms.get(id);
+    return r ? r.mentions + r.liveMentions.size : 0;
+  }
 
-  /** The user silenced (or not) a room's notifications. */
-  setNotificationsMuted(id, muted) {
+  /** True when the user silenced the room's notifications. */
+  notificationsMuted(id) { return this.notificationLevel(id) === 'none'; }
+
+  /** What the user is notified of in a room: 'all', 'mentions' or 'none' (older servers: all or none). */
+  notificationLevel(id) {
+    const room = this.rooms.get(id)?.room;
+    if (!room) return 'all';
+    return room.notification_level || (room.notifications_muted ? 'none' : 'all');
+  }
+
+  /** The server's answer to a change of level (`{notification_level, notifications_muted}`). */
+  setNotificationLevel(id, answer) {
     const r = this.rooms.get(id);
     if (!r) return;
-    r.room = { ...r.room, notifications_muted: muted };
+    const muted = !!answer.notifications_muted;
+    r.room = { ...r.room, notifications_muted: muted, notification_level: answer.notification_level || (muted ? 'none' : 'all') };
     this.renderSoon();
   }
 
@@ -135,6 +158,9 @@ export class RoomList {
     const r = this.rooms.get(id);
     if (!r || !(seq > r.lastRead)) return;
     r.lastRead = seq;
+    // Read to the end: no mention is left. Short of it, the live ones read are gone.
+    if (seq >= r.lastSeq) r.mentions = 0;
+    for (const m of r.liveMentions) if (m <= seq) r.liveMentions.delete(m);
     this.renderSoon();
   }
 
@@ -177,7 +203,8 @@ export class RoomList {
         const text = last.deleted_at ? '(deleted)' : last.kind === 'system' ? last.content : plain(last.content);
         preview = last.kind === 'system' ? text : `${last.user_id === me ? 'You' : last.username}: ${text}`;
       }
-      const quiet = !!room.notifications_muted;
+      const quiet = this.notificationsMuted(room.id);
+      const mentioned = this.mentions(room.id);
       const direct = room.visibility === 'direct';
       const button = el('button', {
         type: 'button',
@@ -197,6 +224,10 @@ export class RoomList {
           room.visibility === 'private' ? el('span', { class: 'visually-hidden', text: ' (private)' }) : null,
           quiet ? el('span', { class: 'quiet', title: 'Notifications off' }, icon('bellOff'),
             el('span', { class: 'visually-hidden', text: ' (notifications off)' })) : null,
+          mentioned > 0 ? el('span', { class: 'badge mention-badge', title: 'Mentions of you' },
+            el('span', { 'aria-hidden': 'true', text: '@' }),
+            el('span', { 'data-testid': 'mentions', text: mentioned > 99 ? '99+' : String(mentioned) }),
+            el('span', { class: 'visually-hidden', text: mentioned === 1 ? ' mention' : ' mentions' })) : null,
           unread > 0 ? el('span', { class: `badge${quiet ? ' quiet-badge' : ''}` },
             el('span', { 'data-testid': 'unread', text: unread > 99 ? '99+' : String(unread) }),
             el('span', { class: 'visually-hidden', text: ' unread' })) : null),

@@ -3,6 +3,7 @@
 // where the unread divider goes. Row objects are reused while nothing about them
 // changed, so that the list rebuilds only what did. Pure (tested under Node).
 import { dayKey, dayLabel } from './format.js';
+import { isImage, displaySize } from './files.js';
 
 const GROUP_MS = 5 * 60 * 1000;
 
@@ -79,6 +80,8 @@ export function estimateHeight(row) {
   if (m.reply_to != null) h += 30;
   if (m.reactions && Object.keys(m.reactions).length) h += 34;
   if (m.reply_count > 0) h += 30;
-  if (Array.isArray(m.attachments)) h += 26 * m.attachments.length;
+  if (Array.isArray(m.attachments)) {
+    for (const a of m.attachments) h += a.file && isImage(a.file) ? displaySize(a.file).height + 34 : 30;
+  }
   return h;
 }

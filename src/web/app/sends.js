@@ -41,7 +41,7 @@ export class PendingSends {
     let added = false;
     for (const p of this.client.pending(this.roomId)) {
       if (p.event !== 'send_message' || this.map.has(p.client_msg_id)) continue;
-      this.map.set(p.client_msg_id, { client_msg_id: p.client_msg_id, content: p.content, reply_to: p.reply_to, state: 'pending' });
+      this.map.set(p.client_msg_id, { client_msg_id: p.client_msg_id, content: p.content, reply_to: p.reply_to, attachments: p.attachments, state: 'pending' });
       added = true;
     }
     if (added) this.onChange();

@@ -29,7 +29,7 @@ export class ThreadPanel {
       button: byId('thread-send'),
       bar: byId('thread-composer-bar'),
       placeholder: 'Reply in the thread',
-      onSend: (text) => this.root && this.view.send(text, { replyTo: this.root.id }),
+      onSend: (text) => this.root && this.view.send(text, { replyTo: this.root.id, attachments: [] }),
       onEdit: (m, text) => this.view.edit(m, text),
       onTyping: (on) => this.view.typing(on),
       onEditLast: () => this.#editLast(),
