@@ -80,7 +80,9 @@ pub fn boundary(content_type: &str) -> Option<Result<String, Malformed>> {
         {
             Ok(b.to_string())
         }
-        _ => Err(Malformed("the multipart Content-Type has no valid boundary")),
+        _ => Err(Malformed(
+            "the multipart Content-Type has no valid boundary",
+        )),
     })
 }
 
@@ -118,7 +120,9 @@ impl Reader {
     pub fn finish(&self) -> Result<(), Malformed> {
         match self.state {
             State::Epilogue => Ok(()),
-            _ => Err(Malformed("the multipart body ends before its closing delimiter")),
+            _ => Err(Malformed(
+                "the multipart body ends before its closing delimiter",
+            )),
         }
     }
 
@@ -220,14 +224,18 @@ impl Reader {
 fn file_name_of(headers: &str) -> Result<Option<String>, Malformed> {
     for line in headers.split("\r\n") {
         let Some((name, value)) = line.split_once(':') else {
-            return Err(Malformed("a multipart part has a header line without a colon"));
+            return Err(Malformed(
+                "a multipart part has a header line without a colon",
+            ));
         };
         if !name.trim().eq_ignore_ascii_case("content-disposition") {
             continue;
         }
         let params = params(value);
         let Some((kind, _)) = params.first() else {
-            return Err(Malformed("a multipart part has an empty Content-Disposition"));
+            return Err(Malformed(
+                "a multipart part has an empty Content-Disposition",
+            ));
         };
         if !kind.eq_ignore_ascii_case("form-data") {
             return Err(Malformed("a multipart part is not form-data"));

@@ -157,7 +157,8 @@ impl Source for Form {
                         if self.files > 1 {
                             return Err(ApiError::BadRequest(
                                 "multipart_many_files",
-                                "the form has more than one file part: upload one file per request".into(),
+                                "the form has more than one file part: upload one file per request"
+                                    .into(),
                             ));
                         }
                         self.name = Some(n);

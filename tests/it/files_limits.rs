@@ -147,7 +147,10 @@ fn a_form_that_is_not_one_file_is_400_and_stores_nothing() {
         )
         .as_bytes(),
     );
-    assert_eq!(code(c.read().expect("an answer")), (400, json!("multipart_invalid")));
+    assert_eq!(
+        code(c.read().expect("an answer")),
+        (400, json!("multipart_invalid"))
+    );
     assert_eq!(stored(&db), (0, 0));
 }
 
@@ -242,7 +245,10 @@ fn concurrent_uploads_never_pass_the_quota() {
     });
     let ok = statuses.iter().filter(|s| **s == 201).count();
     assert_eq!(ok, 3, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 201 || *s == 413), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 413),
+        "{statuses:?}"
+    );
     let used = count(&db, "SELECT sum(size)::int8 FROM files");
     assert!(used <= 1 << 20, "{used}");
     assert_eq!(stored(&db), (3, 6));
@@ -308,7 +314,11 @@ fn the_sweeper_removes_only_expired_unattached_uploads() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let fresh = uploaded(&a, &alice.token, &room, "fresh", b"new");
-    assert_eq!(stored(&db), (2, 3), "the attached file's 2 chunks, fresh's 1");
+    assert_eq!(
+        stored(&db),
+        (2, 3),
+        "the attached file's 2 chunks, fresh's 1"
+    );
     assert_eq!(
         count(
             &db,
@@ -319,11 +329,15 @@ fn the_sweeper_removes_only_expired_unattached_uploads() {
     let (r, body) = download(&a, &alice.token, kept["id"].as_str().unwrap(), "");
     assert_eq!((r.status, body.len()), (200, 300 << 10));
     assert_eq!(
-        download(&a, &alice.token, lost["id"].as_str().unwrap(), "").0.status,
+        download(&a, &alice.token, lost["id"].as_str().unwrap(), "")
+            .0
+            .status,
         404
     );
     assert_eq!(
-        download(&a, &alice.token, fresh["id"].as_str().unwrap(), "").0.status,
+        download(&a, &alice.token, fresh["id"].as_str().unwrap(), "")
+            .0
+            .status,
         200
     );
 }
@@ -338,7 +352,11 @@ fn downloads_come_from_a_standby_that_holds_the_file() {
     use std::sync::atomic::Ordering::Relaxed;
     let pair = Pair::start();
     let name = "chatd_files_standby";
-    Pair::sql(&pair.primary, "postgres", &format!("CREATE DATABASE {name}"));
+    Pair::sql(
+        &pair.primary,
+        "postgres",
+        &format!("CREATE DATABASE {name}"),
+    );
     let node = start_on(&format!("{}/{name}", pair.primary), |c| {
         c.database.read_url = vec![format!("{}/{name}", pair.standby)];
     });
@@ -358,7 +376,7 @@ fn downloads_come_from_a_standby_that_holds_the_file() {
         "three chunks read on the standby"
     );
     Pair::sql(&pair.standby, "postgres", "SELECT pg_wal_replay_pause()");
-    let new = pattern(300 << 10 | 7);
+    let new = pattern((300 << 10) + 7);
     let g = uploaded(&a, &alice.token, &room, "new", &new);
     let fallbacks = m.replica_fallbacks.load(Relaxed);
     let (head, body) = download(&a, &alice.token, g["id"].as_str().unwrap(), "");

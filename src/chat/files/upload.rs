@@ -116,16 +116,16 @@ fn rate(w: &mut Worker, user: Uuid, per_minute: u32) -> Result<(), ApiError> {
 
 /// Bytes the quotas leave for this upload once `user` and `room` stored what they did.
 fn headroom(l: &Limits, user: i64, room: i64) -> u64 {
-    let left = |quota: u64, used: i64| {
-        (quota > 0).then(|| quota.saturating_sub(used.max(0) as u64))
-    };
+    let left =
+        |quota: u64, used: i64| (quota > 0).then(|| quota.saturating_sub(used.max(0) as u64));
     let (u, r) = (left(l.user_quota, user), left(l.room_quota, room));
     u.unwrap_or(u64::MAX).min(r.unwrap_or(u64::MAX))
 }
 
 /// The refusal of an upload of `size` bytes past a quota.
 fn over(l: &Limits, user: i64, room: i64, size: u64) -> ApiError {
-    let past = |quota: u64, used: i64| quota > 0 && (used.max(0) as u64).saturating_add(size) > quota;
+    let past =
+        |quota: u64, used: i64| quota > 0 && (used.max(0) as u64).saturating_add(size) > quota;
     let msg = if past(l.user_quota, user) {
         format!(
             "this file would take your stored files past your quota of {} bytes ({} used)",
@@ -293,7 +293,11 @@ mod tests {
             per_minute: 0,
         };
         assert_eq!(headroom(&none, 1 << 40, 1 << 40), u64::MAX);
-        assert!(over(&l, 90, 0, 20).to_string().contains("your quota of 100"));
+        assert!(
+            over(&l, 90, 0, 20)
+                .to_string()
+                .contains("your quota of 100")
+        );
         assert!(over(&l, 0, 990, 20).to_string().contains("room's"));
         assert_eq!(over(&l, 0, 990, 20).code(), "quota_exceeded");
         assert_eq!(over(&l, 0, 990, 20).status(), 413);

@@ -70,7 +70,10 @@ fn preamble_padding_and_epilogue_are_skipped() {
 #[test]
 fn an_empty_file_input_is_not_a_file_and_fields_are_skipped() {
     let body = form(&[
-        ("Content-Disposition: form-data; name=\"f\"; filename=\"\"", b""),
+        (
+            "Content-Disposition: form-data; name=\"f\"; filename=\"\"",
+            b"",
+        ),
         ("Content-Disposition: form-data; name=\"t\"", b"text"),
     ]);
     assert_eq!(read(&body, 5).unwrap(), vec![]);
@@ -86,10 +89,7 @@ fn an_empty_file_input_is_not_a_file_and_fields_are_skipped() {
 fn two_files_are_two_file_events() {
     let body = form(&[(FILE, b"one"), (FILE, b"two")]);
     let got = read(&body, 4).unwrap();
-    let files = got
-        .iter()
-        .filter(|e| matches!(e, Found::File(_)))
-        .count();
+    let files = got.iter().filter(|e| matches!(e, Found::File(_))).count();
     assert_eq!(files, 2);
 }
 
@@ -119,7 +119,9 @@ fn names_in_their_forms() {
         "plain.txt"
     );
     assert_eq!(
-        name("Content-Disposition: form-data; name=f; filename=\"x\"; filename*=UTF-8''%E2%82%AC.txt"),
+        name(
+            "Content-Disposition: form-data; name=f; filename=\"x\"; filename*=UTF-8''%E2%82%AC.txt"
+        ),
         "\u{20ac}.txt"
     );
 }
@@ -138,7 +140,10 @@ fn what_is_not_the_grammar_is_malformed() {
     bad(b"--XyZ junk\r\n\r\n\r\n--XyZ--");
     bad(&form(&[("Content-Disposition form-data", b"x")]));
     bad(&form(&[("Content-Type: text/plain", b"x")]));
-    bad(&form(&[("Content-Disposition: attachment; filename=a", b"x")]));
+    bad(&form(&[(
+        "Content-Disposition: attachment; filename=a",
+        b"x",
+    )]));
     // Headers that never end.
     let mut long = b"--XyZ\r\nX-Long: ".to_vec();
     long.extend(std::iter::repeat_n(b'a', MAX_HEADER_BYTES + 10));
@@ -157,7 +162,10 @@ fn boundaries_from_the_content_type() {
         Some(Ok("a b".into()))
     );
     assert!(matches!(boundary("multipart/form-data"), Some(Err(_))));
-    assert!(matches!(boundary("multipart/form-data; boundary="), Some(Err(_))));
+    assert!(matches!(
+        boundary("multipart/form-data; boundary="),
+        Some(Err(_))
+    ));
     let long = format!("multipart/form-data; boundary={}", "a".repeat(71));
     assert!(matches!(boundary(&long), Some(Err(_))));
 }
