@@ -152,8 +152,20 @@ impl Default for MessagesConfig {
 pub struct FilesConfig {
     /// Largest file, bytes; a larger `Content-Length` is answered 413 before the body.
     pub max_bytes: usize,
-    /// Uploads per user per minute on one node (0 = unlimited).
+    /// Uploads per user per minute across the cluster (0 = unlimited).
     pub uploads_per_minute: u32,
+    /// Most bytes of files one user has uploaded and not deleted (0 = no quota).
+    pub user_quota_bytes: u64,
+    /// Most bytes of files stored in one room (0 = no quota).
+    pub room_quota_bytes: u64,
+    /// Files never attached to a message are deleted this many hours after their
+    /// upload (0 = kept).
+    pub unattached_ttl_hours: u64,
+    /// Overrides `unattached_ttl_hours` in seconds (tests; not documented for operators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unattached_ttl_secs: Option<u64>,
+    /// Seconds between two passes of the unattached-files sweeper.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for FilesConfig {
@@ -161,7 +173,22 @@ impl Default for FilesConfig {
         FilesConfig {
             max_bytes: 25 << 20,
             uploads_per_minute: 20,
+            user_quota_bytes: 1 << 30,
+            room_quota_bytes: 10 << 30,
+            unattached_ttl_hours: 24,
+            unattached_ttl_secs: None,
+            sweep_interval_secs: 300,
         }
+    }
+}
+
+impl FilesConfig {
+    /// How long an unattached file is kept; `None` when forever.
+    pub fn unattached_ttl(&self) -> Option<std::time::Duration> {
+        let secs = self
+            .unattached_ttl_secs
+            .unwrap_or(self.unattached_ttl_hours.saturating_mul(3600));
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
     }
 }
 
@@ -683,6 +710,18 @@ impl Config {
             64 << 20,
         )?;
         range("files.max_bytes", self.files.max_bytes, 1, 1 << 30)?;
+        range(
+            "files.unattached_ttl_hours",
+            self.files.unattached_ttl_hours,
+            0,
+            24 * 365 * 10,
+        )?;
+        range(
+            "files.sweep_interval_secs",
+            self.files.sweep_interval_secs,
+            1,
+            86_400,
+        )?;
         range(
             "http.header_timeout_ms",
             self.http.header_timeout_ms,

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// Too large (413 over HTTP, `message_too_long` over WebSocket).
     #[error("{0}")]
     TooLarge(&'static str),
+    /// A storage quota would be exceeded (413, `quota_exceeded`): what it is.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Too many attempts (429), retry after the given seconds.
     #[error("too many requests")]
     RateLimited(u64),
@@ -81,7 +84,7 @@ impl ApiError {
             ApiError::Forbidden(..) => 403,
             ApiError::NotFound(..) => 404,
             ApiError::Conflict(..) => 409,
-            ApiError::TooLarge(_) => 413,
+            ApiError::TooLarge(_) | ApiError::QuotaExceeded(_) => 413,
             ApiError::RateLimited(_) | ApiError::SlowMode(_) => 429,
             ApiError::Unavailable => 503,
             ApiError::Internal => 500,
@@ -98,6 +101,7 @@ impl ApiError {
             | ApiError::NotFound(c, _)
             | ApiError::Conflict(c, _) => c,
             ApiError::TooLarge(_) => "message_too_long",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::SlowMode(_) => "slow_mode",
             ApiError::Unavailable => "unavailable",

@@ -17,9 +17,12 @@ use crate::pg::files::file_columns;
 pub use crate::pg::files::{FILE_NOT_FOUND, File, from_row};
 use crate::pg::pool::Worker;
 use postgres::GenericClient;
-use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use uuid::Uuid;
+
+pub mod sweep;
+mod upload;
+pub use upload::{Limits, Source, incomplete, upload};
 
 /// Bytes per stored chunk: each row a modest TOAST value, and a download holds one.
 pub const CHUNK_BYTES: usize = 256 * 1024;
@@ -138,117 +141,8 @@ pub fn check_upload(raw_name: Option<&str>) -> String {
     file_name(raw_name.unwrap_or("file"))
 }
 
-/// The body ended, failed or stalled before `Content-Length` bytes came.
-fn incomplete(e: &io::Error) -> ApiError {
-    log::debug!("an upload stopped: {e}");
-    ApiError::BadRequest(
-        "upload_incomplete",
-        "the body ended before its Content-Length".into(),
-    )
-}
-
-/// Completes an upload's row once its bytes are stored.
-const FINISH_SQL: &str = concat!(
-    "UPDATE files SET mime = $2, sha256 = $3, width = $4, height = $5 WHERE id = $1 RETURNING ",
-    file_columns!()
-);
 /// A file by id.
 const OPEN_SQL: &str = concat!("SELECT ", file_columns!(), " FROM files WHERE id = $1");
-
-/// The chunks of an upload stored so far.
-#[derive(Default)]
-struct Stored {
-    /// Chunks stored.
-    n: i32,
-    /// The type and an image's size, read from the first chunk.
-    kind: Option<(&'static str, Option<(u32, u32)>)>,
-}
-
-impl Stored {
-    /// Stores `chunk` as the next one, and empties it.
-    fn store(
-        &mut self,
-        tx: &mut postgres::Transaction<'_>,
-        insert: &postgres::Statement,
-        id: Uuid,
-        chunk: &mut Vec<u8>,
-    ) -> Result<(), ApiError> {
-        if self.kind.is_none() {
-            let mime = sniff(chunk);
-            self.kind = Some((mime, dimensions(mime, chunk)));
-        }
-        tx.execute(insert, &[&id, &self.n, &*chunk])?;
-        self.n += 1;
-        chunk.clear();
-        Ok(())
-    }
-}
-
-/// Stores a file of `size` bytes of `room` uploaded by `who` (a member allowed to
-/// send), its bytes taken from `next` as they arrive (`None` at the end; an error
-/// abandons the upload). The file row and its chunks are one transaction: a file is
-/// whole or absent. The type and an image's size are read from the first chunk.
-pub fn upload(
-    w: &mut Worker,
-    who: &Identity,
-    room: Uuid,
-    name: String,
-    size: usize,
-    next: &mut dyn FnMut() -> io::Result<Option<Vec<u8>>>,
-) -> Result<File, ApiError> {
-    let id = Uuid::now_v7();
-    let mut tx = w.client()?.transaction()?;
-    // Asked before a byte is taken: a refused upload's body is never read.
-    rooms::require(&mut tx, room, who.user_id, Action::Upload)?;
-    if size == 0 {
-        return Err(ApiError::BadRequest(
-            "invalid_payload",
-            "the request body (the file) must not be empty".into(),
-        ));
-    }
-    tx.execute(
-        "INSERT INTO files (id, room_id, uploader_id, name, mime, size, sha256)
-         VALUES ($1, $2, $3, $4, 'application/octet-stream', $5, '')",
-        &[&id, &room, &who.user_id, &name, &(size as i64)],
-    )?;
-    let insert = tx.prepare("INSERT INTO file_chunks (file_id, n, data) VALUES ($1, $2, $3)")?;
-    let mut hash = Sha256::new();
-    let mut chunk: Vec<u8> = Vec::with_capacity(CHUNK_BYTES.min(size));
-    let mut stored = Stored::default();
-    let mut total = 0usize;
-    while total < size {
-        let piece = next()
-            .map_err(|e| incomplete(&e))?
-            .ok_or_else(|| incomplete(&io::ErrorKind::UnexpectedEof.into()))?;
-        total += piece.len();
-        if total > size {
-            return Err(incomplete(&io::ErrorKind::InvalidData.into()));
-        }
-        hash.update(&piece);
-        let mut rest = piece.as_slice();
-        while !rest.is_empty() {
-            let take = (CHUNK_BYTES - chunk.len()).min(rest.len());
-            chunk.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if chunk.len() == CHUNK_BYTES {
-                stored.store(&mut tx, &insert, id, &mut chunk)?;
-            }
-        }
-    }
-    if !chunk.is_empty() {
-        stored.store(&mut tx, &insert, id, &mut chunk)?;
-    }
-    let kind = stored.kind;
-    let (mime, dims) = kind.unwrap_or(("application/octet-stream", None));
-    let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    let (width, height) = match dims {
-        Some((w, h)) => (Some(w as i32), Some(h as i32)),
-        None => (None, None),
-    };
-    let row = tx.query_one(FINISH_SQL, &[&id, &mime, &sha256, &width, &height])?;
-    tx.commit()?;
-    Ok(from_row(&row))
-}
 
 /// Check step of a download: the file exists and `who` may read its room's stream now.
 /// A file the caller may not see is `file_not_found` when its room hides itself, and
@@ -264,8 +158,17 @@ pub fn open(w: &mut Worker, who: &Identity, id: Uuid) -> Result<File, ApiError> 
     }
 }
 
+/// One chunk of a file.
+const CHUNK_SQL: &str = "SELECT data FROM file_chunks WHERE file_id = $1 AND n = $2";
+
 /// Write step of a download: bytes `from..=to` of `file`, one chunk read at a time (no
 /// transaction stays open while the client is slow).
+///
+/// Chunks are read from a hot standby when one is configured and holds them, else from
+/// the primary. A chunk row the standby has is the primary's: a file's chunks commit
+/// with its row in one transaction and are never changed, only deleted. So a chunk
+/// found there is used, and the first one missing (a file the standby has not replayed
+/// yet, or one deleted since) sends this and every later chunk to the primary.
 pub fn write_range(
     w: &mut Worker,
     file: &File,
@@ -275,15 +178,32 @@ pub fn write_range(
 ) -> io::Result<()> {
     let chunk = CHUNK_BYTES as u64;
     let (first, last) = (from / chunk, to / chunk);
+    let mut standby = true;
     for n in first..=last {
-        let (c, st) = w
-            .prepared("SELECT data FROM file_chunks WHERE file_id = $1 AND n = $2")
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let row = c
-            .query_opt(&st, &[&file.id, &(n as i32)])
-            .map_err(|e| io::Error::other(e.to_string()))?
-            .ok_or_else(|| io::Error::other(format!("file {} lacks chunk {n}", file.id)))?;
-        let data: &[u8] = row.get(0);
+        let n32 = n as i32;
+        let mut data = None;
+        if standby && let Some(r) = w.replica() {
+            match r.read(CHUNK_SQL, |c, st| {
+                Ok(c.query_opt(st, &[&file.id, &n32])?
+                    .map(|row| row.get::<_, Vec<u8>>(0)))
+            }) {
+                Ok(d) => data = Some(d),
+                Err(_) => standby = false,
+            }
+        }
+        let data = match data {
+            Some(d) => d,
+            None => {
+                let (c, st) = w
+                    .prepared(CHUNK_SQL)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let row = c
+                    .query_opt(&st, &[&file.id, &n32])
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .ok_or_else(|| io::Error::other(format!("file {} lacks chunk {n}", file.id)))?;
+                row.get::<_, Vec<u8>>(0)
+            }
+        };
         let start = if n == first {
             (from % chunk) as usize
         } else {

@@ -1,5 +1,5 @@
-//! The file routes: `POST /rooms/:id/files` (the raw file as the body) and
-//! `GET /files/:id` (streamed from the database in chunks, `http/stream.rs`).
+//! The download route, `GET /files/:id` (streamed from the database in chunks,
+//! `http/stream.rs`; the upload route is `http/upload.rs`).
 //!
 //! Downloads are served so that a file can never act as a page of this origin: the type
 //! is the one detected at upload, `X-Content-Type-Options: nosniff` keeps the browser
@@ -9,38 +9,10 @@
 
 use crate::base::error::ApiError;
 use crate::chat::files::{self, FILE_NOT_FOUND, File};
-use crate::http::parse::query_param;
 use crate::http::response::Response;
 use crate::http::routes::{Req, Routed};
 use crate::http::stream::{self, Opened};
-use std::time::Duration;
 use uuid::Uuid;
-
-/// `POST /rooms/:id/files?name=...` with the file as the body: 201 with the stored
-/// [`File`]. The body's size was bounded by `files.max_bytes` from its `Content-Length`
-/// before any of it was read (413 otherwise); it is streamed to the worker that stores
-/// it as it arrives (`http/intake.rs`), on the streaming workers (`exports`: the job
-/// lasts as long as the client takes to send).
-pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let (who, room) = r.caller_in(id)?;
-    let per_minute = r.ctx.cfg.files.uploads_per_minute;
-    r.ctx
-        .uploads
-        .hit(&who.user_id.to_string(), per_minute)
-        .map_err(ApiError::RateLimited)?;
-    let name = files::check_upload(query_param(&r.head.query, "name").as_deref());
-    let size = r.head.body_len;
-    // Only a body-less request comes without an intake: `upload` asks for access, then
-    // refuses the empty file.
-    let intake = r.intake.take();
-    let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
-    r.job(&r.ctx.exports, 201, move |w, _| {
-        files::upload(w, &who, room, name, size, &mut || match &intake {
-            Some(i) => i.next(wait),
-            None => Ok(None),
-        })
-    })
-}
 
 /// What `Range` asks of a file of `size` bytes (`size` > 0).
 #[derive(Debug, PartialEq, Eq)]

@@ -115,6 +115,8 @@ pub struct Headers {
     pub if_none_match: Option<String>,
     /// `Expect: 100-continue`: the client waits for an interim answer before the body.
     pub expect_continue: bool,
+    /// `Content-Type` (uploads: a raw file or `multipart/form-data`).
+    pub content_type: Option<String>,
 }
 
 /// A complete request head, with the body's length.
@@ -234,6 +236,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, ParseErro
             headers.if_none_match = Some(value()?);
         } else if name.eq_ignore_ascii_case("expect") {
             headers.expect_continue = value()?.eq_ignore_ascii_case("100-continue");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            headers.content_type = Some(value()?);
         } else if name.eq_ignore_ascii_case("x-chatd-refresh-cookie") {
             headers.refresh_cookie = h.value.trim_ascii() == b"1";
         }

@@ -19,6 +19,7 @@ use crate::http::pins;
 use crate::http::push;
 use crate::http::reports;
 use crate::http::response::Response;
+use crate::http::upload;
 use crate::http::users;
 use crate::pg::pool::{Job, JobQueue, Worker};
 use std::cell::Cell;
@@ -262,7 +263,7 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
             msgs::reaction(r, id, mid, emoji, false).into(),
         )),
         (Post, ["rooms", id, "files"]) => {
-            Some(("POST /rooms/:id/files", files::upload(r, id).into()))
+            Some(("POST /rooms/:id/files", upload::upload(r, id).into()))
         }
         (Get, ["files", id]) => Some(("GET /files/:id", files::download(r, id).into())),
         (Get, ["rooms", id, "pins"]) => Some(("GET /rooms/:id/pins", pins::list(r, id).into())),

@@ -311,12 +311,13 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         &stop,
     );
     others.extend(h);
+    // The streaming workers read file chunks from a standby when it holds them.
     let (exports, h) = JobQueue::start(
         "export",
         cfg.database.export_workers,
         bound,
         &pool,
-        None,
+        replicas.as_ref(),
         &metrics,
         &stop,
     );
@@ -556,6 +557,18 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         std::thread::Builder::new()
             .name("erase".into())
             .spawn(move || crate::chat::erase::run(erase_thread))?,
+    );
+    let sweep_thread = crate::chat::files::sweep::SweepThread {
+        ttl: cfg.files.unattached_ttl(),
+        every: Duration::from_secs(cfg.files.sweep_interval_secs),
+        pause: Duration::from_millis(cfg.retention.pause_ms),
+        pool: pool.clone(),
+        stop: stop.clone(),
+    };
+    others.push(
+        std::thread::Builder::new()
+            .name("files-sweep".into())
+            .spawn(move || crate::chat::files::sweep::run(sweep_thread))?,
     );
     let retention_thread = RetentionThread {
         cfg: cfg.retention.clone(),

@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "push_notifications",
         include_str!("../../sql/0023_push_notifications.sql"),
     ),
+    (
+        25,
+        "file_limits",
+        include_str!("../../sql/0025_file_limits.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

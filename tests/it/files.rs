@@ -17,11 +17,11 @@ fn png() -> Vec<u8> {
 }
 
 /// Bytes that differ along their length (a misplaced chunk shows), `n` of them.
-fn pattern(n: usize) -> Vec<u8> {
+pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-fn hex_sha256(b: &[u8]) -> String {
+pub fn hex_sha256(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
         .map(|x| format!("{x:02x}"))
@@ -29,7 +29,7 @@ fn hex_sha256(b: &[u8]) -> String {
 }
 
 /// `POST /rooms/:room/files?name=` with `bytes` as the body.
-fn upload(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Resp {
+pub fn upload(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Resp {
     let mut c = Http::connect(addr);
     let head = format!(
         "POST /rooms/{room}/files?name={name} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n\
@@ -42,7 +42,7 @@ fn upload(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Resp
 }
 
 /// An upload that must succeed: the file.
-fn uploaded(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Value {
+pub fn uploaded(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Value {
     let r = upload(addr, token, room, name, bytes);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     r.json()
@@ -50,7 +50,7 @@ fn uploaded(addr: &str, token: &str, room: &str, name: &str, bytes: &[u8]) -> Va
 
 /// `GET /files/:id` with extra header lines: the head and the whole body (chunked or
 /// sized).
-fn download(addr: &str, token: &str, id: &str, extra: &str) -> (Resp, Vec<u8>) {
+pub fn download(addr: &str, token: &str, id: &str, extra: &str) -> (Resp, Vec<u8>) {
     let mut c = Http::connect(addr);
     c.send_raw(
         format!(

@@ -10,13 +10,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// A primary and its standby, each a PostgreSQL server of its own.
-struct Pair {
-    dir: String,
-    primary: String,
-    standby: String,
+pub struct Pair {
+    /// Their directory.
+    pub dir: String,
+    /// The primary's URL (no database).
+    pub primary: String,
+    /// The standby's URL (no database).
+    pub standby: String,
 }
 
-fn pg_sh(dir: &str, port: Option<u16>, args: &[&str]) -> String {
+/// Runs deploy/pg.sh with the pair's directory; its output.
+pub fn pg_sh(dir: &str, port: Option<u16>, args: &[&str]) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut cmd = Command::new("bash");
     cmd.arg(format!("{root}/deploy/pg.sh"))
@@ -38,7 +42,8 @@ fn pg_sh(dir: &str, port: Option<u16>, args: &[&str]) -> String {
 }
 
 impl Pair {
-    fn start() -> Pair {
+    /// Starts a primary and its streaming standby.
+    pub fn start() -> Pair {
         let dir = format!("/tmp/chatd-replicas-{}", uuid::Uuid::new_v4().simple());
         std::fs::create_dir_all(&dir).unwrap();
         // As root the servers run as the postgres user, which must reach the directory.
@@ -52,13 +57,14 @@ impl Pair {
         }
     }
 
-    fn sql(url: &str, db: &str, q: &str) -> Vec<postgres::Row> {
+    /// Runs `q` on database `db` of server `url`.
+    pub fn sql(url: &str, db: &str, q: &str) -> Vec<postgres::Row> {
         let mut c = postgres::Client::connect(&format!("{url}/{db}"), postgres::NoTls).unwrap();
         c.query(q, &[]).unwrap()
     }
 
     /// Waits until the standby has replayed everything the primary has committed.
-    fn caught_up(&self) {
+    pub fn caught_up(&self) {
         let lsn: String = Pair::sql(
             &self.primary,
             "postgres",
