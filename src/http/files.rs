@@ -1,5 +1,6 @@
-//! The file routes: `POST /rooms/:id/files` (the raw file as the body) and
-//! `GET /files/:id` (streamed from the database in chunks, `http/stream.rs`).
+//! The file routes: `POST /rooms/:id/files` (the raw file as the body; an image's
+//! thumbnail is made on the same worker once it is stored) and `GET /files/:id`
+//! (streamed from the database in chunks, `http/stream.rs`; by token or signed URL).
 //!
 //! Downloads are served so that a file can never act as a page of this origin: the type
 //! is the one detected at upload, `X-Content-Type-Options: nosniff` keeps the browser
@@ -8,13 +9,14 @@
 //! are `inline`; everything else is an `attachment` (saved, not shown).
 
 use crate::base::error::ApiError;
-use crate::chat::files::{self, FILE_NOT_FOUND, File};
+use crate::chat::files::{self, File};
+use crate::chat::thumbs;
+use crate::http::file_links;
 use crate::http::parse::query_param;
 use crate::http::response::Response;
 use crate::http::routes::{Req, Routed};
 use crate::http::stream::{self, Opened};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// `POST /rooms/:id/files?name=...` with the file as the body: 201 with the stored
 /// [`File`]. The body's size was bounded by `files.max_bytes` from its `Content-Length`
@@ -34,11 +36,14 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     // refuses the empty file.
     let intake = r.intake.take();
     let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
-    r.job(&r.ctx.exports, 201, move |w, _| {
-        files::upload(w, &who, room, name, size, &mut || match &intake {
+    r.job(&r.ctx.exports, 201, move |w, ctx| {
+        let f = files::upload(w, &who, room, name, size, &mut || match &intake {
             Some(i) => i.next(wait),
             None => Ok(None),
-        })
+        })?;
+        // On this worker, after the commit: an image that yields no thumbnail is still
+        // stored, as a plain file.
+        Ok(thumbs::make(w, f, ctx.cfg.files.thumbnail_px))
     })
 }
 
@@ -131,12 +136,13 @@ fn not_modified(if_none_match: Option<&str>, f: &File) -> bool {
 }
 
 /// `GET /files/:id`: the file's bytes (or the range asked), for members of its room.
+/// Or, with a signed URL's query (`http/file_links.rs`), for its signer without a token.
 pub fn download(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let who = r.caller()?;
-    let file = Uuid::parse_str(id).map_err(|_| FILE_NOT_FOUND)?;
+    let (reader, file) = file_links::reader(r, id)?;
     let range = r.head.headers.range.clone();
     let if_none_match = r.head.headers.if_none_match.clone();
     let open = move |w: &mut crate::pg::pool::Worker| {
+        let who = reader.identity(w)?;
         let f = files::open(w, &who, file)?;
         if not_modified(if_none_match.as_deref(), &f) {
             return Ok(Opened::Whole(common(
@@ -173,6 +179,7 @@ pub fn download(r: &Req, id: &str) -> Result<Routed, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn ranges() {

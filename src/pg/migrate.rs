@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "push_notifications",
         include_str!("../../sql/0023_push_notifications.sql"),
     ),
+    (
+        24,
+        "file_thumbnails",
+        include_str!("../../sql/0024_file_thumbnails.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -20,6 +20,7 @@ mod cookie;
 mod external;
 mod faults;
 mod files;
+mod files_thumbs;
 mod fuzz_regressions;
 mod hardening;
 mod history;
