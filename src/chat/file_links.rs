@@ -13,10 +13,12 @@
 //! and development keeps its secrets in `.local/` (deploy/run.sh), so a URL made on one
 //! node opens on another and outlives a restart.
 
+use crate::base::access::Action;
 use crate::base::config::Config;
 use crate::base::error::ApiError;
 use crate::base::model::{Identity, iso};
 use crate::chat::files::{self, FILE_NOT_FOUND, File};
+use crate::chat::rooms;
 use crate::pg::pool::Worker;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -118,8 +120,10 @@ pub struct Links {
     pub expires_at: String,
 }
 
-/// The signed URLs of `file` of `room` for `who`, valid `ttl_secs` from `now`: asked
-/// as a download (`files::open`); a file of another room is `file_not_found`.
+/// The signed URLs of `file` of `room` for `who`, valid `ttl_secs` from `now`: the room
+/// is asked first (as every route under a room: one hiding itself is `room_not_found`),
+/// then the file as a download (`files::open`); a file of another room is
+/// `file_not_found`.
 pub fn links(
     w: &mut Worker,
     key: &UrlKey,
@@ -129,6 +133,7 @@ pub fn links(
     now: DateTime<Utc>,
     ttl_secs: i64,
 ) -> Result<Links, ApiError> {
+    rooms::require(w.client()?, room, who.user_id, Action::Download)?;
     let f = files::open(w, who, file)?;
     if f.room_id != room {
         return Err(FILE_NOT_FOUND);
