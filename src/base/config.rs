@@ -166,6 +166,13 @@ pub struct FilesConfig {
     pub unattached_ttl_secs: Option<u64>,
     /// Seconds between two passes of the unattached-files sweeper.
     pub sweep_interval_secs: u64,
+    /// Longest side of an image's thumbnail, pixels.
+    pub thumbnail_px: u32,
+    /// How long a signed download URL (`GET /rooms/:id/files/:file_id/url`) is valid.
+    pub url_ttl_minutes: u32,
+    /// The key of signed download URLs; empty: derived from `auth.access_secret`
+    /// (every node of a cluster has the same, and development keeps it in `.local/`).
+    pub url_secret: String,
 }
 
 impl Default for FilesConfig {
@@ -178,6 +185,9 @@ impl Default for FilesConfig {
             unattached_ttl_hours: 24,
             unattached_ttl_secs: None,
             sweep_interval_secs: 300,
+            thumbnail_px: 320,
+            url_ttl_minutes: 10,
+            url_secret: String::new(),
         }
     }
 }
@@ -710,6 +720,13 @@ impl Config {
             64 << 20,
         )?;
         range("files.max_bytes", self.files.max_bytes, 1, 1 << 30)?;
+        range("files.thumbnail_px", self.files.thumbnail_px, 16, 2048)?;
+        range(
+            "files.url_ttl_minutes",
+            self.files.url_ttl_minutes,
+            1,
+            10_080,
+        )?;
         range(
             "files.unattached_ttl_hours",
             self.files.unattached_ttl_hours,
@@ -1032,6 +1049,14 @@ impl Config {
                 "must differ from auth.access_secret",
             ));
         }
+        let url = &self.files.url_secret;
+        if !url.is_empty() && (url.len() < 32 || entropy_bits(url) < 100.0) {
+            return Err(invalid(
+                "files.url_secret",
+                "production mode needs a random secret of at least 32 bytes (or none: it is \
+                 then derived from auth.access_secret); e.g. `openssl rand -hex 32`",
+            ));
+        }
         if self.websocket.echo_endpoint {
             return Err(invalid(
                 "websocket.echo_endpoint",
@@ -1112,6 +1137,7 @@ impl Config {
             &mut shown.auth.access_secret,
             &mut shown.auth.refresh_secret,
             &mut shown.auth.external.hs256_secret,
+            &mut shown.files.url_secret,
         ] {
             if !s.is_empty() {
                 *s = "********".into();

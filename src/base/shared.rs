@@ -109,6 +109,20 @@ pub fn shared(cfg: &Config, generated: bool) -> Vec<ClusterSetting> {
             secret: true,
         });
     }
+    // The key of signed file URLs: a node with another would refuse the URLs the others
+    // sign. Without one it is derived from auth.access_secret (compared below), and a
+    // node with one and a node without differ too.
+    let url = &cfg.files.url_secret;
+    out.push(ClusterSetting {
+        stored: "files.url_secret",
+        key: "files.url_secret",
+        value: if url.is_empty() {
+            "derived".into()
+        } else {
+            fingerprint(url)
+        },
+        secret: !url.is_empty(),
+    });
     if !generated {
         for (stored, secret) in [
             ("auth.access_secret", &cfg.auth.access_secret),

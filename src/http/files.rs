@@ -1,5 +1,6 @@
-//! The download route, `GET /files/:id` (streamed from the database in chunks,
-//! `http/stream.rs`; the upload route is `http/upload.rs`).
+//! The download routes, `GET /files/:id` and `GET /files/:id/thumbnail` (streamed from
+//! the database in chunks, `http/stream.rs`; by token or signed URL). The upload route
+//! is `http/upload.rs`.
 //!
 //! Downloads are served so that a file can never act as a page of this origin: the type
 //! is the one detected at upload, `X-Content-Type-Options: nosniff` keeps the browser
@@ -8,11 +9,11 @@
 //! are `inline`; everything else is an `attachment` (saved, not shown).
 
 use crate::base::error::ApiError;
-use crate::chat::files::{self, FILE_NOT_FOUND, File};
+use crate::chat::files::{self, File};
+use crate::http::file_links;
 use crate::http::response::Response;
 use crate::http::routes::{Req, Routed};
 use crate::http::stream::{self, Opened};
-use uuid::Uuid;
 
 /// What `Range` asks of a file of `size` bytes (`size` > 0).
 #[derive(Debug, PartialEq, Eq)]
@@ -103,12 +104,13 @@ fn not_modified(if_none_match: Option<&str>, f: &File) -> bool {
 }
 
 /// `GET /files/:id`: the file's bytes (or the range asked), for members of its room.
+/// Or, with a signed URL's query (`http/file_links.rs`), for its signer without a token.
 pub fn download(r: &Req, id: &str) -> Result<Routed, ApiError> {
-    let who = r.caller()?;
-    let file = Uuid::parse_str(id).map_err(|_| FILE_NOT_FOUND)?;
+    let (reader, file) = file_links::reader(r, id)?;
     let range = r.head.headers.range.clone();
     let if_none_match = r.head.headers.if_none_match.clone();
     let open = move |w: &mut crate::pg::pool::Worker| {
+        let who = reader.identity(w)?;
         let f = files::open(w, &who, file)?;
         if not_modified(if_none_match.as_deref(), &f) {
             return Ok(Opened::Whole(common(
@@ -145,6 +147,7 @@ pub fn download(r: &Req, id: &str) -> Result<Routed, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn ranges() {

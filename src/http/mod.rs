@@ -15,6 +15,7 @@ pub mod conversations;
 pub mod cookie;
 pub mod dead;
 pub mod driver;
+pub mod file_links;
 pub mod files;
 pub mod intake;
 pub mod messages;

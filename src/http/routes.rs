@@ -10,6 +10,7 @@ use crate::http::blocks;
 use crate::http::caller::{self, Bearer};
 use crate::http::context::{HttpCtx, ReplyTo};
 use crate::http::conversations as conv;
+use crate::http::file_links;
 use crate::http::files;
 use crate::http::intake::Intake;
 use crate::http::messages as msgs;
@@ -182,7 +183,10 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
     // The token comes first (PROTOCOL §3): a route of the bearer API answers a missing or
     // refused token before it reads a path id, the query or the body, so what it says
     // never depends on input the caller was not allowed to send.
-    if let (true, Bearer::Absent | Bearer::Refused(_)) = (needs_bearer(&segs), &r.bearer) {
+    // A signed file URL stands for its token (checked by its route).
+    let signed = file_links::is_signed(&segs, head);
+    if let (true, Bearer::Absent | Bearer::Refused(_)) = (needs_bearer(&segs) && !signed, &r.bearer)
+    {
         let e = r.bearer.identity().err().unwrap_or(ApiError::Internal);
         return ("other", Routed::Now(Response::from_error(&e)));
     }
@@ -266,6 +270,14 @@ pub fn route(r: &Req) -> (&'static str, Routed) {
             Some(("POST /rooms/:id/files", upload::upload(r, id).into()))
         }
         (Get, ["files", id]) => Some(("GET /files/:id", files::download(r, id).into())),
+        (Get, ["files", id, "thumbnail"]) => Some((
+            "GET /files/:id/thumbnail",
+            file_links::thumbnail(r, id).into(),
+        )),
+        (Get, ["rooms", id, "files", file, "url"]) => Some((
+            "GET /rooms/:id/files/:file_id/url",
+            file_links::url(r, id, file).into(),
+        )),
         (Get, ["rooms", id, "pins"]) => Some(("GET /rooms/:id/pins", pins::list(r, id).into())),
         (Put, ["rooms", id, "pins", mid]) => Some((
             "PUT /rooms/:id/pins/:message_id",
@@ -390,7 +402,8 @@ fn allowed(segs: &[&str]) -> Option<&'static str> {
         ["rooms", _, "messages", _, "reactions", _] => "PUT, DELETE",
         ["me", "search"] => "GET, HEAD",
         ["rooms", _, "files"] => "POST",
-        ["files", _] => "GET, HEAD",
+        ["files", _] | ["files", _, "thumbnail"] => "GET, HEAD",
+        ["rooms", _, "files", _, "url"] => "GET, HEAD",
         ["rooms", _, "pins"] => "GET, HEAD",
         ["rooms", _, "pins", _] => "PUT, DELETE",
         ["rooms", _, "messages", _, "report"] | ["rooms", _, "reports", _, "resolve"] => "POST",
@@ -485,6 +498,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/me/search"),
     ("POST", "/rooms/{id}/files"),
     ("GET", "/files/{id}"),
+    ("GET", "/files/{id}/thumbnail"),
+    ("GET", "/rooms/{id}/files/{file_id}/url"),
     ("GET", "/rooms/{id}/pins"),
     ("PUT", "/rooms/{id}/pins/{message_id}"),
     ("DELETE", "/rooms/{id}/pins/{message_id}"),

@@ -6,6 +6,7 @@
 
 use crate::base::error::ApiError;
 use crate::chat::files::{self, Limits, Source};
+use crate::chat::thumbs;
 use crate::http::intake::Intake;
 use crate::http::multipart::{self, Found, Malformed, Reader};
 use crate::http::parse::query_param;
@@ -43,7 +44,7 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     // refuses the empty file.
     let intake = r.intake.take();
     let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
-    r.job(&r.ctx.exports, 201, move |w, _| {
+    r.job(&r.ctx.exports, 201, move |w, ctx| {
         let mut src: Box<dyn Source> = match form {
             Some(boundary) => Box::new(Form {
                 body: Body { intake, wait },
@@ -61,7 +62,10 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
                 name,
             }),
         };
-        files::upload(w, &who, room, limits, &mut *src)
+        let f = files::upload(w, &who, room, limits, &mut *src)?;
+        // On this worker, after the commit: an image that yields no thumbnail is still
+        // stored, as a plain file.
+        Ok(thumbs::make(w, f, ctx.cfg.files.thumbnail_px))
     })
 }
 

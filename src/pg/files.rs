@@ -41,17 +41,20 @@ pub struct File {
     /// Height in pixels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<i32>,
-    /// Always false for now: no thumbnails are made yet.
+    /// Whether a thumbnail was made (`GET /files/:id/thumbnail`; raster images that
+    /// decoded within the limits).
     pub has_thumbnail: bool,
     /// When it was uploaded.
     pub created_at: String,
 }
 
 /// The columns of `files` [`from_row`] reads, in its order (a macro so that SQL
-/// constants can be built with `concat!`).
+/// constants can be built with `concat!`). Whether there is a thumbnail is read from
+/// its table (one index probe), so it can never disagree with what is stored.
 macro_rules! file_columns {
     () => {
-        "id, room_id, uploader_id, name, mime, size, sha256, width, height, created_at"
+        "id, room_id, uploader_id, name, mime, size, sha256, width, height, created_at, \
+         EXISTS (SELECT 1 FROM file_thumbnails t WHERE t.file_id = files.id)"
     };
 }
 pub(crate) use file_columns;
@@ -69,7 +72,7 @@ pub fn from_row(r: &postgres::Row) -> File {
         sha256: r.get(6),
         width: r.get(7),
         height: r.get(8),
-        has_thumbnail: false,
+        has_thumbnail: r.get(10),
         created_at: iso(at),
     }
 }
@@ -132,7 +135,7 @@ pub fn claim(
     let mut found: HashMap<Uuid, (File, bool)> = HashMap::new();
     for row in tx.query(CLAIM_SQL, &[&ids])? {
         let f = from_row(&row);
-        found.insert(f.id, (f, row.get(10)));
+        found.insert(f.id, (f, row.get(11)));
     }
     let mut taken: HashSet<Uuid> = HashSet::new();
     let mut out = Vec::with_capacity(asks.len());

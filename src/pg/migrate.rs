@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../sql/0023_push_notifications.sql"),
     ),
     (
+        24,
+        "file_thumbnails",
+        include_str!("../../sql/0024_file_thumbnails.sql"),
+    ),
+    (
         25,
         "file_limits",
         include_str!("../../sql/0025_file_limits.sql"),

@@ -21,6 +21,7 @@ mod external;
 mod faults;
 mod files;
 mod files_limits;
+mod files_thumbs;
 mod fuzz_regressions;
 mod hardening;
 mod history;
