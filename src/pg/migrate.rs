@@ -73,11 +73,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "push_notifications",
         include_str!("../../sql/0023_push_notifications.sql"),
     ),
-    (
-        27,
-        "send_one",
-        include_str!("../../sql/0027_send_one.sql"),
-    ),
+    (27, "send_one", include_str!("../../sql/0027_send_one.sql")),
 ];
 
 /// Arbitrary constant naming our advisory lock.

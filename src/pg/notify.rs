@@ -480,11 +480,20 @@ mod tests {
         m.client_msg_id = Some("k\"1".into());
         m.username = "\"f\":0".into();
         let parts = Batch::one_parts(&m).expect("parts");
-        let text = join_one(&parts, 42, 1_700_000_000_000_000, 9_000_000_000, "2026-12-07T21:00:00.123Z");
+        let text = join_one(
+            &parts,
+            42,
+            1_700_000_000_000_000,
+            9_000_000_000,
+            "2026-12-07T21:00:00.123Z",
+        );
         let Some(Notification::Messages(b)) = decode(MESSAGES_CHANNEL, &text) else {
             panic!("{text}")
         };
-        assert_eq!((b.room, b.first, b.last, b.at_micros), (m.room_id, 42, 42, 1_700_000_000_000_000));
+        assert_eq!(
+            (b.room, b.first, b.last, b.at_micros),
+            (m.room_id, 42, 42, 1_700_000_000_000_000)
+        );
         let got = b.msgs.expect("inline");
         let want = Message {
             id: 9_000_000_000,

@@ -85,7 +85,10 @@ fn quiet_messages_take_one_call_and_arrive_as_acked() {
             assert_eq!(got[field], ack["data"][field], "{field}: {got} vs {ack}");
         }
         assert_eq!(got["content"], format!("{tricky} {i}"));
-        assert_eq!((&got["user_id"], &got["username"]), (&json!(owner.id), &json!(owner.username)));
+        assert_eq!(
+            (&got["user_id"], &got["username"]),
+            (&json!(owner.id), &json!(owner.username))
+        );
     }
     // Too large to travel inline: the batched path (a pointer) stores and delivers it.
     let big = "b".repeat(10_000);
@@ -110,9 +113,15 @@ fn quiet_messages_take_one_call_and_arrive_as_acked() {
     assert_eq!(page.len(), 6);
     for m in page.iter().filter(|m| m["client_msg_id"] != "big") {
         let ack = acks.iter().find(|a| a["id"] == m["id"]).expect("acked");
-        assert_eq!((&m["seq"], &m["created_at"]), (&ack["seq"], &ack["created_at"]));
+        assert_eq!(
+            (&m["seq"], &m["created_at"]),
+            (&ack["seq"], &ack["created_at"])
+        );
     }
-    assert!(send_one_calls(&db, 5) >= 5, "quiet messages took the batched path");
+    assert!(
+        send_one_calls(&db, 5) >= 5,
+        "quiet messages took the batched path"
+    );
 }
 
 /// The same client_msg_id sent at once through two nodes, many times over: one message
@@ -198,7 +207,12 @@ fn the_key_look_up_sees_what_the_lock_holder_committed() {
                  'chat_messages', ARRAY['','','','','','',''])",
             &[&r, &u],
         )
-        .map(|row| (row.get::<_, Option<String>>(0), row.get::<_, Option<i64>>(1)))
+        .map(|row| {
+            (
+                row.get::<_, Option<String>>(0),
+                row.get::<_, Option<i64>>(1),
+            )
+        })
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!caller.is_finished(), "the call waits for the room's lock");
@@ -248,7 +262,9 @@ fn quiet_sends_are_refused_to_the_muted_the_banned_and_outsiders() {
             "POST",
             "/rooms",
             Some(&owner.token),
-            Some(&json!({"name": format!("p-{}", uuid::Uuid::new_v4().simple()), "visibility": "private"})),
+            Some(
+                &json!({"name": format!("p-{}", uuid::Uuid::new_v4().simple()), "visibility": "private"}),
+            ),
         );
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_string()

@@ -22,8 +22,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The call; its columns are (visibility, role, muted, blocked, seq, id, created_at).
-const SEND_ONE_SQL: &str =
-    "SELECT * FROM chat_send_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const SEND_ONE_SQL: &str = "SELECT * FROM chat_send_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Whether `job` may take the one-round-trip path (it must also be alone in its batch).
 pub(super) fn eligible(job: &WriteJob) -> bool {
@@ -135,13 +134,19 @@ fn standings() -> &'static (Vec<String>, Vec<String>) {
     static LISTS: OnceLock<(Vec<String>, Vec<String>)> = OnceLock::new();
     LISTS.get_or_init(|| {
         let (mut allowed, mut unslowed) = (Vec::new(), Vec::new());
-        let roles = [None, Some(Role::Member), Some(Role::Admin), Some(Role::Owner)];
+        let roles = [
+            None,
+            Some(Role::Member),
+            Some(Role::Admin),
+            Some(Role::Owner),
+        ];
         let visibilities = [Visibility::Public, Visibility::Private, Visibility::Direct];
         for role in roles {
             for muted in [false, true] {
                 for blocked in [false, true] {
                     for v in visibilities {
-                        let m = Membership::from_row(role.map(Role::as_str), Some(muted), false, false);
+                        let m =
+                            Membership::from_row(role.map(Role::as_str), Some(muted), false, false);
                         let room = RoomSettings::from_row(v.as_str()).with_blocked(blocked);
                         if access::check(m, room, Action::Send).is_ok() {
                             allowed.push(key(role, muted, blocked, v));
@@ -170,7 +175,10 @@ mod tests {
         assert!(allowed.contains(&"member/false/false/public".to_string()));
         assert!(allowed.contains(&"owner/false/false/direct".to_string()));
         assert!(!allowed.iter().any(|k| k.starts_with('/')), "no non-member");
-        assert!(!allowed.iter().any(|k| k.contains("/true/")), "no mute, no block");
+        assert!(
+            !allowed.iter().any(|k| k.contains("/true/")),
+            "no mute, no block"
+        );
         assert_eq!(unslowed.len(), 6, "{unslowed:?}");
         assert!(!unslowed.iter().any(|k| k.starts_with("member/")));
     }
