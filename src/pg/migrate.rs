@@ -83,6 +83,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "file_limits",
         include_str!("../../sql/0025_file_limits.sql"),
     ),
+    (27, "send_one", include_str!("../../sql/0027_send_one.sql")),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -333,6 +333,55 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// The payload of `m` alone, cut where the values only its insert knows go, in this
+    /// order: seq, seq, µs, id, seq, created_at (`sql/0027_send_one.sql` joins the parts
+    /// around them, so the encoding stays this one). `None` when the message would not
+    /// travel inline, or the encoding no longer has the shape cut here.
+    pub fn one_parts(m: &Message) -> Option<[String; 7]> {
+        let blank = Message {
+            id: 0,
+            seq: 0,
+            created_at: String::new(),
+            ..m.clone()
+        };
+        let batch = Batch {
+            room: m.room_id,
+            first: 0,
+            last: 0,
+            at_micros: 0,
+            msgs: Some(vec![blank]),
+        };
+        let s = serde_json::to_string(&batch).ok()?;
+        // The values are numbers of at most 20 digits and a 24-byte time.
+        if s.len() + 5 * 20 + 24 >= MAX_NOTIFY_BYTES {
+            return None;
+        }
+        // Each key is found after the previous one. A key with its quotes cannot match
+        // inside a string value, whose quotes are escaped: only the key itself matches.
+        let holes = [
+            "\"f\":0",
+            "\"l\":0",
+            "\"t\":0",
+            "\"id\":0",
+            "\"seq\":0",
+            "\"created_at\":\"\"",
+        ];
+        let mut parts: [String; 7] = Default::default();
+        let mut at = 0;
+        for (i, key) in holes.iter().enumerate() {
+            let start = at + s[at..].find(key)?;
+            // The value starts after the key's colon (inside the quotes for the time, an
+            // empty string: the closing quote starts the next part); a number is `0`.
+            let value = start + key.len() - 1;
+            parts[i] = s[at..value].to_string();
+            at = value + usize::from(i < 5);
+        }
+        parts[6] = s[at..].to_string();
+        Some(parts)
+    }
+}
+
 /// Publishes events on the events channel inside the caller's transaction (delivered
 /// at commit) or at once.
 pub fn publish(c: &mut impl GenericClient, events: &[Event]) -> Result<(), postgres::Error> {
@@ -414,6 +463,47 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, [(1, 1, true), (2, 2, false), (3, 3, true)]);
+    }
+
+    /// The parts joined around the values as `sql/0027_send_one.sql` does.
+    fn join_one(p: &[String; 7], seq: i64, at: i64, id: i64, created: &str) -> String {
+        format!(
+            "{}{seq}{}{seq}{}{at}{}{id}{}{seq}{}{created}{}",
+            p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        )
+    }
+
+    #[test]
+    fn one_message_parts_join_into_its_payload() {
+        let tricky = r#"he said "created_at":"" and "seq":0 \ \"id\":0 ünï"#;
+        let mut m = (*msg(0, tricky)).clone();
+        m.client_msg_id = Some("k\"1".into());
+        m.username = "\"f\":0".into();
+        let parts = Batch::one_parts(&m).expect("parts");
+        let text = join_one(
+            &parts,
+            42,
+            1_700_000_000_000_000,
+            9_000_000_000,
+            "2026-12-07T21:00:00.123Z",
+        );
+        let Some(Notification::Messages(b)) = decode(MESSAGES_CHANNEL, &text) else {
+            panic!("{text}")
+        };
+        assert_eq!(
+            (b.room, b.first, b.last, b.at_micros),
+            (m.room_id, 42, 42, 1_700_000_000_000_000)
+        );
+        let got = b.msgs.expect("inline");
+        let want = Message {
+            id: 9_000_000_000,
+            seq: 42,
+            created_at: "2026-12-07T21:00:00.123Z".into(),
+            ..m.clone()
+        };
+        assert_eq!(got, vec![want]);
+        // A message too large to travel inline has no parts (the batched path sends it).
+        assert!(Batch::one_parts(&msg(1, &"x".repeat(7800))).is_none());
     }
 
     #[test]

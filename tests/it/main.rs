@@ -33,6 +33,7 @@ mod nodes;
 mod nul;
 mod pins;
 mod push;
+mod quiet;
 mod removed;
 mod replicas;
 mod report_review;
