@@ -421,6 +421,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         presence,
         reads,
         rules,
+        rejoins: Default::default(),
     };
     let ws = Arc::new(WsCtx {
         cfg: cfg.websocket.clone(),

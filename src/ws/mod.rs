@@ -16,6 +16,7 @@ pub mod interest;
 pub mod joins;
 pub mod profiles;
 pub mod registry;
+pub mod rejoins;
 pub mod session;
 pub mod sink;
 pub mod store;
@@ -33,6 +34,7 @@ pub use crate::base::session::{Outcome, Outcomes, Transport};
 pub use hub::{Hub, WsCtx};
 pub use interest::Interest;
 pub use profiles::Profiles;
+pub use rejoins::{JoinHistory, Rejoins};
 pub use session::Session;
 pub use sink::NodeSink;
 pub use store::{PgStore, Store};
@@ -61,20 +63,7 @@ pub struct JoinData {
     /// The room's last seq when checked.
     pub room_seq: i64,
     /// History after `last_seen_seq`, when given.
-    pub history: Option<JoinHistory>,
-}
-
-/// The messages a join from a position missed.
-pub struct JoinHistory {
-    /// The first of them (at most a page).
-    pub rows: Vec<Arc<Message>>,
-    /// Whether more were missed.
-    pub more: bool,
-    /// The `last_seen_seq` it answers.
-    pub after: i64,
-    /// Set when messages after `last_seen_seq` were removed by retention: the oldest
-    /// seq still stored.
-    pub horizon: Option<i64>,
+    pub history: Option<Arc<JoinHistory>>,
 }
 
 /// Messages for the WebSocket side of a loop.

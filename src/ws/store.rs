@@ -8,6 +8,7 @@ use crate::base::access::Action;
 use crate::base::error::ApiError;
 use crate::base::model::{Identity, Message};
 use crate::chat::edits::{self, Change};
+use crate::chat::heads::Pos;
 use crate::chat::heads::{Heads, Then};
 use crate::chat::messages::Rules;
 use crate::chat::presence::{self, Presence, PresenceOp};
@@ -15,7 +16,9 @@ use crate::chat::reads::{Mark, Reads};
 use crate::chat::send::{Draft, NotQueued, Sender};
 use crate::pg::messages;
 use crate::pg::pool::JobQueue;
-use crate::ws::{JoinData, JoinHistory};
+use crate::pg::pool::Worker;
+use crate::ws::rejoins::Found;
+use crate::ws::{JoinData, JoinHistory, Rejoins};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -24,12 +27,15 @@ pub type Reply<T> = Box<dyn FnOnce(Result<T, ApiError>) + Send>;
 
 /// Most messages in a `history` frame (a protocol limit, docs/PROTOCOL.md).
 pub const HISTORY_PAGE: i64 = 100;
+/// Most messages a join reads at once: the history page and the catch-up batches after
+/// it come from one read when the socket missed no more than this.
+pub const JOIN_READ: i64 = 1000;
 
 /// The database side of the hub. A call that returns `Err` was not queued (its reply is
 /// dropped uncalled); one that returns `Ok` calls its reply exactly once.
 pub trait Store: Send + Sync {
     /// May `user` subscribe to `room`? With the room's position and, after
-    /// `last_seen`, at most a history page. A refusal comes through the reply.
+    /// `last_seen`, what was missed (at most [`JOIN_READ`] messages). A refusal comes through the reply.
     fn check_join(&self, room: Uuid, user: Uuid, last_seen: Option<i64>, reply: Reply<JoinData>);
     /// The rows of `room` with seq in `(after, upto]`, ascending, at most `limit`.
     fn range(
@@ -79,31 +85,20 @@ pub struct PgStore {
     pub reads: Reads,
     /// What changes are checked against (`[messages]`).
     pub rules: Rules,
+    /// Reads of joins from a position, shared by the room's joins from the same one.
+    pub rejoins: Arc<Rejoins>,
 }
 
 impl Store for PgStore {
     fn check_join(&self, room: Uuid, user: Uuid, last_seen: Option<i64>, reply: Reply<JoinData>) {
-        // Membership and the room's position come from the batched checks; history, when
-        // asked for, is read on the same worker right after.
+        // Membership and the room's position come from the batched checks; what was
+        // missed, when asked for, is read on the same worker right after (or taken from
+        // another join of the room from the same position).
+        let rejoins = self.rejoins.clone();
         let then: Then = Box::new(move |head| {
             reply(head.and_then(|(w, pos)| {
                 let history = match last_seen {
-                    Some(after) => {
-                        let page = HISTORY_PAGE + 1;
-                        let mut rows =
-                            messages::range_on(w, room, after, i64::MAX, page, pos.last)?;
-                        let more = rows.len() as i64 > HISTORY_PAGE;
-                        rows.truncate(HISTORY_PAGE as usize);
-                        // Seqs are gapless: rows that start later than asked were removed.
-                        let first = rows.first().map_or(pos.first.max(after + 1), |m| m.seq);
-                        let horizon = (first > after + 1 && after < pos.last).then_some(first);
-                        Some(JoinHistory {
-                            rows,
-                            more,
-                            after,
-                            horizon,
-                        })
-                    }
+                    Some(after) => Some(missed(w, &rejoins, room, after, pos)?),
                     None => None,
                 };
                 Ok(JoinData {
@@ -165,4 +160,61 @@ impl Store for PgStore {
     fn mark(&self, mark: Mark) {
         self.reads.mark(mark);
     }
+}
+
+/// What a join from `after` missed, up to [`JOIN_READ`] messages: a kept read of the
+/// room from the same position when it covers the room's `pos`, that read extended by
+/// the rows past it, or a read of its own; kept for the room's next joins.
+fn missed(
+    w: &mut Worker,
+    rejoins: &Rejoins,
+    room: Uuid,
+    after: i64,
+    pos: Pos,
+) -> Result<Arc<JoinHistory>, ApiError> {
+    let read = match rejoins.find(room, after, pos.last) {
+        Found::Covers(h) => return Ok(h),
+        Found::Short(h) => extend(w, room, &h, pos)?,
+        Found::None => None,
+    };
+    let read = match read {
+        Some(r) => r,
+        None => {
+            let mut rows = messages::range_on(w, room, after, i64::MAX, JOIN_READ + 1, pos.last)?;
+            let more = rows.len() as i64 > JOIN_READ;
+            rows.truncate(JOIN_READ as usize);
+            // Seqs are gapless: rows that start later than asked were removed.
+            let first = rows.first().map_or(pos.first.max(after + 1), |m| m.seq);
+            let horizon = (first > after + 1 && after < pos.last).then_some(first);
+            Arc::new(JoinHistory::new(after, rows, more, horizon))
+        }
+    };
+    rejoins.keep(room, after, pos.last, &read);
+    Ok(read)
+}
+
+/// A kept read followed by the rows past it, when they continue it.
+fn extend(
+    w: &mut Worker,
+    room: Uuid,
+    kept: &JoinHistory,
+    pos: Pos,
+) -> Result<Option<Arc<JoinHistory>>, ApiError> {
+    let Some(reach) = kept.reach() else {
+        return Ok(None);
+    };
+    let room_left = JOIN_READ - kept.rows.len() as i64;
+    let rest = messages::range_on(w, room, reach, i64::MAX, room_left + 1, pos.last)?;
+    if rest.first().is_some_and(|m| m.seq != reach + 1) {
+        return Ok(None); // retention passed the kept rows: read afresh
+    }
+    let more = rest.len() as i64 > room_left;
+    let mut rows = kept.rows.clone();
+    rows.extend(rest.into_iter().take(room_left.max(0) as usize));
+    Ok(Some(Arc::new(JoinHistory::new(
+        kept.after,
+        rows,
+        more,
+        kept.horizon,
+    ))))
 }

@@ -6,12 +6,15 @@ use super::{FETCH_PAGE, Hub};
 use crate::base::error::ApiError;
 use crate::base::model::Message;
 use crate::chat::presence::PresenceOp;
+use crate::ws::codec::text_frame;
 use crate::ws::events;
 use crate::ws::joins::PendingJoin;
 use crate::ws::session::Sub;
-use crate::ws::{JoinData, LoopEvent, Outcomes, Sockets};
+use crate::ws::store::HISTORY_PAGE;
+use crate::ws::{JoinData, JoinHistory, LoopEvent, Outcomes, Sockets};
 use serde_json::json;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use uuid::Uuid;
 
 /// Most rooms one socket may be in (a protocol limit, docs/PROTOCOL.md).
@@ -25,6 +28,31 @@ struct History<'a> {
     has_more: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_seq: Option<i64>,
+}
+
+/// A frame of its own.
+fn shared(payload: &[u8]) -> Arc<[u8]> {
+    Arc::from(text_frame(payload))
+}
+
+/// The frames of a join's read: the `history` page of its first [`HISTORY_PAGE`]
+/// messages, then the rest as `new_message_batch` frames.
+fn missed_frames(room: Uuid, h: &JoinHistory) -> Vec<Arc<[u8]>> {
+    let (page, rest) = h.rows.split_at(h.rows.len().min(HISTORY_PAGE as usize));
+    let mut frames = vec![shared(&events::encode(
+        "history",
+        &History {
+            room_id: room,
+            messages: page,
+            next_cursor: page.last().map_or(h.after, |m| m.seq),
+            has_more: !rest.is_empty() || h.more,
+            first_seq: h.horizon,
+        },
+    ))];
+    for chunk in chunks(rest) {
+        frames.push(shared(&events::encode("new_message_batch", chunk)));
+    }
+    frames
 }
 
 impl Hub {
@@ -163,40 +191,53 @@ impl Hub {
             let who = s.who.clone();
             let sub = s.sub(room)?;
             sub.joining = false;
-            let mut frames = Vec::new();
-            match data.history {
+            // Frames before `joined_room` (the history page), and after it (the rest of
+            // what was missed, as catch-up batches).
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            match &data.history {
+                Some(h) if !h.rows.is_empty() => {
+                    sub.delivered = h.reach().unwrap_or(h.after);
+                    // Encoded once per read, whichever socket of the read comes first.
+                    let frames = h.frames.get_or_init(|| missed_frames(room, h));
+                    if let Some((page, rest)) = frames.split_first() {
+                        before.push(page.clone());
+                        after.extend(rest.iter().cloned());
+                    }
+                }
                 Some(h) => {
                     // A client claiming more than exists starts from what exists; one
                     // behind the retention horizon, from the horizon.
                     let from = h.horizon.map_or(h.after, |f| h.after.max(f - 1));
-                    sub.delivered = h
-                        .rows
-                        .last()
-                        .map(|m| m.seq)
-                        .unwrap_or(from.min(data.room_seq));
-                    frames.push(events::encode(
+                    sub.delivered = from.min(data.room_seq);
+                    before.push(shared(&events::encode(
                         "history",
                         &History {
                             room_id: room,
-                            messages: &h.rows,
+                            messages: &[],
                             next_cursor: sub.delivered,
                             has_more: h.more,
                             first_seq: h.horizon,
                         },
-                    ));
+                    )));
                 }
                 None => sub.delivered = data.room_seq,
             }
             let newly_present = !sub.present;
             sub.present = true;
-            frames.push(events::encode("joined_room", &json!({ "room_id": room })));
-            Some((who, newly_present, frames))
+            before.push(shared(&events::encode(
+                "joined_room",
+                &json!({ "room_id": room }),
+            )));
+            before.append(&mut after);
+            Some((who, newly_present, before))
         });
         let Some(Some((who, newly_present, frames))) = done else {
             return;
         };
         for f in frames {
-            self.send_owned(socks, k, f);
+            if socks.with(k, |_, t| t.send_shared(f)).is_some() {
+                self.ctx.metrics.ws_frames_out.fetch_add(1, Relaxed);
+            }
         }
         if newly_present {
             self.ctx.store.presence(PresenceOp::join(room, &who));

@@ -124,12 +124,12 @@ fn a_socket_behind_catches_up_from_the_store_without_a_duplicate() {
     // recent buffer starts later than the socket: the rest comes from the store.
     reply(Ok(JoinData {
         room_seq: 1995,
-        history: Some(crate::ws::JoinHistory {
-            rows: vec![msg(1991), msg(1992)],
-            more: true,
-            after: 1990,
-            horizon: None,
-        }),
+        history: Some(Arc::new(crate::ws::JoinHistory::new(
+            1990,
+            vec![msg(1991), msg(1992)],
+            true,
+            None,
+        ))),
     }));
     w.deliver_posted();
     let f = w.frames(2);
@@ -233,4 +233,51 @@ fn sends_typing_and_marks_go_to_the_store_only_once_joined() {
     let f = w.frames(1);
     assert_eq!(names(&f), ["error"]);
     assert_eq!(f[0].1["code"], "unavailable");
+}
+
+#[test]
+fn one_read_brings_every_socket_given_it_up_to_the_room_without_a_second_read() {
+    let mut w = World::new();
+    let read = Arc::new(crate::ws::JoinHistory::new(
+        1990,
+        (1991..=2150).map(msg).collect(),
+        false,
+        None,
+    ));
+    let mut got = Vec::new();
+    for k in [1, 2] {
+        w.open(k, k as u128);
+        w.client(
+            k,
+            ev("join_room", json!({"room_id": ROOM, "last_seen_seq": 1990})),
+        );
+        w.interest.set_active(w.interest.wanted());
+        w.event(LoopEvent::ShardsReady);
+        let reply = w.store.take().into_iter().find_map(|c| match c {
+            Call::Join(_, Some(1990), reply) => Some(reply),
+            _ => None,
+        });
+        reply.expect("a join check from 1990")(Ok(JoinData {
+            room_seq: 2150,
+            history: Some(read.clone()),
+        }));
+        w.deliver_posted();
+        let f = w.frames(k);
+        assert_eq!(names(&f), ["history", "joined_room", "new_message_batch"]);
+        assert_eq!(f[0].1["messages"].as_array().unwrap().len(), 100);
+        assert_eq!(f[0].1["next_cursor"], 2090);
+        assert_eq!(f[0].1["has_more"], true);
+        assert_eq!(seqs(&f[2..]), (2091..=2150).collect::<Vec<_>>());
+        let calls = w.store.take();
+        assert!(
+            !calls.iter().any(|c| matches!(c, Call::Range(..))),
+            "no catch-up read"
+        );
+        got.push(f);
+    }
+    assert_eq!(got[0], got[1], "the same frames");
+    assert_eq!(read.frames.get().map(Vec::len), Some(2), "encoded once");
+    w.live(&[2151]);
+    assert_eq!(seqs(&w.frames(1)), [2151]);
+    assert_eq!(seqs(&w.frames(2)), [2151]);
 }
