@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "push_notifications",
         include_str!("../../sql/0023_push_notifications.sql"),
     ),
+    (
+        26,
+        "push_outbox",
+        include_str!("../../sql/0026_push_outbox.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming our advisory lock.

@@ -31,6 +31,7 @@ mod nodes;
 mod nul;
 mod pins;
 mod push;
+mod push_retry;
 mod removed;
 mod replicas;
 mod report_review;
