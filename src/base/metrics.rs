@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+mod push;
 mod webhooks;
+pub use push::PushMetrics;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 pub use webhooks::{EndpointMetrics, WebhookMetrics};
 
@@ -134,6 +136,8 @@ pub struct Metrics {
     pub identity: IdentityMetrics,
     /// Webhook deliveries per endpoint.
     pub webhooks: WebhookMetrics,
+    /// Web Push sends.
+    pub push: std::sync::Arc<PushMetrics>,
 }
 
 /// Counters of the product's identity provider (`[auth.external]`).
@@ -232,6 +236,7 @@ impl Default for Metrics {
             search_backlog: AtomicU64::new(0),
             identity: IdentityMetrics::default(),
             webhooks: WebhookMetrics::default(),
+            push: std::sync::Arc::new(PushMetrics::default()),
         }
     }
 }
@@ -488,6 +493,7 @@ impl Metrics {
         }
         self.identity.render(&mut out);
         self.webhooks.render(&mut out);
+        self.push.render(&mut out);
         out
     }
 }

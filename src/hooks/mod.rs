@@ -13,7 +13,8 @@
 //! waiting for a retry delays no other room.
 //!
 //! Offline notifications (`notifier`) follow the rooms' streams the same way and go
-//! out by Web Push (`webpush`, to the users' `subscriptions`) and as the
+//! out by Web Push (`webpush`, to the users' `subscriptions`, through the push outbox
+//! that every node's `pusher` works off, at least once) and as the
 //! `notification.offline` event through the outbox.
 //!
 //! Sits beside `auth/` and `chat/` in the domain layer: it imports `base/` and `pg/`
@@ -23,6 +24,7 @@ pub mod dead;
 pub mod dispatch;
 pub mod event;
 pub mod notifier;
+pub mod pusher;
 pub mod send;
 pub mod subscriptions;
 pub mod webpush;

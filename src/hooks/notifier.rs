@@ -10,18 +10,20 @@
 //! `grace_secs` after its first message and no sooner than `window_secs` after the
 //! previous push of that (user, room); when due it is taken out, checked again (the
 //! member still has no socket, has not read past the messages) and, in one
-//! transaction, recorded as pushed and written to the webhook outbox. The Web Push
-//! requests go after that commit on sender threads (blocking HTTP, never on an event
-//! loop): a node killed in between loses those pushes, never sends one twice.
+//! transaction, recorded as pushed, written to the webhook outbox and, one row per
+//! subscription of the member, to `push_outbox`, from which any node's `pusher` makes
+//! the Web Push requests until the push service takes them: a node killed at any point
+//! loses no push (one may be made twice).
+//!
+//! An edit entry notifies the members its edit newly mentions (their `mentions` rows
+//! carry the edit's seq; a member mentioned before keeps the message's seq), as a
+//! mention: once, and never for a mention the edit removed.
 
-use super::webpush::{self, Outcome};
 use crate::base::config::PushConfig;
 use crate::pg::outbox;
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
-use p256::SecretKey;
+use crossbeam_channel::Sender;
 use postgres::Client;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -41,47 +43,58 @@ const DUE_PER_SCAN: i64 = 200;
 const MAX_IDS: usize = 50;
 /// Most characters of the preview.
 const PREVIEW_CHARS: i32 = 100;
-/// Requests to push services in flight at once.
-const SENDERS: usize = 2;
-/// How long a push service keeps an undelivered push (the `TTL` header), seconds.
-const PUSH_TTL: u64 = 24 * 3600;
 
 /// Rooms with entries after the notifier's cursor: id, last seq, cursor.
 const DUE_ROOMS_SQL: &str = "SELECT r.id, r.last_seq, coalesce(c.seq, 0)
     FROM rooms r LEFT JOIN push_cursors c ON c.room_id = r.id
     WHERE r.last_seq > coalesce(c.seq, 0) LIMIT $1";
 
-/// For the messages of room `$1[i]` with `$2[i] < seq <= $3[i]`: one pending row per member to
-/// notify (level, not the sender, not read, no socket anywhere, not blocking the
-/// sender, with somewhere to notify), merged into the row already waiting. `$4` grace,
-/// `$5` window (seconds), `$6` the size above which rooms default to mentions only,
-/// `$7` whether a webhook takes the event (else only members with subscriptions).
-const COLLECT_SQL: &str =
-    "INSERT INTO push_pending (user_id, room_id, message_ids, seqs, preview, due_at)
-    SELECT rm.user_id, m.room_id, array_agg(m.id ORDER BY m.seq), array_agg(m.seq ORDER BY m.seq),
-        (array_agg(left(m.content, $8) ORDER BY m.seq DESC))[1],
-        greatest(min(m.created_at) + make_interval(secs => $4),
+/// For the entries of room `$1[i]` with `$2[i] < seq <= $3[i]`: one pending row per member
+/// to notify, merged into the row already waiting. A new message makes candidates of
+/// every member (by level: `all`, or `mentions` when it mentions them, the room, or the
+/// room is direct); an edit only of the members it newly mentions (their `mentions` rows
+/// at the edit's seq), as a mention of the edited message. Then for all: not the
+/// author, not read, no socket anywhere, not blocking the author, somewhere to notify.
+/// `$4` grace, `$5` window (seconds), `$6` the size above which rooms default to
+/// mentions only, `$7` whether a webhook takes the event (else only members with
+/// subscriptions), `$8` the preview's length.
+const COLLECT_SQL: &str = "WITH q AS (
+        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS q(r, f, t)),
+    e AS (
+        SELECT m.room_id, m.id, m.seq, m.content, m.created_at, m.user_id AS author,
+            rm.user_id, (m.mentions_room OR rm.user_id = ANY (m.mentions)) AS mentioned
+        FROM q JOIN messages m ON m.room_id = q.r AND m.seq > q.f AND m.seq <= q.t
+        JOIN room_members rm ON rm.room_id = m.room_id
+        WHERE m.kind = 'message' AND m.deleted_at IS NULL
+        UNION ALL
+        SELECT m.room_id, m.target_id, m.seq, m.content, m.created_at, m.user_id,
+            mn.user_id, true
+        FROM q JOIN messages m ON m.room_id = q.r AND m.seq > q.f AND m.seq <= q.t
+        JOIN mentions mn ON mn.message_id = m.target_id AND mn.seq = m.seq
+                        AND mn.room_id = m.room_id
+        WHERE m.kind = 'message_edited' AND m.target_id IS NOT NULL)
+    INSERT INTO push_pending (user_id, room_id, message_ids, seqs, preview, due_at)
+    SELECT e.user_id, e.room_id, array_agg(e.id ORDER BY e.seq), array_agg(e.seq ORDER BY e.seq),
+        (array_agg(left(e.content, $8) ORDER BY e.seq DESC))[1],
+        greatest(min(e.created_at) + make_interval(secs => $4),
                  coalesce(max(ps.sent_at), '-infinity'::timestamptz) + make_interval(secs => $5))
-    FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS q(r, f, t)
-    JOIN messages m ON m.room_id = q.r AND m.seq > q.f AND m.seq <= q.t
-    JOIN rooms r ON r.id = m.room_id
-    JOIN room_members rm ON rm.room_id = m.room_id
-    LEFT JOIN push_sent ps ON ps.user_id = rm.user_id AND ps.room_id = m.room_id
-    WHERE m.kind = 'message'
-      AND m.deleted_at IS NULL AND m.created_at > now() - interval '1 day'
-      AND rm.user_id <> m.user_id AND rm.last_read_seq < m.seq
+    FROM e
+    JOIN rooms r ON r.id = e.room_id
+    JOIN room_members rm ON rm.room_id = e.room_id AND rm.user_id = e.user_id
+    LEFT JOIN push_sent ps ON ps.user_id = e.user_id AND ps.room_id = e.room_id
+    WHERE e.created_at > now() - interval '1 day'
+      AND e.user_id <> e.author AND rm.last_read_seq < e.seq
       AND (CASE WHEN rm.notifications_muted THEN 'none'
                 ELSE coalesce(rm.notification_level,
                      CASE WHEN r.visibility = 'direct' OR r.member_count <= $6::bigint THEN 'all'
                           ELSE 'mentions' END) END)
-          = ANY (CASE WHEN r.visibility = 'direct' OR m.mentions_room
-                          OR rm.user_id = ANY (m.mentions)
+          = ANY (CASE WHEN r.visibility = 'direct' OR e.mentioned
                       THEN ARRAY['all', 'mentions'] ELSE ARRAY['all'] END)
-      AND NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = rm.user_id)
+      AND NOT EXISTS (SELECT 1 FROM presence p WHERE p.user_id = e.user_id)
       AND NOT EXISTS (SELECT 1 FROM user_blocks b
-                      WHERE b.user_id = rm.user_id AND b.blocked_id = m.user_id)
-      AND ($7 OR EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = rm.user_id))
-    GROUP BY rm.user_id, m.room_id
+                      WHERE b.user_id = e.user_id AND b.blocked_id = e.author)
+      AND ($7 OR EXISTS (SELECT 1 FROM push_subscriptions s WHERE s.user_id = e.user_id))
+    GROUP BY e.user_id, e.room_id
     ON CONFLICT (user_id, room_id) DO UPDATE SET
         message_ids = push_pending.message_ids || EXCLUDED.message_ids,
         seqs = push_pending.seqs || EXCLUDED.seqs,
@@ -103,6 +116,11 @@ const TAKE_SQL: &str = "WITH due AS (
         EXISTS (SELECT 1 FROM presence p WHERE p.user_id = d.user_id)
     FROM due d LEFT JOIN room_members rm ON rm.room_id = d.room_id AND rm.user_id = d.user_id";
 
+/// One push per subscription of user `$1[i]` with payload `$2[i]`, for the pushers.
+const OUTBOX_SQL: &str = "INSERT INTO push_outbox (subscription_id, payload)
+    SELECT s.id, q.p FROM unnest($1::uuid[], $2::text[]) AS q(u, p)
+    JOIN push_subscriptions s ON s.user_id = q.u";
+
 /// Records the push of a (user, room): the start of its next window.
 const SENT_SQL: &str = "INSERT INTO push_sent (user_id, room_id, sent_at) VALUES ($1, $2, now())
     ON CONFLICT (user_id, room_id) DO UPDATE SET sent_at = now()";
@@ -111,8 +129,9 @@ const SENT_SQL: &str = "INSERT INTO push_sent (user_id, room_id, sent_at) VALUES
 pub struct NotifierThread {
     /// `[push]`.
     pub cfg: PushConfig,
-    /// The VAPID key; `None`: Web Push is off (the webhook event still goes).
-    pub vapid: Option<SecretKey>,
+    /// Web Push is on: this node's pusher, woken when pushes are written; `None`: off
+    /// (the webhook event still goes).
+    pub pusher: Option<Sender<()>>,
     /// Whether a webhook endpoint takes `notification.offline`.
     pub webhooks: bool,
     /// Rooms of more members default to mentions only.
@@ -124,18 +143,6 @@ pub struct NotifierThread {
     /// Set at shutdown.
     pub stop: Arc<AtomicBool>,
 }
-
-/// One Web Push request.
-struct PushJob {
-    subscription: i64,
-    endpoint: String,
-    p256dh: Vec<u8>,
-    auth: Vec<u8>,
-    payload: Arc<str>,
-}
-
-/// A subscription as read: id, endpoint, p256dh, auth.
-type Sub = (i64, String, Vec<u8>, Vec<u8>);
 
 /// A notification taken out of `push_pending` and still wanted.
 struct Notice {
@@ -157,45 +164,16 @@ impl Notice {
 
 /// Runs the notifier until `stop`.
 pub fn run(t: NotifierThread) {
-    let (jobs_tx, jobs_rx) = bounded::<PushJob>(1024);
-    let (gone_tx, gone_rx) = unbounded::<i64>();
-    let mut senders = Vec::new();
-    if let Some(key) = &t.vapid {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_millis(t.cfg.timeout_ms)))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .user_agent(concat!("chatd-push/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        for i in 0..SENDERS {
-            let (rx, gone, agent) = (jobs_rx.clone(), gone_tx.clone(), agent.clone());
-            let (key, subject) = (key.clone(), t.cfg.subject.clone());
-            let private = t.cfg.allow_private_endpoints;
-            let spawned = std::thread::Builder::new()
-                .name(format!("push-{i}"))
-                .spawn(move || sender(rx, gone, agent, (key, subject), private));
-            match spawned {
-                Ok(h) => senders.push(h),
-                Err(e) => log::error!("push sender thread: {e}"),
-            }
-        }
-    }
-    drop((jobs_rx, gone_tx));
     while !t.stop.load(Relaxed) {
         let Some(mut db) = connect(&t) else {
             wait(&t.stop, Duration::from_secs(1));
             continue;
         };
         log::info!("offline notifications: this node sends them");
-        if let Err(e) = work(&t, &mut db, &jobs_tx, &gone_rx) {
+        if let Err(e) = work(&t, &mut db) {
             log::warn!("offline notifications: {e}");
             wait(&t.stop, Duration::from_secs(1));
         }
-    }
-    drop(jobs_tx);
-    for h in senders {
-        let _ = h.join();
     }
 }
 
@@ -222,19 +200,11 @@ fn connect(t: &NotifierThread) -> Option<Client> {
 }
 
 /// Follows the streams and sends what is due while the connection lasts.
-fn work(
-    t: &NotifierThread,
-    db: &mut Client,
-    jobs: &Sender<PushJob>,
-    gone: &Receiver<i64>,
-) -> Result<(), postgres::Error> {
+fn work(t: &NotifierThread, db: &mut Client) -> Result<(), postgres::Error> {
     while !t.stop.load(Relaxed) {
         let started = Instant::now();
         collect(t, db)?;
-        take(t, db, jobs)?;
-        while let Ok(sub) = gone.try_recv() {
-            db.execute("DELETE FROM push_subscriptions WHERE id = $1", &[&sub])?;
-        }
+        take(t, db)?;
         std::thread::sleep(SCAN.saturating_sub(started.elapsed()));
     }
     Ok(())
@@ -281,13 +251,9 @@ fn collect(t: &NotifierThread, db: &mut Client) -> Result<(), postgres::Error> {
     tx.commit()
 }
 
-/// Takes the due notifications, records them (pushed, and the webhook event) and
-/// hands their Web Push requests to the senders.
-fn take(
-    t: &NotifierThread,
-    db: &mut Client,
-    jobs: &Sender<PushJob>,
-) -> Result<(), postgres::Error> {
+/// Takes the due notifications and records them: pushed (the next window), the
+/// webhook event, and the Web Push requests in `push_outbox`, all in one transaction.
+fn take(t: &NotifierThread, db: &mut Client) -> Result<(), postgres::Error> {
     let mut tx = db.transaction()?;
     let rows = tx.query(TAKE_SQL, &[&DUE_PER_SCAN])?;
     let mut notices = Vec::new();
@@ -297,12 +263,7 @@ fn take(
             continue;
         };
         let (ids, seqs): (Vec<i64>, Vec<i64>) = (r.get(2), r.get(3));
-        let mut unread: Vec<i64> = ids
-            .iter()
-            .zip(&seqs)
-            .filter(|(_, s)| **s > read)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut unread = unread_ids(&ids, &seqs, read);
         if unread.is_empty() {
             continue;
         }
@@ -326,69 +287,39 @@ fn take(
             outbox::record(&mut tx, "notification.offline", Some(n.room), &data)?;
         }
     }
-    let mut subs: HashMap<Uuid, Vec<Sub>> = HashMap::new();
-    if t.vapid.is_some() && !notices.is_empty() {
+    let mut pushed = 0;
+    if t.pusher.is_some() && !notices.is_empty() {
         let users: Vec<Uuid> = notices.iter().map(|n| n.user).collect();
-        let rows = tx.query(
-            "SELECT user_id, id, endpoint, p256dh, auth FROM push_subscriptions
-             WHERE user_id = ANY($1)",
-            &[&users],
-        )?;
-        for r in rows {
-            subs.entry(r.get(0))
-                .or_default()
-                .push((r.get(1), r.get(2), r.get(3), r.get(4)));
-        }
+        let payloads: Vec<String> = notices.iter().map(Notice::payload).collect();
+        pushed = tx.execute(OUTBOX_SQL, &[&users, &payloads])?;
     }
     tx.commit()?;
-    for n in &notices {
-        let payload: Arc<str> = n.payload().into();
-        for (id, endpoint, p256dh, auth) in subs.get(&n.user).into_iter().flatten() {
-            let job = PushJob {
-                subscription: *id,
-                endpoint: endpoint.clone(),
-                p256dh: p256dh.clone(),
-                auth: auth.clone(),
-                payload: payload.clone(),
-            };
-            if jobs.try_send(job).is_err() {
-                log::warn!("push senders overloaded: a notification was dropped");
-            }
-        }
+    if let (Some(wake), true) = (&t.pusher, pushed > 0) {
+        let _ = wake.try_send(());
     }
     Ok(())
 }
 
-/// A sender thread: one push at a time until the notifier goes.
-fn sender(
-    jobs: Receiver<PushJob>,
-    gone: Sender<i64>,
-    agent: ureq::Agent,
-    (key, subject): (SecretKey, String),
-    allow_private: bool,
-) {
-    while let Ok(j) = jobs.recv() {
-        // The host is checked again: a name that resolved to a public address when the
-        // subscription was made may point inside the network now.
-        if let Err(e) = super::subscriptions::check_endpoint(&j.endpoint, allow_private) {
-            log::info!("push to subscription {}: {e}", j.subscription);
-            continue;
-        }
-        let body = match webpush::encrypt(j.payload.as_bytes(), &j.p256dh, &j.auth) {
-            Ok(b) => b,
-            Err(e) => {
-                log::warn!("push subscription {}: {e:?}", j.subscription);
-                continue;
-            }
-        };
-        let now = crate::base::model::now_secs();
-        let auth = webpush::vapid_header(&key, &j.endpoint, &subject, now, 12 * 3600);
-        match webpush::send(&agent, &j.endpoint, &auth, &body, PUSH_TTL, "normal") {
-            Outcome::Accepted => {}
-            Outcome::Gone => {
-                let _ = gone.send(j.subscription);
-            }
-            Outcome::Failed(e) => log::info!("push to subscription {}: {e}", j.subscription),
-        }
+/// The ids of the entries after the read mark `read`, in seq order, each message once
+/// (a message and an edit of it that mentions the member are one notification of it).
+fn unread_ids(ids: &[i64], seqs: &[i64], read: i64) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .zip(seqs)
+        .filter(|(id, s)| **s > read && seen.insert(**id))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unread_ids;
+
+    #[test]
+    fn unread_ids_skip_the_read_and_repeat_no_message() {
+        assert_eq!(unread_ids(&[1, 2, 3], &[5, 6, 7], 5), vec![2, 3]);
+        // Message 1 and then its edit adding a mention (seq 9): once.
+        assert_eq!(unread_ids(&[1, 2, 1], &[5, 6, 9], 0), vec![1, 2]);
+        assert!(unread_ids(&[1], &[5], 5).is_empty());
     }
 }

@@ -9,7 +9,7 @@ use crate::pg::db_error;
 use crate::pg::pool::Worker;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 /// Longest endpoint URL taken.
 const MAX_ENDPOINT: usize = 2048;
@@ -61,10 +61,30 @@ fn private(ip: IpAddr) -> bool {
     }
 }
 
-/// Checks an endpoint: an https URL (http too when private endpoints are allowed)
-/// whose host resolves to public addresses only (unless allowed). Resolves names: runs
-/// on a worker.
-pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<(), ApiError> {
+/// Where an endpoint points: its host (a name or a literal address) and port.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The host as written (without the brackets of an IPv6 literal).
+    pub host: String,
+    /// The port (443 for https, 80 for http when none is written).
+    pub port: u16,
+}
+
+/// Why an endpoint's host gives no address to send to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    /// The name does not resolve now (perhaps later: the push is retried).
+    NotFound,
+    /// It resolves to a private, loopback or otherwise refused address (the
+    /// subscription is removed).
+    Refused,
+}
+
+/// Checks an endpoint without I/O (it runs on a database worker when subscribing): an
+/// https URL (http too when private endpoints are allowed) naming a host, no
+/// credentials, a literal address only if public (unless allowed). Names are resolved
+/// and checked by the sender at each push ([`resolve`]).
+pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<Target, ApiError> {
     let bad = |why: &str| ApiError::Validation(vec![format!("endpoint {why}")]);
     if endpoint.len() > MAX_ENDPOINT
         || endpoint
@@ -95,28 +115,46 @@ pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<(), ApiErro
             None => (authority, None),
         },
     };
+    if host.is_empty() {
+        return Err(bad("must name a host (and no credentials)"));
+    }
     let port = match port_text {
         Some(p) => p.parse::<u16>().map_err(|_| bad("has a bad port"))?,
         None => port,
     };
+    let target = Target {
+        host: host.to_string(),
+        port,
+    };
     if allow_private {
-        return Ok(());
+        return Ok(target);
     }
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+    let lower = host.to_ascii_lowercase();
+    let local = lower == "localhost" || lower.ends_with(".localhost");
+    if local || host.parse::<IpAddr>().is_ok_and(private) {
         return Err(bad("must not be a private or loopback address"));
     }
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => (host, port)
+    Ok(target)
+}
+
+/// The addresses to send to for `t`: the literal one, or the name resolved (blocking:
+/// only the push sender threads call it, and they connect to these addresses alone),
+/// every one public unless private endpoints are allowed.
+pub fn resolve(t: &Target, allow_private: bool) -> Result<Vec<SocketAddr>, Unreachable> {
+    let addrs: Vec<SocketAddr> = match t.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, t.port)],
+        Err(_) => (t.host.as_str(), t.port)
             .to_socket_addrs()
-            .map_err(|_| bad("host does not resolve"))?
-            .map(|a| a.ip())
+            .map_err(|_| Unreachable::NotFound)?
             .collect(),
     };
-    if addrs.is_empty() || addrs.into_iter().any(private) {
-        return Err(bad("must not be a private or loopback address"));
+    if addrs.is_empty() {
+        return Err(Unreachable::NotFound);
     }
-    Ok(())
+    if !allow_private && addrs.iter().any(|a| private(a.ip())) {
+        return Err(Unreachable::Refused);
+    }
+    Ok(addrs)
 }
 
 /// Records a subscription of the caller (201), or refreshes its keys if the endpoint
@@ -140,6 +178,8 @@ pub fn subscribe(
         errs.push("keys.auth must be 16 bytes (base64url)".into());
     }
     crate::base::error::check(errs)?;
+    // Syntax and literal addresses only: a name is resolved and checked by the sender
+    // at each push, never here on a database worker.
     check_endpoint(&s.endpoint, rules.allow_private)?;
     let c = w.client()?;
     let mut tx = c.transaction().map_err(|e| db_error(&e))?;
@@ -209,5 +249,31 @@ mod tests {
         assert!(check_endpoint("https://user@93.184.215.14/p", false).is_err());
         assert!(check_endpoint("ftp://93.184.215.14/p", false).is_err());
         assert!(check_endpoint("http://127.0.0.1:9000/p", true).is_ok());
+        // A name is not resolved here (no I/O on a database worker).
+        assert_eq!(
+            check_endpoint("https://push.example.invalid:8443/p", false).ok(),
+            Some(Target {
+                host: "push.example.invalid".into(),
+                port: 8443
+            })
+        );
+    }
+
+    #[test]
+    fn names_are_resolved_and_checked_by_the_sender() {
+        let t = |host: &str| Target {
+            host: host.into(),
+            port: 443,
+        };
+        assert_eq!(resolve(&t("localhost"), false), Err(Unreachable::Refused));
+        assert_eq!(resolve(&t("127.0.0.1"), false), Err(Unreachable::Refused));
+        assert_eq!(
+            resolve(&t("localhost"), true).map(|a| a.iter().all(|a| a.ip().is_loopback())),
+            Ok(true)
+        );
+        assert_eq!(
+            resolve(&t("93.184.215.14"), false),
+            Ok(vec!["93.184.215.14:443".parse().unwrap()])
+        );
     }
 }

@@ -14,6 +14,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 use std::io::Read;
+use std::time::Duration;
 
 /// The record size written in the header: one record holds any payload we send.
 const RECORD_SIZE: u32 = 4096;
@@ -216,8 +217,25 @@ pub enum Outcome {
     Accepted,
     /// 404 or 410: the subscription is gone for good.
     Gone,
-    /// Anything else (another status, a timeout, a connection error).
-    Failed(String),
+    /// 5xx, 429, a timeout or a connection error: worth another attempt, no sooner
+    /// than the service's `Retry-After` when it gave one.
+    Retry(String, Option<Duration>),
+    /// Any other answer (400, 401, 403, 413, ...): the same push would be refused again.
+    Refused(String),
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 section 10.2.3).
+pub fn retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// POSTs an encrypted body to a subscription's endpoint with the VAPID header.
@@ -239,9 +257,14 @@ pub fn send(
         .send(body);
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Retry(e.to_string(), None),
     };
     let status = resp.status().as_u16();
+    let after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry_after(v, chrono::Utc::now()));
     let mut sink = Vec::new();
     let _ = resp
         .into_body()
@@ -251,7 +274,8 @@ pub fn send(
     match status {
         200..=299 => Outcome::Accepted,
         404 | 410 => Outcome::Gone,
-        s => Outcome::Failed(format!("answered {s}")),
+        429 | 500..=599 => Outcome::Retry(format!("answered {status}"), after),
+        s => Outcome::Refused(format!("answered {s}")),
     }
 }
 
@@ -303,6 +327,23 @@ mod tests {
         let auth: [u8; 16] = rand::random();
         let body = encrypt(b"{\"count\":2}", &public_point(&ua), &auth).unwrap();
         assert_eq!(decrypt(&body, &ua, &auth).unwrap(), b"{\"count\":2}");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
     }
 
     #[test]

@@ -547,7 +547,7 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             .spawn(move || indexer::run(indexer_thread))?,
     );
     others.extend(start_webhooks(&cfg, &pool, &metrics, &stop)?);
-    others.extend(push::start(&cfg, vapid, &stop)?);
+    others.extend(push::start(&cfg, vapid, &metrics, &stop)?);
     let erase_thread = crate::chat::erase::EraseThread {
         pool: pool.clone(),
         stop: stop.clone(),

@@ -4,7 +4,9 @@
 
 use super::StartError;
 use crate::base::config::{Config, Mode};
+use crate::base::metrics::Metrics;
 use crate::hooks::notifier::{self, NotifierThread};
+use crate::hooks::pusher::{self, PusherThread};
 use crate::hooks::webpush;
 use p256::SecretKey;
 use std::path::Path;
@@ -71,28 +73,54 @@ fn read_key(path: &Path) -> Option<SecretKey> {
 }
 
 /// Starts the notifier when there is somewhere to notify (Web Push on, or a webhook
-/// endpoint taking `notification.offline`).
+/// endpoint taking `notification.offline`), and with Web Push on the pusher, which
+/// makes the requests of the push outbox (every node runs one, whichever node's
+/// notifier wrote them).
 pub fn start(
     cfg: &Config,
     vapid: Option<SecretKey>,
+    metrics: &Arc<Metrics>,
     stop: &Arc<AtomicBool>,
-) -> Result<Option<JoinHandle<()>>, StartError> {
+) -> Result<Vec<JoinHandle<()>>, StartError> {
     let webhooks = cfg.webhooks.iter().any(|h| h.wants("notification.offline"));
-    if vapid.is_none() && !webhooks {
-        return Ok(None);
+    let mut threads = Vec::new();
+    let connect_timeout = Duration::from_secs(cfg.database.connect_timeout_secs);
+    let mut wake = None;
+    if let Some(key) = vapid {
+        // One nudge waiting is enough: the pusher looks at the whole outbox.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        wake = Some(tx);
+        let t = PusherThread {
+            cfg: cfg.push.clone(),
+            key,
+            db_url: cfg.database.url.clone(),
+            connect_timeout,
+            metrics: metrics.push.clone(),
+            wake: rx,
+            stop: stop.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("pusher".into())
+                .spawn(move || pusher::run(t))?,
+        );
+    }
+    if wake.is_none() && !webhooks {
+        return Ok(threads);
     }
     let t = NotifierThread {
         cfg: cfg.push.clone(),
-        vapid,
+        pusher: wake,
         webhooks,
         mentions_only_above: cfg.notifications.mentions_only_above_members,
         db_url: cfg.database.url.clone(),
-        connect_timeout: Duration::from_secs(cfg.database.connect_timeout_secs),
+        connect_timeout,
         stop: stop.clone(),
     };
-    Ok(Some(
+    threads.push(
         std::thread::Builder::new()
             .name("notifier".into())
             .spawn(move || notifier::run(t))?,
-    ))
+    );
+    Ok(threads)
 }

@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "file_limits",
         include_str!("../../sql/0025_file_limits.sql"),
     ),
+    (
+        26,
+        "push_outbox",
+        include_str!("../../sql/0026_push_outbox.sql"),
+    ),
     (27, "send_one", include_str!("../../sql/0027_send_one.sql")),
 ];
 

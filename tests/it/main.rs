@@ -33,6 +33,7 @@ mod nodes;
 mod nul;
 mod pins;
 mod push;
+mod push_retry;
 mod quiet;
 mod removed;
 mod replicas;

@@ -15,50 +15,81 @@ use chatd::hooks::webpush;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The VAPID subject the nodes are configured with.
-const SUBJECT: &str = "mailto:push-tests@example.com";
+pub(crate) const SUBJECT: &str = "mailto:push-tests@example.com";
 
 /// One browser: its key pair and auth secret, as a browser makes them.
-struct Browser {
+pub(crate) struct Browser {
     key: p256::SecretKey,
     auth: [u8; 16],
-    path: String,
+    pub(crate) path: String,
 }
 
 /// The push service: the subscriptions it knows (by path) and what it received.
-struct PushService {
-    origin: String,
+pub(crate) struct PushService {
+    pub(crate) origin: String,
     /// The server's public key, from `GET /push/vapid-public-key`.
-    vapid: Mutex<Vec<u8>>,
+    pub(crate) vapid: Mutex<Vec<u8>>,
     browsers: Mutex<HashMap<String, Arc<Browser>>>,
     /// Paths answered 410 Gone.
     gone: Mutex<Vec<String>>,
+    /// Statuses to answer next, per path, before accepting (a push answered so is not
+    /// taken: the payload is checked but not recorded; a 429 says `Retry-After: 3`).
+    pub(crate) failures: Mutex<HashMap<String, VecDeque<u16>>>,
     /// Payloads opened, per path.
     got: Mutex<HashMap<String, Vec<Value>>>,
     /// Requests refused (bad token, headers or encryption), with why.
-    bad: Mutex<Vec<String>>,
-    requests: AtomicUsize,
+    pub(crate) bad: Mutex<Vec<String>>,
+    /// When requests came, per path.
+    pub(crate) requests: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
 impl PushService {
-    fn start() -> Arc<PushService> {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let s = Arc::new(PushService {
-            origin: format!("http://{}", l.local_addr().unwrap()),
+    pub(crate) fn start() -> Arc<PushService> {
+        PushService::start_on("127.0.0.1:0")
+    }
+
+    /// A push service listening on `addr`.
+    pub(crate) fn start_on(addr: &str) -> Arc<PushService> {
+        let l = TcpListener::bind(addr).unwrap();
+        PushService::serving(l, None)
+    }
+
+    /// A push service whose origin is `origin` but that listens nowhere yet (the
+    /// service is down); `listen` brings it up on the origin's address.
+    pub(crate) fn down(origin_addr: &str) -> Arc<PushService> {
+        PushService::new(format!("http://{origin_addr}"))
+    }
+
+    fn new(origin: String) -> Arc<PushService> {
+        Arc::new(PushService {
+            origin,
             vapid: Mutex::new(Vec::new()),
             browsers: Mutex::new(HashMap::new()),
             gone: Mutex::new(Vec::new()),
+            failures: Mutex::new(HashMap::new()),
             got: Mutex::new(HashMap::new()),
             bad: Mutex::new(Vec::new()),
-            requests: AtomicUsize::new(0),
-        });
+            requests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts answering on the origin's address.
+    pub(crate) fn listen(self: &Arc<PushService>) {
+        let addr = self.origin.trim_start_matches("http://").to_string();
+        let l = TcpListener::bind(&addr).unwrap();
+        PushService::serving(l, Some(self.clone()));
+    }
+
+    fn serving(l: TcpListener, s: Option<Arc<PushService>>) -> Arc<PushService> {
+        let s =
+            s.unwrap_or_else(|| PushService::new(format!("http://{}", l.local_addr().unwrap())));
         let me = s.clone();
         std::thread::spawn(move || {
             for c in l.incoming().flatten() {
@@ -70,7 +101,7 @@ impl PushService {
     }
 
     /// A new browser with its own endpoint.
-    fn browser(&self, name: &str) -> (Arc<Browser>, Value) {
+    pub(crate) fn browser(&self, name: &str) -> (Arc<Browser>, Value) {
         let b = Arc::new(Browser {
             key: webpush::generate_key(),
             auth: rand::random(),
@@ -87,7 +118,7 @@ impl PushService {
         (b, sub)
     }
 
-    fn payloads(&self, b: &Browser) -> Vec<Value> {
+    pub(crate) fn payloads(&self, b: &Browser) -> Vec<Value> {
         self.got
             .lock()
             .unwrap()
@@ -128,13 +159,36 @@ impl PushService {
             if r.read_exact(&mut body).is_err() {
                 return;
             }
-            self.requests.fetch_add(1, SeqCst);
+            self.requests
+                .lock()
+                .unwrap()
+                .entry(path.clone())
+                .or_default()
+                .push(Instant::now());
+            let failure = self
+                .failures
+                .lock()
+                .unwrap()
+                .get_mut(&path)
+                .and_then(|q| q.pop_front());
             let status = match self.accept(&path, &headers, &body) {
-                Ok(()) if self.gone.lock().unwrap().contains(&path) => "410 Gone",
-                Ok(()) => "201 Created",
+                Ok(_) if failure == Some(429) => "429 Slow Down\r\nretry-after: 3".into(),
+                Ok(_) if failure.is_some() => format!("{} Failed", failure.unwrap_or(500)),
+                Ok(v) => {
+                    self.got
+                        .lock()
+                        .unwrap()
+                        .entry(path.to_string())
+                        .or_default()
+                        .push(v);
+                    match self.gone.lock().unwrap().contains(&path) {
+                        true => "410 Gone".into(),
+                        false => "201 Created".into(),
+                    }
+                }
                 Err(why) => {
                     self.bad.lock().unwrap().push(why);
-                    "400 Bad Request"
+                    "400 Bad Request".into()
                 }
             };
             let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
@@ -144,8 +198,13 @@ impl PushService {
         }
     }
 
-    /// Checks a push as a push service and a browser would, and records its payload.
-    fn accept(&self, path: &str, h: &HashMap<String, String>, body: &[u8]) -> Result<(), String> {
+    /// Checks a push as a push service and a browser would, and opens its payload.
+    fn accept(
+        &self,
+        path: &str,
+        h: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<Value, String> {
         let browser = self
             .browsers
             .lock()
@@ -194,20 +253,18 @@ impl PushService {
         }
         let plain =
             webpush::decrypt(body, &browser.key, &browser.auth).map_err(|e| format!("{e:?}"))?;
-        let v: Value = serde_json::from_slice(&plain).map_err(|_| "payload is not JSON")?;
-        self.got
-            .lock()
-            .unwrap()
-            .entry(path.to_string())
-            .or_default()
-            .push(v);
-        Ok(())
+        serde_json::from_slice(&plain).map_err(|_| "payload is not JSON".into())
     }
 }
 
 /// A node whose pushes go to `svc` (loopback allowed), grace `grace` seconds, window a
 /// minute, and its VAPID public key given to the service.
-fn node(db: &TestDb, svc: &PushService, grace: u64, tweak: impl FnOnce(&mut Config)) -> Node {
+pub(crate) fn node(
+    db: &TestDb,
+    svc: &PushService,
+    grace: u64,
+    tweak: impl FnOnce(&mut Config),
+) -> Node {
     // (`tweak` runs last: it may set the key.)
     let n = start_with(db, |c| {
         c.push.vapid_private_key = webpush::key_to_b64(&webpush::generate_key());
@@ -223,7 +280,7 @@ fn node(db: &TestDb, svc: &PushService, grace: u64, tweak: impl FnOnce(&mut Conf
     n
 }
 
-fn subscribe(addr: &str, u: &User, sub: &Value) {
+pub(crate) fn subscribe(addr: &str, u: &User, sub: &Value) {
     let (s, v) = request(
         addr,
         "POST",
@@ -235,7 +292,12 @@ fn subscribe(addr: &str, u: &User, sub: &Value) {
 }
 
 /// A member with a subscription in `room`.
-fn member(addr: &str, svc: &PushService, room: &str, name: &str) -> (User, Arc<Browser>) {
+pub(crate) fn member(
+    addr: &str,
+    svc: &PushService,
+    room: &str,
+    name: &str,
+) -> (User, Arc<Browser>) {
     let u = register(addr, name);
     join_room(addr, &u.token, room);
     let (b, sub) = svc.browser(name);
@@ -243,7 +305,7 @@ fn member(addr: &str, svc: &PushService, room: &str, name: &str) -> (User, Arc<B
     (u, b)
 }
 
-fn send(addr: &str, u: &User, room: &str, text: &str) -> i64 {
+pub(crate) fn send(addr: &str, u: &User, room: &str, text: &str) -> i64 {
     let mut c = Http::connect(addr);
     post_message(&mut c, &u.token, room, text)["id"]
         .as_i64()
@@ -251,7 +313,7 @@ fn send(addr: &str, u: &User, room: &str, text: &str) -> i64 {
 }
 
 /// Waits until `b` has `n` pushes (at most `secs`), then returns them.
-fn wait_pushes(svc: &PushService, b: &Browser, n: usize, secs: u64) -> Vec<Value> {
+pub(crate) fn wait_pushes(svc: &PushService, b: &Browser, n: usize, secs: u64) -> Vec<Value> {
     let until = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < until {
         let got = svc.payloads(b);

@@ -29,6 +29,9 @@ pub struct PushConfig {
     pub max_subscriptions_per_user: u32,
     /// Time allowed for one request to a push service, milliseconds.
     pub timeout_ms: u64,
+    /// A push the push service has not accepted this long after its notification was
+    /// due is given up (counted in `chatd_push_dropped_total`); also its `TTL`.
+    pub max_age_hours: u64,
 }
 
 impl Default for PushConfig {
@@ -41,6 +44,7 @@ impl Default for PushConfig {
             allow_private_endpoints: false,
             max_subscriptions_per_user: 10,
             timeout_ms: 10_000,
+            max_age_hours: 24,
         }
     }
 }
@@ -78,6 +82,7 @@ impl PushConfig {
             1,
             100,
         )?;
+        range("push.max_age_hours", self.max_age_hours, 1, 24 * 28)?;
         range("push.timeout_ms", self.timeout_ms, 100, 120_000)
     }
 }
