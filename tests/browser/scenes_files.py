@@ -49,7 +49,8 @@ def _file_rows(d, name):
         return { kind: hit.dataset.kind, loaded: hit.dataset.loaded === 'true', failed: hit.dataset.failed === 'true',
                  natural: img ? img.naturalWidth : 0, download: a ? a.getAttribute('download') : null,
                  text: hit.textContent, imgs: hit.querySelectorAll('img').length,
-                 width: img ? img.getAttribute('width') : null };""", name)
+                 width: img ? img.getAttribute('width') : null,
+                 src: img ? img.getAttribute('src') || '' : '' };""", name)
 
 
 def _tray(d):
@@ -117,8 +118,12 @@ def files(c):
         wait(page, lambda d: (_file_rows(d, "harbour.png") or {}).get("loaded"),
              f"{who}: the picture shows inline, loaded", timeout=20)
         row = _file_rows(page, "harbour.png")
-        check(row["kind"] == "image" and row["natural"] == 640 and row["width"] == "320",
-              f"{who}: drawn at 320 px wide from a 640 px picture ({row})")
+        # The server made a 320 px thumbnail of the 640 px picture: the page loads that,
+        # by a signed URL (no token in an <img>), not the 300 KB original.
+        check(row["kind"] == "image" and row["natural"] == 320 and row["width"] == "320",
+              f"{who}: drawn at 320 px wide from its 320 px thumbnail ({row})")
+        check("/thumbnail?" in row["src"] and "sig=" in row["src"],
+              f"{who}: the picture is the thumbnail's signed URL ({row['src'][:80]})")
     check(_tray(a) == [] and not visible(a, "#upload-tray"), "alice: the tray emptied on send")
     mine = api(c.url, "GET", f"/rooms/{c.room_id}/messages?limit=5", token=c.a_token)["messages"]
     sent = next(m for m in mine if m["content"] == "the harbour at noon")
