@@ -40,6 +40,7 @@ from selenium.webdriver.common.keys import Keys
 
 import scenes_files
 import scenes_moderation
+import scenes_profiles
 from harness import (PASSED, PASSWORD, CheckFailed, Database, Node, act_on, api, axe, browser, check, click, click_in,
                      connection_state, create_room, csp_violations, el, els, entries, free_port, has, js,
                      layout_ok, listed_rooms, log, member_action, member_attr, member_online, message_attr,
@@ -814,7 +815,8 @@ def run(workdir):
         drivers.append(c.b)
         files_, levels, push = scenes_files.SCENES
         scenes = (start, conversation, after_send, search, files_, levels, outage, conversations,
-                  direct_and_notifications, push, presence, keyboard, *scenes_moderation.SCENES, desktop_layout,
+                  direct_and_notifications, push, presence, keyboard, *scenes_moderation.SCENES, *scenes_profiles.SCENES,
+                  desktop_layout,
                   phone, long_room, session_end)
         # `run.sh pins reports` runs `start` and those scenes only (while working on them).
         only = set(sys.argv[1:])
