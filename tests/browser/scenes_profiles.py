@@ -3,12 +3,19 @@ dialog (a refused avatar URL first), bob sees her display name, status and pictu
 in the member list and on her messages; bob finds alice in the user directory and opens
 their direct room with the keyboard alone; alice invites bob through the directory. At
 the end alice clears her profile (bob's page follows), so that later scenes see usernames."""
+import os
+
 from selenium.webdriver.common.keys import Keys
 
 from harness import api, axe, check, click, create_room, el, has, js, messages, open_room, type_and_send, visible, wait
 
 NAME = "Alice Liddell"
 STATUS = ("🌴", "On holiday")
+
+
+def _shot(d, name):
+    if os.environ.get("SHOTS_DIR"):
+        d.save_screenshot(os.path.join(os.environ["SHOTS_DIR"], f"{name}.png"))
 
 
 def _member_name(d, username):
@@ -59,6 +66,7 @@ def profiles(c):
     el(a, "#profile-save").click()
     wait(a, lambda d: "not saved" in el(d, "#profile-error").text and el(d, "#profile-saved").text == "",
          "alice: a refused avatar URL says why, nothing saved")
+    _shot(a, "profile-error")
     _set(a, "profile-avatar-url", f"{c.url}/favicon.svg")  # same origin: the page's CSP lets it load
     el(a, "#profile-display-name").send_keys(NAME)
     _set(a, "profile-status-emoji", STATUS[0])
@@ -79,6 +87,7 @@ def profiles(c):
     wait(b, lambda d: all(m[1] == NAME for m in messages(d) if m[2] == "a message before my new name"),
          "bob: alice's message shows her display name")
     wait(b, lambda d: _avatar_loaded(d, c.alice), "bob: alice's avatar picture loads in the member list")
+    _shot(b, "profile-live")
     type_and_send(a, "a message after my new name")
     wait(b, lambda d: any(m[2] == "a message after my new name" and m[1] == NAME for m in messages(d)),
          "bob: alice's new message carries her display name")
@@ -96,6 +105,7 @@ def profiles(c):
           and field.get_attribute("aria-activedescendant") == el(b, "#direct-results [role=option]").get_attribute("id"),
           "bob: a combobox with its listbox, the active option named")
     axe(b, "the new direct message dialog with results", "#direct-dialog")
+    _shot(b, "directory-direct")
     field.send_keys(Keys.ARROW_DOWN)
     field.send_keys(Keys.ENTER)
     wait(b, lambda d: not visible(d, "#direct-dialog") and el(d, "#room-title").text == f"@{NAME}"
@@ -115,6 +125,7 @@ def profiles(c):
             break
         el(a, "#invite-user").send_keys(Keys.ARROW_DOWN)
     axe(a, "the member panel with directory results", "#members-panel")
+    _shot(a, "directory-invite")
     el(a, "#invite-user").send_keys(Keys.ENTER)
     wait(a, lambda d: el(d, "#invite-status").text == f"Invited {c.bob}." and el(d, "#invite-user").get_attribute("value") == "",
          "alice: choosing bob invites him")

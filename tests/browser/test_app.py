@@ -19,7 +19,9 @@ the tab is hidden; Web Push (the service worker's handlers; the subscription giv
 server once notifications are allowed, taken back on sign-out); presence following the page (pagehide / pageshow); keyboard-only use of
 every message action; pinned messages, reports, blocking and slow mode
 (tests/browser/scenes_moderation.py; blocking and slow mode skipped only while the server
-lacks them); phone-sized screens; axe-core with no serious or critical
+lacks them); profiles and the user directory (tests/browser/scenes_profiles.py: the
+profile editor, display names, statuses and avatars live on the other page, a direct
+room and an invitation through the directory); phone-sized screens; axe-core with no serious or critical
 violation on each main screen; layout checks; a 10,000-message room (time to first paint,
 jump to the first unread through every page, scroll frame times, DOM rows bounded); and a
 session that truly ended (the node back with other secrets) showing what was not sent,
