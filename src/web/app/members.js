@@ -10,6 +10,7 @@ import { UserPicker } from './directory.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RANK = { owner: 3, admin: 2, member: 1 };
+const PROFILED = 100; // members whose profiles the list reads (GET /users/:id each)
 
 /** The member panel of the open room. */
 export class Members {
@@ -116,11 +117,16 @@ export class Members {
     const myRank = RANK[this.myRole] || 1;
     const direct = this.room?.visibility === 'direct';
     // Names as people see them: display names (kept live by user_updated), else usernames.
-    for (const [id, m] of this.members) m.name = profiles.name(id, m.username, m.displayName);
+    // Statuses and pictures need each member's profile: read for rooms of up to
+    // PROFILED members; in bigger ones, those the page knows from elsewhere show.
+    const read = this.members.size <= PROFILED;
+    for (const [id, m] of this.members) {
+      m.name = profiles.name(id, m.username, m.displayName, read);
+      m.status = profiles.status(id, read);
+    }
     const sorted = [...this.members.entries()].sort(([, a], [, b]) =>
       (RANK[b.role] - RANK[a.role]) || a.name.localeCompare(b.name));
     const item = ([id, m]) => {
-      const status = profiles.status(id);
       const self = id === me;
       const canModerate = !direct && !self && myRank >= 2 && RANK[m.role] < myRank;
       const canBlock = !self && this.blocks.supported === true;
@@ -131,11 +137,11 @@ export class Members {
         dataset: { userId: id, username: m.username, online: this.connected ? String(m.online) : 'unknown', role: m.role, muted: String(m.muted), blocked: String(blocked) },
       },
       el('div', { class: 'member-line' },
-        el('span', { class: 'member-avatar', title: presence }, avatar(id, m.username, 'small'), el('span', { class: 'dot', 'aria-hidden': 'true' })),
+        el('span', { class: 'member-avatar', title: presence }, avatar(id, m.username, 'small', read), el('span', { class: 'dot', 'aria-hidden': 'true' })),
         el('span', { class: 'member-text' },
           el('span', { class: 'name', 'data-testid': 'member-name', title: `@${m.username}` }, m.name, self ? el('span', { class: 'you', text: ' (you)' }) : null,
             el('span', { class: 'presence visually-hidden', text: `, ${presence}` })),
-          status ? el('span', { class: 'member-status', 'data-testid': 'member-status', text: status }) : null),
+          m.status ? el('span', { class: 'member-status', 'data-testid': 'member-status', text: m.status }) : null),
         m.role !== 'member' ? el('span', { class: 'tag role-tag', 'data-testid': 'member-role', text: m.role }) : null,
         m.muted ? el('span', { class: 'tag muted-tag', text: 'muted' }) : null,
         blocked ? el('span', { class: 'tag blocked-tag', text: 'blocked' }) : null,

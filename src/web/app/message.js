@@ -12,10 +12,10 @@ import { profiles, avatarPicture } from './profiles.js';
 
 /** The avatar of a user: their picture when their profile has one that loads, else the
  * initials of their display name (or username) on a colour of their own. */
-export function avatar(userId, username, size = '') {
-  const node = el('span', { class: `avatar ${size}`.trim(), 'aria-hidden': 'true', text: initials(profiles.name(userId, username)) });
+export function avatar(userId, username, size = '', read = true) {
+  const node = el('span', { class: `avatar ${size}`.trim(), 'aria-hidden': 'true', text: initials(profiles.name(userId, username, null, read)) });
   node.style.setProperty('--hue', String(hueOf(userId)));
-  avatarPicture(node, userId);
+  avatarPicture(node, userId, read);
   return node;
 }
 

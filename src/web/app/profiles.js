@@ -24,23 +24,24 @@ export class Profiles {
     return () => this.listeners.delete(fn);
   }
 
-  /** The profile of `id` if known; else it is read (once) and listeners hear of it. */
-  get(id) {
+  /** The profile of `id` if known; else it is read (once, unless `read` is false) and
+   * listeners hear of it. */
+  get(id, read = true) {
     if (!id) return null;
     const p = this.known.get(id);
-    if (!p) this.#read(id);
+    if (!p && read) this.#read(id);
     return p && !p.missing ? p : null;
   }
 
   /** How a user is named to people: the display name, else `hint` (a display name
    * the caller already holds), else the username. */
-  name(id, username, hint) {
-    return this.get(id)?.display_name || hint || username || 'someone';
+  name(id, username, hint, read = true) {
+    return this.get(id, read)?.display_name || hint || username || 'someone';
   }
 
-  /** "🌴 On holiday", or '' when the user has no status. */
-  status(id) {
-    const p = this.get(id);
+  /** "🌴 On holiday", or '' when the user has no status (or it is not known). */
+  status(id, read = true) {
+    const p = this.get(id, read);
     return p ? [p.status_emoji, p.status_text].filter(Boolean).join(' ') : '';
   }
 
@@ -63,8 +64,9 @@ export class Profiles {
     const client = this.client;
     client.api.getUser(id).then(
       (p) => { if (this.client === client) this.set(p); },
-      // Unknown, or a server without profiles: the username it came with stays.
-      () => this.known.set(id, { id, missing: true }),
+      // Unknown, or a server without profiles: the username it came with stays. A
+      // refusal for the rate is not an answer: asked again when shown again.
+      (e) => { if (e?.status !== 429) this.known.set(id, { id, missing: true }); },
     ).finally(() => this.asked.delete(id));
   }
 
@@ -89,8 +91,8 @@ const broken = new Set();
 
 /** The picture of a user's avatar inside `node` (initials stay underneath), when the
  * profile has an avatar URL that loads. */
-export function avatarPicture(node, userId) {
-  const url = profiles.get(userId)?.avatar_url;
+export function avatarPicture(node, userId, read = true) {
+  const url = profiles.get(userId, read)?.avatar_url;
   if (!url || broken.has(url) || !/^https?:\/\//i.test(url)) return;
   const img = document.createElement('img');
   img.alt = '';
