@@ -50,8 +50,14 @@ def _options(d, list_id):
 
 def profiles(c):
     a, b = c.a, c.b
-    open_room(a, c.room)
-    open_room(b, c.room)
+    # A room of its own: the other scenes' rooms keep the messages they count on.
+    people = f"people-{c.tag}"
+    create_room(a, people)
+    el(b, "#browse-rooms").click()
+    join = f'#public-list button.join-room[data-room-name="{people}"]'
+    wait(b, lambda d: has(d, join), "bob: alice's new room is among the public rooms")
+    click(b, join)
+    wait(b, lambda d: el(d, "#room-title").text == f"# {people}", "bob: joined and opened it")
     type_and_send(a, "a message before my new name")
     wait(b, lambda d: any(m[2] == "a message before my new name" and m[1] == c.alice for m in messages(d)),
          "bob: alice's message shows under her username")
@@ -135,7 +141,7 @@ def profiles(c):
     # Cleared profile: bob's page goes back to the username.
     api(c.url, "PATCH", "/me", {"display_name": None, "status_text": None, "status_emoji": None, "avatar_url": None},
         token=c.a_token)
-    open_room(b, c.room)
+    open_room(b, people)
     wait(b, lambda d: _member_name(d, c.alice) == c.alice and _member_status(d, c.alice) == ""
          and not _avatar_loaded(d, c.alice), "bob: alice's cleared profile shows live (username, no status, initials)")
     wait(a, lambda d: el(d, "#current-user").text == c.alice, "alice: the top bar shows her username again")
