@@ -19,7 +19,9 @@ the tab is hidden; Web Push (the service worker's handlers; the subscription giv
 server once notifications are allowed, taken back on sign-out); presence following the page (pagehide / pageshow); keyboard-only use of
 every message action; pinned messages, reports, blocking and slow mode
 (tests/browser/scenes_moderation.py; blocking and slow mode skipped only while the server
-lacks them); phone-sized screens; axe-core with no serious or critical
+lacks them); profiles and the user directory (tests/browser/scenes_profiles.py: the
+profile editor, display names, statuses and avatars live on the other page, a direct
+room and an invitation through the directory); phone-sized screens; axe-core with no serious or critical
 violation on each main screen; layout checks; a 10,000-message room (time to first paint,
 jump to the first unread through every page, scroll frame times, DOM rows bounded); and a
 session that truly ended (the node back with other secrets) showing what was not sent,
@@ -40,6 +42,7 @@ from selenium.webdriver.common.keys import Keys
 
 import scenes_files
 import scenes_moderation
+import scenes_profiles
 from harness import (PASSED, PASSWORD, CheckFailed, Database, Node, act_on, api, axe, browser, check, click, click_in,
                      connection_state, create_room, csp_violations, el, els, entries, free_port, has, js,
                      layout_ok, listed_rooms, log, member_action, member_attr, member_online, message_attr,
@@ -814,7 +817,8 @@ def run(workdir):
         drivers.append(c.b)
         files_, levels, push = scenes_files.SCENES
         scenes = (start, conversation, after_send, search, files_, levels, outage, conversations,
-                  direct_and_notifications, push, presence, keyboard, *scenes_moderation.SCENES, desktop_layout,
+                  direct_and_notifications, push, presence, keyboard, *scenes_moderation.SCENES, *scenes_profiles.SCENES,
+                  desktop_layout,
                   phone, long_room, session_end)
         # `run.sh pins reports` runs `start` and those scenes only (while working on them).
         only = set(sys.argv[1:])

@@ -1,6 +1,8 @@
-// The account dialog (the user's name in the top bar opens it): the user id others
-// invite with, and desktop notifications (push included when subscribed).
+// The account dialog (the user's name in the top bar opens it): the profile editor,
+// the user id others invite with, and desktop notifications (push included when subscribed).
 import { byId } from './dom.js';
+import { ProfileForm } from './profileform.js';
+import { profiles } from './profiles.js';
 
 /** The account dialog. */
 export class AccountDialog {
@@ -9,6 +11,7 @@ export class AccountDialog {
     this.notifier = notifier;
     this.push = push;
     this.dialog = byId('account-dialog');
+    this.profile = new ProfileForm(client, { onSaved: () => this.showName() });
     byId('current-user').addEventListener('click', () => this.open());
     byId('close-account').addEventListener('click', () => this.dialog.close());
     byId('copy-user-id').addEventListener('click', async () => {
@@ -28,10 +31,20 @@ export class AccountDialog {
     this.dialog.addEventListener('close', () => byId('current-user').focus());
   }
 
+  /** The top bar's account button: the user's display name, else username. */
+  showName() {
+    const user = this.client.user;
+    if (!user) return;
+    const name = profiles.name(user.id, user.username);
+    byId('current-user').textContent = name;
+    byId('current-user').setAttribute('aria-label', `Your account: ${name}`);
+  }
+
   open() {
     const user = this.client.user;
     if (!user) return;
     byId('account-name').textContent = `Signed in as ${user.username}`;
+    this.profile.load();
     byId('my-user-id').value = user.id || '';
     byId('copy-user-id').textContent = 'Copy';
     this.#showNotify();

@@ -14,6 +14,8 @@ import { fillIcons } from './icons.js';
 import { Blocks } from './blocks.js';
 import { fileLinks } from './files.js';
 import { PushSetup } from './push.js';
+import { profiles } from './profiles.js';
+import { DirectDialog } from './directory.js';
 
 const LAST_ROOM = 'chatd.lastRoom';
 const POLL_MS = 30_000; // what happened while the page was closed; live events cover the rest
@@ -33,6 +35,7 @@ function storage() {
 fillIcons();
 const client = new ChatdClient({ storage: storage(), refreshCookie: true });
 fileLinks.client = client;
+profiles.attach(client);
 const chatView = byId('chat-view');
 const currentUser = byId('current-user');
 const signOut = byId('sign-out');
@@ -84,7 +87,16 @@ const openRoomById = (roomId) => {
 };
 const push = new PushSetup(client, rooms, { onOpenRoom: openRoomById });
 const notifier = new Notifier(client, rooms, { onOpen: openRoomById, onGranted: () => push.enable() });
-new AccountDialog(client, notifier, push);
+const account = new AccountDialog(client, notifier, push);
+new DirectDialog(client, { onDirect: (userId) => openDirect(userId) });
+// A profile read or changed (user_updated): every name and avatar on screen follows.
+profiles.listen(() => {
+  roomView.refreshRows();
+  if (roomView.members.room) roomView.members.render();
+  if (roomView.room) byId('room-title').textContent = roomLabel(roomView.room);
+  rooms.renderSoon();
+  account.showName();
+});
 const auth = new AuthView(client, (user) => signedIn(user));
 
 function openRoom(room) {
@@ -95,13 +107,17 @@ function openRoom(room) {
   return roomView.open(room);
 }
 
+// Open (or create) the direct room with a user; answers why it failed, if it did.
 async function openDirect(userId) {
   try {
     const dm = await client.api.openDirect(userId);
     await rooms.load();
     openRoom(rooms.find(dm.id) || dm);
+    return null;
   } catch (e) {
-    say(`Could not open the conversation: ${describe(e)}`);
+    const why = `Could not open the conversation: ${describe(e)}`;
+    say(why);
+    return why;
   }
 }
 
@@ -124,6 +140,7 @@ async function signedIn(user) {
   currentUser.textContent = user.username;
   currentUser.setAttribute('aria-label', `Your account: ${user.username}`);
   currentUser.hidden = false;
+  account.showName();
   signOut.hidden = false;
   searchButton.hidden = false;
   chatView.hidden = false;
@@ -153,6 +170,7 @@ function signedOut(note, ended = {}) {
   search.reset();
   notifier.reset();
   blocks.reset();
+  profiles.reset();
   say('');
   discover.toggleBrowse(false);
   chatView.hidden = true;

@@ -5,9 +5,12 @@
 import { byId, el, describe } from './dom.js';
 import { avatar } from './message.js';
 import { icon } from './icons.js';
+import { profiles } from './profiles.js';
+import { UserPicker } from './directory.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RANK = { owner: 3, admin: 2, member: 1 };
+const PROFILED = 100; // members whose profiles the list reads (GET /users/:id each)
 
 /** The member panel of the open room. */
 export class Members {
@@ -33,6 +36,10 @@ export class Members {
       e.preventDefault();
       this.#invite();
     });
+    // The directory: choosing a result invites that user.
+    this.picker = new UserPicker(client, this.inviteInput, byId('invite-results'), this.inviteStatus, {
+      onChoose: (p) => this.#invite(p),
+    });
   }
 
   /** Show `room`'s members (null: nothing). */
@@ -42,7 +49,7 @@ export class Members {
     this.members = new Map();
     this.list.replaceChildren();
     this.error.textContent = '';
-    this.inviteStatus.textContent = '';
+    this.picker.reset();
     this.onlineCount.textContent = '';
     this.inviteForm.hidden = true;
     if (room) this.load();
@@ -55,9 +62,8 @@ export class Members {
     try {
       const list = await this.client.api.members(room.id);
       if (this.room !== room) return;
-      this.members = new Map(list.map((m) => [m.id, { username: m.username, online: m.online, role: m.role || 'member', muted: !!m.muted }]));
+      this.members = new Map(list.map((m) => [m.id, { username: m.username, displayName: m.display_name, online: m.online, role: m.role || 'member', muted: !!m.muted }]));
       for (const m of list) this.people.set(m.username.toLowerCase(), { id: m.id, username: m.username });
-      this.#renderPeople();
       // We are in the room right now, whatever the server's presence has caught up to.
       const me = this.client.user;
       const mine = me && this.members.get(me.id);
@@ -110,8 +116,16 @@ export class Members {
     const me = this.client.user?.id;
     const myRank = RANK[this.myRole] || 1;
     const direct = this.room?.visibility === 'direct';
+    // Names as people see them: display names (kept live by user_updated), else usernames.
+    // Statuses and pictures need each member's profile: read for rooms of up to
+    // PROFILED members; in bigger ones, those the page knows from elsewhere show.
+    const read = this.members.size <= PROFILED;
+    for (const [id, m] of this.members) {
+      m.name = profiles.name(id, m.username, m.displayName, read);
+      m.status = profiles.status(id, read);
+    }
     const sorted = [...this.members.entries()].sort(([, a], [, b]) =>
-      (RANK[b.role] - RANK[a.role]) || a.username.localeCompare(b.username));
+      (RANK[b.role] - RANK[a.role]) || a.name.localeCompare(b.name));
     const item = ([id, m]) => {
       const self = id === me;
       const canModerate = !direct && !self && myRank >= 2 && RANK[m.role] < myRank;
@@ -123,17 +137,19 @@ export class Members {
         dataset: { userId: id, username: m.username, online: this.connected ? String(m.online) : 'unknown', role: m.role, muted: String(m.muted), blocked: String(blocked) },
       },
       el('div', { class: 'member-line' },
-        el('span', { class: 'member-avatar', title: presence }, avatar(id, m.username, 'small'), el('span', { class: 'dot', 'aria-hidden': 'true' })),
-        el('span', { class: 'name' }, m.username, self ? el('span', { class: 'you', text: ' (you)' }) : null,
-          el('span', { class: 'presence visually-hidden', text: `, ${presence}` })),
+        el('span', { class: 'member-avatar', title: presence }, avatar(id, m.username, 'small', read), el('span', { class: 'dot', 'aria-hidden': 'true' })),
+        el('span', { class: 'member-text' },
+          el('span', { class: 'name', 'data-testid': 'member-name', title: `@${m.username}` }, m.name, self ? el('span', { class: 'you', text: ' (you)' }) : null,
+            el('span', { class: 'presence visually-hidden', text: `, ${presence}` })),
+          m.status ? el('span', { class: 'member-status', 'data-testid': 'member-status', text: m.status }) : null),
         m.role !== 'member' ? el('span', { class: 'tag role-tag', 'data-testid': 'member-role', text: m.role }) : null,
         m.muted ? el('span', { class: 'tag muted-tag', text: 'muted' }) : null,
         blocked ? el('span', { class: 'tag blocked-tag', text: 'blocked' }) : null,
         self || direct ? null : el('button', {
           type: 'button',
           class: 'icon-button member-tool dm-button',
-          'aria-label': `Message ${m.username}`,
-          title: `Send ${m.username} a direct message`,
+          'aria-label': `Message ${m.name}`,
+          title: `Send ${m.name} a direct message`,
           onclick: () => this.onDirect(id),
         }, icon('thread')),
         canModerate || canBlock ? this.#manage(id, m, { canModerate, canBlock, blocked }) : null));
@@ -162,7 +178,7 @@ export class Members {
   // The moderation buttons of one member (and Block), behind a disclosure so that a
   // stray click does not kick anyone.
   #manage(id, m, { canModerate, canBlock, blocked }) {
-    const name = m.username;
+    const name = m.name;
     const act = (label, why, run) => el('button', {
       type: 'button',
       class: 'small',
@@ -214,32 +230,31 @@ export class Members {
     if (this.room === room) await this.load();
   }
 
-  #renderPeople() {
-    const me = this.client.user?.id;
-    byId('known-people').replaceChildren(...[...this.people.values()]
-      .filter((p) => p.id !== me)
-      .map((p) => el('option', { value: p.username })));
-  }
-
-  // Invite by user id, or by the name of someone met in one of the user's rooms.
-  async #invite() {
+  // Invite a user chosen in the directory, or typed: a user id, the name of someone met
+  // in one of the user's rooms, or a username or display name the directory has exactly.
+  async #invite(chosen) {
     const room = this.room;
     const raw = this.inviteInput.value.trim();
-    if (!room || !raw) return;
-    const known = this.people.get(raw.toLowerCase());
-    const id = UUID.test(raw) ? raw.toLowerCase() : known?.id;
+    if (!room || (!raw && !chosen)) return;
+    let known = chosen || this.people.get(raw.toLowerCase());
+    if (!known && !UUID.test(raw)) {
+      const exact = (p) => [p.username, p.display_name].some((n) => n && n.toLowerCase() === raw.toLowerCase());
+      known = (await this.client.api.searchUsers(raw, { limit: 10 }).catch(() => [])).find(exact);
+      if (this.room !== room) return;
+    }
+    const id = known?.id || (UUID.test(raw) ? raw.toLowerCase() : null);
     if (!id) {
-      this.inviteStatus.textContent = `No one called ${raw} shares a room with you: ask for their user id.`;
+      this.inviteStatus.textContent = `No one called ${raw} was found: pick someone from the list, or ask for their user id.`;
       return;
     }
-    const who = known?.username || raw;
+    const who = known ? profiles.name(known.id, known.username, known.display_name) : raw;
     const button = byId('invite-submit');
     button.disabled = true;
     try {
       await this.client.api.invite(room.id, id);
       if (this.room === room) {
+        this.picker.reset();
         this.inviteStatus.textContent = this.members.has(id) ? `${who} is a member already.` : `Invited ${who}.`;
-        this.inviteInput.value = '';
       }
     } catch (e) {
       const why = {

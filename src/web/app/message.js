@@ -8,13 +8,19 @@ import { render as markdown, plain } from './markdown.js';
 import { clock, fullTime, initials, hueOf, nameList, clip } from './format.js';
 import { icon } from './icons.js';
 import { attachmentList, filesOnlyText } from './files.js';
+import { profiles, avatarPicture } from './profiles.js';
 
-/** The avatar of a user: initials on a colour of their own. */
-export function avatar(userId, username, size = '') {
-  const node = el('span', { class: `avatar ${size}`.trim(), 'aria-hidden': 'true', text: initials(username) });
+/** The avatar of a user: their picture when their profile has one that loads, else the
+ * initials of their display name (or username) on a colour of their own. */
+export function avatar(userId, username, size = '', read = true) {
+  const node = el('span', { class: `avatar ${size}`.trim(), 'aria-hidden': 'true', text: initials(profiles.name(userId, username, null, read)) });
   node.style.setProperty('--hue', String(hueOf(userId)));
+  avatarPicture(node, userId, read);
   return node;
 }
+
+/** The name a message shows for its author (display name, else username). */
+const author = (m) => profiles.name(m.user_id, m.username);
 
 function separators(row) {
   return [
@@ -63,7 +69,7 @@ export function messageRow(row, ctx) {
     'aria-label': 'Edited: show earlier versions',
   }) : null;
   const meta = el('div', { class: `meta${row.grouped ? ' visually-hidden' : ''}` },
-    el('span', { class: 'author', 'data-testid': 'message-author', text: m.username }),
+    el('span', { class: 'author', 'data-testid': 'message-author', text: author(m), title: `@${m.username}` }),
     time,
     row.grouped ? null : edited,
     mine ? el('span', { class: 'status', 'data-testid': 'message-status', text: 'Sent ✓' }) : null);
@@ -111,7 +117,7 @@ function content(m) {
 
 function quote(id, ctx) {
   const target = ctx.quoteOf(id);
-  const who = target ? target.username : 'a message';
+  const who = target ? author(target) : 'a message';
   const text = !target ? 'not loaded' : target.deleted_at ? 'deleted message' : clip(plain(target.content), 90);
   return el('button', {
     type: 'button',
@@ -121,7 +127,7 @@ function quote(id, ctx) {
     title: `Show ${who}'s message`,
   },
   el('span', { class: 'visually-hidden', text: 'In reply to ' }),
-  el('span', { class: 'quote-author', text: target ? target.username : '↩' }),
+  el('span', { class: 'quote-author', text: target ? who : '↩' }),
   el('span', { class: 'quote-text', text }));
 }
 
@@ -160,7 +166,7 @@ function toolbar(m, ctx) {
     'aria-keyshortcuts': shortcut || null,
     dataset: { action },
   }, icon(name));
-  return el('div', { class: 'actions', role: 'toolbar', 'aria-label': `Message by ${m.username}` },
+  return el('div', { class: 'actions', role: 'toolbar', 'aria-label': `Message by ${author(m)}` },
     ctx.canReact ? b('react', 'smile', 'Add a reaction', '+') : null,
     !ctx.inThread && ctx.canSend ? b('reply', 'reply', 'Reply', 'R') : null,
     !ctx.inThread ? b('thread', 'thread', 'Open the thread', 'T') : null,
@@ -207,7 +213,7 @@ export function pendingRow(row, ctx) {
   }
   const body = el('div', { class: 'body' },
     el('div', { class: `meta${row.grouped ? ' grouped-meta' : ''}` },
-      el('span', { class: `author${row.grouped ? ' visually-hidden' : ''}`, 'data-testid': 'message-author', text: ctx.username }),
+      el('span', { class: `author${row.grouped ? ' visually-hidden' : ''}`, 'data-testid': 'message-author', text: profiles.name(ctx.me, ctx.username) }),
       status));
   if (p.reply_to != null) body.append(quote(p.reply_to, ctx));
   const text = el('div', { class: 'content', 'data-testid': 'message-content' });

@@ -5,13 +5,17 @@ import { byId, el, describe } from './dom.js';
 import { avatar } from './message.js';
 import { icon } from './icons.js';
 import { plain } from './markdown.js';
+import { profiles } from './profiles.js';
 
 /** Most rooms kept subscribed for live unread counts (the server allows 256 per socket). */
 const MAX_SUBSCRIBED = 200;
 
-/** How a room is named to people: direct rooms by the other user. */
+/** How a room is named to people: direct rooms by the other user (display name, else username). */
 export function roomLabel(room) {
-  if (room.visibility === 'direct') return `@${room.other_user?.username ?? 'someone'}`;
+  if (room.visibility === 'direct') {
+    const other = room.other_user;
+    return `@${other ? profiles.name(other.id, other.username, other.display_name) : 'someone'}`;
+  }
   return `# ${room.name}`;
 }
 
@@ -201,7 +205,7 @@ export class RoomList {
       let preview = '';
       if (last) {
         const text = last.deleted_at ? '(deleted)' : last.kind === 'system' ? last.content : plain(last.content);
-        preview = last.kind === 'system' ? text : `${last.user_id === me ? 'You' : last.username}: ${text}`;
+        preview = last.kind === 'system' ? text : `${last.user_id === me ? 'You' : profiles.name(last.user_id, last.username)}: ${text}`;
       }
       const quiet = this.notificationsMuted(room.id);
       const mentioned = this.mentions(room.id);

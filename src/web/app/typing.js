@@ -1,6 +1,8 @@
 // "alice is typing…": who is typing in the open room, from the server's typing events,
 // never shown longer than the server would keep one.
 
+import { profiles } from './profiles.js';
+
 const SAFETY_MS = 8000; // the server ends a typing after 6 s
 
 /** The typing line under the conversation. */
@@ -33,7 +35,7 @@ export class TypingLine {
   }
 
   #render() {
-    const names = [...this.typers.values()].map((t) => t.username);
+    const names = [...this.typers.entries()].map(([id, t]) => profiles.name(id, t.username));
     this.node.textContent =
       names.length === 0 ? '' :
       names.length === 1 ? `${names[0]} is typing…` :
