@@ -166,6 +166,13 @@ pub struct FilesConfig {
     pub unattached_ttl_secs: Option<u64>,
     /// Seconds between two passes of the unattached-files sweeper.
     pub sweep_interval_secs: u64,
+    /// Bytes a second all uploads of a node may write together, sustained (0 =
+    /// unlimited); the bucket holds `max_bytes`, so a lone upload goes at full speed.
+    pub upload_bytes_per_sec: u64,
+    /// Threads that store uploads (each holds a connection for its upload's length), apart
+    /// from the export workers so that uploads waiting for the budget never hold back
+    /// downloads and exports.
+    pub upload_workers: usize,
 }
 
 impl Default for FilesConfig {
@@ -178,6 +185,8 @@ impl Default for FilesConfig {
             unattached_ttl_hours: 24,
             unattached_ttl_secs: None,
             sweep_interval_secs: 300,
+            upload_bytes_per_sec: 16 << 20,
+            upload_workers: 2,
         }
     }
 }
@@ -517,7 +526,7 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
             url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
-            pool_size: 20,
+            pool_size: 22,
             db_workers: 8,
             export_workers: 2,
             writers: 2,
@@ -716,6 +725,15 @@ impl Config {
             0,
             24 * 365 * 10,
         )?;
+        if self.files.upload_bytes_per_sec != 0 {
+            range(
+                "files.upload_bytes_per_sec",
+                self.files.upload_bytes_per_sec,
+                1024,
+                1 << 40,
+            )?;
+        }
+        range("files.upload_workers", self.files.upload_workers, 1, 64)?;
         range(
             "files.sweep_interval_secs",
             self.files.sweep_interval_secs,
@@ -925,12 +943,17 @@ impl Config {
         )?;
         // The presence and read-marks threads hold one each, and one spare.
         let d = &self.database;
-        let needed = d.db_workers + d.export_workers + d.writers + self.auth_workers() + 3;
+        let needed = d.db_workers
+            + d.export_workers
+            + self.files.upload_workers
+            + d.writers
+            + self.auth_workers()
+            + 3;
         if (self.database.pool_size as usize) < needed {
             return Err(invalid(
                 "database.pool_size",
                 format!(
-                    "{} is too small: db_workers + export_workers + writers + auth_workers + 3 = {needed}",
+                    "{} is too small: db_workers + export_workers + files.upload_workers + writers + auth_workers + 3 = {needed}",
                     self.database.pool_size
                 ),
             ));
