@@ -22,7 +22,8 @@ fn malformed(m: Malformed) -> ApiError {
 /// `POST /rooms/:id/files[?name=...]`: 201 with the stored file. The body's size was
 /// bounded by `files.max_bytes` from its `Content-Length` before any of it was read
 /// (413 otherwise); the job runs on the upload workers (`uploadq`: it lasts as long as
-/// the client takes to send, and as the node's upload budget makes it wait). The name is `?name=`, else a form's `filename`.
+/// the client takes to send, and as the node's upload budget makes it wait). The name
+/// is `?name=`, else a form's `filename`.
 pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let cfg = &r.ctx.cfg.files;
