@@ -16,7 +16,8 @@
 #
 # Environment: CHATD_BIN (target/release/chatd), CHAT_BENCH
 # (target/release/chat-bench), TEST_PG_URL (postgres://postgres@127.0.0.1:5432),
-# SIZE_MB, PORT (3917), LOAD, CONCURRENT.
+# SIZE_MB, PORT (3917), LOAD, CONCURRENT, UPLOAD_BYTES_PER_SEC (files.upload_bytes_per_sec;
+# the default when unset).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PG=${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -35,6 +36,9 @@ user_quota_bytes = 0
 room_quota_bytes = 0
 uploads_per_minute = 0
 TOML
+if [ -n "${UPLOAD_BYTES_PER_SEC:-}" ]; then
+  echo "upload_bytes_per_sec = $UPLOAD_BYTES_PER_SEC" >>"$TMP/server.toml"
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 CHATD_CONFIG=$TMP/server.toml DATABASE_URL=$PG/$DB PORT=$PORT "$BIN" >"$TMP/node.log" 2>&1 &
 PID=$!

@@ -173,6 +173,13 @@ pub struct FilesConfig {
     /// The key of signed download URLs; empty: derived from `auth.access_secret`
     /// (every node of a cluster has the same, and development keeps it in `.local/`).
     pub url_secret: String,
+    /// Bytes a second all uploads of a node may write together, sustained (0 =
+    /// unlimited); the bucket holds `max_bytes`, so a lone upload goes at full speed.
+    pub upload_bytes_per_sec: u64,
+    /// Threads that store uploads (each holds a connection for its upload's length), apart
+    /// from the export workers so that uploads waiting for the budget never hold back
+    /// downloads and exports.
+    pub upload_workers: usize,
 }
 
 impl Default for FilesConfig {
@@ -188,6 +195,8 @@ impl Default for FilesConfig {
             thumbnail_px: 320,
             url_ttl_minutes: 10,
             url_secret: String::new(),
+            upload_bytes_per_sec: 16 << 20,
+            upload_workers: 2,
         }
     }
 }
@@ -527,7 +536,7 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
             url: "postgres://postgres@127.0.0.1:5432/chatd".into(),
-            pool_size: 20,
+            pool_size: 22,
             db_workers: 8,
             export_workers: 2,
             writers: 2,
@@ -733,6 +742,15 @@ impl Config {
             0,
             24 * 365 * 10,
         )?;
+        if self.files.upload_bytes_per_sec != 0 {
+            range(
+                "files.upload_bytes_per_sec",
+                self.files.upload_bytes_per_sec,
+                1024,
+                1 << 40,
+            )?;
+        }
+        range("files.upload_workers", self.files.upload_workers, 1, 64)?;
         range(
             "files.sweep_interval_secs",
             self.files.sweep_interval_secs,
@@ -942,12 +960,17 @@ impl Config {
         )?;
         // The presence and read-marks threads hold one each, and one spare.
         let d = &self.database;
-        let needed = d.db_workers + d.export_workers + d.writers + self.auth_workers() + 3;
+        let needed = d.db_workers
+            + d.export_workers
+            + self.files.upload_workers
+            + d.writers
+            + self.auth_workers()
+            + 3;
         if (self.database.pool_size as usize) < needed {
             return Err(invalid(
                 "database.pool_size",
                 format!(
-                    "{} is too small: db_workers + export_workers + writers + auth_workers + 3 = {needed}",
+                    "{} is too small: db_workers + export_workers + files.upload_workers + writers + auth_workers + 3 = {needed}",
                     self.database.pool_size
                 ),
             ));

@@ -4,6 +4,7 @@
 //! crate.
 
 pub mod access;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod limits;

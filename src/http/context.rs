@@ -2,6 +2,7 @@
 //! back to the connection that asked.
 
 use crate::auth::Auth;
+use crate::base::budget::Budget;
 use crate::base::config::Config;
 use crate::base::error::ApiError;
 use crate::base::limits::{PerUser, Windows};
@@ -39,6 +40,8 @@ pub struct HttpCtx {
     pub sender: Sender,
     /// Export workers (streamed answers that last as long as their client reads).
     pub exports: JobQueue,
+    /// Upload workers (`files.upload_workers`): each stores one upload as it arrives.
+    pub uploadq: JobQueue,
     /// Batched membership checks.
     pub heads: Arc<Heads>,
     /// Each room's newest messages.
@@ -49,6 +52,8 @@ pub struct HttpCtx {
     pub logins: Windows,
     /// Each user's uploads a minute (`files.uploads_per_minute`).
     pub uploads: Windows,
+    /// The bytes a second all uploads of this node may write (`files.upload_bytes_per_sec`).
+    pub upload_budget: Arc<Budget>,
     /// Each user's events a second, shared with the WebSocket side.
     pub per_user: Arc<PerUser>,
     /// Readiness and gauges.

@@ -22,8 +22,9 @@ fn malformed(m: Malformed) -> ApiError {
 
 /// `POST /rooms/:id/files[?name=...]`: 201 with the stored file. The body's size was
 /// bounded by `files.max_bytes` from its `Content-Length` before any of it was read
-/// (413 otherwise); the job runs on the streaming workers (`exports`: it lasts as long
-/// as the client takes to send). The name is `?name=`, else a form's `filename`.
+/// (413 otherwise); the job runs on the upload workers (`uploadq`: it lasts as long as
+/// the client takes to send, and as the node's upload budget makes it wait). The name
+/// is `?name=`, else a form's `filename`.
 pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     let (who, room) = r.caller_in(id)?;
     let cfg = &r.ctx.cfg.files;
@@ -44,7 +45,8 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
     // refuses the empty file.
     let intake = r.intake.take();
     let wait = Duration::from_secs(r.ctx.cfg.http.idle_timeout_secs);
-    r.job(&r.ctx.exports, 201, move |w, ctx| {
+    let budget = r.ctx.upload_budget.clone();
+    r.job(&r.ctx.uploadq, 201, move |w, ctx| {
         let mut src: Box<dyn Source> = match form {
             Some(boundary) => Box::new(Form {
                 body: Body { intake, wait },
@@ -62,7 +64,7 @@ pub fn upload(r: &Req, id: &str) -> Result<Routed, ApiError> {
                 name,
             }),
         };
-        let f = files::upload(w, &who, room, limits, &mut *src)?;
+        let f = files::upload(w, &who, room, limits, &budget, &mut *src)?;
         // On this worker, after the commit: an image that yields no thumbnail is still
         // stored, as a plain file.
         Ok(thumbs::make(w, f, ctx.cfg.files.thumbnail_px))

@@ -10,6 +10,7 @@ use crate::auth::external::External;
 use crate::auth::password::Hasher;
 use crate::auth::tokens::{TokenKeys, hex, random_secret};
 use crate::auth::users;
+use crate::base::budget::Budget;
 use crate::base::config::{Config, Mode, mask_url_password};
 use crate::base::metrics::Metrics;
 use crate::chat::heads::Heads;
@@ -322,6 +323,18 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
         &stop,
     );
     others.extend(h);
+    // Uploads on threads of their own: one waiting for the upload budget holds its
+    // thread, never an export worker.
+    let (uploadq, h) = JobQueue::start(
+        "upload",
+        cfg.files.upload_workers,
+        bound,
+        &pool,
+        None,
+        &metrics,
+        &stop,
+    );
+    others.extend(h);
     let (authq, h) = JobQueue::start(
         "auth",
         cfg.auth_workers(),
@@ -400,11 +413,16 @@ pub fn run_until(mut cfg: Config, stop: &AtomicBool) -> Result<ServerHandle, Sta
             i64::from(cfg.notifications.room_mention_max_members),
         ),
         exports,
+        uploadq,
         heads: heads.clone(),
         history: history.clone(),
         metrics: metrics.clone(),
         logins: Default::default(),
         uploads: Default::default(),
+        upload_budget: Arc::new(Budget::new(
+            cfg.files.upload_bytes_per_sec,
+            cfg.files.max_bytes as u64,
+        )),
         per_user: per_user.clone(),
         status,
         reads: reads.clone(),

@@ -20,6 +20,7 @@ mod cookie;
 mod external;
 mod faults;
 mod files;
+mod files_budget;
 mod files_limits;
 mod files_thumbs;
 mod fuzz_regressions;

@@ -17,6 +17,7 @@
 
 use super::{CHUNK_BYTES, File, check_upload, dimensions, from_row, sniff};
 use crate::base::access::Action;
+use crate::base::budget::Budget;
 use crate::base::config::FilesConfig;
 use crate::base::error::ApiError;
 use crate::base::model::Identity;
@@ -155,6 +156,7 @@ impl Stored {
         &mut self,
         tx: &mut postgres::Transaction<'_>,
         insert: &postgres::Statement,
+        budget: &Budget,
         id: Uuid,
         chunk: &mut Vec<u8>,
     ) -> Result<(), ApiError> {
@@ -162,6 +164,9 @@ impl Stored {
             let mime = sniff(chunk);
             self.kind = Some((mime, dimensions(mime, chunk)));
         }
+        // Waits here (a worker) for the node's upload budget; meanwhile the transport
+        // stops reading this body, and the client is held back by TCP.
+        budget.take(chunk.len());
         tx.execute(insert, &[&id, &self.n, &*chunk])?;
         self.n += 1;
         chunk.clear();
@@ -172,12 +177,14 @@ impl Stored {
 /// Stores a file of `room` uploaded by `who` (a member allowed to send), its bytes
 /// taken from `src` as they arrive, within `limits`. The file row and its chunks are
 /// one transaction: a file is whole or absent. The type and an image's size are read
-/// from the first chunk.
+/// from the first chunk. Each chunk is written once `budget` (the node's, shared by its
+/// uploads) allows its bytes.
 pub fn upload(
     w: &mut Worker,
     who: &Identity,
     room: Uuid,
     limits: Limits,
+    budget: &Budget,
     src: &mut dyn Source,
 ) -> Result<File, ApiError> {
     if limits.per_minute > 0 {
@@ -231,7 +238,7 @@ pub fn upload(
             chunk.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if chunk.len() == CHUNK_BYTES {
-                stored.store(&mut tx, &insert, id, &mut chunk)?;
+                stored.store(&mut tx, &insert, budget, id, &mut chunk)?;
             }
         }
         match src.next()? {
@@ -246,7 +253,7 @@ pub fn upload(
         return Err(empty());
     }
     if !chunk.is_empty() {
-        stored.store(&mut tx, &insert, id, &mut chunk)?;
+        stored.store(&mut tx, &insert, budget, id, &mut chunk)?;
     }
     let (mime, dims) = stored.kind.unwrap_or(("application/octet-stream", None));
     let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();

@@ -82,7 +82,8 @@ pub fn config(url: &str) -> Config {
     c.server.port = 0;
     c.server.event_loops = 2;
     c.database.url = url.into();
-    c.database.pool_size = 9;
+    c.database.pool_size = 10;
+    c.files.upload_workers = 1;
     c.database.db_workers = 2;
     c.database.export_workers = 1;
     c.database.writers = 2;
