@@ -241,13 +241,25 @@ fn sender(
     }
 }
 
+/// The outbox event taken. One about a room (a room created, a dead room event sent
+/// again) shares that room's lane: it waits while the room has a request in flight, and
+/// the room gets none while it is taken, so a room never has two requests in flight.
+struct OutboxEvent {
+    row: i64,
+    attempts: i32,
+    first: Option<DateTime<Utc>>,
+    room: Option<Uuid>,
+    /// `None` once handed to a sender.
+    job: Option<(Arc<str>, Arc<str>)>,
+}
+
 struct Coordinator<'a> {
     t: &'a DispatchThread,
     jobs: Sender<Job>,
     done: Receiver<Done>,
     lanes: HashMap<Uuid, Lane>,
-    /// The outbox row in flight: (row, attempts, first failure).
-    outbox: Option<(i64, i32, Option<DateTime<Utc>>)>,
+    /// The outbox event taken, in flight or waiting for its room's lane.
+    outbox: Option<OutboxEvent>,
     in_flight: usize,
     capacity: usize,
     /// Turns of [`Coordinator::read`], to rotate which room is read first.
@@ -272,6 +284,10 @@ impl Coordinator<'_> {
                 l.stale = l.busy;
             }
             self.lanes.retain(|_, l| l.busy);
+            // Not sent yet: taken again from the database.
+            if self.outbox.as_ref().is_some_and(|o| o.job.is_some()) {
+                self.outbox = None;
+            }
         }
         // Let the senders finish what they took.
         while self.in_flight > 0 {
@@ -404,7 +420,10 @@ impl Coordinator<'_> {
         row: i64,
         result: Result<(), String>,
     ) -> Result<(), postgres::Error> {
-        let Some((_, attempts, first)) = self.outbox.take() else {
+        let Some(OutboxEvent {
+            attempts, first, ..
+        }) = self.outbox.take()
+        else {
             return Ok(());
         };
         let m = &self.t.metrics;
@@ -543,7 +562,7 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    /// Takes the next outbox event when none is in flight.
+    /// Takes the next outbox event when none is taken.
     fn outbox(&mut self, db: &mut Client) -> Result<(), postgres::Error> {
         if self.outbox.is_some() || self.in_flight >= self.capacity {
             return Ok(());
@@ -552,29 +571,63 @@ impl Coordinator<'_> {
             return Ok(());
         };
         let (row, id, body): (i64, String, String) = (r.get(0), r.get(1), r.get(3));
-        self.outbox = Some((row, r.get(4), r.get(5)));
-        self.in_flight += 1;
-        let job = Job {
-            lane: LaneKey::Outbox(row),
-            events: vec![(id.into(), body.into())],
-        };
-        if self.jobs.try_send(job).is_err() {
-            self.in_flight -= 1;
-            self.outbox = None;
-        }
+        let room = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("room_id")?.as_str()?.parse().ok());
+        self.outbox = Some(OutboxEvent {
+            row,
+            attempts: r.get(4),
+            first: r.get(5),
+            room,
+            job: Some((id.into(), body.into())),
+        });
+        self.send_outbox();
         Ok(())
+    }
+
+    /// Hands the outbox event taken to a sender, unless its room has a request in
+    /// flight (it goes when that one is answered).
+    fn send_outbox(&mut self) {
+        if self.in_flight >= self.capacity {
+            return;
+        }
+        let Some(o) = self.outbox.as_mut() else {
+            return;
+        };
+        let room_busy = o
+            .room
+            .and_then(|r| self.lanes.get(&r))
+            .is_some_and(|l| l.busy);
+        if room_busy {
+            return;
+        }
+        let Some(events) = o.job.take() else {
+            return;
+        };
+        let job = Job {
+            lane: LaneKey::Outbox(o.row),
+            events: vec![events.clone()],
+        };
+        if self.jobs.try_send(job).is_ok() {
+            self.in_flight += 1;
+        } else {
+            o.job = Some(events);
+        }
     }
 
     /// Hands due events to free senders, one per lane at most, oldest event first (so
     /// that no room waits behind others that always have more).
     fn dispatch(&mut self) {
+        self.send_outbox();
         if self.in_flight >= self.capacity {
             return;
         }
         let now = Instant::now();
+        let outbox_room = self.outbox.as_ref().and_then(|o| o.room);
         let mut due: Vec<(Option<DateTime<Utc>>, Uuid)> = self
             .lanes
             .iter()
+            .filter(|(room, _)| Some(**room) != outbox_room)
             .filter(|(_, l)| !l.busy && !l.stale && l.next_at.is_none_or(|t| t <= now))
             .filter_map(|(room, l)| l.queue.front().map(|p| (p.created, *room)))
             .collect();
