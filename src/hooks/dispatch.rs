@@ -36,6 +36,10 @@ const FLUSH: Duration = Duration::from_millis(200);
 const READ_AHEAD: i64 = 256;
 /// Most rooms looked at per look.
 const ROOMS_PER_SCAN: i64 = 2000;
+/// Most events of one room handed to a sender at once (sent one after the other, each
+/// its own request): a sender keeps a room while it has events, instead of a round trip
+/// through the coordinator per event.
+const MAX_BATCH: usize = 32;
 /// Most rooms with work held in memory per endpoint.
 const MAX_LANES: usize = 10_000;
 /// Most events read ahead per endpoint (over all its rooms).
@@ -98,23 +102,24 @@ enum LaneKey {
     Outbox(i64),
 }
 
-/// One request for a sender.
+/// Events of one lane for a sender: `(id, body)` in the lane's order, one request each.
 struct Job {
     lane: LaneKey,
-    id: String,
-    body: Arc<str>,
+    events: Vec<(Arc<str>, Arc<str>)>,
 }
 
-/// A sender's answer.
+/// A sender's answer: the first `delivered` events of the job were delivered; `result`
+/// is the failure of the next one, which ended the job (`Ok`: every event went).
 struct Done {
     lane: LaneKey,
+    delivered: usize,
     result: Result<(), String>,
 }
 
 /// An event read from a room's stream, waiting for its turn.
 struct Pending {
     seq: i64,
-    id: String,
+    id: Arc<str>,
     kind: &'static str,
     body: Arc<str>,
     created: Option<DateTime<Utc>>,
@@ -130,7 +135,9 @@ struct Lane {
     /// The room's last seq at the last look.
     last: i64,
     queue: VecDeque<Pending>,
+    /// A sender has the first `sending` events of `queue`.
     busy: bool,
+    sending: usize,
     /// In flight from before the lock was lost: its answer only frees the lane.
     stale: bool,
     attempts: i32,
@@ -170,11 +177,13 @@ pub fn backoff(base: Duration, n: u32) -> Duration {
 pub fn run(t: DispatchThread) {
     let (jobs_tx, jobs_rx) = bounded::<Job>(t.hook.concurrency);
     let (done_tx, done_rx) = unbounded::<Done>();
-    let agent = send::agent(Duration::from_millis(t.hook.timeout_ms));
     let key: Arc<[u8]> = t.hook.key().into();
     let mut senders = Vec::new();
     for i in 0..t.hook.concurrency {
-        let (rx, tx, agent) = (jobs_rx.clone(), done_tx.clone(), agent.clone());
+        // An agent per sender: its own keep-alive connection, no pool shared (and
+        // locked) between the senders.
+        let agent = send::agent(Duration::from_millis(t.hook.timeout_ms));
+        let (rx, tx) = (jobs_rx.clone(), done_tx.clone());
         let (url, key) = (t.hook.url.clone(), key.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("webhook-{i}"))
@@ -202,7 +211,8 @@ pub fn run(t: DispatchThread) {
     }
 }
 
-/// A sender thread: one request at a time until the coordinator goes.
+/// A sender thread: one request at a time, a job's events in order, stopping at the
+/// first that fails (the rest wait for it), until the coordinator goes.
 fn sender(
     jobs: Receiver<Job>,
     done: Sender<Done>,
@@ -211,17 +221,36 @@ fn sender(
     key: Arc<[u8]>,
 ) {
     while let Ok(j) = jobs.recv() {
-        let result = send::post(&agent, &url, &key, &j.id, &j.body);
-        if done
-            .send(Done {
-                lane: j.lane,
-                result,
-            })
-            .is_err()
-        {
+        let mut delivered = 0;
+        let mut result = Ok(());
+        for (id, body) in &j.events {
+            result = send::post(&agent, &url, &key, id, body);
+            if result.is_err() {
+                break;
+            }
+            delivered += 1;
+        }
+        let answer = Done {
+            lane: j.lane,
+            delivered,
+            result,
+        };
+        if done.send(answer).is_err() {
             return;
         }
     }
+}
+
+/// The outbox event taken. One about a room (a room created, a dead room event sent
+/// again) shares that room's lane: it waits while the room has a request in flight, and
+/// the room gets none while it is taken, so a room never has two requests in flight.
+struct OutboxEvent {
+    row: i64,
+    attempts: i32,
+    first: Option<DateTime<Utc>>,
+    room: Option<Uuid>,
+    /// `None` once handed to a sender.
+    job: Option<(Arc<str>, Arc<str>)>,
 }
 
 struct Coordinator<'a> {
@@ -229,8 +258,8 @@ struct Coordinator<'a> {
     jobs: Sender<Job>,
     done: Receiver<Done>,
     lanes: HashMap<Uuid, Lane>,
-    /// The outbox row in flight: (row, attempts, first failure).
-    outbox: Option<(i64, i32, Option<DateTime<Utc>>)>,
+    /// The outbox event taken, in flight or waiting for its room's lane.
+    outbox: Option<OutboxEvent>,
     in_flight: usize,
     capacity: usize,
     /// Turns of [`Coordinator::read`], to rotate which room is read first.
@@ -255,6 +284,10 @@ impl Coordinator<'_> {
                 l.stale = l.busy;
             }
             self.lanes.retain(|_, l| l.busy);
+            // Not sent yet: taken again from the database.
+            if self.outbox.as_ref().is_some_and(|o| o.job.is_some()) {
+                self.outbox = None;
+            }
         }
         // Let the senders finish what they took.
         while self.in_flight > 0 {
@@ -299,6 +332,7 @@ impl Coordinator<'_> {
             LaneKey::Room(r) => {
                 if let Some(l) = self.lanes.get_mut(&r) {
                     l.busy = false;
+                    l.sending = 0;
                     if l.stale {
                         self.lanes.remove(&r);
                     }
@@ -346,22 +380,24 @@ impl Coordinator<'_> {
                     return Ok(());
                 };
                 l.busy = false;
+                l.sending = 0;
                 if l.stale {
                     self.lanes.remove(&room);
                     return Ok(());
                 }
+                m.delivered.fetch_add(d.delivered as u64, Relaxed);
+                for _ in 0..d.delivered {
+                    l.advance();
+                }
                 match d.result {
-                    Ok(()) => {
-                        m.delivered.fetch_add(1, Relaxed);
-                        l.advance();
-                    }
+                    Ok(()) => {}
                     Err(e) => {
                         m.failed.fetch_add(1, Relaxed);
                         l.attempts += 1;
                         let first = *l.first_failed.get_or_insert_with(Utc::now);
                         if expired(&self.t.hook, l.attempts, first) {
                             if let Some(p) = l.queue.front() {
-                                let dead = (room, p.seq, p.id.as_str(), p.kind, &*p.body);
+                                let dead = (room, p.seq, &*p.id, p.kind, &*p.body);
                                 bury(db, self.t.hook.id(), dead, l.attempts, &e, first)?;
                                 m.dead.fetch_add(1, Relaxed);
                             }
@@ -384,7 +420,10 @@ impl Coordinator<'_> {
         row: i64,
         result: Result<(), String>,
     ) -> Result<(), postgres::Error> {
-        let Some((_, attempts, first)) = self.outbox.take() else {
+        let Some(OutboxEvent {
+            attempts, first, ..
+        }) = self.outbox.take()
+        else {
             return Ok(());
         };
         let m = &self.t.metrics;
@@ -466,7 +505,7 @@ impl Coordinator<'_> {
         let mut wanting: Vec<Uuid> = self
             .lanes
             .iter()
-            .filter(|(_, l)| !l.stale && l.queue.is_empty() && l.read < l.last)
+            .filter(|(_, l)| !l.stale && l.queue.len() <= l.sending && l.read < l.last)
             .map(|(room, _)| *room)
             .collect();
         // Another room first each time: under the budget, no room is always last.
@@ -505,7 +544,7 @@ impl Coordinator<'_> {
                 .map(|t| t.with_timezone(&Utc));
             l.queue.push_back(Pending {
                 seq: m.seq,
-                id,
+                id: id.into(),
                 kind,
                 body: body.into(),
                 created,
@@ -514,7 +553,7 @@ impl Coordinator<'_> {
         for (room, upto) in rooms.iter().zip(&to) {
             if let Some(l) = self.lanes.get_mut(room) {
                 l.read = *upto;
-                if l.queue.is_empty() && l.done < l.read {
+                if l.queue.is_empty() && !l.busy && l.done < l.read {
                     l.done = l.read;
                     l.dirty = true;
                 }
@@ -523,7 +562,7 @@ impl Coordinator<'_> {
         Ok(())
     }
 
-    /// Takes the next outbox event when none is in flight.
+    /// Takes the next outbox event when none is taken.
     fn outbox(&mut self, db: &mut Client) -> Result<(), postgres::Error> {
         if self.outbox.is_some() || self.in_flight >= self.capacity {
             return Ok(());
@@ -532,30 +571,63 @@ impl Coordinator<'_> {
             return Ok(());
         };
         let (row, id, body): (i64, String, String) = (r.get(0), r.get(1), r.get(3));
-        self.outbox = Some((row, r.get(4), r.get(5)));
-        self.in_flight += 1;
-        let job = Job {
-            lane: LaneKey::Outbox(row),
-            id,
-            body: body.into(),
-        };
-        if self.jobs.try_send(job).is_err() {
-            self.in_flight -= 1;
-            self.outbox = None;
-        }
+        let room = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("room_id")?.as_str()?.parse().ok());
+        self.outbox = Some(OutboxEvent {
+            row,
+            attempts: r.get(4),
+            first: r.get(5),
+            room,
+            job: Some((id.into(), body.into())),
+        });
+        self.send_outbox();
         Ok(())
+    }
+
+    /// Hands the outbox event taken to a sender, unless its room has a request in
+    /// flight (it goes when that one is answered).
+    fn send_outbox(&mut self) {
+        if self.in_flight >= self.capacity {
+            return;
+        }
+        let Some(o) = self.outbox.as_mut() else {
+            return;
+        };
+        let room_busy = o
+            .room
+            .and_then(|r| self.lanes.get(&r))
+            .is_some_and(|l| l.busy);
+        if room_busy {
+            return;
+        }
+        let Some(events) = o.job.take() else {
+            return;
+        };
+        let job = Job {
+            lane: LaneKey::Outbox(o.row),
+            events: vec![events.clone()],
+        };
+        if self.jobs.try_send(job).is_ok() {
+            self.in_flight += 1;
+        } else {
+            o.job = Some(events);
+        }
     }
 
     /// Hands due events to free senders, one per lane at most, oldest event first (so
     /// that no room waits behind others that always have more).
     fn dispatch(&mut self) {
+        self.send_outbox();
         if self.in_flight >= self.capacity {
             return;
         }
         let now = Instant::now();
+        let outbox_room = self.outbox.as_ref().and_then(|o| o.room);
         let mut due: Vec<(Option<DateTime<Utc>>, Uuid)> = self
             .lanes
             .iter()
+            .filter(|(room, _)| Some(**room) != outbox_room)
             .filter(|(_, l)| !l.busy && !l.stale && l.next_at.is_none_or(|t| t <= now))
             .filter_map(|(room, l)| l.queue.front().map(|p| (p.created, *room)))
             .collect();
@@ -567,16 +639,23 @@ impl Coordinator<'_> {
             let Some(l) = self.lanes.get_mut(&room) else {
                 continue;
             };
-            let Some(p) = l.queue.front() else {
+            if l.queue.is_empty() {
                 continue;
-            };
+            }
+            let events: Vec<_> = l
+                .queue
+                .iter()
+                .take(MAX_BATCH)
+                .map(|p| (p.id.clone(), p.body.clone()))
+                .collect();
+            let n = events.len();
             let job = Job {
                 lane: LaneKey::Room(room),
-                id: p.id.clone(),
-                body: p.body.clone(),
+                events,
             };
             if self.jobs.try_send(job).is_ok() {
                 l.busy = true;
+                l.sending = n;
                 self.in_flight += 1;
             }
         }

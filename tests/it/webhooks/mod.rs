@@ -240,6 +240,29 @@ fn every_event_arrives_signed_in_order_through_500s_timeouts_and_resets() {
 }
 
 #[test]
+fn an_outbox_event_about_a_room_waits_for_the_rooms_request_in_flight() {
+    // Every request takes a while: room.created (from the outbox, with the room's id)
+    // would overlap the room's stream events if it had a lane of its own.
+    let r = Receiver::start(|_, _| Fault::Slow);
+    let db = TestDb::new();
+    let node = start_with(&db, |c| c.webhooks = vec![endpoint("test", &r)]);
+    let addr = node.addr();
+    let alice = register(&addr, "whs");
+    let rooms: Vec<String> = (0..3).map(|_| create_room(&addr, &alice.token)).collect();
+    let mut http = Http::connect(&addr);
+    for i in 0..10 {
+        for room in &rooms {
+            post_message(&mut http, &alice.token, room, &format!("s{i}"));
+        }
+    }
+    wait_for(60, "every event delivered", || {
+        let got = r.delivered();
+        count_type(&got, "message.created") == 30 && count_type(&got, "room.created") == 3
+    });
+    assert_eq!(r.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
 fn dead_events_are_listed_and_sent_again_and_a_dead_endpoint_delays_no_other() {
     let up = Receiver::start(|_, _| Fault::None);
     let down = Receiver::start(|_, _| Fault::Status500);
