@@ -9,7 +9,9 @@
 //!    either way their author's name becomes `deleted user`;
 //! 2. the user leaves every room (a `left` entry, its sockets told, an owner's room
 //!    handed on);
-//! 3. the account row goes (its sessions, invitations and bans with it).
+//! 3. its uploads that no message holds go with their bytes (an erased user's attached
+//!    files went with its messages in step 1; a kept message keeps its files), then the
+//!    account row (its sessions, invitations and bans with it).
 //!
 //! What remains is read from the tables at every step, and each transaction does a
 //! whole unit (one room's batch of deletions, a batch of renames, one room left), so a
@@ -161,6 +163,12 @@ pub fn step(c: &mut Client, who: &Identity, erase: bool) -> Result<bool, ApiErro
         tx.commit()?;
         return Ok(true);
     }
+    // Chunks and thumbnails follow their file (foreign keys); an upload still streaming
+    // when the sessions were revoked commits later and is left to the sweeper.
+    c.execute(
+        "DELETE FROM files WHERE uploader_id = $1 AND attached_message_id IS NULL",
+        &[&user],
+    )?;
     c.execute("DELETE FROM users WHERE id = $1", &[&user])?;
     log::info!("account {user} deleted");
     Ok(false)

@@ -834,3 +834,76 @@ fn an_erasure_interrupted_by_a_node_kill_resumes_on_the_next_node() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_deleted_account_leaves_no_file_that_no_kept_message_holds() {
+    let db = TestDb::new();
+    let node = start_with(&db, with_key);
+    let a = node.addr();
+    let (gone, kept, other) = (
+        register(&a, "fgone"),
+        register(&a, "fkept"),
+        register(&a, "foth"),
+    );
+    let room = create_room(&a, &other.token);
+    let mut files = |u: &User| -> (String, String) {
+        join_room(&a, &u.token, &room);
+        let held = crate::files::uploaded(&a, &u.token, &room, "held.pdf", b"%PDF-1.7 held");
+        let loose = crate::files::uploaded(&a, &u.token, &room, "loose.pdf", b"%PDF-1.7 loose");
+        let body = json!({"content": "see attached", "attachments": [{"file_id": held["id"]}]});
+        let (s, m) = request(
+            &a,
+            "POST",
+            &format!("/rooms/{room}/messages"),
+            Some(&u.token),
+            Some(&body),
+        );
+        assert_eq!(s, 201, "{m}");
+        let id = |f: &Value| f["id"].as_str().unwrap().to_string();
+        (id(&held), id(&loose))
+    };
+    let (gone_held, gone_loose) = files(&gone);
+    let (kept_held, kept_loose) = files(&kept);
+    let theirs = crate::files::uploaded(&a, &other.token, &room, "x.pdf", b"%PDF-1.7 x");
+
+    for (user, erase) in [(&gone, "true"), (&kept, "false")] {
+        let path = format!("/admin/users/{}?erase={erase}", user.id);
+        assert_eq!(admin(&a, "DELETE", &path, None).0, 202);
+    }
+    wait_deleted(&db, &gone.id, Duration::from_secs(20));
+    wait_deleted(&db, &kept.id, Duration::from_secs(20));
+
+    let mut pg = db.client();
+    let rows = |pg: &mut postgres::Client, id: &str| -> (i64, i64) {
+        let id: uuid::Uuid = id.parse().unwrap();
+        let row = pg
+            .query_one(
+                "SELECT (SELECT count(*) FROM files WHERE id = $1),
+                        (SELECT count(*) FROM file_chunks WHERE file_id = $1)",
+                &[&id],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    // Erased: its messages went and their files with them; its loose upload too.
+    assert_eq!(
+        rows(&mut pg, &gone_held),
+        (0, 0),
+        "erased user's attached file"
+    );
+    assert_eq!(
+        rows(&mut pg, &gone_loose),
+        (0, 0),
+        "erased user's loose upload"
+    );
+    // Kept messages keep their files; the loose upload of a deleted account goes.
+    assert_eq!(rows(&mut pg, &kept_held).0, 1, "a kept message's file");
+    assert!(rows(&mut pg, &kept_held).1 > 0);
+    assert_eq!(
+        rows(&mut pg, &kept_loose),
+        (0, 0),
+        "deleted user's loose upload"
+    );
+    // Another member's upload is untouched.
+    assert_eq!(rows(&mut pg, theirs["id"].as_str().unwrap()).0, 1);
+}

@@ -263,7 +263,7 @@ fn a_range_is_206_with_its_bytes() {
 /// with `nosniff` and a sandboxing CSP; a PNG is served inline as `image/png` with its
 /// size. Fails if the client's type is trusted or if anything but images is inline.
 #[test]
-fn html_is_an_attachment_and_png_inline() {
+fn html_and_svg_are_attachments_and_png_inline() {
     let db = TestDb::new();
     let node = start(&db);
     let a = node.addr();
@@ -285,6 +285,28 @@ fn html_is_an_attachment_and_png_inline() {
             .starts_with("attachment;")
     );
     assert_eq!(head.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        head.header("content-security-policy"),
+        Some("sandbox; default-src 'none'")
+    );
+    // An SVG is a document that runs script when opened in place: never an image here.
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;
+    let s = uploaded(&a, &alice.token, &room, "logo.svg", svg);
+    assert_eq!(
+        (s["mime"].as_str(), s["has_thumbnail"].as_bool()),
+        (Some("application/octet-stream"), Some(false))
+    );
+    let (head, body) = download(&a, &alice.token, s["id"].as_str().unwrap(), "");
+    assert_eq!(body, svg);
+    assert_eq!(
+        head.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert!(
+        head.header("content-disposition")
+            .unwrap()
+            .starts_with("attachment;")
+    );
     assert_eq!(
         head.header("content-security-policy"),
         Some("sandbox; default-src 'none'")
