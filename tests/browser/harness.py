@@ -426,6 +426,12 @@ def click_in(d, text, css, list_css="#messages", timeout=10):
         try:
             li = message_li(d, text, list_css)
             if li is None:
+                if list_css == "#messages":
+                    # Only the rows near the view are drawn: walk up the conversation (from
+                    # the top, back to the bottom) until the message is among them.
+                    d.execute_script("""
+                        const s = document.querySelector('#scroller');
+                        s.scrollTop = s.scrollTop > 0 ? Math.max(0, s.scrollTop - s.clientHeight * 0.5) : s.scrollHeight;""")
                 return False
             li.find_element(By.CSS_SELECTOR, css).click()
             return True
