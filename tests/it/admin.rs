@@ -846,7 +846,7 @@ fn a_deleted_account_leaves_no_file_that_no_kept_message_holds() {
         register(&a, "foth"),
     );
     let room = create_room(&a, &other.token);
-    let mut files = |u: &User| -> (String, String) {
+    let files = |u: &User| -> (String, String) {
         join_room(&a, &u.token, &room);
         let held = crate::files::uploaded(&a, &u.token, &room, "held.pdf", b"%PDF-1.7 held");
         let loose = crate::files::uploaded(&a, &u.token, &room, "loose.pdf", b"%PDF-1.7 loose");
