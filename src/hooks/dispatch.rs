@@ -301,12 +301,9 @@ impl Coordinator<'_> {
     /// A connection holding the endpoint's lock, or `None` (another node has it, or the
     /// database is away).
     fn connect(&mut self) -> Option<Client> {
-        let mut config: postgres::Config = self.t.db_url.parse().ok()?;
-        config.connect_timeout(self.t.connect_timeout);
-        config.application_name("chatd-webhooks");
-        config.keepalives(true);
-        config.keepalives_idle(Duration::from_secs(10));
-        let mut db = crate::pg::connect_own(&config).ok()?;
+        let mut db =
+            crate::pg::connect_named(&self.t.db_url, self.t.connect_timeout, "chatd-webhooks")
+                .ok()?;
         let key = lock_key(self.t.hook.id());
         let row = db
             .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])

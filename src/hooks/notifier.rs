@@ -187,12 +187,7 @@ fn wait(stop: &AtomicBool, d: Duration) {
 /// A connection holding the notifier's lock, or `None` (another node has it, or the
 /// database is away).
 fn connect(t: &NotifierThread) -> Option<Client> {
-    let mut config: postgres::Config = t.db_url.parse().ok()?;
-    config.connect_timeout(t.connect_timeout);
-    config.application_name("chatd-push");
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(10));
-    let mut db = crate::pg::connect_own(&config).ok()?;
+    let mut db = crate::pg::connect_named(&t.db_url, t.connect_timeout, "chatd-push").ok()?;
     let row = db
         .query_one("SELECT pg_try_advisory_lock($1, 0)", &[&LOCK_CLASS])
         .ok()?;

@@ -220,12 +220,7 @@ fn wait(stop: &AtomicBool, d: Duration) {
 }
 
 fn connect(t: &PusherThread) -> Option<Client> {
-    let mut config: postgres::Config = t.db_url.parse().ok()?;
-    config.connect_timeout(t.connect_timeout);
-    config.application_name("chatd-push-sender");
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(10));
-    crate::pg::connect_own(&config).ok()
+    crate::pg::connect_named(&t.db_url, t.connect_timeout, "chatd-push-sender").ok()
 }
 
 /// The delay before attempt `attempts + 1` after a failure: doubling from

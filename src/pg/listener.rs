@@ -108,13 +108,7 @@ impl Listener {
     }
 
     fn connect(&self, sink: &dyn Sink) -> Result<Client, String> {
-        let mut config: postgres::Config = self.url.parse().map_err(|e| format!("{e}"))?;
-        config.connect_timeout(self.connect_timeout);
-        config.application_name("chatd-listener");
-        // Detect a silently dead server instead of waiting forever for notifications.
-        config.keepalives(true);
-        config.keepalives_idle(Duration::from_secs(10));
-        let mut client = super::connect_own(&config)?;
+        let mut client = super::connect_named(&self.url, self.connect_timeout, "chatd-listener")?;
         client
             .batch_execute(&format!("LISTEN {EVENTS_CHANNEL};"))
             .map_err(|e| e.to_string())?;

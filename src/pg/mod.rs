@@ -28,6 +28,18 @@ pub fn connect_own(config: &postgres::Config) -> Result<Client, String> {
     }
 }
 
+/// A thread's own connection to `url` ([`connect_own`]) named `app` in
+/// `pg_stat_activity`, with keepalives so that a silently dead server is noticed
+/// instead of waited on forever.
+pub fn connect_named(url: &str, timeout: std::time::Duration, app: &str) -> Result<Client, String> {
+    let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    config.connect_timeout(timeout);
+    config.application_name(app);
+    config.keepalives(true);
+    config.keepalives_idle(std::time::Duration::from_secs(10));
+    connect_own(&config)
+}
+
 impl From<postgres::Error> for ApiError {
     fn from(e: postgres::Error) -> ApiError {
         db_error(&e)
